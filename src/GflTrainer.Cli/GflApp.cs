@@ -1,0 +1,36 @@
+using System.CommandLine;
+using GflTrainer.Cli.Commands;
+
+namespace GflTrainer.Cli;
+
+/// <summary>Builds the command tree. Each command lives in Commands/ and only parses arguments and
+/// calls the library; exit codes: 0 ok, 2 usage/config error, 1 runtime failure, 130 interrupted.</summary>
+public static class GflApp
+{
+    public static RootCommand Build()
+    {
+        var root = new RootCommand("gfl: train and evaluate GFL (Generalized Focal Loss) dense object detectors");
+        root.Options.Add(GlobalOptions.Device);
+        root.Options.Add(GlobalOptions.LogLevel);
+        root.Subcommands.Add(InfoCommand.Create());
+        return root;
+    }
+
+    public static int Run(string[] args)
+    {
+        var root = Build();
+        var parse = root.Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            foreach (var e in parse.Errors) Console.Error.WriteLine($"error: {e.Message}");
+            Console.Error.WriteLine("Run 'gfl --help' for usage.");
+            return ExitCodes.Usage;
+        }
+        return parse.Invoke();
+    }
+}
+
+public static class ExitCodes
+{
+    public const int Ok = 0, Failure = 1, Usage = 2, Interrupted = 130, Terminated = 143;
+}

@@ -1,0 +1,3 @@
+using GflTrainer.Cli;
+
+return GflApp.Run(args);
