@@ -1,0 +1,54 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace GflTrainer.Training;
+
+/// <summary>Dynamic loss scaling for fp16 (torch.cuda.amp.GradScaler's policy: init 2^16, ×2 after 2000 clean steps,
+/// ×0.5 and skip the step on overflow). bf16 has fp32's range and needs none. The finite check is one fused reduction
+/// over all gradients with a single host sync per step.</summary>
+public sealed class LossScaler
+{
+    private readonly double _growthFactor, _backoffFactor;
+    private readonly int _growthInterval;
+
+    public double Scale { get; private set; }
+    public int CleanSteps { get; private set; }
+
+    public LossScaler(double initScale = 65536.0, double growthFactor = 2.0, double backoffFactor = 0.5, int growthInterval = 2000)
+    {
+        Scale = initScale; _growthFactor = growthFactor; _backoffFactor = backoffFactor; _growthInterval = growthInterval;
+    }
+
+    public Tensor ScaleLoss(Tensor loss) => loss * Scale;
+
+    /// <summary>Unscales gradients in place and reports whether all are finite; updates the scale.
+    /// Returns false when the optimizer step must be skipped.</summary>
+    public bool UnscaleAndUpdate(IReadOnlyList<Tensor> parameters)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var grads = parameters.Select(p => p.grad).Where(g => g is not null).Cast<Tensor>().ToList();
+        bool finite = true;
+        if (grads.Count > 0)
+        {
+            double inv = 1.0 / Scale;
+            foreach (var g in grads) g.mul_(inv);
+            // One reduction: the sum of all squared-free abs maxima is finite iff every gradient is finite.
+            var total = stack(grads.Select(g => g.abs().max().to(ScalarType.Float32)).ToArray()).sum();
+            finite = torch.isfinite(total).item<bool>();
+        }
+        if (finite)
+        {
+            if (++CleanSteps >= _growthInterval) { Scale *= _growthFactor; CleanSteps = 0; }
+        }
+        else
+        {
+            Scale *= _backoffFactor;
+            CleanSteps = 0;
+        }
+        return finite;
+    }
+
+    /// <summary>Restores the state saved in a checkpoint.</summary>
+    public void Restore(double scale, int cleanSteps) { Scale = scale; CleanSteps = cleanSteps; }
+}

@@ -1,0 +1,59 @@
+using GflTrainer.Training;
+using TorchSharp;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace GflTrainer.Tests.Training;
+
+public class AutocastTests
+{
+    [Fact]
+    public void Bf16OnCpu_ConvRunsInBf16_GradsStayFp32_AndStateRestores()
+    {
+        using var scope = NewDisposeScope();
+        var conv = nn.Conv2d(3, 4, 3);
+        var x = randn(1, 3, 8, 8);
+        Tensor y;
+        using (Autocast.Enter(AmpMode.BFloat16, CPU))
+        {
+            Assert.True(Autocast.IsEnabled(CPU));
+            y = conv.forward(x);
+            Assert.Equal(ScalarType.BFloat16, y.dtype);
+        }
+        Assert.False(Autocast.IsEnabled(CPU));
+        y.to(ScalarType.Float32).sum().backward();
+        Assert.Equal(ScalarType.Float32, conv.weight!.grad!.dtype);
+        Assert.Equal(ScalarType.Float32, conv.forward(x).dtype);
+    }
+
+    [Fact]
+    public void Off_ReturnsNoRegion() => Assert.Null(Autocast.Enter(AmpMode.Off, CPU));
+
+    [Fact]
+    public void AutocastStateIsThreadLocal()
+    {
+        using var region = Autocast.Enter(AmpMode.BFloat16, CPU);
+        bool other = true;
+        var t = new Thread(() => other = Autocast.IsEnabled(CPU));
+        t.Start(); t.Join();
+        Assert.False(other);
+        Assert.True(Autocast.IsEnabled(CPU));
+    }
+
+    [Fact]
+    public void LossScaler_SkipsOnOverflowAndBacksOff()
+    {
+        using var scope = NewDisposeScope();
+        var p = nn.Parameter(ones(3));
+        var scaler = new LossScaler(initScale: 1024, growthInterval: 2);
+        scaler.ScaleLoss((p * 2).sum()).backward();
+        Assert.True(scaler.UnscaleAndUpdate(new[] { (Tensor)p }));
+        Assert.True(allclose(p.grad!, full(3, 2.0f)));
+        p.grad!.fill_(float.PositiveInfinity);
+        Assert.False(scaler.UnscaleAndUpdate(new[] { (Tensor)p }));
+        Assert.Equal(512, scaler.Scale);
+        p.grad!.fill_(1); Assert.True(scaler.UnscaleAndUpdate(new[] { (Tensor)p }));
+        p.grad!.fill_(1); Assert.True(scaler.UnscaleAndUpdate(new[] { (Tensor)p }));
+        Assert.Equal(1024, scaler.Scale);
+    }
+}
