@@ -1,0 +1,86 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace GflTrainer.Training;
+
+/// <summary>
+/// SGD with momentum and weight decay, the exact update of torch.optim.SGD (dampening 0, nesterov false) that
+/// mmdetection uses: d = g + wd·p; buf = d on the first step, else buf = m·buf + d; p −= lr·buf.
+/// Our own rather than TorchSharp's so that momentum buffers are keyed by parameter name: they go into
+/// checkpoints as plain tensors and a resumed run continues bit-identically.
+/// </summary>
+public sealed class Sgd : IDisposable
+{
+    private readonly IReadOnlyList<(string Name, Tensor Param)> _params;
+    private readonly Dictionary<string, Tensor> _momentum = new();
+
+    public double LearningRate { get; set; }
+    public double Momentum { get; }
+    public double WeightDecay { get; }
+
+    /// <param name="parameters">trainable parameters with their state-dict names (frozen ones excluded).</param>
+    public Sgd(IEnumerable<(string Name, Tensor Param)> parameters, double lr, double momentum, double weightDecay)
+    {
+        _params = parameters.ToList();
+        LearningRate = lr; Momentum = momentum; WeightDecay = weightDecay;
+    }
+
+    public IReadOnlyList<(string Name, Tensor Param)> Parameters => _params;
+
+    public void ZeroGrad()
+    {
+        foreach (var (_, p) in _params)
+        {
+            using var g = p.grad;
+            if (g is not null) { g.detach_(); g.zero_(); }
+        }
+    }
+
+    public void Step()
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        foreach (var (name, p) in _params)
+        {
+            var g = p.grad;
+            if (g is null) continue;
+            var d = WeightDecay != 0 ? g.add(p, alpha: WeightDecay) : g;
+            if (Momentum != 0)
+            {
+                if (_momentum.TryGetValue(name, out var buf))
+                    buf.mul_(Momentum).add_(d);
+                else
+                {
+                    buf = d.clone().DetachFromDisposeScope();
+                    _momentum[name] = buf;
+                }
+                d = buf;
+            }
+            p.add_(d, alpha: -LearningRate);
+        }
+    }
+
+    /// <summary>Momentum buffers by parameter name (live tensors owned by the optimizer).</summary>
+    public IReadOnlyDictionary<string, Tensor> MomentumBuffers => _momentum;
+
+    /// <summary>Restores momentum buffers (copied onto each parameter's device); unknown names are an error.</summary>
+    public void LoadMomentum(IReadOnlyDictionary<string, Tensor> buffers)
+    {
+        var byName = _params.ToDictionary(p => p.Name, p => p.Param);
+        foreach (var (name, t) in buffers)
+        {
+            if (!byName.TryGetValue(name, out var p))
+                throw new GflRuntimeException($"checkpoint optimizer state has a buffer for unknown parameter '{name}'");
+            if (!t.shape.SequenceEqual(p.shape))
+                throw new GflRuntimeException($"checkpoint optimizer buffer '{name}' has shape [{string.Join(",", t.shape)}], parameter has [{string.Join(",", p.shape)}]");
+            if (_momentum.Remove(name, out var old)) old.Dispose();
+            _momentum[name] = t.to(p.dtype, p.device, copy: true).DetachFromDisposeScope();
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var t in _momentum.Values) t.Dispose();
+        _momentum.Clear();
+    }
+}
