@@ -1,0 +1,39 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace GflTrainer.Model;
+
+/// <summary>mmcv <c>ConvModule</c> in the two forms GFL uses: a bare conv with bias (FPN laterals and outputs:
+/// no norm, no activation) or conv (no bias) -> GroupNorm -> ReLU (head towers). Sub-module names <c>conv</c> and
+/// <c>gn</c> match mmcv's state-dict keys.</summary>
+internal sealed class ConvModule : Module<Tensor, Tensor>
+{
+    private readonly Conv2d conv;
+    private readonly GroupNorm? gn;
+
+    /// <summary>Weight of the convolution (for initialization).</summary>
+    public Parameter Weight => conv.weight!;
+
+    /// <summary>Bias of the convolution; null when a norm follows (mmcv sets <c>bias = not with_norm</c>).</summary>
+    public Parameter? Bias => conv.bias;
+
+    /// <param name="groupNormGroups">null for a bare conv with bias; otherwise conv without bias, GroupNorm(groups), ReLU.</param>
+    public ConvModule(long inChannels, long outChannels, long kernelSize, long stride = 1, int? groupNormGroups = null)
+        : base(nameof(ConvModule))
+    {
+        conv = nn.Conv2d(inChannels, outChannels, kernelSize, stride: stride, padding: kernelSize / 2,
+            bias: groupNormGroups is null);
+        if (groupNormGroups is int groups)
+            gn = nn.GroupNorm(groups, outChannels, eps: 1e-5);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        if (gn is null) return conv.forward(x);
+        using var scope = NewDisposeScope();
+        return nn.functional.relu(gn.forward(conv.forward(x))).MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,68 @@
+using TorchSharp;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace GflTrainer.Model;
+
+/// <summary>The GFL one-stage detector: ResNet backbone -> FPN neck -> GFL head. State-dict keys are
+/// <c>backbone.*</c>, <c>neck.*</c>, <c>bbox_head.*</c>, exactly mmdetection's, so a converted
+/// <c>gfl_r50_fpn_1x_coco</c> checkpoint maps 1:1.</summary>
+internal sealed class GflDetector : Module<Tensor, HeadOutputs>
+{
+    private readonly ResNet backbone;
+    private readonly Fpn neck;
+    private readonly GflHead bbox_head;
+
+    /// <summary>The backbone (C3..C5).</summary>
+    public ResNet Backbone => backbone;
+
+    /// <summary>The FPN neck (P3..P7).</summary>
+    public Fpn Neck => neck;
+
+    /// <summary>The GFL head.</summary>
+    public GflHead Head => bbox_head;
+
+    /// <summary>Strides of the head's levels P3..P7 in input pixels.</summary>
+    public IReadOnlyList<int> Strides { get; }
+
+    private GflDetector(ResNet backbone, Fpn neck, GflHead head) : base(nameof(GflDetector))
+    {
+        this.backbone = backbone;
+        this.neck = neck;
+        bbox_head = head;
+        Strides = Enumerable.Range(0, neck.OutputLevels).Select(i => 8 << i).ToArray();
+        RegisterComponents();
+    }
+
+    /// <summary>Builds the detector with the reference defaults of <c>gfl_r50_fpn_1x_coco</c>; weights are randomly
+    /// initialised as mmdetection does before the pretrained backbone is loaded (see <c>WeightLoader</c>).</summary>
+    /// <param name="depth">ResNet depth: 18, 34, 50 (reference) or 101.</param>
+    /// <param name="numClasses">foreground classes (COCO: 80).</param>
+    /// <param name="regMax">largest distribution bin R (reference: 16).</param>
+    /// <param name="frozenStages">backbone stages frozen (reference: 1 = stem + layer1).</param>
+    /// <param name="normEval">backbone BatchNorms stay in eval mode while training (reference: true).</param>
+    /// <param name="fpnChannels">FPN and head width (reference: 256).</param>
+    /// <param name="stackedConvs">convs per head tower (reference: 4).</param>
+    /// <param name="groupNormGroups">GroupNorm groups in the head towers (reference: 32).</param>
+    /// <param name="backboneBaseChannels">ResNet stem width (64 for the real network; smaller only for tests).</param>
+    public static GflDetector Create(int depth = 50, int numClasses = 80, int regMax = 16, int frozenStages = 1,
+        bool normEval = true, int fpnChannels = 256, int stackedConvs = 4, int groupNormGroups = 32,
+        int backboneBaseChannels = 64)
+    {
+        var backbone = new ResNet(depth, frozenStages, normEval, backboneBaseChannels);
+        var neck = new Fpn(backbone.OutChannels, fpnChannels, outputLevels: 5);
+        var head = new GflHead(numClasses, fpnChannels, fpnChannels, stackedConvs, groupNormGroups, regMax, levels: 5);
+        return new GflDetector(backbone, neck, head);
+    }
+
+    /// <param name="images">(N, 3, H, W) normalized, padded images (H, W multiples of 32 in the reference pipeline,
+    /// though any size works).</param>
+    /// <returns>per-level head outputs for P3..P7 (strides <see cref="Strides"/>).</returns>
+    public override HeadOutputs forward(Tensor images)
+    {
+        using var scope = NewDisposeScope();
+        var outputs = bbox_head.forward(neck.forward(backbone.forward(images)));
+        foreach (var t in outputs.ClassScores.Concat(outputs.BoxPredictions)) t.MoveToOuterDisposeScope();
+        return outputs;
+    }
+}

@@ -1,0 +1,48 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace GflTrainer.Model;
+
+/// <summary>ResNet-50/101 bottleneck block, 'pytorch' style (torchvision v1.5, mmdetection <c>style='pytorch'</c>):
+/// 1x1 -> BN -> ReLU -> 3x3 (carries the stride) -> BN -> ReLU -> 1x1 (x4 channels) -> BN, plus identity or
+/// <c>downsample</c>, ReLU after the sum. Field names are torchvision's state-dict keys.</summary>
+internal sealed class ResNetBottleneck : Module<Tensor, Tensor>
+{
+    /// <summary>Output channels = planes x 4.</summary>
+    public const int Expansion = 4;
+
+    private readonly Conv2d conv1;
+    private readonly BatchNorm2d bn1;
+    private readonly Conv2d conv2;
+    private readonly BatchNorm2d bn2;
+    private readonly Conv2d conv3;
+    private readonly BatchNorm2d bn3;
+    private readonly Sequential? downsample;
+
+    public ResNetBottleneck(long inChannels, long planes, long stride, Sequential? downsample) : base(nameof(ResNetBottleneck))
+    {
+        conv1 = nn.Conv2d(inChannels, planes, 1, bias: false);
+        bn1 = nn.BatchNorm2d(planes);
+        // The stride sits on the 3x3 conv ('pytorch' style), not on the first 1x1 ('caffe' style).
+        conv2 = nn.Conv2d(planes, planes, 3, stride: stride, padding: 1, bias: false);
+        bn2 = nn.BatchNorm2d(planes);
+        conv3 = nn.Conv2d(planes, planes * Expansion, 1, bias: false);
+        bn3 = nn.BatchNorm2d(planes * Expansion);
+        this.downsample = downsample;
+        RegisterComponents();
+    }
+
+    /// <param name="x">(N, C_in, H, W).</param>
+    /// <returns>(N, 4 planes, ceil(H/stride), ceil(W/stride)).</returns>
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var y = nn.functional.relu(bn1.forward(conv1.forward(x)));
+        y = nn.functional.relu(bn2.forward(conv2.forward(y)));
+        y = bn3.forward(conv3.forward(y));
+        var identity = downsample is null ? x : downsample.forward(x);
+        return nn.functional.relu(y.add_(identity)).MoveToOuterDisposeScope();
+    }
+}
