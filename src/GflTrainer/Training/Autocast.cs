@@ -3,9 +3,6 @@ using TorchSharp;
 
 namespace GflTrainer.Training;
 
-/// <summary>Reduced-precision compute type for mixed precision.</summary>
-public enum AmpMode { Off, BFloat16, Float16 }
-
 /// <summary>
 /// torch.autocast for TorchSharp 0.107, which has none: libtorch exports the autocast state functions
 /// (at::autocast::set_autocast_enabled/dtype, increment/decrement_nesting, clear_cache) with plain enum arguments,
@@ -38,17 +35,20 @@ public sealed unsafe class Autocast : IDisposable
         api.IncrementNesting();
     }
 
-    /// <summary>Enters an autocast region for <paramref name="device"/>, or returns null when <paramref name="mode"/> is Off.</summary>
-    public static Autocast? Enter(AmpMode mode, torch.Device device)
+    /// <summary>Enters an autocast region for <paramref name="device"/> computing in <paramref name="computeType"/>
+    /// (BFloat16 or Float16), or returns null when it is null (full fp32).</summary>
+    public static Autocast? Enter(torch.ScalarType? computeType, torch.Device device)
     {
-        if (mode == AmpMode.Off) return null;
+        if (computeType is null) return null;
+        if (computeType != torch.ScalarType.BFloat16 && computeType != torch.ScalarType.Float16)
+            throw new GflConfigException($"train.amp: autocast computes in bf16 or fp16, not {computeType}");
         sbyte dev = device.type switch
         {
             DeviceType.CPU => DeviceCpu,
             DeviceType.CUDA => DeviceCuda,
             _ => throw new GflConfigException($"train.amp: autocast is not supported on device {device}"),
         };
-        return new Autocast(dev, mode == AmpMode.BFloat16 ? ScalarBFloat16 : ScalarHalf);
+        return new Autocast(dev, computeType == torch.ScalarType.BFloat16 ? ScalarBFloat16 : ScalarHalf);
     }
 
     /// <summary>Whether autocast is currently on for the device on this thread (libtorch's thread-local flag).</summary>

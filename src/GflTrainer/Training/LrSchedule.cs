@@ -1,7 +1,7 @@
 namespace GflTrainer.Training;
 
 /// <summary>Decay policy after warm-up.</summary>
-public enum LrPolicy { Step, Cosine }
+public enum LrDecay { Step, Cosine }
 
 /// <summary>Learning rate as a pure function of the global iteration, so a resumed run continues exactly
 /// (TorchSharp's schedulers keep no state_dict). mmdetection gfl 1x: linear warm-up over 500 iterations from
@@ -11,7 +11,7 @@ public sealed class LrSchedule
     private readonly double _baseLr;
     private readonly int _warmupIters;
     private readonly double _warmupRatio;
-    private readonly LrPolicy _policy;
+    private readonly LrDecay _policy;
     private readonly IReadOnlyList<int> _steps;
     private readonly double _gamma;
     private readonly bool _byEpoch;
@@ -20,7 +20,7 @@ public sealed class LrSchedule
 
     /// <param name="steps">epochs (by_epoch) or iterations at which the lr is multiplied by gamma.</param>
     /// <param name="totalIters">length of the run in iterations (cosine horizon).</param>
-    public LrSchedule(double baseLr, int warmupIters, double warmupRatio, LrPolicy policy,
+    public LrSchedule(double baseLr, int warmupIters, double warmupRatio, LrDecay policy,
         IReadOnlyList<int> steps, double gamma, bool byEpoch, long totalIters, double minLrRatio = 0.0)
     {
         if (baseLr <= 0) throw new ArgumentOutOfRangeException(nameof(baseLr));
@@ -35,9 +35,9 @@ public sealed class LrSchedule
     {
         double lr = _policy switch
         {
-            LrPolicy.Step => _baseLr * Math.Pow(_gamma, _steps.Count(s => (_byEpoch ? epoch : iteration) >= s)),
+            LrDecay.Step => _baseLr * Math.Pow(_gamma, _steps.Count(s => (_byEpoch ? epoch : iteration) >= s)),
             // mmengine CosineAnnealingLR by iteration: eta_min + (base − eta_min)(1 + cos(π t/T))/2.
-            LrPolicy.Cosine => _baseLr * _minLrRatio + (_baseLr - _baseLr * _minLrRatio) *
+            LrDecay.Cosine => _baseLr * _minLrRatio + (_baseLr - _baseLr * _minLrRatio) *
                                (1 + Math.Cos(Math.PI * Math.Min(iteration, _totalIters) / _totalIters)) / 2,
             _ => throw new InvalidOperationException(),
         };

@@ -5,7 +5,7 @@ namespace GflTrainer.Tests.Training;
 
 public class LrScheduleTests
 {
-    private static LrSchedule Gfl1x() => new(0.01, 500, 0.001, LrPolicy.Step, new[] { 8, 11 }, 0.1, true, 88000);
+    private static LrSchedule Gfl1x() => new(0.01, 500, 0.001, LrDecay.Step, new[] { 8, 11 }, 0.1, true, 88000);
 
     [Theory]
     [InlineData(0, 0, 0.01 * 0.001)]
@@ -22,7 +22,7 @@ public class LrScheduleTests
     [Fact]
     public void Cosine_StartsAtBaseAndEndsAtMin()
     {
-        var s = new LrSchedule(0.02, 0, 0.001, LrPolicy.Cosine, Array.Empty<int>(), 0.1, false, 1000, 0.05);
+        var s = new LrSchedule(0.02, 0, 0.001, LrDecay.Cosine, Array.Empty<int>(), 0.1, false, 1000, 0.05);
         Assert.Equal(0.02, s.At(0, 0), 12);
         Assert.Equal(0.02 * 0.05, s.At(1000, 5), 12);
         Assert.Equal(0.02 * 0.05 + 0.02 * 0.95 * 0.5, s.At(500, 2), 12);
@@ -31,7 +31,7 @@ public class LrScheduleTests
     [Fact]
     public void StepByIteration_UsesIterationMilestones()
     {
-        var s = new LrSchedule(1.0, 0, 1, LrPolicy.Step, new[] { 100, 200 }, 0.5, false, 300);
+        var s = new LrSchedule(1.0, 0, 1, LrDecay.Step, new[] { 100, 200 }, 0.5, false, 300);
         Assert.Equal(1.0, s.At(99, 0));
         Assert.Equal(0.5, s.At(100, 0));
         Assert.Equal(0.25, s.At(250, 0));
