@@ -14,7 +14,7 @@ internal sealed class ConfigBinder
     /// <summary>Where each bound key was set (dotted path → mark); keys left at their default are absent.</summary>
     public IReadOnlyDictionary<string, SourceMark> Marks => _marks;
 
-    public void Report(SourceMark mark, string key, string message) => _problems.Add(new(mark.ToString(), key, message));
+    public void Report(SourceMark mark, string key, string message) => _problems.Add(mark.Problem(key, message));
 
     public T BindRoot<T>(ConfigMap root) where T : class, new()
     {
@@ -126,6 +126,11 @@ internal sealed class ConfigBinder
         if (property.Range is { } range && value is int or double && !range.Contains(Convert.ToDouble(value, CultureInfo.InvariantCulture)))
         {
             Report(node.Mark, path, $"{scalar.Text} is out of range; allowed {range}");
+            return false;
+        }
+        if (property.Allowed is { } allowed && value is int n && !allowed.Values.Contains(n))
+        {
+            Report(node.Mark, path, $"{scalar.Text} is not allowed; {allowed}");
             return false;
         }
         return true;

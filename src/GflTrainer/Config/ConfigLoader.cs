@@ -41,7 +41,10 @@ public static class ConfigLoader
         var config = binder.BindRoot<GflConfig>(tree);
         ConfigValidator.Check(config, binder);
         problems.AddRange(binder.Problems);
-        if (problems.Count > 0) throw new ConfigValidationException(problems);
+        if (problems.Count > 0)
+            throw new ConfigValidationException(problems
+                .OrderBy(p => p.File == ConfigOverride.SourceName || p.File == SourceMark.Default.File)
+                .ThenBy(p => p.File, StringComparer.Ordinal).ThenBy(p => p.Line).ToArray());
 
         if (config.Runtime.WorkDir == null)
             config = config with { Runtime = config.Runtime with { WorkDir = "runs/" + Path.GetFileNameWithoutExtension(full) } };
@@ -63,9 +66,9 @@ public static class ConfigLoader
             {
                 var basePath = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(fullPath)!, relative));
                 if (chain.Contains(basePath))
-                    problems.Add(new(mark.ToString(), BaseKey, $"circular inheritance: {Display(basePath)} is already being loaded"));
+                    problems.Add(mark.Problem(BaseKey, $"circular inheritance: {Display(basePath)} is already being loaded"));
                 else if (!File.Exists(basePath))
-                    problems.Add(new(mark.ToString(), BaseKey, $"base file not found: {Display(basePath)} (paths are relative to {display})"));
+                    problems.Add(mark.Problem(BaseKey, $"base file not found: {Display(basePath)} (paths are relative to {display})"));
                 else if (ReadTree(basePath, chain, problems) is { } baseTree)
                     Merge(merged, baseTree, problems);
             }
@@ -87,14 +90,14 @@ public static class ConfigLoader
         {
             // YamlDotNet prefixes "(Line: 3, Col: 5, Idx: 20) - (Line: ...): "; the line is reported separately.
             var message = Regex.Replace(e.InnerException?.Message ?? e.Message, @"^\(Line: .*?\):\s*", "");
-            problems.Add(new($"{display}:{e.Start.Line}", "(yaml)", message));
+            problems.Add(new(display, (int)e.Start.Line, "(yaml)", message));
             return null;
         }
         if (stream.Documents.Count == 0) return new ConfigMap(new SourceMark(display, 1));
         var node = ConfigYaml.ToNode(stream.Documents[0].RootNode, display, withLines: true);
         if (node is ConfigMap map) return map;
         if (node is ConfigScalar { IsNull: true }) return new ConfigMap(node.Mark);
-        problems.Add(new(node.Mark.ToString(), "(root)", "a config file must be a mapping of sections (model:, data:, train:, ...)"));
+        problems.Add(node.Mark.Problem("(root)", "a config file must be a mapping of sections (model:, data:, train:, ...)"));
         return null;
     }
 
@@ -107,11 +110,11 @@ public static class ConfigLoader
             _ => [],
         };
         if (entry.Value is ConfigMap)
-            problems.Add(new(entry.Value.Mark.ToString(), BaseKey, "expected a file name or a list of file names"));
+            problems.Add(entry.Value.Mark.Problem(BaseKey, "expected a file name or a list of file names"));
         foreach (var item in items)
         {
             if (item is ConfigScalar { IsNull: false } s) yield return (s.Text, s.Mark);
-            else problems.Add(new(item.Mark.ToString(), BaseKey, "expected a file name"));
+            else problems.Add(item.Mark.Problem(BaseKey, "expected a file name"));
         }
     }
 
@@ -137,7 +140,7 @@ public static class ConfigLoader
         if (!map.Entries.Remove(DeleteKey, out var flag)) return false;
         if (flag.Value is ConfigScalar { Quoted: false, Text: "true" or "True" or "TRUE" }) return true;
         if (flag.Value is ConfigScalar { Quoted: false, Text: "false" or "False" or "FALSE" }) return false;
-        problems.Add(new(flag.Value.Mark.ToString(), DeleteKey, "expected true or false"));
+        problems.Add(flag.Value.Mark.Problem(DeleteKey, "expected true or false"));
         return false;
     }
 

@@ -6,6 +6,8 @@ internal sealed record SourceMark(string File, int Line)
     public static readonly SourceMark Default = new("(default)", 0);
 
     public override string ToString() => Line > 0 ? $"{File}:{Line}" : File;
+
+    public ConfigProblem Problem(string key, string message) => new(File, Line, key, message);
 }
 
 /// <summary>The untyped config tree after YAML parsing, <c>_base_</c> merging and overrides: every node keeps

@@ -19,7 +19,7 @@ internal sealed record ConfigOverride(string Text, IReadOnlyList<string> Path, C
         var path = key.Split('.');
         if (eq < 0 || key.Length == 0 || path.Any(p => p.Length == 0))
         {
-            problems.Add(new(SourceName, text, "expected key=value with a dotted key, e.g. train.optimizer.lr=0.02"));
+            problems.Add(new(SourceName, 0, text, "expected key=value with a dotted key, e.g. train.optimizer.lr=0.02"));
             return null;
         }
         try
@@ -29,7 +29,7 @@ internal sealed record ConfigOverride(string Text, IReadOnlyList<string> Path, C
         }
         catch (YamlException e)
         {
-            problems.Add(new(SourceName, key, $"cannot read value '{text[(eq + 1)..]}': {e.Message}"));
+            problems.Add(new(SourceName, 0, key, $"cannot read value '{text[(eq + 1)..]}': {e.Message}"));
             return null;
         }
     }

@@ -13,6 +13,7 @@ internal sealed record ConfigProperty(
     bool Nullable,
     ConfigRangeAttribute? Range,
     ConfigLengthAttribute? Length,
+    ConfigAllowedAttribute? Allowed,
     string Description)
 {
     /// <summary>The property type without <see cref="System.Nullable{T}"/>.</summary>
@@ -40,6 +41,7 @@ internal static class ConfigSchema
                         || (!p.PropertyType.IsValueType && s_nullability.Create(p).WriteState == NullabilityState.Nullable),
                     p.GetCustomAttribute<ConfigRangeAttribute>(),
                     p.GetCustomAttribute<ConfigLengthAttribute>(),
+                    p.GetCustomAttribute<ConfigAllowedAttribute>(),
                     p.GetCustomAttribute<DescriptionAttribute>()?.Description ?? ""))
                 .ToArray();
         }

@@ -51,3 +51,14 @@ public sealed class ConfigKeyAttribute(string name) : Attribute
     /// <summary>The YAML key.</summary>
     public string Name { get; } = name;
 }
+
+/// <summary>The only integer values a config key accepts (e.g. ResNet depths).</summary>
+[AttributeUsage(AttributeTargets.Property)]
+public sealed class ConfigAllowedAttribute(params int[] values) : Attribute
+{
+    /// <summary>Allowed values.</summary>
+    public IReadOnlyList<int> Values { get; } = values;
+
+    /// <summary>"one of 18, 34, 50".</summary>
+    public override string ToString() => "one of " + string.Join(", ", Values);
+}

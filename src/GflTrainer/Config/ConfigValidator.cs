@@ -6,16 +6,12 @@ namespace GflTrainer.Config;
 /// are checked by <see cref="ConfigBinder"/> from the records' attributes.</summary>
 internal static class ConfigValidator
 {
-    static readonly int[] s_resNetDepths = [18, 34, 50, 101, 152];
-
     public static void Check(GflConfig c, ConfigBinder binder)
     {
         void Fail(string path, string message) =>
             binder.Report(binder.Marks.GetValueOrDefault(path, SourceMark.Default), path, message);
 
         var model = c.Model;
-        if (!s_resNetDepths.Contains(model.Backbone.Depth))
-            Fail("model.backbone.depth", $"{model.Backbone.Depth} is not a ResNet depth; allowed {string.Join(", ", s_resNetDepths)}");
         if (model.Head.Strides.Count != model.Neck.NumOuts)
             Fail("model.head.strides", $"has {model.Head.Strides.Count} strides but model.neck.num_outs is {model.Neck.NumOuts}; " +
                  "one stride per pyramid level");

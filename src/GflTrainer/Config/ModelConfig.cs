@@ -32,6 +32,7 @@ public sealed record BackboneConfig
 {
     /// <summary>ResNet depth: 18 or 34 (basic blocks), 50, 101 or 152 (bottlenecks). Reference: 50.</summary>
     [Description("ResNet depth: 18, 34 (basic blocks), 50, 101, 152 (bottlenecks).")]
+    [ConfigAllowed(18, 34, 50, 101, 152)]
     public int Depth { get; init; } = 50;
 
     /// <summary>Stages whose parameters are frozen and kept in eval mode: -1 none, 0 the stem, k the stem and
