@@ -1,0 +1,68 @@
+using GflTrainer.Config;
+using GflTrainer.Tests.Support;
+using Xunit;
+
+namespace GflTrainer.Tests.Config;
+
+[Collection(ConsoleCaptureCollection.Name)]
+public sealed class ConfigCommandTests
+{
+    static string R50 => Path.Combine(TestPaths.RepoRoot(), "configs", "r50_1x.yaml");
+
+    [Fact]
+    public void Show_PrintsTheResolvedYaml_WithOverrides_Exit0()
+    {
+        var r = ConsoleCapture.RunGfl("config", "show", "--config", R50, "--set", "train.epochs=24", "data.img_scale=640,480");
+
+        Assert.Equal(0, r.ExitCode);
+        Assert.Contains("  epochs: 24\n", r.Out);
+        Assert.Contains("  img_scale: [640, 480]\n", r.Out);
+        Assert.Contains("    lr: 0.01\n", r.Out);
+        Assert.DoesNotContain("_base_:", r.Out);
+        using var dir = new TempConfigDir();
+        var again = ConfigLoader.Load(dir.Write("shown.yaml", r.Out));
+        Assert.Equal(r.Out, ConfigWriter.ToYaml(again));
+    }
+
+    [Fact]
+    public void Show_InvalidConfig_Exit2_OneLinePerProblem()
+    {
+        using var dir = new TempConfigDir();
+        var file = dir.Write("bad.yaml", "model:\n  head:\n    num_clases: 3\ntrain:\n  epochs: -1\n");
+
+        var r = ConsoleCapture.RunGfl("config", "show", "-c", file);
+
+        Assert.Equal(2, r.ExitCode);
+        Assert.Equal("", r.Out);
+        Assert.Contains("bad.yaml:3: model.head.num_clases: unknown key 'num_clases' (did you mean 'model.head.num_classes'?)", r.Err);
+        Assert.Contains("bad.yaml:5: train.epochs: -1 is out of range; allowed [1, 100000]", r.Err);
+        Assert.DoesNotContain("   at ", r.Err); // no stack trace
+    }
+
+    [Fact]
+    public void Show_WithoutConfig_Exit2()
+    {
+        var r = ConsoleCapture.RunGfl("config", "show");
+
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("--config", r.Err);
+    }
+
+    [Fact]
+    public void Check_ValidConfig_Exit0_MissingFile_Exit2()
+    {
+        Assert.Equal(0, ConsoleCapture.RunGfl("config", "check", "-c", R50).ExitCode);
+        var r = ConsoleCapture.RunGfl("config", "check", "-c", "/nonexistent/x.yaml");
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("config file not found", r.Err);
+    }
+
+    [Fact]
+    public void Keys_PrintsTheReferenceTable()
+    {
+        var r = ConsoleCapture.RunGfl("config", "keys");
+
+        Assert.Equal(0, r.ExitCode);
+        Assert.Equal(ConfigReference.MarkdownTable(), r.Out);
+    }
+}
