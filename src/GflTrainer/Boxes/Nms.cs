@@ -18,6 +18,7 @@ internal static class Nms
     public static Tensor Batched(Tensor boxes, Tensor scores, Tensor labels, double iouThreshold)
     {
         var n = (int)scores.shape[0];
+        if (n == 0) return zeros(0, dtype: int64, device: scores.device);
         float[] box, score;
         long[] label;
         using (var cpuBoxes = boxes.detach().to(float32).cpu().contiguous()) box = cpuBoxes.data<float>().ToArray();

@@ -11,8 +11,15 @@ namespace GflTrainer.Training.Targets;
 /// <param name="MaxOverlaps">(n,) float32 as mmdetection's AssignResult holds it: IoU with the assigned gt for
 /// positives, −1e8 for negatives, 0 everywhere when the image has no gt.</param>
 /// <param name="IouThresholds">(G,) float32: mean + unbiased std of each gt's candidate IoUs.</param>
-/// <param name="CandidatesPerGt">Σ over levels of min(topk, anchors in that level).</param>
-internal sealed record AtssAssignment(Tensor IsPositive, Tensor GtIndex, Tensor MaxOverlaps, Tensor IouThresholds, int CandidatesPerGt);
+/// <param name="Candidates">(K, G) int64 anchor index of each gt's candidates (K = Σ over levels of min(topk, A_l)).</param>
+/// <param name="CandidatePasses">(K, G) bool: that candidate passes both the IoU threshold and the centre-inside test
+/// (before conflicts between gts are resolved).</param>
+internal sealed record AtssAssignment(Tensor IsPositive, Tensor GtIndex, Tensor MaxOverlaps, Tensor IouThresholds,
+    Tensor Candidates, Tensor CandidatePasses)
+{
+    /// <summary>Σ over levels of min(topk, anchors in that level): the same for every gt of the image.</summary>
+    public int CandidatesPerGt => (int)Candidates.shape[0];
+}
 
 /// <summary>
 /// Adaptive Training Sample Selection (Zhang et al. 2020, Alg. 1) as mmdetection's <c>ATSSAssigner(topk=9)</c>:
@@ -47,7 +54,8 @@ internal sealed class AtssAssigner(int topK = 9)
                 zeros(numAnchors, dtype: int64, device: device),
                 zeros(numAnchors, dtype: float32, device: device),
                 zeros(numGts, dtype: float32, device: device),
-                0));
+                zeros(0, numGts, dtype: int64, device: device),
+                zeros(0, numGts, dtype: ScalarType.Bool, device: device)));
         }
 
         var overlaps = BoxOverlaps.Pairwise(anchors, gtBoxes);                        // (n, G)
@@ -100,7 +108,8 @@ internal sealed class AtssAssigner(int topK = 9)
             where(isPositive, gtIndex, zeros_like(gtIndex)),
             maxOverlaps,
             thresholds,
-            (int)candidates.shape[0]));
+            candidates,
+            positive));
     }
 
     private static AtssAssignment Keep(AtssAssignment a)
@@ -109,6 +118,8 @@ internal sealed class AtssAssigner(int topK = 9)
         a.GtIndex.MoveToOuterDisposeScope();
         a.MaxOverlaps.MoveToOuterDisposeScope();
         a.IouThresholds.MoveToOuterDisposeScope();
+        a.Candidates.MoveToOuterDisposeScope();
+        a.CandidatePasses.MoveToOuterDisposeScope();
         return a;
     }
 }
