@@ -1,0 +1,56 @@
+using static TorchSharp.torch;
+
+namespace GflTrainer.Boxes;
+
+/// <summary>
+/// Class-aware greedy NMS (mmcv <c>batched_nms</c> semantics): boxes are visited by descending score; a box is
+/// suppressed when its IoU (no "+1") with a kept box of the same class is strictly greater than the threshold
+/// (equal is kept). TorchSharp has no NMS op; the candidate list is at most a few thousand boxes after the
+/// per-level top-k, so a loop over CPU copies costs far less than the network forward.
+/// </summary>
+internal static class Nms
+{
+    /// <param name="boxes">(n, 4) xyxy float.</param>
+    /// <param name="scores">(n,) float.</param>
+    /// <param name="labels">(n,) int64 class of each box; boxes of different classes never suppress each other.</param>
+    /// <param name="iouThreshold">mmdetection GFL test_cfg: 0.6.</param>
+    /// <returns>(k,) int64 indices of the kept boxes on the inputs' device, sorted by descending score.</returns>
+    public static Tensor Batched(Tensor boxes, Tensor scores, Tensor labels, double iouThreshold)
+    {
+        var n = (int)scores.shape[0];
+        if (n == 0) return zeros(0, dtype: int64, device: scores.device);
+        float[] box, score;
+        long[] label;
+        using (var cpuBoxes = boxes.detach().to(float32).cpu().contiguous()) box = cpuBoxes.data<float>().ToArray();
+        using (var cpuScores = scores.detach().to(float32).cpu().contiguous()) score = cpuScores.data<float>().ToArray();
+        using (var cpuLabels = labels.to(int64).cpu().contiguous()) label = cpuLabels.data<long>().ToArray();
+
+        // Descending score; equal scores keep input order so the result is deterministic.
+        var order = Enumerable.Range(0, n).ToArray();
+        Array.Sort(order, (a, b) => score[a] != score[b] ? score[b].CompareTo(score[a]) : a.CompareTo(b));
+
+        var area = new float[n];
+        for (var i = 0; i < n; i++)
+            area[i] = (box[4 * i + 2] - box[4 * i]) * (box[4 * i + 3] - box[4 * i + 1]);
+
+        var suppressed = new bool[n];
+        var keep = new List<long>();
+        var threshold = (float)iouThreshold;
+        for (var oi = 0; oi < n; oi++)
+        {
+            var i = order[oi];
+            if (suppressed[i]) continue;
+            keep.Add(i);
+            for (var oj = oi + 1; oj < n; oj++)
+            {
+                var j = order[oj];
+                if (suppressed[j] || label[j] != label[i]) continue;
+                var w = MathF.Max(0f, MathF.Min(box[4 * i + 2], box[4 * j + 2]) - MathF.Max(box[4 * i], box[4 * j]));
+                var h = MathF.Max(0f, MathF.Min(box[4 * i + 3], box[4 * j + 3]) - MathF.Max(box[4 * i + 1], box[4 * j + 1]));
+                var inter = w * h;
+                if (inter / (area[i] + area[j] - inter) > threshold) suppressed[j] = true;
+            }
+        }
+        return tensor(keep.ToArray(), dtype: int64, device: scores.device);
+    }
+}

@@ -1,0 +1,125 @@
+using GflTrainer.Boxes;
+using GflTrainer.Model;
+using static TorchSharp.torch;
+
+namespace GflTrainer.Training.Targets;
+
+/// <summary>Result of <see cref="AtssAssigner.Assign"/> for one image.</summary>
+/// <param name="IsPositive">(n,) bool: the anchor is assigned to a ground-truth box.</param>
+/// <param name="GtIndex">(n,) int64: 0-based index of the assigned gt where positive, 0 elsewhere (read it only
+/// through <paramref name="IsPositive"/>).</param>
+/// <param name="MaxOverlaps">(n,) float32 as mmdetection's AssignResult holds it: IoU with the assigned gt for
+/// positives, −1e8 for negatives, 0 everywhere when the image has no gt.</param>
+/// <param name="IouThresholds">(G,) float32: mean + unbiased std of each gt's candidate IoUs.</param>
+/// <param name="Candidates">(K, G) int64 anchor index of each gt's candidates (K = Σ over levels of min(topk, A_l)).</param>
+/// <param name="CandidatePasses">(K, G) bool: that candidate passes both the IoU threshold and the centre-inside test
+/// (before conflicts between gts are resolved).</param>
+internal sealed record AtssAssignment(Tensor IsPositive, Tensor GtIndex, Tensor MaxOverlaps, Tensor IouThresholds,
+    Tensor Candidates, Tensor CandidatePasses)
+{
+    /// <summary>Σ over levels of min(topk, anchors in that level): the same for every gt of the image.</summary>
+    public int CandidatesPerGt => (int)Candidates.shape[0];
+}
+
+/// <summary>
+/// Adaptive Training Sample Selection (Zhang et al. 2020, Alg. 1) as mmdetection's <c>ATSSAssigner(topk=9)</c>:
+/// per level the topk anchors nearest to each gt centre are candidates; a candidate is positive when its IoU is at
+/// least mean + std (unbiased) of that gt's candidate IoUs and its centre lies inside the gt by more than 0.01 px;
+/// an anchor positive for several gts goes to the highest IoU (exact ties: the lowest gt index).
+/// Crowd boxes are not used (ignore_iof_thr = −1 in the reference config).
+/// </summary>
+internal sealed class AtssAssigner(int topK = 9)
+{
+    // mmdetection fills non-positive (anchor, gt) pairs with −INF = −1e8 before the per-anchor max.
+    private const float NegativeOverlap = -100000000f;
+    private const double InsideMargin = 0.01;
+
+    /// <summary>ATSS candidates per pyramid level (k in the paper). Reference: 9.</summary>
+    public int TopK { get; } = topK;
+
+    /// <param name="anchors">(n, 4) xyxy pixels: the image's valid anchors, levels concatenated in stride order.</param>
+    /// <param name="anchorsPerLevel">how many of those anchors each level holds.</param>
+    /// <param name="gtBoxes">(G, 4) xyxy pixels; G may be 0.</param>
+    public AtssAssignment Assign(Tensor anchors, IReadOnlyList<long> anchorsPerLevel, Tensor gtBoxes)
+    {
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var device = anchors.device;
+        var numAnchors = anchors.shape[0];
+        var numGts = gtBoxes.shape[0];
+        if (numGts == 0 || numAnchors == 0)
+        {
+            return Keep(new AtssAssignment(
+                zeros(numAnchors, dtype: ScalarType.Bool, device: device),
+                zeros(numAnchors, dtype: int64, device: device),
+                zeros(numAnchors, dtype: float32, device: device),
+                zeros(numGts, dtype: float32, device: device),
+                zeros(0, numGts, dtype: int64, device: device),
+                zeros(0, numGts, dtype: ScalarType.Bool, device: device)));
+        }
+
+        var overlaps = BoxOverlaps.Pairwise(anchors, gtBoxes);                        // (n, G)
+        var anchorCenters = AnchorGenerator.Centers(anchors);                         // (n, 2)
+        var gtCenters = AnchorGenerator.Centers(gtBoxes);                             // (G, 2)
+        var distances = (anchorCenters.unsqueeze(1) - gtCenters.unsqueeze(0)).pow(2).sum(-1).sqrt();
+
+        var candidateParts = new List<Tensor>();
+        long start = 0;
+        foreach (var count in anchorsPerLevel)
+        {
+            var k = (int)Math.Min(TopK, count);
+            if (k > 0)
+            {
+                var (_, nearest) = distances.narrow(0, start, count).topk(k, dim: 0, largest: false);
+                candidateParts.Add(nearest + start);
+            }
+            start += count;
+        }
+        var candidates = cat(candidateParts, 0);                                      // (K, G) anchor indices
+        var candidateOverlaps = overlaps.gather(0, candidates);                       // (K, G)
+        var thresholds = candidateOverlaps.mean(new long[] { 0 }) + candidateOverlaps.std(0, unbiased: true);
+        var passesIou = candidateOverlaps >= thresholds.unsqueeze(0);
+
+        var candidateX = anchorCenters[TensorIndex.Colon, 0].index_select(0, candidates.reshape(-1)).view_as(candidates);
+        var candidateY = anchorCenters[TensorIndex.Colon, 1].index_select(0, candidates.reshape(-1)).view_as(candidates);
+        var margins = stack(new[]
+        {
+            candidateX - gtBoxes[TensorIndex.Colon, 0],
+            candidateY - gtBoxes[TensorIndex.Colon, 1],
+            gtBoxes[TensorIndex.Colon, 2] - candidateX,
+            gtBoxes[TensorIndex.Colon, 3] - candidateY,
+        }, -1);
+        var inside = margins.amin(new long[] { -1 }) > InsideMargin;
+        var positive = passesIou & inside;
+
+        // Each column holds distinct anchors (one per level slot), so the scatter has no collisions.
+        var positiveOverlaps = full_like(overlaps, NegativeOverlap)
+            .scatter(0, candidates, where(positive, candidateOverlaps, full_like(candidateOverlaps, NegativeOverlap)));
+        var maxOverlaps = positiveOverlaps.amax(new long[] { 1 });
+        // Lowest gt index among exact maxima, as torch.max on CPU returns the first maximum; explicit so that it
+        // holds on every device.
+        var gtRange = arange(numGts, dtype: int64, device: device).unsqueeze(0).expand(numAnchors, numGts);
+        var gtIndex = where(positiveOverlaps == maxOverlaps.unsqueeze(1), gtRange, full_like(gtRange, numGts))
+            .amin(new long[] { 1 });
+        var isPositive = maxOverlaps != NegativeOverlap;
+
+        return Keep(new AtssAssignment(
+            isPositive,
+            where(isPositive, gtIndex, zeros_like(gtIndex)),
+            maxOverlaps,
+            thresholds,
+            candidates,
+            positive));
+    }
+
+    private static AtssAssignment Keep(AtssAssignment a)
+    {
+        a.IsPositive.MoveToOuterDisposeScope();
+        a.GtIndex.MoveToOuterDisposeScope();
+        a.MaxOverlaps.MoveToOuterDisposeScope();
+        a.IouThresholds.MoveToOuterDisposeScope();
+        a.Candidates.MoveToOuterDisposeScope();
+        a.CandidatePasses.MoveToOuterDisposeScope();
+        return a;
+    }
+}

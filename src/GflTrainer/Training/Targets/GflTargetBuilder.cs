@@ -1,0 +1,123 @@
+using GflTrainer.Model;
+using static TorchSharp.torch;
+
+namespace GflTrainer.Training.Targets;
+
+/// <summary>Per-anchor training targets of a batch (mmdetection GFLHead.get_targets with PseudoSampler).</summary>
+/// <param name="Anchors">(A, 4) float32 xyxy pixels, levels concatenated P3 first (the same for every image).</param>
+/// <param name="AnchorsPerLevel">A_l of each level.</param>
+/// <param name="ValidFlags">(N, A) bool: the anchor lies over the image's own padded shape.</param>
+/// <param name="Labels">(N, A) int64 gt class of positives, numClasses (background) elsewhere.</param>
+/// <param name="LabelWeights">(N, A) float32: 1 for valid anchors, 0 for invalid anchors (and for negatives over
+/// ignored regions when ignored boxes were given).</param>
+/// <param name="BoxTargets">(N, A, 4) float32 assigned gt box in pixels, 0 for non-positives.</param>
+/// <param name="PositivesPerImage">number of positive anchors of each image.</param>
+internal sealed record GflTargets(
+    Tensor Anchors,
+    IReadOnlyList<long> AnchorsPerLevel,
+    Tensor ValidFlags,
+    Tensor Labels,
+    Tensor LabelWeights,
+    Tensor BoxTargets,
+    IReadOnlyList<long> PositivesPerImage)
+{
+    /// <summary>mmdetection 3.x classification normaliser: Σ over images of max(num_pos, 1) (SamplingResult clamps
+    /// each image's num_pos to 1, so an image without positives still adds 1).</summary>
+    public double ClassificationAvgFactor => PositivesPerImage.Sum(p => (double)Math.Max(p, 1));
+}
+
+/// <summary>
+/// Builds GFL's per-anchor targets: valid flags from each image's own padded shape, ATSS assignment on the valid
+/// anchors only, then labels / label weights / gt boxes scattered back to all anchors (invalid anchors: background,
+/// weight 0), as mmdetection's <c>_get_targets_single</c> with <c>allowed_border = −1</c> and <c>pos_weight = −1</c>.
+/// </summary>
+internal sealed class GflTargetBuilder(AnchorGenerator anchorGenerator, AtssAssigner assigner, int numClasses)
+{
+    /// <summary>Number of foreground classes; also the background label.</summary>
+    public int NumClasses { get; } = numClasses;
+
+    /// <param name="featmapSizes">(h, w) of every level, P3 first.</param>
+    /// <param name="gtBoxes">per image (G_i, 4) float32 xyxy pixels.</param>
+    /// <param name="gtLabels">per image (G_i,) int64 in 0..C−1.</param>
+    /// <param name="imagePadShapes">per image its own padded (H, W) (not the batch's).</param>
+    /// <param name="ignoredBoxes">optional per image (K_i, 4) crowd regions. The reference config ignores them
+    /// (ignore_iof_thr = −1: anchors over crowds are ordinary negatives); when given, negatives whose centre lies
+    /// strictly inside one get label weight 0. Positives are never changed. Null or empty: reference behaviour.</param>
+    /// <param name="device">where the targets live (the head outputs' device).</param>
+    public GflTargets Build(
+        IReadOnlyList<(int H, int W)> featmapSizes,
+        IReadOnlyList<Tensor> gtBoxes,
+        IReadOnlyList<Tensor> gtLabels,
+        IReadOnlyList<(int H, int W)> imagePadShapes,
+        Device device,
+        IReadOnlyList<Tensor>? ignoredBoxes = null)
+    {
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var levels = featmapSizes.Count;
+        var anchorsPerLevel = featmapSizes.Select(s => (long)s.H * s.W).ToArray();
+        var anchors = cat(anchorGenerator.GridAnchors(featmapSizes, device).ToList(), 0);
+        var numAnchors = anchors.shape[0];
+
+        var validRows = new List<Tensor>();
+        var labelRows = new List<Tensor>();
+        var weightRows = new List<Tensor>();
+        var boxRows = new List<Tensor>();
+        var positives = new long[imagePadShapes.Count];
+        for (var i = 0; i < imagePadShapes.Count; i++)
+        {
+            var valid = cat(Enumerable.Range(0, levels)
+                .Select(l => anchorGenerator.ValidFlags(l, featmapSizes[l], imagePadShapes[i], device)).ToList(), 0);
+            var validPerLevel = Enumerable.Range(0, levels).Select(l =>
+            {
+                var (rows, cols) = anchorGenerator.ValidExtent(l, featmapSizes[l], imagePadShapes[i]);
+                return (long)rows * cols;
+            }).ToArray();
+            var validIndex = valid.nonzero().squeeze(1);
+            var validAnchors = anchors.index_select(0, validIndex);
+
+            var boxes = gtBoxes[i].to(float32, device);
+            var classes = gtLabels[i].to(int64, device);
+            var assignment = assigner.Assign(validAnchors, validPerLevel, boxes);
+            var isPositive = assignment.IsPositive;
+
+            var labels = full(numAnchors, NumClasses, dtype: int64, device: device);
+            var boxTargets = zeros(numAnchors, 4, dtype: float32, device: device);
+            if (boxes.shape[0] > 0)
+            {
+                var assignedLabels = where(isPositive, classes.index_select(0, assignment.GtIndex), full_like(assignment.GtIndex, NumClasses));
+                var assignedBoxes = boxes.index_select(0, assignment.GtIndex) * isPositive.unsqueeze(1).to(float32);
+                labels.index_copy_(0, validIndex, assignedLabels);
+                boxTargets.index_copy_(0, validIndex, assignedBoxes);
+            }
+            var weights = valid.to(float32);
+            if (ignoredBoxes is { } ignored && ignored[i].shape[0] > 0)
+                weights = weights * (~(InsideAny(AnchorGenerator.Centers(anchors), ignored[i].to(float32, device)) & (labels == NumClasses))).to(float32);
+
+            positives[i] = isPositive.sum().item<long>();
+            validRows.Add(valid);
+            labelRows.Add(labels);
+            weightRows.Add(weights);
+            boxRows.Add(boxTargets);
+        }
+
+        var targets = new GflTargets(anchors, anchorsPerLevel, stack(validRows, 0), stack(labelRows, 0),
+            stack(weightRows, 0), stack(boxRows, 0), positives);
+        targets.Anchors.MoveToOuterDisposeScope();
+        targets.ValidFlags.MoveToOuterDisposeScope();
+        targets.Labels.MoveToOuterDisposeScope();
+        targets.LabelWeights.MoveToOuterDisposeScope();
+        targets.BoxTargets.MoveToOuterDisposeScope();
+        return targets;
+    }
+
+    // (A,) bool: the point lies strictly inside at least one of the boxes.
+    private static Tensor InsideAny(Tensor points, Tensor boxes)
+    {
+        var x = points[TensorIndex.Colon, 0].unsqueeze(1);
+        var y = points[TensorIndex.Colon, 1].unsqueeze(1);
+        var inside = (x > boxes[TensorIndex.Colon, 0]) & (x < boxes[TensorIndex.Colon, 2]) &
+                     (y > boxes[TensorIndex.Colon, 1]) & (y < boxes[TensorIndex.Colon, 3]);
+        return inside.any(1);
+    }
+}

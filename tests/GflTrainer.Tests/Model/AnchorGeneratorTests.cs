@@ -1,0 +1,45 @@
+using GflTrainer.Model;
+using GflTrainer.Tests.Support;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace GflTrainer.Tests.Model;
+
+public class AnchorGeneratorTests
+{
+    public static IEnumerable<object[]> Cases => TestPaths.JsonCases("gfl", "anchors");
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Anchors_AndValidFlags_MatchMmdetectionExactly(string file)
+    {
+        using var scope = NewDisposeScope();
+        var f = GflFixture.Load("anchors", file);
+        var generator = new AnchorGenerator(GflFixture.Ints(f.Params.GetProperty("strides")),
+            f.Params.GetProperty("octave_base_scale").GetDouble());
+        var sizes = GflFixture.Shapes(f.Inputs.GetProperty("featmap_sizes"));
+        var baseAnchors = GflFixture.ToTensors(f.Expected.GetProperty("base_anchors"));
+        var levelAnchors = GflFixture.ToTensors(f.Expected.GetProperty("anchors"));
+        var grid = generator.GridAnchors(sizes);
+        for (var l = 0; l < sizes.Length; l++)
+        {
+            TensorAssert.Equal(baseAnchors[l], generator.BaseAnchor(l), $"{file} base anchor P{l + 3}");
+            TensorAssert.Equal(levelAnchors[l], grid[l], $"{file} anchors P{l + 3}");
+        }
+        TensorAssert.Equal(f.Output("anchors_concat"), cat(grid.ToList(), 0), $"{file} concatenated");
+        Assert.Equal(GflFixture.Longs(f.Expected.GetProperty("num_anchors_per_level")), grid.Select(g => g.shape[0]).ToArray());
+
+        foreach (var validCase in f.Expected.GetProperty("valid_flag_cases").EnumerateArray())
+        {
+            var pad = GflFixture.Shape(validCase.GetProperty("pad_shape"));
+            var flags = GflFixture.ToTensors(validCase.GetProperty("valid_flags"));
+            var counts = GflFixture.Longs(validCase.GetProperty("num_valid_per_level"));
+            for (var l = 0; l < sizes.Length; l++)
+            {
+                TensorAssert.Equal(flags[l], generator.ValidFlags(l, sizes[l], pad), $"{file} pad {pad} valid P{l + 3}");
+                var (rows, cols) = generator.ValidExtent(l, sizes[l], pad);
+                Assert.Equal(counts[l], (long)rows * cols);
+            }
+        }
+    }
+}
