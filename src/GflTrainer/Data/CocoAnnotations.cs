@@ -68,6 +68,7 @@ internal sealed class CocoAnnotations
     {
         long? id = null; string? file = null; long? w = null, h = null;
         string where = $"images[{index}]";
+        int before = issues.Count;
         while (json.Read() && json.TokenType == JsonTokenType.PropertyName)
         {
             if (json.NameIs("id"u8)) id = ReadInt(json, where, "id", issues);
@@ -78,7 +79,7 @@ internal sealed class CocoAnnotations
         }
         if (id is null || file is null || w is null || h is null)
         {
-            issues.Add(new(where, "missing or invalid " + string.Join(", ",
+            if (issues.Count == before) issues.Add(new(where, "missing or invalid " + string.Join(", ",
                 new[] { ("id", id is null), ("file_name", file is null), ("width", w is null), ("height", h is null) }.Where(m => m.Item2).Select(m => m.Item1))));
             if (id is null || file is null) return;
         }
@@ -89,6 +90,7 @@ internal sealed class CocoAnnotations
     {
         long? id = null, imageId = null, catId = null; double[]? bbox = null; double? area = null; bool crowd = false;
         string where = $"annotations[{index}]";
+        int before = issues.Count;
         while (json.Read() && json.TokenType == JsonTokenType.PropertyName)
         {
             if (json.NameIs("id"u8)) id = ReadInt(json, where, "id", issues);
@@ -111,7 +113,7 @@ internal sealed class CocoAnnotations
         }
         if (id is null || imageId is null || catId is null)
         {
-            issues.Add(new(where, "missing or invalid " + string.Join(", ",
+            if (issues.Count == before) issues.Add(new(where, "missing or invalid " + string.Join(", ",
                 new[] { ("id", id is null), ("image_id", imageId is null), ("category_id", catId is null) }.Where(m => m.Item2).Select(m => m.Item1))));
             return;
         }

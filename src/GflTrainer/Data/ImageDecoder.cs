@@ -31,7 +31,9 @@ internal static class ImageDecoder
         using var data = SKData.CreateCopy(bytes);
         using var stream = new SKMemoryStream(data);
         using var codec = SKCodec.Create(stream, out var createResult);
-        if (codec is null) throw new ImageDecodeException(file, $"not a supported image ({createResult})");
+        if (codec is null)
+            throw new ImageDecodeException(file, createResult == SKCodecResult.IncompleteInput
+                ? "truncated file (incomplete header)" : $"not a supported image ({createResult})");
         var info = new SKImageInfo(codec.Info.Width, codec.Info.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
         var rgba = new byte[info.BytesSize];
         SKCodecResult result;

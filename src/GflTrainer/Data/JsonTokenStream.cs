@@ -134,14 +134,14 @@ internal sealed class JsonTokenStream : IDisposable
             }
         }
         catch (IOException) { /* position still reported as a byte offset */ }
-        return new GflRuntimeException($"{_file}: line {line}, byte {col} in line (file offset {TokenOffset}): {what}");
+        return new GflRuntimeException($"{_file}: line {line}, column {col + 1} (byte offset {TokenOffset}): {what}");
     }
 
+    /// <summary>Line and column are 1-based; the column counts bytes (UTF-8), as the reader reports them.</summary>
     GflRuntimeException Malformed(JsonException e)
     {
-        // Python's json module writes NaN/Infinity, which JSON (and System.Text.Json) rejects.
         return new GflRuntimeException(
-            $"{_file}: malformed JSON at line {(e.LineNumber ?? 0) + 1}, byte {e.BytePositionInLine ?? 0} in line: " +
+            $"{_file}: malformed JSON at line {(e.LineNumber ?? 0) + 1}, column {(e.BytePositionInLine ?? 0) + 1}: " +
             $"{FirstSentence(e.Message)}", e);
     }
 

@@ -32,7 +32,8 @@ public static class SyntheticShapes
     public static (int TrainBoxes, int ValBoxes) Write(string outDir, SyntheticShapesOptions? options = null)
     {
         var o = options ?? new SyntheticShapesOptions();
-        if (o.ImageSize < 64 || o.MinSide < 4 || o.MaxSide < o.MinSide || o.MaxSide > o.ImageSize || o.MinShapes < 0 || o.MaxShapes < o.MinShapes)
+        o = o with { MaxSide = Math.Min(o.MaxSide, o.ImageSize) };   // small images: shapes up to the full side
+        if (o.ImageSize < 64 || o.MinSide < 4 || o.MaxSide < o.MinSide || o.MinShapes < 0 || o.MaxShapes < o.MinShapes)
             throw new GflConfigException("synthetic shapes: need image size >= 64, 4 <= min side <= max side <= image size, 0 <= min shapes <= max shapes");
         Directory.CreateDirectory(Path.Combine(outDir, "annotations"));
         int train = WriteSplit(outDir, "train", o.TrainImages, firstImageId: 1, new Random(o.Seed), o);

@@ -26,7 +26,7 @@ internal sealed class Normalize
         using var mean = tensor(Mean, device: image.device).view(3, 1, 1);
         using var std = tensor(Std, device: image.device).view(3, 1, 1);
         using var f = image.to_type(ScalarType.Float32);
-        using var centred = f.sub(mean);
-        return centred.div_(std);
+        var centred = f.sub(mean);
+        return centred.div_(std);   // in place: returns centred itself
     }
 }
