@@ -14,6 +14,7 @@ public static class GflApp
         root.Options.Add(GlobalOptions.LogLevel);
         root.Subcommands.Add(InfoCommand.Create());
         root.Subcommands.Add(ConfigCommand.Create());
+        root.Subcommands.Add(DataCommand.Create());
         return root;
     }
 

@@ -1,0 +1,61 @@
+using System.CommandLine;
+using GflTrainer.Data;
+
+namespace GflTrainer.Cli.Commands;
+
+/// <summary><c>gfl data synth</c> (write the synthetic shapes set) and <c>gfl data check</c> (list every problem of a
+/// COCO annotation file and its images; exit 0 clean, 1 with problems).</summary>
+public static class DataCommand
+{
+    public static Command Create()
+    {
+        var cmd = new Command("data", "Create or check detection data sets");
+        cmd.Subcommands.Add(Synth());
+        cmd.Subcommands.Add(Check());
+        return cmd;
+    }
+
+    static Command Synth()
+    {
+        var outDir = new Option<string>("--out") { Description = "Output folder (images/ and annotations/ are created)", Required = true };
+        var seed = new Option<int>("--seed") { Description = "Random seed; the same seed writes the same bytes", DefaultValueFactory = _ => 0 };
+        var train = new Option<int>("--train") { Description = "Training images", DefaultValueFactory = _ => 200 };
+        var val = new Option<int>("--val") { Description = "Validation images", DefaultValueFactory = _ => 50 };
+        var size = new Option<int>("--size") { Description = "Image side in pixels", DefaultValueFactory = _ => 320 };
+        var png = new Option<bool>("--png") { Description = "Write PNG instead of JPEG" };
+        var cmd = new Command("synth", "Write a small COCO-format data set of coloured shapes (rectangle, ellipse, triangle)")
+            { outDir, seed, train, val, size, png };
+        cmd.SetAction(parse => GlobalOptions.Execute(parse, _ =>
+        {
+            var dir = parse.GetValue(outDir)!;
+            var (t, v) = SyntheticShapes.Write(dir, new SyntheticShapesOptions
+            {
+                Seed = parse.GetValue(seed), TrainImages = parse.GetValue(train), ValImages = parse.GetValue(val),
+                ImageSize = parse.GetValue(size), Png = parse.GetValue(png),
+            });
+            Console.WriteLine($"wrote {dir}: train {parse.GetValue(train)} images / {t} boxes, val {parse.GetValue(val)} images / {v} boxes");
+            Console.WriteLine($"  annotations: {Path.Combine(dir, "annotations", "instances_{train,val}.json")}, images root: {Path.Combine(dir, "images")}");
+            return ExitCodes.Ok;
+        }));
+        return cmd;
+    }
+
+    static Command Check()
+    {
+        var ann = new Option<string>("--ann") { Description = "COCO instances JSON file", Required = true };
+        var images = new Option<string>("--images") { Description = "Image root (file_name is relative to it)", Required = true };
+        var workers = new Option<int>("--workers") { Description = "Parallel image decoders", DefaultValueFactory = _ => 2 };
+        var cmd = new Command("check", "Report every problem of a COCO annotation file and its images (exit 0 clean, 1 problems)")
+            { ann, images, workers };
+        cmd.SetAction(parse => GlobalOptions.Execute(parse, _ =>
+        {
+            var root = parse.GetValue(images)!;
+            if (!Directory.Exists(root)) throw new GflConfigException($"--images {root}: folder not found");
+            if (!File.Exists(parse.GetValue(ann))) throw new GflConfigException($"--ann {parse.GetValue(ann)}: file not found");
+            var report = DataChecker.Run(parse.GetValue(ann)!, root, parse.GetValue(workers));
+            DataChecker.Write(report, Console.Out);
+            return report.Clean ? ExitCodes.Ok : ExitCodes.Failure;
+        }));
+        return cmd;
+    }
+}

@@ -1,0 +1,37 @@
+using System.Diagnostics;
+using TorchSharp;
+
+namespace GflTrainer.Data;
+
+/// <summary>Throughput of the input pipeline, for docs/performance-data.md.</summary>
+public sealed record DataBenchmarkResult(int Images, int Workers, double DecodeOnlyImagesPerSecond, double PipelineImagesPerSecond);
+
+/// <summary>Measures decode alone (one thread) and decode + resize to (1333, 800) + flip + normalise + pad + collate
+/// (batch 2) through <see cref="DetectionLoader"/> with the given worker count, on the CPU.</summary>
+public static class DataBenchmark
+{
+    public static DataBenchmarkResult Run(string annotationFile, string imageDir, int workers, int count)
+    {
+        var dataset = CocoDataset.ForTraining(CocoAnnotations.Load(annotationFile), imageDir);
+        if (dataset.Count == 0) throw new GflRuntimeException($"{annotationFile}: no training images");
+        int n = Math.Min(count, dataset.Count);
+
+        ImageDecoder.Decode(dataset.PathOf(dataset.Entries[0]));   // warm-up (codec init)
+        var sw = Stopwatch.StartNew();
+        for (int i = 0; i < n; i++) ImageDecoder.Decode(dataset.PathOf(dataset.Entries[i]));
+        double decode = n / sw.Elapsed.TotalSeconds;
+
+        var options = new LoaderOptions { BatchSize = 2, Workers = workers, Prefetch = Math.Max(2, workers), Seed = 0 };
+        var loader = DetectionLoader.ForTraining(dataset, options, torch.CPU);
+        int seen = 0;
+        sw.Restart();
+        foreach (var batch in loader.Epoch(0))
+        {
+            seen += batch.Metas.Count;
+            batch.Dispose();
+            if (seen >= n) break;
+        }
+        double pipeline = seen / sw.Elapsed.TotalSeconds;
+        return new DataBenchmarkResult(seen, workers, decode, pipeline);
+    }
+}

@@ -1,0 +1,100 @@
+using SkiaSharp;
+
+namespace GflTrainer.Data;
+
+/// <summary>Decodes JPEG/PNG/BMP/WebP/GIF files with SkiaSharp to RGB uint8 HWC, matching what mmdetection gets from
+/// <c>cv2.imread(path, IMREAD_COLOR)</c> (converted BGR -> RGB by Normalize):
+/// <list type="bullet">
+/// <item>grayscale -> R = G = B; CMYK JPEG -> RGB by libjpeg-turbo's conversion (Adobe-inverted CMYK handled by Skia;
+/// cv2 converts the same way but rounding may differ by 1);</item>
+/// <item>PNG/WebP alpha is dropped without compositing (decoded unpremultiplied, as IMREAD_COLOR drops it);</item>
+/// <item>no colour management: embedded ICC profiles are ignored (the destination has no colour space), as in cv2;</item>
+/// <item>EXIF orientation is applied (cv2's IMREAD_COLOR applies it unless IMREAD_IGNORE_ORIENTATION), so a
+/// 4000x3000 photo tagged "rotate 90" comes out 3000x4000.</item>
+/// </list>
+/// Truncated or corrupt files throw <see cref="ImageDecodeException"/> (cv2 would return a partly grey image).</summary>
+internal static class ImageDecoder
+{
+    public static RgbImage Decode(string file)
+    {
+        byte[] bytes;
+        try { bytes = File.ReadAllBytes(file); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ImageDecodeException(file, e is FileNotFoundException or DirectoryNotFoundException ? "file not found" : e.Message);
+        }
+        return Decode(bytes, file);
+    }
+
+    public static RgbImage Decode(byte[] bytes, string file)
+    {
+        using var data = SKData.CreateCopy(bytes);
+        using var stream = new SKMemoryStream(data);
+        using var codec = SKCodec.Create(stream, out var createResult);
+        if (codec is null)
+            throw new ImageDecodeException(file, createResult == SKCodecResult.IncompleteInput
+                ? "truncated file (incomplete header)" : $"not a supported image ({createResult})");
+        var info = new SKImageInfo(codec.Info.Width, codec.Info.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
+        var rgba = new byte[info.BytesSize];
+        SKCodecResult result;
+        unsafe
+        {
+            fixed (byte* p = rgba) result = codec.GetPixels(info, (IntPtr)p);
+        }
+        if (result == SKCodecResult.IncompleteInput) throw new ImageDecodeException(file, "truncated file (incomplete image data)");
+        if (result != SKCodecResult.Success) throw new ImageDecodeException(file, $"decoder error ({result})");
+        var rgb = DropAlpha(rgba, info.Width * info.Height);
+        return ApplyOrientation(new RgbImage(rgb, info.Height, info.Width), codec.EncodedOrigin);
+    }
+
+    /// <summary>Reads only the header: (width, height) after EXIF orientation, or throws.</summary>
+    public static (int Width, int Height) ReadSize(string file)
+    {
+        using var codec = SKCodec.Create(file, out var r);
+        if (codec is null) throw new ImageDecodeException(file, File.Exists(file) ? $"not a supported image ({r})" : "file not found");
+        bool swap = (int)codec.EncodedOrigin >= 5;
+        return swap ? (codec.Info.Height, codec.Info.Width) : (codec.Info.Width, codec.Info.Height);
+    }
+
+    static byte[] DropAlpha(byte[] rgba, int pixels)
+    {
+        var rgb = new byte[pixels * 3];
+        for (int i = 0, j = 0; i < pixels; i++, j += 3)
+        {
+            rgb[j] = rgba[4 * i];
+            rgb[j + 1] = rgba[4 * i + 1];
+            rgb[j + 2] = rgba[4 * i + 2];
+        }
+        return rgb;
+    }
+
+    /// <summary>EXIF orientation 1..8 (TIFF tag 274) -> upright image. For output pixel (x', y') the source pixel is
+    /// given per orientation; 5..8 swap width and height.</summary>
+    internal static RgbImage ApplyOrientation(RgbImage img, SKEncodedOrigin origin)
+    {
+        if (origin == SKEncodedOrigin.TopLeft) return img;
+        int w = img.Width, h = img.Height;
+        bool swap = (int)origin >= 5;
+        int ow = swap ? h : w, oh = swap ? w : h;
+        var src = img.Pixels;
+        var dst = new byte[src.Length];
+        for (int y = 0; y < oh; y++)
+        for (int x = 0; x < ow; x++)
+        {
+            var (sx, sy) = origin switch
+            {
+                SKEncodedOrigin.TopRight => (w - 1 - x, y),               // 2: mirror horizontal
+                SKEncodedOrigin.BottomRight => (w - 1 - x, h - 1 - y),    // 3: rotate 180
+                SKEncodedOrigin.BottomLeft => (x, h - 1 - y),             // 4: mirror vertical
+                SKEncodedOrigin.LeftTop => (y, x),                        // 5: transpose
+                SKEncodedOrigin.RightTop => (y, h - 1 - x),               // 6: rotate 90 clockwise
+                SKEncodedOrigin.RightBottom => (w - 1 - y, h - 1 - x),    // 7: transverse
+                SKEncodedOrigin.LeftBottom => (w - 1 - y, x),             // 8: rotate 90 counter-clockwise
+                _ => (x, y),
+            };
+            int s = (sy * w + sx) * 3, d = (y * ow + x) * 3;
+            dst[d] = src[s]; dst[d + 1] = src[s + 1]; dst[d + 2] = src[s + 2];
+        }
+        return new RgbImage(dst, oh, ow);
+    }
+}

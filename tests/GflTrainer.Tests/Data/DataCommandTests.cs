@@ -1,0 +1,146 @@
+using GflTrainer.Cli;
+using GflTrainer.Data;
+using Xunit;
+
+namespace GflTrainer.Tests.Data;
+
+/// <summary>CLI runs in-process; they swap Console.Out/Error, so they share one non-parallel collection.</summary>
+[CollectionDefinition("Console", DisableParallelization = true)]
+public sealed class ConsoleCollection;
+
+[Collection("Console")]
+public sealed class DataCommandTests : IDisposable
+{
+    readonly TempDir _dir = new();
+
+    public void Dispose() => _dir.Dispose();
+
+    static (int Code, string Output) Run(params string[] args)
+    {
+        var (oldOut, oldErr) = (Console.Out, Console.Error);
+        var sw = new StringWriter();
+        Console.SetOut(sw);
+        Console.SetError(sw);
+        try { return (GflApp.Run(args), sw.ToString()); }
+        finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
+    }
+
+    string Synth(int train = 4, int val = 0, int seed = 0)
+    {
+        var (code, output) = Run("data", "synth", "--out", _dir.Path, "--train", $"{train}", "--val", $"{val}", "--size", "96", "--seed", $"{seed}");
+        Assert.True(code == 0, output);
+        return Path.Combine(_dir.Path, "images");
+    }
+
+    [Fact]
+    public void Synth_SameSeedWritesSameBytes_OtherSeedDiffers()
+    {
+        Synth(train: 3, val: 1, seed: 7);
+        var first = Directory.EnumerateFiles(_dir.Path, "*", SearchOption.AllDirectories).Order().ToDictionary(f => Path.GetRelativePath(_dir.Path, f), File.ReadAllBytes);
+        Synth(train: 3, val: 1, seed: 7);
+        var second = Directory.EnumerateFiles(_dir.Path, "*", SearchOption.AllDirectories).Order().ToDictionary(f => Path.GetRelativePath(_dir.Path, f), File.ReadAllBytes);
+        Assert.Equal(6, first.Count);   // 4 images + 2 annotation files
+        Assert.Equal(first.Keys, second.Keys);
+        Assert.All(first, kv => Assert.Equal(kv.Value, second[kv.Key]));
+        Synth(train: 3, val: 1, seed: 8);
+        Assert.NotEqual(first["annotations/instances_train.json"], File.ReadAllBytes(Path.Combine(_dir.Path, "annotations", "instances_train.json")));
+    }
+
+    [Fact]
+    public void Synth_OutputIsAValidLearnableDataSet()
+    {
+        var images = Synth(train: 6);
+        var ann = Path.Combine(_dir.Path, "annotations", "instances_train.json");
+        var (code, output) = Run("data", "check", "--ann", ann, "--images", images);
+        Assert.Equal(0, code);
+        Assert.Contains("no problems found", output);
+        var coco = CocoAnnotations.Load(ann);
+        Assert.Equal(new[] { "rectangle", "ellipse", "triangle" }, coco.Categories.Select(c => c.Name));
+        Assert.All(coco.Annotations, a => Assert.InRange(a.Bbox![2], 30, 96));
+    }
+
+    [Fact]
+    public void Check_BccdFixture_IsClean()
+    {
+        var (code, output) = Run("data", "check", "--ann", TestPaths.Fixtures("data", "bccd_mini", "instances_mini.json"),
+            "--images", TestPaths.Fixtures("data", "bccd_mini", "images"));
+        Assert.Equal(0, code);
+        Assert.Contains("3 images, 30 annotations (0 crowd), 3 categories", output);
+    }
+
+    [Fact]
+    public void Check_MalformedJson_ExitsOneNamingLineAndColumn()
+    {
+        var ann = _dir.File("bad.json", "{\"images\": [\n  {\"id\": 1 \"file_name\": \"a.jpg\"}\n]}");
+        var (code, output) = Run("data", "check", "--ann", ann, "--images", _dir.Path);
+        Assert.Equal(1, code);
+        Assert.Contains("MalformedJson", output);
+        Assert.Contains("bad.json: malformed JSON at line 2, column 12", output);
+    }
+
+    [Fact]
+    public void Check_MissingAnnotationFile_IsAUsageError()
+    {
+        var (code, output) = Run("data", "check", "--ann", Path.Combine(_dir.Path, "nope.json"), "--images", _dir.Path);
+        Assert.Equal(2, code);
+        Assert.Contains("nope.json: file not found", output);
+    }
+
+    [Fact]
+    public void Check_ReportsEveryKindOfProblem()
+    {
+        var images = Synth(train: 4);
+        var train = Path.Combine(images, "train");
+        var bytes = File.ReadAllBytes(Path.Combine(train, "000002.jpg"));
+        File.WriteAllBytes(Path.Combine(train, "000002.jpg"), bytes[..(bytes.Length / 2)]);   // truncated
+        File.WriteAllBytes(Path.Combine(train, "000003.jpg"), "not an image"u8.ToArray());
+        var ann = _dir.File("problems.json", """
+        {"categories": [{"id": 1, "name": "a"}, {"id": 1, "name": "again"}],
+         "images": [
+           {"id": 1, "file_name": "train/000001.jpg", "width": 100, "height": 96},
+           {"id": 2, "file_name": "train/000002.jpg", "width": 96, "height": 96},
+           {"id": 3, "file_name": "train/000003.jpg", "width": 96, "height": 96},
+           {"id": 4, "file_name": "train/missing.jpg", "width": 96, "height": 96},
+           {"id": 5, "file_name": "../../etc/passwd", "width": 96, "height": 96},
+           {"id": 5, "file_name": "train/000004.jpg", "width": 96, "height": 96}
+         ],
+         "annotations": [
+           {"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 10, 10], "area": 100, "iscrowd": 0},
+           {"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 10, 10], "area": 100, "iscrowd": 0},
+           {"id": 2, "image_id": 77, "category_id": 1, "bbox": [1, 1, 10, 10], "area": 100, "iscrowd": 0},
+           {"id": 3, "image_id": 1, "category_id": 9, "bbox": [1, 1, 10, 10], "area": 100, "iscrowd": 0},
+           {"id": 4, "image_id": 1, "category_id": 1, "bbox": [1, 1e999, 10, 10], "area": 100, "iscrowd": 0},
+           {"id": 5, "image_id": 1, "category_id": 1, "bbox": [1, 1, -10, 10], "area": 100, "iscrowd": 0},
+           {"id": 6, "image_id": 1, "category_id": 1, "bbox": [1, 1, 0.5, 10], "area": 5, "iscrowd": 0},
+           {"id": 7, "image_id": 1, "category_id": 1, "bbox": [90, 1, 50, 10], "area": 500, "iscrowd": 0},
+           {"id": 8, "image_id": 1, "category_id": 1, "bbox": [1, 1, 10], "area": 100, "iscrowd": 0}
+         ]}
+        """);
+        var (code, output) = Run("data", "check", "--ann", ann, "--images", images);
+        Assert.Equal(1, code);
+        var report = DataChecker.Run(ann, images);
+        var expected = Enum.GetValues<DataProblemKind>().Where(k => k != DataProblemKind.MalformedJson);
+        Assert.Equal(expected, report.Problems.Select(p => p.Kind).Distinct());
+        foreach (var kind in expected) Assert.Contains(kind.ToString(), output);
+        Assert.Contains("train/000002.jpg: truncated", output);
+        Assert.Contains("000003.jpg: not a supported image", output);
+        Assert.Contains("'../../etc/passwd' is absolute or leaves the image root (refused)", output);
+        Assert.Contains("decodes to 96x96 (EXIF orientation applied) but the JSON says 100x96", output);
+        Assert.Contains("image_id 77 is not in images", output);
+        Assert.Contains("category_id 9 is not in categories", output);
+        Assert.Contains("reaches outside the 100x96 image", output);
+    }
+
+    [Fact]
+    [Trait("Category", "Slow")]
+    public void Check_SharedBccd_IsCleanOnEverySplit()
+    {
+        const string root = "/work/shared/data/bccd";
+        if (!Directory.Exists(root)) return;   // only where the shared data set is mounted
+        foreach (var split in new[] { "train", "val", "test" })
+        {
+            var (code, output) = Run("data", "check", "--ann", $"{root}/annotations/instances_{split}.json", "--images", $"{root}/images");
+            Assert.True(code == 0, output);
+        }
+    }
+}
