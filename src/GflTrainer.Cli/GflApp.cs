@@ -13,6 +13,7 @@ public static class GflApp
         root.Options.Add(GlobalOptions.Device);
         root.Options.Add(GlobalOptions.LogLevel);
         root.Subcommands.Add(InfoCommand.Create());
+        root.Subcommands.Add(EvalCommand.Create());
         return root;
     }
 
