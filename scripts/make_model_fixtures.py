@@ -18,6 +18,13 @@ Files (tests/GflTrainer.Tests/Fixtures/Model/):
   resnet{18_w16,50_w8}.safetensors      torchvision names (incl. fc.*), fp32
   resnet{18_w16,50_w8}_io.safetensors   input, c3, c4, c5 (eval mode, fp32)
   torchvision_resnet_shapes.json
+  gfl_tiny_neck_head.safetensors / gfl_tiny_io.safetensors: a tiny detector (the resnet18_w16 backbone, FPN with 32
+    channels, head with 2 stacked convs, GroupNorm(8), 3 classes, reg_max 4) with random neck/head weights under
+    mmdetection's names (neck.lateral_convs.i.conv.*, bbox_head.cls_convs.i.gn.*, bbox_head.scales.l.scale, ...) and
+    its per-level outputs on a (1, 3, 97, 131) input. The FPN and head reference below is written with PyTorch
+    functional ops straight from mmdetection's FPN.forward / GFLHead.forward_single (mmdet itself needs compiled mmcv
+    ops that the box lacks); it pins the semantics TorchSharp must reproduce: nearest upsampling to the lateral's
+    size, 'on_output' extra convs without ReLU, conv -> GN -> ReLU towers, Scale on the reg logits.
 Run: /usr/bin/python3 scripts/make_model_fixtures.py   (torch 1.13 / torchvision 0.14 from Debian were used)
 """
 import json
@@ -27,6 +34,7 @@ import sys
 import torch
 import torchvision
 from torch import nn
+from torch.nn import functional as F
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -113,6 +121,73 @@ def main():
         assert all(torch.equal(back[k], v) for k, v in model.state_dict().items())
         print(name, sum(p.numel() for p in model.parameters()), "params; c3..c5",
               [tuple(t.shape) for t in (c3, c4, c5)])
+    tiny_detector_fixture()
+
+
+def tiny_detector_fixture():
+    g = torch.Generator().manual_seed(7)
+    backbone = NarrowResNet(18, 16, num_classes=10)
+    weights, _ = safetensors_format.read(os.path.join(OUT, "resnet18_w16.safetensors"))
+    backbone.load_state_dict(weights)
+    backbone.eval()
+    channels, stacked, groups, classes, reg_max = 32, 2, 8, 3, 4
+    sd = {}
+
+    def rnd(*shape, std):
+        return torch.randn(*shape, generator=g) * std
+
+    for i, c in enumerate((32, 64, 128)):
+        sd[f"neck.lateral_convs.{i}.conv.weight"] = rnd(channels, c, 1, 1, std=(1 / c) ** 0.5)
+        sd[f"neck.lateral_convs.{i}.conv.bias"] = rnd(channels, std=0.1)
+    for i in range(5):
+        sd[f"neck.fpn_convs.{i}.conv.weight"] = rnd(channels, channels, 3, 3, std=(1 / (9 * channels)) ** 0.5)
+        sd[f"neck.fpn_convs.{i}.conv.bias"] = rnd(channels, std=0.1)
+    for tower in ("cls_convs", "reg_convs"):
+        for i in range(stacked):
+            sd[f"bbox_head.{tower}.{i}.conv.weight"] = rnd(channels, channels, 3, 3, std=(2 / (9 * channels)) ** 0.5)
+            sd[f"bbox_head.{tower}.{i}.gn.weight"] = 1 + rnd(channels, std=0.2)
+            sd[f"bbox_head.{tower}.{i}.gn.bias"] = rnd(channels, std=0.1)
+    sd["bbox_head.gfl_cls.weight"] = rnd(classes, channels, 3, 3, std=0.05)
+    sd["bbox_head.gfl_cls.bias"] = torch.full((classes,), -4.59512) + rnd(classes, std=0.1)
+    sd["bbox_head.gfl_reg.weight"] = rnd(4 * (reg_max + 1), channels, 3, 3, std=0.05)
+    sd["bbox_head.gfl_reg.bias"] = rnd(4 * (reg_max + 1), std=0.1)
+    for level in range(5):
+        sd[f"bbox_head.scales.{level}.scale"] = torch.tensor(0.5 + 0.25 * level)
+
+    x = torch.randn(1, 3, 97, 131, generator=g)
+    with torch.no_grad():
+        feats = backbone.features(x)
+        # mmdet FPN.forward (start_level=1, add_extra_convs='on_output', relu_before_extra_convs=False)
+        lat = [F.conv2d(f, sd[f"neck.lateral_convs.{i}.conv.weight"], sd[f"neck.lateral_convs.{i}.conv.bias"])
+               for i, f in enumerate(feats)]
+        for i in range(len(lat) - 1, 0, -1):
+            lat[i - 1] = lat[i - 1] + F.interpolate(lat[i], size=lat[i - 1].shape[2:], mode="nearest")
+        outs = [F.conv2d(lat[i], sd[f"neck.fpn_convs.{i}.conv.weight"], sd[f"neck.fpn_convs.{i}.conv.bias"], padding=1)
+                for i in range(3)]
+        for i in (3, 4):
+            outs.append(F.conv2d(outs[-1], sd[f"neck.fpn_convs.{i}.conv.weight"], sd[f"neck.fpn_convs.{i}.conv.bias"],
+                                 stride=2, padding=1))
+        io = {"input": x}
+        # mmdet GFLHead.forward_single, shared towers, per-level Scale on the raw reg logits.
+        for level, feat in enumerate(outs):
+            towers = {}
+            for tower in ("cls_convs", "reg_convs"):
+                y = feat
+                for i in range(stacked):
+                    y = F.conv2d(y, sd[f"bbox_head.{tower}.{i}.conv.weight"], None, padding=1)
+                    y = F.relu(F.group_norm(y, groups, sd[f"bbox_head.{tower}.{i}.gn.weight"],
+                                            sd[f"bbox_head.{tower}.{i}.gn.bias"], eps=1e-5))
+                towers[tower] = y
+            io[f"cls_score.{level}"] = F.conv2d(towers["cls_convs"], sd["bbox_head.gfl_cls.weight"],
+                                                sd["bbox_head.gfl_cls.bias"], padding=1)
+            io[f"bbox_pred.{level}"] = (F.conv2d(towers["reg_convs"], sd["bbox_head.gfl_reg.weight"],
+                                                 sd["bbox_head.gfl_reg.bias"], padding=1)
+                                        * sd[f"bbox_head.scales.{level}.scale"]).float()
+    meta = {"channels": str(channels), "stacked_convs": str(stacked), "gn_groups": str(groups),
+            "num_classes": str(classes), "reg_max": str(reg_max), "script": "scripts/make_model_fixtures.py"}
+    safetensors_format.write(os.path.join(OUT, "gfl_tiny_neck_head.safetensors"), sd, meta)
+    safetensors_format.write(os.path.join(OUT, "gfl_tiny_io.safetensors"), io, meta)
+    print("gfl_tiny levels", [tuple(io[f"cls_score.{i}"].shape) for i in range(5)])
 
 
 if __name__ == "__main__":
