@@ -26,7 +26,14 @@ internal sealed class ConvModule : Module<Tensor, Tensor>
         conv = nn.Conv2d(inChannels, outChannels, kernelSize, stride: stride, padding: kernelSize / 2,
             bias: groupNormGroups is null);
         if (groupNormGroups is int groups)
+        {
             gn = nn.GroupNorm(groups, outChannels, eps: 1e-5);
+            // TorchSharp 0.107's GroupNorm allocates its affine parameters with torch.empty and never fills them;
+            // PyTorch (and so mmdetection) starts from gamma 1, beta 0.
+            using var _ = no_grad();
+            nn.init.ones_(gn.weight);
+            nn.init.zeros_(gn.bias!);
+        }
         RegisterComponents();
     }
 
