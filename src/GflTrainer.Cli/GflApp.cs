@@ -16,6 +16,7 @@ public static class GflApp
         root.Subcommands.Add(ConfigCommand.Create());
         root.Subcommands.Add(DataCommand.Create());
         root.Subcommands.Add(EvalCommand.Create());
+        root.Subcommands.Add(TrainCommand.Create());
         return root;
     }
 

@@ -104,6 +104,11 @@ public sealed record DataConfig
     [Description("Unreadable images skipped with a warning before the run fails.")]
     [ConfigRange(0, double.PositiveInfinity)]
     public int MaxBadImages { get; init; }
+
+    /// <summary>When set and <c>train.ann_file</c> does not exist, <c>gfl train</c> first writes the embedded synthetic
+    /// shapes dataset (deterministic) into this folder. Used by the quickstart so it needs no download.</summary>
+    [Description("Folder to generate the synthetic shapes dataset into when train.ann_file is missing, or null.")]
+    public string? Synthesize { get; init; }
 }
 
 /// <summary>One dataset split in COCO instances format.</summary>

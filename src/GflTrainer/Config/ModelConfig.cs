@@ -55,6 +55,12 @@ public sealed record BackboneConfig
     /// <c>fc.*</c> is always ignored).</summary>
     [Description("Fail on missing or unexpected backbone keys (fc.* is always ignored).")]
     public bool Strict { get; init; } = true;
+
+    /// <summary>Stem width; every stage scales with it (64 = torchvision's ResNets, the only width pretrained weights
+    /// exist for). Narrower backbones are for tiny from-scratch models and tests.</summary>
+    [Description("ResNet stem width (64 = standard; smaller only for tiny from-scratch models).")]
+    [ConfigRange(4, 64)]
+    public int BaseChannels { get; init; } = 64;
 }
 
 /// <summary>Which tensor mmdetection's FPN feeds to its first extra (stride-2) convolution.</summary>

@@ -45,13 +45,16 @@ internal sealed class GflDetector : Module<Tensor, HeadOutputs>
     /// <param name="stackedConvs">convs per head tower (reference: 4).</param>
     /// <param name="groupNormGroups">GroupNorm groups in the head towers (reference: 32).</param>
     /// <param name="backboneBaseChannels">ResNet stem width (64 for the real network; smaller only for tests).</param>
+    /// <param name="featChannels">head tower width (reference: 256 = the FPN width); null = <paramref name="fpnChannels"/>.</param>
+    /// <param name="priorProbability">initial foreground probability of the classifier bias (reference: 0.01).</param>
     public static GflDetector Create(int depth = 50, int numClasses = 80, int regMax = 16, int frozenStages = 1,
         bool normEval = true, int fpnChannels = 256, int stackedConvs = 4, int groupNormGroups = 32,
-        int backboneBaseChannels = 64)
+        int backboneBaseChannels = 64, int? featChannels = null, double priorProbability = 0.01)
     {
         var backbone = new ResNet(depth, frozenStages, normEval, backboneBaseChannels);
         var neck = new Fpn(backbone.OutChannels, fpnChannels, outputLevels: 5);
-        var head = new GflHead(numClasses, fpnChannels, fpnChannels, stackedConvs, groupNormGroups, regMax, levels: 5);
+        var head = new GflHead(numClasses, fpnChannels, featChannels ?? fpnChannels, stackedConvs, groupNormGroups, regMax,
+            levels: 5, priorProbability);
         return new GflDetector(backbone, neck, head);
     }
 

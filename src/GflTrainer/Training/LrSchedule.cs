@@ -17,12 +17,15 @@ public sealed class LrSchedule
     private readonly bool _byEpoch;
     private readonly long _totalIters;
     private readonly double _minLrRatio;
+    private readonly bool _constantWarmup;
 
     /// <param name="steps">epochs (by_epoch) or iterations at which the lr is multiplied by gamma.</param>
     /// <param name="totalIters">length of the run in iterations (cosine horizon).</param>
     public LrSchedule(double baseLr, int warmupIters, double warmupRatio, LrDecay policy,
-        IReadOnlyList<int> steps, double gamma, bool byEpoch, long totalIters, double minLrRatio = 0.0)
+        IReadOnlyList<int> steps, double gamma, bool byEpoch, long totalIters, double minLrRatio = 0.0,
+        bool constantWarmup = false)
     {
+        _constantWarmup = constantWarmup;
         if (baseLr <= 0) throw new ArgumentOutOfRangeException(nameof(baseLr));
         _baseLr = baseLr; _warmupIters = Math.Max(0, warmupIters); _warmupRatio = warmupRatio;
         _policy = policy; _steps = steps; _gamma = gamma; _byEpoch = byEpoch;
@@ -42,7 +45,7 @@ public sealed class LrSchedule
             _ => throw new InvalidOperationException(),
         };
         if (iteration < _warmupIters)
-            lr *= _warmupRatio + (1 - _warmupRatio) * iteration / _warmupIters;
+            lr *= _constantWarmup ? _warmupRatio : _warmupRatio + (1 - _warmupRatio) * iteration / _warmupIters;
         return lr;
     }
 }

@@ -1,0 +1,53 @@
+using System.CommandLine;
+using System.Runtime.InteropServices;
+using GflTrainer.Training;
+
+namespace GflTrainer.Cli.Commands;
+
+/// <summary><c>gfl train --config FILE [--work-dir DIR] [--set k=v ...] [--resume [PATH]] [--auto-resume]</c>.</summary>
+public static class TrainCommand
+{
+    public static Command Create()
+    {
+        var config = new Option<string>("--config", "-c") { Description = "YAML config file", Required = true };
+        var workDir = new Option<string?>("--work-dir") { Description = "Run directory (default: runtime.work_dir or runs/<config name>)" };
+        var set = new Option<string[]>("--set") { Description = "Override a config key: key.path=value (repeatable)", AllowMultipleArgumentsPerToken = true };
+        var resume = new Option<string?>("--resume")
+        {
+            Description = "Resume from the work dir's last checkpoint, or from PATH",
+            Arity = ArgumentArity.ZeroOrOne,
+        };
+        var autoResume = new Option<bool>("--auto-resume") { Description = "Resume if a last checkpoint exists, else start (for scheduled jobs)" };
+        var cmd = new Command("train", "Train a GFL detector") { config, workDir, set, resume, autoResume };
+        cmd.SetAction(parse => GlobalOptions.Execute(parse, _ =>
+        {
+            string? resumeValue = parse.GetResult(resume) is null ? null : parse.GetValue(resume) ?? "";
+            var request = new TrainRequest(parse.GetValue(config)!, parse.GetValue(set) ?? [], parse.GetValue(workDir),
+                resumeValue, parse.GetValue(autoResume), parse.GetValue(GlobalOptions.Device));
+            using var cts = new CancellationTokenSource();
+            int signalExit = ExitCodes.Interrupted;
+            // SIGINT/SIGTERM: finish the current iteration, save `last`, exit 130/143. A second signal kills.
+            PosixSignalRegistration Register(PosixSignal sig, int code) => PosixSignalRegistration.Create(sig, ctx =>
+            {
+                if (cts.IsCancellationRequested) return;
+                ctx.Cancel = true;
+                signalExit = code;
+                Console.Error.WriteLine($"\n{sig}: stopping after the current iteration (send again to kill)");
+                cts.Cancel();
+            });
+            using var onInt = Register(PosixSignal.SIGINT, ExitCodes.Interrupted);
+            using var onTerm = Register(PosixSignal.SIGTERM, ExitCodes.Terminated);
+            try
+            {
+                TrainRun.Execute(request, cts.Token);
+                return ExitCodes.Ok;
+            }
+            catch (OperationCanceledException e)
+            {
+                Serilog.Log.Warning("{Message}", e.Message);
+                return signalExit;
+            }
+        }));
+        return cmd;
+    }
+}

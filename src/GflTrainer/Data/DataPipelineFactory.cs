@@ -1,0 +1,63 @@
+using GflTrainer.Config;
+using GflTrainer.Data.Transforms;
+using Serilog;
+using TorchSharp;
+
+namespace GflTrainer.Data;
+
+/// <summary>Configuration -> datasets and loaders (the only place that reads <see cref="DataConfig"/>).</summary>
+internal static class DataPipelineFactory
+{
+    /// <summary>Writes the embedded synthetic dataset when <c>data.synthesize</c> names a folder and the training
+    /// annotations are missing, so the quickstart needs no download.</summary>
+    public static void SynthesizeIfRequested(DataConfig data, ILogger log)
+    {
+        if (string.IsNullOrEmpty(data.Synthesize) || File.Exists(data.Train.AnnFile)) return;
+        log.Information("{File} not found: generating the synthetic shapes dataset in {Dir}", data.Train.AnnFile, data.Synthesize);
+        SyntheticShapes.Write(data.Synthesize);
+        if (!File.Exists(data.Train.AnnFile))
+            throw new GflConfigException($"data.synthesize wrote {data.Synthesize}, but data.train.ann_file {data.Train.AnnFile} is still missing: point it into that folder");
+    }
+
+    public static CocoDataset LoadTrainSet(DataConfig data, ILogger log)
+    {
+        if (!File.Exists(data.Train.AnnFile))
+            throw new GflConfigException($"data.train.ann_file: {data.Train.AnnFile} not found");
+        var coco = CocoAnnotations.Load(data.Train.AnnFile);
+        var ds = data.FilterEmptyGt
+            ? CocoDataset.ForTraining(coco, data.Train.ImgPrefix, data.MinSize)
+            : CocoDataset.ForEvaluation(coco, data.Train.ImgPrefix);
+        log.Information("train set {File}: {Stats}", data.Train.AnnFile, ds.Stats);
+        return ds;
+    }
+
+    public static CocoDataset LoadEvalSet(SplitConfig split, DataConfig data, CategoryMap? categories, ILogger log)
+    {
+        if (!File.Exists(split.AnnFile)) throw new GflConfigException($"annotation file not found: {split.AnnFile}");
+        var coco = CocoAnnotations.Load(split.AnnFile);
+        var ds = CocoDataset.ForEvaluation(coco, split.ImgPrefix, categories);
+        log.Information("eval set {File}: {Count} images", split.AnnFile, ds.Count);
+        return ds;
+    }
+
+    public static DetectionLoader CreateTrainLoader(DataConfig data, CocoDataset ds, LoaderOptions options, torch.Device device, ILogger log)
+        => DetectionLoader.ForTraining(ds, options, device, TrainScales(data), log);
+
+    public static DetectionLoader CreateEvalLoader(DataConfig data, CocoDataset ds, LoaderOptions options, torch.Device device, ILogger log)
+        => DetectionLoader.ForEvaluation(ds, options, device, TestScale(data), log);
+
+    private static ResizeScale TestScale(DataConfig data) => ToScale(data.ImgScale, "data.img_scale");
+
+    private static MultiScale TrainScales(DataConfig data)
+    {
+        if (data.Multiscale is not { } ms) return new MultiScale([TestScale(data)]);
+        var scales = ms.Scales.Select((s, i) => ToScale(s, $"data.multiscale.scales[{i}]")).ToList();
+        return new MultiScale(scales, ms.Mode == MultiscaleMode.Range ? MultiScaleMode.Range : MultiScaleMode.Value);
+    }
+
+    private static ResizeScale ToScale(IReadOnlyList<int> wh, string key)
+    {
+        if (wh.Count != 2) throw new GflConfigException($"{key}: expected [long_edge, short_edge], got {wh.Count} values");
+        return new ResizeScale(Math.Max(wh[0], wh[1]), Math.Min(wh[0], wh[1]));
+    }
+}

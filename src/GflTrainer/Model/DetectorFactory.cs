@@ -1,0 +1,41 @@
+using GflTrainer.Config;
+using GflTrainer.Evaluation;
+using GflTrainer.Training.Losses;
+
+namespace GflTrainer.Model;
+
+/// <summary>The one place where configuration becomes the detector, its loss and its post-processor.</summary>
+internal static class DetectorFactory
+{
+    public static GflDetector CreateDetector(ModelConfig m)
+    {
+        if (m.Neck.NumOuts != m.Head.Strides.Count)
+            throw new GflConfigException($"model.neck.num_outs ({m.Neck.NumOuts}) must equal the number of model.head.strides ({m.Head.Strides.Count})");
+        for (int i = 0; i < m.Head.Strides.Count; i++)
+            if (m.Head.Strides[i] != 8 << i)
+                throw new GflConfigException($"model.head.strides: the FPN levels P3..P7 have strides 8,16,32,64,128; got [{string.Join(",", m.Head.Strides)}]");
+        if (m.Neck.ReluBeforeExtraConvs || m.Neck.AddExtraConvs != ExtraConvsSource.OnOutput || m.Neck.StartLevel != 1)
+            throw new GflConfigException("model.neck: only the GFL reference FPN is implemented (start_level 1, add_extra_convs on_output, relu_before_extra_convs false)");
+        return GflDetector.Create(
+            depth: m.Backbone.Depth,
+            numClasses: m.Head.NumClasses,
+            regMax: m.Head.RegMax,
+            frozenStages: m.Backbone.FrozenStages,
+            normEval: m.Backbone.NormEval,
+            fpnChannels: m.Neck.OutChannels,
+            featChannels: m.Head.FeatChannels,
+            stackedConvs: m.Head.StackedConvs,
+            groupNormGroups: m.Head.NormGroups,
+            backboneBaseChannels: m.Backbone.BaseChannels,
+            priorProbability: m.Head.PriorProb);
+    }
+
+    public static GflLoss CreateLoss(ModelConfig m) => new(
+        numClasses: m.Head.NumClasses, regMax: m.Head.RegMax, strides: m.Head.Strides, atssTopK: m.Assigner.TopK,
+        qflBeta: m.Head.Loss.QflBeta, clsWeight: m.Head.Loss.QflWeight, boxWeight: m.Head.Loss.GiouWeight,
+        dflWeight: m.Head.Loss.DflWeight);
+
+    public static GflPostprocessor CreatePostprocessor(ModelConfig m, double? scoreThreshold = null) => new(
+        new AnchorGenerator(m.Head.Strides), m.Head.RegMax, m.Test.NmsPre, scoreThreshold ?? m.Test.ScoreThr,
+        m.Test.NmsIou, m.Test.MaxPerImg, m.Test.MinBboxSize);
+}

@@ -1,0 +1,45 @@
+using System.Diagnostics;
+using GflTrainer.Training.Losses;
+using Serilog;
+
+namespace GflTrainer.Training;
+
+/// <summary>Console progress: on a terminal a live bar (epoch, iteration, ETA, losses, lr, images/s) redrawn in place
+/// on stderr; when output is redirected (CI, cron) plain log lines every <c>log_interval</c> iterations.</summary>
+internal sealed class ProgressReporter
+{
+    private readonly ILogger _log;
+    private readonly long _totalIters;
+    private readonly int _logInterval;
+    private readonly bool _interactive = !Console.IsErrorRedirected && !Console.IsOutputRedirected;
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private long _startIter = -1;
+    private double _emaStep;
+
+    public ProgressReporter(ILogger log, long totalIters, int logInterval)
+    {
+        _log = log; _totalIters = totalIters; _logInterval = Math.Max(1, logInterval);
+    }
+
+    public void Update(int epoch, int epochs, long iterInEpoch, int itersPerEpoch, long iteration, LossScalars s,
+        double lr, double stepSeconds, int batchSize)
+    {
+        if (_startIter < 0) { _startIter = iteration - 1; _clock.Restart(); }
+        _emaStep = _emaStep == 0 ? stepSeconds : 0.9 * _emaStep + 0.1 * stepSeconds;
+        double perIter = _clock.Elapsed.TotalSeconds / Math.Max(1, iteration - _startIter);
+        var eta = TimeSpan.FromSeconds(perIter * (_totalIters - iteration));
+        double ips = batchSize / Math.Max(1e-9, _emaStep);
+        string text = $"epoch {epoch}/{epochs} iter {iterInEpoch}/{itersPerEpoch} | loss {s.Total:F4} (cls {s.Cls:F4} bbox {s.Box:F4} dfl {s.Dfl:F4}) | lr {lr:G3} | {ips:F1} img/s | eta {Format(eta)}";
+        if (_interactive)
+        {
+            int width = 28;
+            int filled = (int)(width * iterInEpoch / Math.Max(1, itersPerEpoch));
+            Console.Error.Write($"\r[{new string('#', filled)}{new string('.', width - filled)}] {text}\u001b[K");
+            if (iteration % _logInterval == 0 || iterInEpoch == itersPerEpoch) { Console.Error.Write("\r\u001b[K"); _log.Information("{Text}", text); }
+        }
+        else if (iteration % _logInterval == 0 || iterInEpoch == itersPerEpoch)
+            _log.Information("{Text}", text);
+    }
+
+    private static string Format(TimeSpan t) => t.TotalHours >= 1 ? $"{(int)t.TotalHours}h{t.Minutes:D2}m" : $"{t.Minutes}m{t.Seconds:D2}s";
+}

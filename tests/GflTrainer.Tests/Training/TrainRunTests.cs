@@ -1,0 +1,164 @@
+using System.Diagnostics;
+using GflTrainer.Checkpoints;
+using GflTrainer.Data;
+using GflTrainer.Training;
+using TorchSharp;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace GflTrainer.Tests.Training;
+
+/// <summary>End-to-end training runs on a tiny synthetic dataset and a tiny network (seconds on CPU).</summary>
+[Collection("training")]   // runs serially: these are the heaviest tests
+public class TrainRunTests
+{
+    private static readonly Lazy<string> Dataset = new(() =>
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "gfl-test-synth-v1");
+        if (!File.Exists(Path.Combine(dir, "annotations", "instances_val.json")))
+            SyntheticShapes.Write(dir, new SyntheticShapesOptions { Seed = 3, TrainImages = 12, ValImages = 4, ImageSize = 96, MinSide = 20, MaxSide = 60 });
+        return dir;
+    });
+
+    /// <summary>A config for a ~100k-parameter detector on 96 px images: fast, but every code path of the real one.</summary>
+    internal static string TinyConfig(string dir, int epochs = 2, string extra = "")
+    {
+        var data = Dataset.Value;
+        var path = Path.Combine(dir, "tiny.yaml");
+        File.WriteAllText(path, $$"""
+            model:
+              backbone: { depth: 18, frozen_stages: -1, norm_eval: false, base_channels: 8 }
+              neck: { out_channels: 16 }
+              head: { num_classes: 3, feat_channels: 16, stacked_convs: 1, norm_groups: 4 }
+            data:
+              train: { ann_file: {{data}}/annotations/instances_train.json, img_prefix: {{data}}/images/ }
+              val: { ann_file: {{data}}/annotations/instances_val.json, img_prefix: {{data}}/images/ }
+              img_scale: [96, 96]
+              batch_size: 2
+              val_batch_size: 2
+              workers: 1
+            train:
+              epochs: {{epochs}}
+              seed: 7
+              log_interval: 2
+              optimizer: { lr: 0.01 }
+              schedule: { warmup_iters: 4, steps: [1] }
+              eval_interval: 1
+            {{extra}}
+            """);
+        return path;
+    }
+
+    private static Dictionary<string, float[]> Weights(string checkpointDir)
+    {
+        using var ck = CheckpointStore.Load(checkpointDir, loadOptimizer: false);
+        return ck.Model.Tensors.Where(kv => kv.Value.dtype == ScalarType.Float32)
+            .ToDictionary(kv => kv.Key, kv => kv.Value.data<float>().ToArray());
+    }
+
+    private static void AssertBitIdentical(string a, string b)
+    {
+        var wa = Weights(a); var wb = Weights(b);
+        Assert.Equal(wa.Keys.OrderBy(k => k), wb.Keys.OrderBy(k => k));
+        foreach (var (k, v) in wa) Assert.True(v.SequenceEqual(wb[k]), $"tensor {k} differs");
+    }
+
+    [Fact]
+    public void InterruptAndResume_EndsBitIdenticalToAnUninterruptedRun()
+    {
+        var root = Directory.CreateTempSubdirectory("gfl-train").FullName;
+        var cfg = TinyConfig(root);
+        var full = TrainRun.Execute(new TrainRequest(cfg, [], Path.Combine(root, "full")), CancellationToken.None);
+        Assert.Equal(12, full.Iterations);   // 12 images / batch 2 x 2 epochs
+        Assert.NotNull(full.LastAp);
+
+        // Interrupted after a few iterations of epoch 1 (what SIGINT does), then resumed.
+        using var cts = new CancellationTokenSource();
+        var work = Path.Combine(root, "resumed");
+        var watcher = Task.Run(async () =>
+        {
+            var log = Path.Combine(work, "log.jsonl");
+            while (!cts.IsCancellationRequested)
+            {
+                if (File.Exists(log) && File.ReadAllLines(log).Length >= 2) { cts.Cancel(); break; }
+                await Task.Delay(5);
+            }
+        });
+        Assert.Throws<OperationCanceledException>(() => TrainRun.Execute(new TrainRequest(cfg, [], work), cts.Token));
+        watcher.Wait();
+        using (var ck = CheckpointStore.Load(Path.Combine(work, "checkpoints", "last"), loadOptimizer: false))
+        {
+            Assert.Equal("interrupt", ck.Meta.Reason);
+            Assert.InRange(ck.Meta.Iteration, 4, 11);
+        }
+        var resumed = TrainRun.Execute(new TrainRequest(cfg, [], work, Resume: ""), CancellationToken.None);
+        Assert.Equal(12, resumed.Iterations);
+        AssertBitIdentical(Path.Combine(root, "full", "checkpoints", "last"), Path.Combine(work, "checkpoints", "last"));
+        // Logs and artefacts a user expects.
+        foreach (var f in new[] { "config.yaml", "train.log", "log.jsonl", "metrics.jsonl", "plots/loss.png", "plots/ap.png", "checkpoints/best/model.safetensors", "checkpoints/epoch_2/meta.json" })
+            Assert.True(File.Exists(Path.Combine(work, f)), f + " missing");
+        var iters = File.ReadAllLines(Path.Combine(work, "log.jsonl"))
+            .Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement.GetProperty("iter").GetInt64()).ToList();
+        Assert.Equal(iters.Distinct().Count(), iters.Count);   // redone iterations are not logged twice
+        Assert.Equal(2, File.ReadAllLines(Path.Combine(work, "metrics.jsonl")).Length);
+    }
+
+    [Fact]
+    public void SigkillAtAnArbitraryMoment_ThenAutoResume_EndsBitIdentical()
+    {
+        var root = Directory.CreateTempSubdirectory("gfl-kill").FullName;
+        var cfg = TinyConfig(root, epochs: 3);
+        var full = TrainRun.Execute(new TrainRequest(cfg, [], Path.Combine(root, "full")), CancellationToken.None);
+
+        var work = Path.Combine(root, "killed");
+        var gfl = Path.Combine(AppContext.BaseDirectory, "gfl.dll");
+        var psi = new ProcessStartInfo("dotnet", $"\"{gfl}\" train --config \"{cfg}\" --work-dir \"{work}\"")
+        { RedirectStandardOutput = true, RedirectStandardError = true };
+        using (var p = Process.Start(psi)!)
+        {
+            p.OutputDataReceived += (_, _) => { }; p.ErrorDataReceived += (_, _) => { };
+            p.BeginOutputReadLine(); p.BeginErrorReadLine();
+            var deadline = DateTime.UtcNow.AddMinutes(2);
+            // Kill during epoch 2 (after epoch 1's checkpoints exist, mid-way through later iterations).
+            while (DateTime.UtcNow < deadline && !p.HasExited)
+            {
+                var log = Path.Combine(work, "log.jsonl");
+                if (File.Exists(log) && File.ReadAllLines(log).Length >= 5) break;
+                Thread.Sleep(5);
+            }
+            Assert.False(p.HasExited, "training finished before it could be killed");
+            p.Kill(entireProcessTree: true);   // SIGKILL
+            p.WaitForExit();
+        }
+        var store = new CheckpointStore(Path.Combine(work, "checkpoints"));
+        Assert.NotNull(store.Find("last"));
+        var resumed = TrainRun.Execute(new TrainRequest(cfg, [], work, AutoResume: true), CancellationToken.None);
+        Assert.Equal(full.Iterations, resumed.Iterations);
+        AssertBitIdentical(Path.Combine(root, "full", "checkpoints", "last"), store.Find("last")!);
+    }
+
+    [Fact]
+    public void NonFiniteLoss_StopsWithIterationAndTerm_AndWritesDiagnosticCheckpoint()
+    {
+        var root = Directory.CreateTempSubdirectory("gfl-nan").FullName;
+        var cfg = TinyConfig(root, epochs: 1);
+        var work = Path.Combine(root, "run");
+        TrainRun.Execute(new TrainRequest(cfg, [], work), CancellationToken.None);
+        // Corrupt one weight of `last` as a diverged run would, keeping the file consistent with its digest.
+        var last = Path.Combine(work, "checkpoints", "last");
+        var store = new CheckpointStore(Path.Combine(work, "checkpoints"));
+        using (var ck = CheckpointStore.Load(last))
+        {
+            var model = ck.Model.Tensors.ToDictionary(kv => kv.Key, kv => kv.Value.clone());
+            model["bbox_head.gfl_cls.bias"].fill_(float.NaN);
+            store.Save("last", model, ck.Optimizer!.Tensors, ck.Meta);
+        }
+        var e = Assert.Throws<NonFiniteLossException>(() =>
+            TrainRun.Execute(new TrainRequest(cfg, ["train.epochs=2"], work, Resume: ""), CancellationToken.None));
+        Assert.Equal(7, e.Iteration);
+        Assert.Contains("loss_cls=NaN", e.Message);
+        Assert.Contains("nan_iter_7", e.Message);
+        Assert.True(CheckpointStore.IsComplete(Path.Combine(work, "checkpoints", "nan_iter_7")));
+        Assert.NotNull(store.Find("last"));   // the last good state is still there
+    }
+}
