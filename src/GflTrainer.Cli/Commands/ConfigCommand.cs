@@ -1,5 +1,6 @@
 using System.CommandLine;
 using GflTrainer.Config;
+using Serilog.Events;
 
 namespace GflTrainer.Cli.Commands;
 
@@ -25,6 +26,23 @@ public static class ConfigCommand
     /// <summary>The resolved config for a parsed command line.</summary>
     public static GflConfig Load(ParseResult parse, Option<FileInfo> config, Option<string[]> set) =>
         ConfigLoader.Load(parse.GetValue(config)!.FullName, parse.GetValue(set) ?? []);
+
+    /// <summary>The device a run uses: <c>--device</c> when given on the command line, else <c>runtime.device</c>.</summary>
+    public static string Device(ParseResult parse, GflConfig config) =>
+        parse.GetResult(GlobalOptions.Device) is { Implicit: false } ? parse.GetValue(GlobalOptions.Device)! : config.Runtime.Device;
+
+    /// <summary>The log level a run uses: <c>--log-level</c> when given on the command line, else
+    /// <c>runtime.log_level</c> (apply it with <see cref="Logging.ConfigureConsole"/> after loading the config).</summary>
+    public static LogEventLevel LogLevel(ParseResult parse, GflConfig config) =>
+        parse.GetResult(GlobalOptions.LogLevel) is { Implicit: false }
+            ? GlobalOptions.ParseLevel(parse.GetValue(GlobalOptions.LogLevel))
+            : config.Runtime.LogLevel switch
+            {
+                ConfigLogLevel.Debug => LogEventLevel.Debug,
+                ConfigLogLevel.Warning => LogEventLevel.Warning,
+                ConfigLogLevel.Error => LogEventLevel.Error,
+                _ => LogEventLevel.Information,
+            };
 
     /// <summary>The <c>config</c> command with its subcommands.</summary>
     public static Command Create()

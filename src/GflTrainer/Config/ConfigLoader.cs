@@ -33,7 +33,24 @@ public static class ConfigLoader
             throw new GflConfigException($"config file not found: {configFile}");
 
         var problems = new List<ConfigProblem>();
-        var tree = ReadTree(full, [], problems) ?? new ConfigMap(new SourceMark(Display(full), 1));
+        var tree = ReadTree(full, () => new StreamReader(full), [], problems) ?? new ConfigMap(new SourceMark(Display(full), 1));
+        return Resolve(tree, full, overrides, problems);
+    }
+
+    /// <summary>Loads configuration text that has no file of its own, e.g. the config.yaml a checkpoint carries.
+    /// <paramref name="sourceName"/> names it in problems and stands in for the file name (a <c>_base_</c> in
+    /// the text is resolved against the working directory).</summary>
+    /// <exception cref="ConfigValidationException">Any problem in the text or an override.</exception>
+    public static GflConfig LoadYaml(string yaml, string sourceName, IEnumerable<string>? overrides = null)
+    {
+        var problems = new List<ConfigProblem>();
+        var pseudoPath = Path.GetFullPath(sourceName);
+        var tree = ReadTree(pseudoPath, () => new StringReader(yaml), [], problems) ?? new ConfigMap(new SourceMark(sourceName, 1));
+        return Resolve(tree, pseudoPath, overrides, problems);
+    }
+
+    static GflConfig Resolve(ConfigMap tree, string full, IEnumerable<string>? overrides, List<ConfigProblem> problems)
+    {
         foreach (var text in overrides ?? [])
             ConfigOverride.Parse(text, problems)?.ApplyTo(tree);
 
@@ -52,10 +69,10 @@ public static class ConfigLoader
     }
 
     /// <summary>One file merged over its bases, or null when the file itself cannot be read.</summary>
-    static ConfigMap? ReadTree(string fullPath, List<string> chain, List<ConfigProblem> problems)
+    static ConfigMap? ReadTree(string fullPath, Func<TextReader> open, List<string> chain, List<ConfigProblem> problems)
     {
         var display = Display(fullPath);
-        var root = Parse(fullPath, display, problems);
+        var root = Parse(open, display, problems);
         if (root == null) return null;
 
         var merged = new ConfigMap(root.Mark);
@@ -69,7 +86,7 @@ public static class ConfigLoader
                     problems.Add(mark.Problem(BaseKey, $"circular inheritance: {Display(basePath)} is already being loaded"));
                 else if (!File.Exists(basePath))
                     problems.Add(mark.Problem(BaseKey, $"base file not found: {Display(basePath)} (paths are relative to {display})"));
-                else if (ReadTree(basePath, chain, problems) is { } baseTree)
+                else if (ReadTree(basePath, () => new StreamReader(basePath), chain, problems) is { } baseTree)
                     Merge(merged, baseTree, problems);
             }
             chain.RemoveAt(chain.Count - 1);
@@ -78,12 +95,12 @@ public static class ConfigLoader
         return merged;
     }
 
-    static ConfigMap? Parse(string fullPath, string display, List<ConfigProblem> problems)
+    static ConfigMap? Parse(Func<TextReader> open, string display, List<ConfigProblem> problems)
     {
         var stream = new YamlStream();
         try
         {
-            using var reader = new StreamReader(fullPath);
+            using var reader = open();
             stream.Load(reader);
         }
         catch (YamlException e)

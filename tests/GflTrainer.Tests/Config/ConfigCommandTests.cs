@@ -1,5 +1,8 @@
+using GflTrainer.Cli;
+using GflTrainer.Cli.Commands;
 using GflTrainer.Config;
 using GflTrainer.Tests.Support;
+using Serilog.Events;
 using Xunit;
 
 namespace GflTrainer.Tests.Config;
@@ -64,5 +67,18 @@ public sealed class ConfigCommandTests
 
         Assert.Equal(0, r.ExitCode);
         Assert.Equal(ConfigReference.MarkdownTable(), r.Out);
+    }
+
+    [Fact]
+    public void DeviceAndLogLevel_CommandLineWins_ElseTheConfig()
+    {
+        var config = new GflConfig { Runtime = new RuntimeConfig { Device = "cpu", LogLevel = ConfigLogLevel.Warning } };
+        var given = GflApp.Build().Parse(["config", "check", "-c", R50, "--device", "cuda:1", "--log-level", "debug"]);
+        var omitted = GflApp.Build().Parse(["config", "check", "-c", R50]);
+
+        Assert.Equal("cuda:1", ConfigCommand.Device(given, config));
+        Assert.Equal(LogEventLevel.Debug, ConfigCommand.LogLevel(given, config));
+        Assert.Equal("cpu", ConfigCommand.Device(omitted, config));
+        Assert.Equal(LogEventLevel.Warning, ConfigCommand.LogLevel(omitted, config));
     }
 }

@@ -68,4 +68,17 @@ public sealed class ConfigWriterTests
         Assert.Contains("  grad_clip: null\n", yaml);
         Assert.DoesNotContain("...", yaml);
     }
+
+    [Fact]
+    public void Dump_LoadsBackFromText_AsACheckpointCarriesIt()
+    {
+        var config = ConfigLoader.Load(Path.Combine(TestPaths.RepoRoot(), "configs", "quickstart.yaml"));
+        var yaml = ConfigWriter.ToYaml(config);
+
+        var again = ConfigLoader.LoadYaml(yaml, "checkpoint:config.yaml");
+
+        Assert.Equal(yaml, ConfigWriter.ToYaml(again));
+        var e = Assert.Throws<ConfigValidationException>(() => ConfigLoader.LoadYaml("train:\n  epoch: 3\n", "ckpt.yaml"));
+        Assert.Equal(2, Assert.Single(e.Problems).Line);
+    }
 }
