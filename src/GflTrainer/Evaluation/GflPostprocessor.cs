@@ -49,7 +49,8 @@ internal sealed class GflPostprocessor(
             var detections = PredictSingle(
                 outputs.ClassScores.Select(t => t[i]).ToArray(),
                 outputs.BoxPredictions.Select(t => t[i]).ToArray(),
-                (meta.ImageHeight, meta.ImageWidth), meta.ScaleW, meta.ScaleH);
+                (meta.ImageHeight, meta.ImageWidth), ScaleOf(meta.ImageWidth, meta.OriginalWidth, meta.ScaleW),
+                ScaleOf(meta.ImageHeight, meta.OriginalHeight, meta.ScaleH));
             if (meta.Flipped)
             {
                 // Horizontal flip of the original image: x1' = W − x2, x2' = W − x1.
@@ -65,6 +66,11 @@ internal sealed class GflPostprocessor(
         }
         return results;
     }
+
+    // mmdetection's scale_factor is new_size / old_size in double; ImageMeta stores it as float, so recompute it from
+    // the integer sizes (same definition) to keep float32(1 / scale) bit-identical to the reference.
+    private static double ScaleOf(int resized, int original, float stored) =>
+        original > 0 ? (double)resized / original : stored;
 
     /// <summary>Detections of one image.</summary>
     /// <param name="classScores">per level (C, h, w) logits.</param>

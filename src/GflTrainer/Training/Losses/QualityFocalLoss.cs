@@ -26,7 +26,7 @@ internal sealed class QualityFocalLoss(double beta = 2.0, double lossWeight = 1.
         var numClasses = logits.shape[1];
         // Dense form of mmdetection's "negatives for all, then overwrite the positive entries": same values and
         // gradients (the overwritten entries never contribute the negative formula).
-        var onLabel = F.one_hot(labels, numClasses + 1).narrow(1, 0, numClasses).to(ScalarType.Bool);
+        var onLabel = labels.unsqueeze(1) == arange(numClasses, dtype: labels.dtype, device: labels.device);  // (N, C); background matches none
         var target = where(onLabel, quality.to(logits.dtype).unsqueeze(1), zeros_like(logits));
         var bce = F.binary_cross_entropy_with_logits(logits, target, reduction: nn.Reduction.None);
         return (bce * (target - logits.sigmoid()).abs().pow(Beta)).MoveToOuterDisposeScope();
