@@ -202,7 +202,8 @@ internal sealed class Trainer : IDisposable
             outputs = new HeadOutputs(outputs.ClassScores.Select(x => x.to(ScalarType.Float32)).ToList(),
                 outputs.BoxPredictions.Select(x => x.to(ScalarType.Float32)).ToList());
         var padShapes = batch.Metas.Select(m => (m.PadHeight, m.PadWidth)).ToList();
-        var losses = _loss.Compute(outputs, batch.GtBoxes, batch.GtLabels, padShapes, batch.IgnoredBoxes);
+        // Crowd regions are not passed: mmdetection's ATSS has ignore_iof_thr -1, so anchors on them stay negatives.
+        var losses = _loss.Compute(outputs, batch.GtBoxes, batch.GtLabels, padShapes);
         var scalars = losses.ToScalars();  // the one host sync of the step
         if (!double.IsFinite(scalars.Total))
         {
