@@ -17,6 +17,7 @@ public static class GflApp
         root.Subcommands.Add(DataCommand.Create());
         root.Subcommands.Add(EvalCommand.Create());
         root.Subcommands.Add(TrainCommand.Create());
+        root.Subcommands.Add(PredictCommand.Create());
         return root;
     }
 

@@ -46,6 +46,9 @@ internal static class DataPipelineFactory
     public static DetectionLoader CreateEvalLoader(DataConfig data, CocoDataset ds, LoaderOptions options, torch.Device device, ILogger log)
         => DetectionLoader.ForEvaluation(ds, options, device, TestScale(data), log);
 
+    /// <summary>The deterministic test-time transform (resize to data.img_scale, no flip).</summary>
+    public static DetectionTransform EvalTransform(DataConfig data) => DetectionTransform.Eval(TestScale(data));
+
     private static ResizeScale TestScale(DataConfig data) => ToScale(data.ImgScale, "data.img_scale");
 
     private static MultiScale TrainScales(DataConfig data)

@@ -1,0 +1,29 @@
+using System.CommandLine;
+using GflTrainer.Evaluation;
+
+namespace GflTrainer.Cli.Commands;
+
+/// <summary><c>gfl predict --checkpoint PATH --input IMAGE|DIR [--out DIR] [--score-thr 0.3]</c>.</summary>
+public static class PredictCommand
+{
+    public static Command Create()
+    {
+        var checkpoint = new Option<string>("--checkpoint") { Description = "Checkpoint folder (e.g. runs/x/checkpoints/best) or weights file", Required = true };
+        var input = new Option<string>("--input", "-i") { Description = "An image or a folder of images", Required = true };
+        var outDir = new Option<string>("--out", "-o") { Description = "Output folder", DefaultValueFactory = _ => "predictions" };
+        var scoreThr = new Option<double>("--score-thr") { Description = "Minimum score to draw and export", DefaultValueFactory = _ => 0.3 };
+        var config = new Option<string?>("--config", "-c") { Description = "Config (needed for a bare weights file; otherwise the checkpoint's own)" };
+        var set = new Option<string[]>("--set") { Description = "Override a config key: key.path=value", AllowMultipleArgumentsPerToken = true };
+        var cmd = new Command("predict", "Detect objects in images: JSON per image and an annotated copy")
+            { checkpoint, input, outDir, scoreThr, config, set };
+        cmd.SetAction(parse => GlobalOptions.Execute(parse, _ =>
+        {
+            double thr = parse.GetValue(scoreThr);
+            if (thr is < 0 or > 1) throw new GflConfigException($"--score-thr {thr}: expected a value in [0, 1]");
+            PredictRun.Execute(new PredictRequest(parse.GetValue(checkpoint)!, parse.GetValue(input)!, parse.GetValue(outDir)!,
+                thr, parse.GetValue(config), parse.GetValue(set) ?? [], parse.GetValue(GlobalOptions.Device)));
+            return ExitCodes.Ok;
+        }));
+        return cmd;
+    }
+}
