@@ -1,0 +1,120 @@
+using System.Diagnostics;
+using GflTrainer.Evaluation;
+using GflTrainer.Model;
+using GflTrainer.Training.Losses;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace GflTrainer.Training;
+
+/// <summary>Timing of one benchmark: median and all samples in milliseconds per call.</summary>
+public sealed record StepTiming(string Name, string Device, int Batch, int Height, int Width, int Iterations,
+    double MedianMs, double ImagesPerSecond, IReadOnlyList<double> SamplesMs, long PeakRssBytes, int Threads, string Amp);
+
+/// <summary>
+/// The R50-GFL training step and inference on synthetic inputs shaped like COCO at (1333, 800): images padded to
+/// 800x1344, 50 random boxes per image over 80 classes (seeded), exactly what scripts/reference/bench.py times so
+/// the two can be compared on one machine. The train step is forward, targets + losses, backward and SGD update.
+/// </summary>
+public static class TrainStepBenchmark
+{
+    public static StepTiming TrainStep(Device device, int depth = 50, int batch = 2, int height = 800, int width = 1344,
+        int iterations = 5, int warmup = 2, string amp = "off")
+    {
+        torch.manual_seed(0);
+        using var model = GflDetector.Create(depth);
+        model.to(device);
+        model.train();
+        var named = model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, (Tensor)p.parameter)).ToList();
+        using var sgd = new Sgd(named, 0.01, 0.9, 1e-4);
+        var loss = new GflLoss(80);
+        ScalarType? ampType = amp switch { "bf16" => ScalarType.BFloat16, "fp16" => ScalarType.Float16, "off" => null,
+            _ => throw new GflConfigException($"--amp {amp}: expected off, bf16 or fp16") };
+        var scaler = amp == "fp16" ? new LossScaler() : null;
+        using var inputs = NewDisposeScope();
+        var (images, boxes, labels) = SyntheticBatch(device, batch, height, width);
+        var pads = Enumerable.Repeat((height, width), batch).ToList();
+        inputs.Detach(images); foreach (var t in boxes.Concat(labels)) inputs.Detach(t);
+
+        var samples = Time(device, iterations, warmup, () =>
+        {
+            HeadOutputs outputs;
+            using (Autocast.Enter(ampType, device)) outputs = model.forward(images);
+            if (ampType is not null)
+                outputs = new HeadOutputs(outputs.ClassScores.Select(x => x.to(ScalarType.Float32)).ToList(),
+                    outputs.BoxPredictions.Select(x => x.to(ScalarType.Float32)).ToList());
+            var l = loss.Compute(outputs, boxes, labels, pads);
+            sgd.ZeroGrad();
+            (scaler is null ? l.Total : scaler.ScaleLoss(l.Total)).backward();
+            if (scaler?.UnscaleAndUpdate(named.Select(n => n.Item2).ToList()) ?? true) sgd.Step();
+            l.Total.item<float>();
+        });
+        images.Dispose(); foreach (var t in boxes.Concat(labels)) t.Dispose();
+        return Result("train-step", device, batch, height, width, samples, amp);
+    }
+
+    public static StepTiming Inference(Device device, int depth = 50, int batch = 1, int height = 800, int width = 1344,
+        int iterations = 5, int warmup = 2)
+    {
+        torch.manual_seed(0);
+        using var model = GflDetector.Create(depth);
+        model.to(device);
+        model.eval();
+        var post = new GflPostprocessor(new AnchorGenerator(new[] { 8, 16, 32, 64, 128 }));
+        using var images = randn(batch, 3, height, width, device: device);
+        var metas = Enumerable.Range(0, batch).Select(i => new Data.ImageMeta(i, "", height, 1333, height, 1333, height, width,
+            1, 1, false)).ToList();
+        var samples = Time(device, iterations, warmup, () =>
+        {
+            using var _ = no_grad();
+            var dets = post.Predict(model.forward(images), metas);
+            foreach (var d in dets) d.Scores.cpu();   // the boxes reach the host, as a user's results would
+        });
+        return Result("infer", device, batch, height, width, samples, "off");
+    }
+
+    /// <summary>Random images and gts as the reference benchmark draws them (seed 0): boxes with log-uniform sides
+    /// 8..400 px inside the 1333x800 image.</summary>
+    internal static (Tensor Images, List<Tensor> Boxes, List<Tensor> Labels) SyntheticBatch(Device device, int batch, int height, int width)
+    {
+        var g = new Generator(0);
+        var images = randn(batch, 3, height, width, generator: g).to(device);
+        var boxes = new List<Tensor>(); var labels = new List<Tensor>();
+        int imageWidth = Math.Min(width, 1333);
+        for (int i = 0; i < batch; i++)
+        {
+            var xy = rand(50, 2, generator: g) * tensor(new float[] { imageWidth - 8, height - 8 });
+            var wh = (rand(50, 2, generator: g) * MathF.Log(400f / 8)).exp() * 8;
+            var corner = minimum(xy + wh, tensor(new float[] { imageWidth, height }));
+            boxes.Add(cat(new[] { xy, corner }, 1).to(device));
+            labels.Add(randint(0, 80, 50, generator: g).to(device));
+        }
+        return (images, boxes, labels);
+    }
+
+    private static List<double> Time(Device device, int iterations, int warmup, Action step)
+    {
+        if (iterations < 1) throw new GflConfigException("--iterations must be at least 1");
+        for (int i = 0; i < warmup; i++) { using var s = NewDisposeScope(); step(); }
+        var samples = new List<double>();
+        for (int i = 0; i < iterations; i++)
+        {
+            using var s = NewDisposeScope();
+            if (device.type == DeviceType.CUDA) torch.cuda.synchronize(device);
+            var sw = Stopwatch.StartNew();
+            step();
+            if (device.type == DeviceType.CUDA) torch.cuda.synchronize(device);
+            samples.Add(sw.Elapsed.TotalMilliseconds);
+        }
+        return samples;
+    }
+
+    private static StepTiming Result(string name, Device device, int batch, int h, int w, List<double> samples, string amp)
+    {
+        var sorted = samples.OrderBy(x => x).ToList();
+        double median = sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
+        using var proc = Process.GetCurrentProcess();
+        return new StepTiming(name, device.ToString(), batch, h, w, samples.Count, median, batch * 1000.0 / median, samples,
+            proc.PeakWorkingSet64, torch.get_num_threads(), amp);
+    }
+}
