@@ -19,8 +19,12 @@ public sealed class CocoDetections
     /// <summary>Things pycocotools accepts silently or rejects where we go on (unknown categories, an empty set).</summary>
     public IReadOnlyList<string> Warnings { get; }
 
-    CocoDetections(IReadOnlyList<CocoDetection> items, IReadOnlyList<string> warnings)
+    /// <summary><see cref="Items"/> as an array, for the evaluation loops.</summary>
+    internal CocoDetection[] ItemArray { get; }
+
+    CocoDetections(CocoDetection[] items, IReadOnlyList<string> warnings)
     {
+        ItemArray = items;
         Items = items;
         Warnings = warnings;
     }
@@ -57,7 +61,7 @@ public sealed class CocoDetections
         if (unknownCategories > 0)
             warnings.Add($"{source}: {unknownCategories} detections have a category id that {groundTruth.Source} does " +
                 $"not list (first: {firstUnknownCategory}); they are ignored, as pycocotools does");
-        return new CocoDetections(detections, warnings);
+        return new CocoDetections(detections.ToArray(), warnings);
     }
 
     /// <summary>Reads a COCO results file (a JSON array of <c>{image_id, category_id, bbox, score}</c>) and

@@ -32,6 +32,9 @@ public sealed class CocoGroundTruth
 
     internal HashSet<long> ImageIdSet { get; }
 
+    /// <summary><see cref="Annotations"/> as an array, for the evaluation loops.</summary>
+    internal CocoGroundTruthBox[] AnnotationArray { get; }
+
     /// <summary>Builds the ground truth from records; <paramref name="source"/> names it in messages.</summary>
     public CocoGroundTruth(IEnumerable<long> imageIds, IEnumerable<CocoCategory> categories,
         IReadOnlyList<CocoGroundTruthBox> annotations, string source = "ground truth")
@@ -44,7 +47,8 @@ public sealed class CocoGroundTruth
         var byId = new Dictionary<long, CocoCategory>();
         foreach (var c in categories) byId[c.Id] = c;
         Categories = byId.Values.OrderBy(c => c.Id).ToArray();
-        Annotations = annotations;
+        AnnotationArray = annotations.ToArray();
+        Annotations = AnnotationArray;
         Warnings = FindSurprises(annotations, source);
     }
 
