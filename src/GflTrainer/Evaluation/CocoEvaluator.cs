@@ -120,7 +120,7 @@ public sealed class CocoEvaluator
                             : matched ? DetectionOutcome.TruePositive
                             : outOfRange ? DetectionOutcome.Ignored : DetectionOutcome.FalsePositive;
                     }
-                    outcomes[t * D + d] = outcome;
+                    outcomes[d * thresholdCount + t] = outcome;
                 }
             }
             evaluations.Results[(k * p.AreaRanges.Count + a) * imageCount + i] = new CocoImageEvaluation(scores, outcomes, nonIgnored);
@@ -200,7 +200,7 @@ public sealed class CocoEvaluator
             }
             Array.Sort(ranked);
 
-            var outcomes = new DetectionOutcome[T * n];
+            var outcomes = new DetectionOutcome[n * T]; // (n, T), images concatenated
             var rc = new double[n];
             var pr = new double[n];
             for (int a = 0; a < A; a++)
@@ -212,7 +212,7 @@ public sealed class CocoEvaluator
                     var e = results[(k * A + a) * I + i]!;
                     npig += e.NonIgnoredGroundTruth;
                     int take = Math.Min(e.DetectionCount, maxDet);
-                    for (int t = 0; t < T; t++) Array.Copy(e.Outcomes, t * e.DetectionCount, outcomes, t * n + offset, take);
+                    Array.Copy(e.Outcomes, 0, outcomes, offset * T, take * T); // (take, T) rows
                     offset += take;
                 }
                 // Nothing but ignored annotations (or none): the entry stays -1 and drops out of every mean.
@@ -223,7 +223,7 @@ public sealed class CocoEvaluator
                     double tp = 0, fp = 0;
                     for (int j = 0; j < n; j++)
                     {
-                        var o = outcomes[t * n + ranked[j].Position];
+                        var o = outcomes[ranked[j].Position * T + t];
                         if (o == DetectionOutcome.TruePositive) tp++;
                         else if (o == DetectionOutcome.FalsePositive) fp++;
                         rc[j] = tp / npig;

@@ -17,6 +17,7 @@ public sealed class CocoEvalBenchmarkTests(ITestOutputHelper output)
         var timings = CocoEvalBenchmark.Run(Path.Combine(dir, "gt.json"), Path.Combine(dir, "dets.json"), repeats: 3);
         output.WriteLine($"load {timings.LoadSeconds:F3} s, evaluate {timings.EvaluateSeconds:F3} s, accumulate " +
             $"{timings.AccumulateSeconds:F3} s, evaluate+accumulate {timings.EvaluatePlusAccumulateSeconds:F3} s " +
+            $"(CPU {timings.EvaluatePlusAccumulateCpuSeconds:F3} s on {timings.Threads} threads) " +
             $"(runs {string.Join(", ", timings.EvaluatePlusAccumulateRuns.Select(s => s.ToString("F3")))})");
         Assert.Equal(3, timings.EvaluatePlusAccumulateRuns.Count);
         Assert.All(timings.EvaluatePlusAccumulateRuns, s => Assert.True(s > 0));
