@@ -56,13 +56,15 @@ public sealed class CocoDetections
             if (!categoryIds.Contains(d.CategoryId) && unknownCategories++ == 0) firstUnknownCategory = d.CategoryId;
         }
         if (unknownImages > 0)
-            throw new CocoFormatException(source, $"{unknownImages} detections name images that {groundTruth.Source} " +
-                $"does not list (first: image_id {firstUnknownImage}); results do not correspond to this annotation file");
+            throw new CocoFormatException(source, $"{Detections(unknownImages)} on images that {groundTruth.Source} " +
+                $"does not list (first: image_id {firstUnknownImage}); the results do not belong to this annotation file");
         if (unknownCategories > 0)
-            warnings.Add($"{source}: {unknownCategories} detections have a category id that {groundTruth.Source} does " +
-                $"not list (first: {firstUnknownCategory}); they are ignored, as pycocotools does");
+            warnings.Add($"{source}: {Detections(unknownCategories)} with a category id that {groundTruth.Source} does " +
+                $"not list (first: {firstUnknownCategory}); ignored, as pycocotools does");
         return new CocoDetections(detections.ToArray(), warnings);
     }
+
+    static string Detections(long count) => count == 1 ? "1 detection" : $"{count} detections";
 
     /// <summary>Reads a COCO results file (a JSON array of <c>{image_id, category_id, bbox, score}</c>) and
     /// validates it with <see cref="Create"/>.</summary>
