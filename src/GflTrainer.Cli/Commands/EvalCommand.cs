@@ -12,16 +12,19 @@ public static class EvalCommand
 {
     public static Command Create()
     {
-        var annotationsOption = new Option<FileInfo>("--annotations")
+        var annotationsOption = new Option<string>("--annotations")
         {
+            HelpName = "GT.json",
             Description = "COCO instances JSON with the ground truth (images, categories, annotations)",
         };
-        var detectionsOption = new Option<FileInfo>("--detections")
+        var detectionsOption = new Option<string>("--detections")
         {
+            HelpName = "DETS.json",
             Description = "COCO results JSON: [{image_id, category_id, bbox: [x, y, w, h], score}]",
         };
-        var outOption = new Option<FileInfo>("--out")
+        var outOption = new Option<string>("--out")
         {
+            HelpName = "metrics.json",
             Description = "Write the metrics as JSON here (bbox stats, stats list, per-category AP)",
         };
 
@@ -35,7 +38,7 @@ public static class EvalCommand
             var detections = parse.GetValue(detectionsOption);
             if (annotations is null || detections is null)
                 throw new GflConfigException("gfl eval needs --annotations GT.json and --detections DETS.json");
-            return EvaluateFiles(annotations.FullName, detections.FullName, parse.GetValue(outOption)?.FullName);
+            return EvaluateFiles(annotations, detections, parse.GetValue(outOption));
         }));
         return cmd;
     }

@@ -1,7 +1,7 @@
 namespace GflTrainer.Evaluation;
 
 /// <summary>One detection in COCO results form: box <c>[x, y, w, h]</c> in absolute pixels, top-left origin.</summary>
-public readonly record struct CocoDetection(long ImageId, long CategoryId, double X, double Y, double Width, double Height, double Score)
+internal readonly record struct CocoDetection(long ImageId, long CategoryId, double X, double Y, double Width, double Height, double Score)
 {
     /// <summary>w*h, as pycocotools' <c>loadRes</c> sets it (negative for a negative width: then it lies outside
     /// every area range, and the detection is ignored unless it matches).</summary>
@@ -11,7 +11,7 @@ public readonly record struct CocoDetection(long ImageId, long CategoryId, doubl
 /// <summary>A results set checked against its ground truth, as pycocotools' <c>COCO.loadRes</c> builds it:
 /// every image id must be one the ground truth lists; detections are numbered 1..N in the given order
 /// (that order breaks score ties); category ids the ground truth does not list are kept but never evaluated.</summary>
-public sealed class CocoDetections
+internal sealed class CocoDetections
 {
     /// <summary>The detections in file order.</summary>
     public IReadOnlyList<CocoDetection> Items { get; }
@@ -19,8 +19,12 @@ public sealed class CocoDetections
     /// <summary>Things pycocotools accepts silently or rejects where we go on (unknown categories, an empty set).</summary>
     public IReadOnlyList<string> Warnings { get; }
 
-    CocoDetections(IReadOnlyList<CocoDetection> items, IReadOnlyList<string> warnings)
+    /// <summary><see cref="Items"/> as an array, for the evaluation loops.</summary>
+    internal CocoDetection[] ItemArray { get; }
+
+    CocoDetections(CocoDetection[] items, IReadOnlyList<string> warnings)
     {
+        ItemArray = items;
         Items = items;
         Warnings = warnings;
     }
@@ -52,13 +56,15 @@ public sealed class CocoDetections
             if (!categoryIds.Contains(d.CategoryId) && unknownCategories++ == 0) firstUnknownCategory = d.CategoryId;
         }
         if (unknownImages > 0)
-            throw new CocoFormatException(source, $"{unknownImages} detections name images that {groundTruth.Source} " +
-                $"does not list (first: image_id {firstUnknownImage}); results do not correspond to this annotation file");
+            throw new CocoFormatException(source, $"{Detections(unknownImages)} on images that {groundTruth.Source} " +
+                $"does not list (first: image_id {firstUnknownImage}); the results do not belong to this annotation file");
         if (unknownCategories > 0)
-            warnings.Add($"{source}: {unknownCategories} detections have a category id that {groundTruth.Source} does " +
-                $"not list (first: {firstUnknownCategory}); they are ignored, as pycocotools does");
-        return new CocoDetections(detections, warnings);
+            warnings.Add($"{source}: {Detections(unknownCategories)} with a category id that {groundTruth.Source} does " +
+                $"not list (first: {firstUnknownCategory}); ignored, as pycocotools does");
+        return new CocoDetections(detections.ToArray(), warnings);
     }
+
+    static string Detections(long count) => count == 1 ? "1 detection" : $"{count} detections";
 
     /// <summary>Reads a COCO results file (a JSON array of <c>{image_id, category_id, bbox, score}</c>) and
     /// validates it with <see cref="Create"/>.</summary>

@@ -7,9 +7,13 @@ namespace GflTrainer.Evaluation;
 /// <param name="EvaluateSeconds">Per image/category matching (pycocotools <c>evaluate()</c>).</param>
 /// <param name="AccumulateSeconds">Precision/recall tables (pycocotools <c>accumulate()</c>).</param>
 /// <param name="SummarizeSeconds">The 12 stats and per-category AP.</param>
+/// <param name="EvaluatePlusAccumulateRuns">Wall seconds of evaluate + accumulate, per repeat.</param>
+/// <param name="EvaluatePlusAccumulateCpuSeconds">Median process CPU seconds (all threads) of evaluate + accumulate:
+/// steadier than wall time on a shared machine, and comparable with Python's time.process_time().</param>
+/// <param name="Threads">Worker threads the parallel loops could use (Environment.ProcessorCount).</param>
 public sealed record CocoEvalTimings(
     int Repeats, double LoadSeconds, double EvaluateSeconds, double AccumulateSeconds, double SummarizeSeconds,
-    IReadOnlyList<double> EvaluatePlusAccumulateRuns, CocoMetrics Metrics)
+    IReadOnlyList<double> EvaluatePlusAccumulateRuns, double EvaluatePlusAccumulateCpuSeconds, int Threads, CocoMetrics Metrics)
 {
     /// <summary>Median of evaluate + accumulate, the figure pycocotools' 2.0 s is compared with.</summary>
     public double EvaluatePlusAccumulateSeconds => Median(EvaluatePlusAccumulateRuns);
@@ -36,6 +40,8 @@ public static class CocoEvalBenchmark
         var accumulate = new List<double>();
         var summarize = new List<double>();
         var both = new List<double>();
+        var cpu = new List<double>();
+        using var process = Process.GetCurrentProcess();
         CocoMetrics? metrics = null;
         for (int i = 0; i < repeats; i++)
         {
@@ -44,12 +50,16 @@ public static class CocoEvalBenchmark
             var dets = CocoDetections.Load(detectionsPath, gt);
             load.Add(clock.Elapsed.TotalSeconds);
             var evaluator = new CocoEvaluator(gt);
+            process.Refresh();
+            var cpuStart = process.TotalProcessorTime;
             clock.Restart();
             var images = evaluator.EvaluateImages(dets);
             double e = clock.Elapsed.TotalSeconds;
             clock.Restart();
             var accumulation = evaluator.Accumulate(images);
             double a = clock.Elapsed.TotalSeconds;
+            process.Refresh();
+            cpu.Add((process.TotalProcessorTime - cpuStart).TotalSeconds);
             clock.Restart();
             metrics = accumulation.Summarize(gt.Warnings.Concat(dets.Warnings).ToArray());
             summarize.Add(clock.Elapsed.TotalSeconds);
@@ -58,6 +68,7 @@ public static class CocoEvalBenchmark
             both.Add(e + a);
         }
         return new CocoEvalTimings(repeats, CocoEvalTimings.Median(load), CocoEvalTimings.Median(evaluate),
-            CocoEvalTimings.Median(accumulate), CocoEvalTimings.Median(summarize), both, metrics!);
+            CocoEvalTimings.Median(accumulate), CocoEvalTimings.Median(summarize), both, CocoEvalTimings.Median(cpu),
+            Environment.ProcessorCount, metrics!);
     }
 }

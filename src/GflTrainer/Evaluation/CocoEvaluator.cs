@@ -1,10 +1,12 @@
+using System.Runtime.CompilerServices;
+
 namespace GflTrainer.Evaluation;
 
 /// <summary>COCO bbox evaluation equal to pycocotools' <c>COCOeval</c> (2.0.x): <see cref="EvaluateImages"/>
 /// (<c>evaluate()</c>), <see cref="Accumulate"/> (<c>accumulate()</c>) and <see cref="CocoAccumulation.Summarize"/>
 /// (<c>summarize()</c>). Work is spread over (category, image) cells and categories with results placed by index,
 /// so the output does not depend on the thread count.</summary>
-public sealed class CocoEvaluator
+internal sealed class CocoEvaluator
 {
     /// <summary>np.spacing(1), the gap between 1 and the next double, added to tp + fp in the precision.</summary>
     const double Eps = 2.220446049250313e-16;
@@ -38,88 +40,91 @@ public sealed class CocoEvaluator
     public CocoImageEvaluations EvaluateImages(CocoDetections detections)
     {
         ArgumentNullException.ThrowIfNull(detections);
-        var p = _parameters;
         int imageCount = _groundTruth.ImageIds.Count, categoryCount = _groundTruth.Categories.Count;
-        int areaCount = p.AreaRanges.Count, thresholdCount = p.IouThresholds.Count;
         var imageIndex = Index(_groundTruth.ImageIds);
         var categoryIndex = Index(_groundTruth.Categories.Select(c => c.Id).ToArray());
         var gtCells = GroupGroundTruth(imageIndex, categoryIndex, imageCount);
-        var dtCells = GroupDetections(detections.Items, imageIndex, categoryIndex, imageCount);
-        var results = new CocoImageEvaluation?[categoryCount * areaCount * imageCount];
-        var gts = _groundTruth.Annotations;
-        var dts = detections.Items;
-        int maxDet = p.MaxDetections[^1];
-
+        var dtCells = GroupDetections(detections.ItemArray, imageIndex, categoryIndex, imageCount);
+        var evaluations = new CocoImageEvaluations(categoryCount, _parameters.AreaRanges.Count, imageCount);
+        // Each cell writes only its own slots, so the result does not depend on scheduling.
         Parallel.For(0, categoryCount * imageCount, cell =>
+            EvaluateCell(cell, gtCells.Slice(cell), dtCells.Slice(cell), detections.ItemArray, evaluations));
+        return evaluations;
+    }
+
+    /// <summary>pycocotools <c>computeIoU</c> + <c>evaluateImg</c> for one (category, image) cell, all area ranges.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot, and a one-shot CLI run would stay at tier 0
+    void EvaluateCell(int cell, ReadOnlySpan<int> gtCell, ReadOnlySpan<int> dtCell, CocoDetection[] dts,
+        CocoImageEvaluations evaluations)
+    {
+        if (gtCell.Length == 0 && dtCell.Length == 0) return; // pycocotools: evaluateImg returns None
+        var p = _parameters;
+        var gts = _groundTruth.AnnotationArray;
+        int imageCount = evaluations.ImageCount, k = cell / imageCount, i = cell % imageCount;
+        int thresholdCount = p.IouThresholds.Count;
+
+        // Highest score first, ties in results-file order; only the first maxDets[-1] are kept.
+        var ranked = new RankedScore[dtCell.Length];
+        for (int j = 0; j < ranked.Length; j++) ranked[j] = new RankedScore(dts[dtCell[j]].Score, dtCell[j]);
+        Array.Sort(ranked);
+        int D = Math.Min(ranked.Length, p.MaxDetections[^1]), G = gtCell.Length;
+        var scores = new double[D];
+        for (int d = 0; d < D; d++) scores[d] = ranked[d].Score;
+
+        var ious = new double[D * G]; // (D, G), annotations in file order
+        var gtCrowd = new bool[G];
+        for (int g = 0; g < G; g++) gtCrowd[g] = gts[gtCell[g]].IsCrowd;
+        for (int d = 0; d < D; d++)
         {
-            int k = cell / imageCount, i = cell % imageCount;
-            var gtSlice = gtCells.Slice(cell);
-            var dtAll = dtCells.Slice(cell);
-            if (gtSlice.Length == 0 && dtAll.Length == 0) return; // pycocotools: evaluateImg returns None
-
-            // Highest score first; ties keep results-file order (numpy mergesort on -score is stable).
-            var dtOrder = dtAll.ToArray();
-            Array.Sort(dtOrder, (x, y) => dts[x].Score != dts[y].Score ? dts[y].Score.CompareTo(dts[x].Score) : x.CompareTo(y));
-            int D = Math.Min(dtOrder.Length, maxDet), G = gtSlice.Length;
-            var scores = new double[D];
-            for (int d = 0; d < D; d++) scores[d] = dts[dtOrder[d]].Score;
-
-            var ious = new double[D * G]; // (D, G), annotations in file order
-            for (int d = 0; d < D; d++)
+            ref readonly var dt = ref dts[ranked[d].Position];
+            for (int g = 0; g < G; g++)
             {
-                var dt = dts[dtOrder[d]];
-                for (int g = 0; g < G; g++)
-                {
-                    var gt = gts[gtSlice[g]];
-                    ious[d * G + g] = CocoBoxIou.Compute(dt.X, dt.Y, dt.Width, dt.Height, gt.X, gt.Y, gt.Width, gt.Height, gt.IsCrowd);
-                }
+                ref readonly var gt = ref gts[gtCell[g]];
+                ious[d * G + g] = CocoBoxIou.Compute(dt.X, dt.Y, dt.Width, dt.Height, gt.X, gt.Y, gt.Width, gt.Height, gt.IsCrowd);
             }
+        }
 
-            var gtOrder = new int[G];
-            var gtIgnored = new bool[G];
-            var gtCrowd = new bool[G];
-            for (int g = 0; g < G; g++) gtCrowd[g] = gts[gtSlice[g]].IsCrowd;
-            var taken = new bool[G];
-            for (int a = 0; a < areaCount; a++)
+        var gtOrder = new int[G];
+        var gtIgnored = new bool[G];
+        var taken = new bool[G];
+        for (int a = 0; a < p.AreaRanges.Count; a++)
+        {
+            var range = p.AreaRanges[a];
+            // Ignore flags depend on the range, and so does the order (non-ignored first, stable): the matching
+            // is therefore redone per range, as pycocotools does.
+            int n = 0;
+            for (int g = 0; g < G; g++) if (!IsIgnored(gts[gtCell[g]], range)) gtOrder[n++] = g;
+            int nonIgnored = n;
+            for (int g = 0; g < G; g++) if (IsIgnored(gts[gtCell[g]], range)) gtOrder[n++] = g;
+            for (int s = 0; s < G; s++) gtIgnored[s] = s >= nonIgnored;
+
+            var outcomes = new DetectionOutcome[thresholdCount * D];
+            for (int t = 0; t < thresholdCount; t++)
             {
-                var range = p.AreaRanges[a];
-                // Ignore flags depend on the range, and so does the order (non-ignored first, stable): the
-                // matching is therefore redone per range, as pycocotools does.
-                int n = 0;
-                for (int g = 0; g < G; g++) if (!IsIgnored(gts[gtSlice[g]], range)) gtOrder[n++] = g;
-                int nonIgnored = n;
-                for (int g = 0; g < G; g++) if (IsIgnored(gts[gtSlice[g]], range)) gtOrder[n++] = g;
-                for (int s = 0; s < G; s++) gtIgnored[s] = s >= nonIgnored;
-
-                var outcomes = new DetectionOutcome[thresholdCount * D];
-                for (int t = 0; t < thresholdCount; t++)
+                Array.Clear(taken);
+                double threshold = Math.Min(p.IouThresholds[t], 1 - 1e-10);
+                for (int d = 0; d < D; d++)
                 {
-                    Array.Clear(taken);
-                    double threshold = Math.Min(p.IouThresholds[t], 1 - 1e-10);
-                    for (int d = 0; d < D; d++)
+                    int m = Match(ious.AsSpan(d * G, G), gtOrder, gtIgnored, taken, gtCrowd, threshold);
+                    double area = dts[ranked[d].Position].Area;
+                    bool outOfRange = area < range.Min || area > range.Max;
+                    DetectionOutcome outcome;
+                    if (m < 0) outcome = outOfRange ? DetectionOutcome.Ignored : DetectionOutcome.FalsePositive;
+                    else
                     {
-                        int m = Match(ious.AsSpan(d * G, G), gtOrder, gtIgnored, taken, gtCrowd, threshold);
-                        var dt = dts[dtOrder[d]];
-                        bool outOfRange = dt.Area < range.Min || dt.Area > range.Max;
-                        DetectionOutcome outcome;
-                        if (m < 0) outcome = outOfRange ? DetectionOutcome.Ignored : DetectionOutcome.FalsePositive;
-                        else
-                        {
-                            taken[m] = true;
-                            // pycocotools stores the matched annotation's id and later reads it as a boolean,
-                            // so a match on id 0 is "unmatched" (while that annotation stays taken).
-                            bool matched = gts[gtSlice[gtOrder[m]]].Id != 0;
-                            outcome = gtIgnored[m] ? DetectionOutcome.Ignored
-                                : matched ? DetectionOutcome.TruePositive
-                                : outOfRange ? DetectionOutcome.Ignored : DetectionOutcome.FalsePositive;
-                        }
-                        outcomes[t * D + d] = outcome;
+                        taken[m] = true;
+                        // pycocotools stores the matched annotation's id and later reads it as a boolean, so a
+                        // match on id 0 is "unmatched" (while that annotation stays taken).
+                        bool matched = gts[gtCell[gtOrder[m]]].Id != 0;
+                        outcome = gtIgnored[m] ? DetectionOutcome.Ignored
+                            : matched ? DetectionOutcome.TruePositive
+                            : outOfRange ? DetectionOutcome.Ignored : DetectionOutcome.FalsePositive;
                     }
+                    outcomes[d * thresholdCount + t] = outcome;
                 }
-                results[(k * areaCount + a) * imageCount + i] = new CocoImageEvaluation(scores, outcomes, nonIgnored);
             }
-        });
-        return new CocoImageEvaluations(results, categoryCount, areaCount, imageCount);
+            evaluations.Results[(k * p.AreaRanges.Count + a) * imageCount + i] = new CocoImageEvaluation(scores, outcomes, nonIgnored);
+        }
     }
 
     static bool IsIgnored(in CocoGroundTruthBox gt, CocoAreaRange range) =>
@@ -153,82 +158,94 @@ public sealed class CocoEvaluator
         ArgumentNullException.ThrowIfNull(evaluations);
         var p = _parameters;
         int T = p.IouThresholds.Count, R = p.RecallThresholds.Count, K = evaluations.CategoryCount;
-        int A = evaluations.AreaCount, M = p.MaxDetections.Count, I = evaluations.ImageCount;
+        int A = evaluations.AreaCount, M = p.MaxDetections.Count;
         var precision = new double[T * R * K * A * M];
         var recall = new double[T * K * A * M];
         Array.Fill(precision, -1.0);
         Array.Fill(recall, -1.0);
-        var recallThresholds = p.RecallThresholds.ToArray();
+        // Each category fills only its own entries.
+        Parallel.For(0, K, k => AccumulateCategory(k, evaluations, precision, recall));
+        return new CocoAccumulation(p, _groundTruth.Categories, precision, recall);
+    }
 
-        Parallel.For(0, K, k =>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    void AccumulateCategory(int k, CocoImageEvaluations evaluations, double[] precision, double[] recall)
+    {
+        var p = _parameters;
+        int T = p.IouThresholds.Count, R = p.RecallThresholds.Count, K = evaluations.CategoryCount;
+        int A = evaluations.AreaCount, M = p.MaxDetections.Count, I = evaluations.ImageCount;
+        var recallThresholds = p.RecallThresholds;
+        var results = evaluations.Results;
+        // An image has a result for every area range or for none (None when it has neither annotations nor
+        // detections of the category), and the same detections in every range; so the concatenation order
+        // depends only on maxDets and is shared by the area ranges.
+        var images = new List<int>();
+        for (int i = 0; i < I; i++) if (results[k * A * I + i] is not null) images.Add(i);
+        if (images.Count == 0) return;
+        var q = new double[R];
+
+        for (int m = 0; m < M; m++)
         {
-            var q = new double[R];
+            int maxDet = p.MaxDetections[m];
+            // Concatenate in image-id order (first maxDet of each image), then a stable sort by score: ties across
+            // images are broken by image id, then by the order within the image.
+            int n = 0;
+            foreach (int i in images) n += Math.Min(results[k * A * I + i]!.DetectionCount, maxDet);
+            var ranked = new RankedScore[n];
+            int offset = 0;
+            foreach (int i in images)
+            {
+                var e = results[k * A * I + i]!;
+                for (int d = 0; d < Math.Min(e.DetectionCount, maxDet); d++, offset++) ranked[offset] = new RankedScore(e.Scores[d], offset);
+            }
+            Array.Sort(ranked);
+
+            var outcomes = new DetectionOutcome[n * T]; // (n, T), images concatenated
+            var rc = new double[n];
+            var pr = new double[n];
             for (int a = 0; a < A; a++)
             {
-                int baseIndex = (k * A + a) * I;
-                for (int m = 0; m < M; m++)
+                int npig = 0;
+                offset = 0;
+                foreach (int i in images)
                 {
-                    int maxDet = p.MaxDetections[m];
-                    int n = 0, npig = 0, present = 0;
-                    for (int i = 0; i < I; i++)
-                    {
-                        if (evaluations.Results[baseIndex + i] is not { } e) continue;
-                        present++;
-                        n += Math.Min(e.DetectionCount, maxDet);
-                        npig += e.NonIgnoredGroundTruth;
-                    }
-                    // No evaluated image, or nothing but ignored annotations: the entry stays -1 and drops out of
-                    // every mean.
-                    if (present == 0 || npig == 0) continue;
+                    var e = results[(k * A + a) * I + i]!;
+                    npig += e.NonIgnoredGroundTruth;
+                    int take = Math.Min(e.DetectionCount, maxDet);
+                    Array.Copy(e.Outcomes, 0, outcomes, offset * T, take * T); // (take, T) rows
+                    offset += take;
+                }
+                // Nothing but ignored annotations (or none): the entry stays -1 and drops out of every mean.
+                if (npig == 0) continue;
 
-                    // Concatenate in image-id order (first maxDet of each image), then a stable sort by score.
-                    var scores = new double[n];
-                    var outcomes = new DetectionOutcome[T * n];
-                    int offset = 0;
-                    for (int i = 0; i < I; i++)
+                for (int t = 0; t < T; t++)
+                {
+                    double tp = 0, fp = 0;
+                    for (int j = 0; j < n; j++)
                     {
-                        if (evaluations.Results[baseIndex + i] is not { } e) continue;
-                        int take = Math.Min(e.DetectionCount, maxDet);
-                        Array.Copy(e.Scores, 0, scores, offset, take);
-                        for (int t = 0; t < T; t++) Array.Copy(e.Outcomes, t * e.DetectionCount, outcomes, t * n + offset, take);
-                        offset += take;
+                        var o = outcomes[ranked[j].Position * T + t];
+                        if (o == DetectionOutcome.TruePositive) tp++;
+                        else if (o == DetectionOutcome.FalsePositive) fp++;
+                        rc[j] = tp / npig;
+                        // np.spacing(1) keeps 0/0 finite; a perfect result reads 0.9999999999999998.
+                        pr[j] = tp / (fp + tp + Eps);
                     }
-                    var order = new int[n];
-                    for (int j = 0; j < n; j++) order[j] = j;
-                    Array.Sort(order, (x, y) => scores[x] != scores[y] ? scores[y].CompareTo(scores[x]) : x.CompareTo(y));
-
-                    var rc = new double[n];
-                    var pr = new double[n];
-                    for (int t = 0; t < T; t++)
+                    recall[((t * K + k) * A + a) * M + m] = n > 0 ? rc[n - 1] : 0;
+                    for (int j = n - 1; j > 0; j--) if (pr[j] > pr[j - 1]) pr[j - 1] = pr[j];
+                    // searchsorted(rc, recThrs, 'left'): the first detection reaching each recall threshold;
+                    // thresholds beyond the final recall keep precision 0.
+                    Array.Clear(q);
+                    int pos = 0;
+                    for (int r = 0; r < R; r++)
                     {
-                        double tp = 0, fp = 0;
-                        for (int j = 0; j < n; j++)
-                        {
-                            var o = outcomes[t * n + order[j]];
-                            if (o == DetectionOutcome.TruePositive) tp++;
-                            else if (o == DetectionOutcome.FalsePositive) fp++;
-                            rc[j] = tp / npig;
-                            // np.spacing(1): keeps 0/0 finite; a perfect result reads 0.9999999999999998.
-                            pr[j] = tp / (fp + tp + Eps);
-                        }
-                        recall[((t * K + k) * A + a) * M + m] = n > 0 ? rc[n - 1] : 0;
-                        for (int j = n - 1; j > 0; j--) if (pr[j] > pr[j - 1]) pr[j - 1] = pr[j];
-                        // searchsorted(rc, recThrs, 'left'): the first detection reaching each recall threshold;
-                        // thresholds beyond the final recall keep precision 0.
-                        Array.Clear(q);
-                        int pos = 0;
-                        for (int r = 0; r < R; r++)
-                        {
-                            while (pos < n && rc[pos] < recallThresholds[r]) pos++;
-                            if (pos >= n) break;
-                            q[r] = pr[pos];
-                        }
-                        for (int r = 0; r < R; r++) precision[(((t * R + r) * K + k) * A + a) * M + m] = q[r];
+                        while (pos < n && rc[pos] < recallThresholds[r]) pos++;
+                        if (pos >= n) break;
+                        q[r] = pr[pos];
                     }
+                    for (int r = 0; r < R; r++) precision[(((t * R + r) * K + k) * A + a) * M + m] = q[r];
                 }
             }
-        });
-        return new CocoAccumulation(p, _groundTruth.Categories, precision, recall);
+        }
     }
 
     static Dictionary<long, int> Index(IReadOnlyList<long> ids)
@@ -243,11 +260,11 @@ public sealed class CocoEvaluator
     /// annotation with that id, so a duplicate id is replaced by the later annotation (in the later one's cell).</summary>
     CellIndex GroupGroundTruth(Dictionary<long, int> imageIndex, Dictionary<long, int> categoryIndex, int imageCount)
     {
-        var anns = _groundTruth.Annotations;
-        var lastById = new Dictionary<long, int>(anns.Count);
-        for (int j = 0; j < anns.Count; j++) lastById[anns[j].Id] = j;
-        var entries = new List<(int Image, int File, int Resolved, int Cell)>(anns.Count);
-        for (int j = 0; j < anns.Count; j++)
+        var anns = _groundTruth.AnnotationArray;
+        var lastById = new Dictionary<long, int>(anns.Length);
+        for (int j = 0; j < anns.Length; j++) lastById[anns[j].Id] = j;
+        var entries = new List<(int Image, int File, int Resolved, int Cell)>(anns.Length);
+        for (int j = 0; j < anns.Length; j++)
         {
             if (!imageIndex.TryGetValue(anns[j].ImageId, out int img) || !categoryIndex.ContainsKey(anns[j].CategoryId)) continue;
             int r = lastById[anns[j].Id];
@@ -258,11 +275,11 @@ public sealed class CocoEvaluator
         return CellIndex.Build(entries.Select(e => (e.Cell, e.Resolved)).ToArray(), categoryIndex.Count * imageCount);
     }
 
-    static CellIndex GroupDetections(IReadOnlyList<CocoDetection> dts, Dictionary<long, int> imageIndex,
+    static CellIndex GroupDetections(CocoDetection[] dts, Dictionary<long, int> imageIndex,
         Dictionary<long, int> categoryIndex, int imageCount)
     {
-        var entries = new List<(int Cell, int Item)>(dts.Count);
-        for (int j = 0; j < dts.Count; j++)
+        var entries = new List<(int Cell, int Item)>(dts.Length);
+        for (int j = 0; j < dts.Length; j++)
         {
             // Unknown categories are dropped (only the ground truth's categories are evaluated).
             if (imageIndex.TryGetValue(dts[j].ImageId, out int img) && categoryIndex.TryGetValue(dts[j].CategoryId, out int cat))
@@ -287,24 +304,4 @@ public sealed class CocoEvaluator
             return new CellIndex(starts, items);
         }
     }
-}
-
-/// <summary>The per image, category and area-range matching results of <see cref="CocoEvaluator.EvaluateImages"/>,
-/// input to <see cref="CocoEvaluator.Accumulate"/>.</summary>
-public sealed class CocoImageEvaluations
-{
-    internal CocoImageEvaluations(CocoImageEvaluation?[] results, int categoryCount, int areaCount, int imageCount)
-    {
-        Results = results;
-        CategoryCount = categoryCount;
-        AreaCount = areaCount;
-        ImageCount = imageCount;
-    }
-
-    /// <summary>Indexed [(k * A + a) * I + i] like pycocotools' <c>evalImgs</c>; null where the image has neither
-    /// annotations nor detections of the category.</summary>
-    internal CocoImageEvaluation?[] Results { get; }
-    internal int CategoryCount { get; }
-    internal int AreaCount { get; }
-    internal int ImageCount { get; }
 }

@@ -1,18 +1,18 @@
 namespace GflTrainer.Evaluation;
 
 /// <summary>A category of the annotation file.</summary>
-public sealed record CocoCategory(long Id, string Name);
+internal sealed record CocoCategory(long Id, string Name);
 
 /// <summary>One ground-truth annotation as the bbox evaluation sees it.</summary>
 /// <param name="Area">The file's <c>area</c> field (the segmentation area in real COCO, not w*h): pycocotools
 /// uses it for the small/medium/large ranges.</param>
 /// <param name="IsCrowd">Crowd regions are never missed and absorb any number of detections.</param>
-public readonly record struct CocoGroundTruthBox(
+internal readonly record struct CocoGroundTruthBox(
     long Id, long ImageId, long CategoryId, double X, double Y, double Width, double Height, double Area, bool IsCrowd);
 
 /// <summary>A COCO instances file reduced to what bbox evaluation needs: the evaluated images (every listed
 /// image, with or without annotations), the categories and the annotations, as pycocotools' <c>COCO</c> holds them.</summary>
-public sealed class CocoGroundTruth
+internal sealed class CocoGroundTruth
 {
     /// <summary>Image ids in ascending order: the evaluated set, and the order accumulation concatenates in.</summary>
     public IReadOnlyList<long> ImageIds { get; }
@@ -32,6 +32,9 @@ public sealed class CocoGroundTruth
 
     internal HashSet<long> ImageIdSet { get; }
 
+    /// <summary><see cref="Annotations"/> as an array, for the evaluation loops.</summary>
+    internal CocoGroundTruthBox[] AnnotationArray { get; }
+
     /// <summary>Builds the ground truth from records; <paramref name="source"/> names it in messages.</summary>
     public CocoGroundTruth(IEnumerable<long> imageIds, IEnumerable<CocoCategory> categories,
         IReadOnlyList<CocoGroundTruthBox> annotations, string source = "ground truth")
@@ -44,7 +47,8 @@ public sealed class CocoGroundTruth
         var byId = new Dictionary<long, CocoCategory>();
         foreach (var c in categories) byId[c.Id] = c;
         Categories = byId.Values.OrderBy(c => c.Id).ToArray();
-        Annotations = annotations;
+        AnnotationArray = annotations.ToArray();
+        Annotations = AnnotationArray;
         Warnings = FindSurprises(annotations, source);
     }
 

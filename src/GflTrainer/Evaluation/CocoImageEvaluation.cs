@@ -12,7 +12,7 @@ internal enum DetectionOutcome : byte
 
 /// <summary>pycocotools' <c>evaluateImg</c> result for one image, category and area range.</summary>
 /// <param name="Scores">(D,) detection scores, highest first (stable), at most maxDets[-1] of them.</param>
-/// <param name="Outcomes">(T, D) row-major: the outcome of each detection at each IoU threshold.</param>
+/// <param name="Outcomes">(D, T) row-major: the outcome of each detection at each IoU threshold.</param>
 /// <param name="NonIgnoredGroundTruth">Annotations that are neither crowd nor outside the area range.</param>
 internal sealed record CocoImageEvaluation(double[] Scores, DetectionOutcome[] Outcomes, int NonIgnoredGroundTruth)
 {

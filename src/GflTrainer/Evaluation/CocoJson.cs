@@ -113,12 +113,14 @@ internal static class CocoJsonFile
             catch (JsonException e)
             {
                 // A root of the wrong type (an object where a list belongs) is reported at path "$" without an
-                // inner reader error; say what was expected instead of the serializer's type names.
-                string what = e.Path == "$" && e.InnerException is null ? $"expected {expectedRoot}" : FirstSentence(e.Message);
+                // inner reader error: valid JSON, wrong file. Say what was expected instead of the serializer's
+                // type names.
+                if (e.Path == "$" && e.InnerException is null)
+                    throw new CocoFormatException(path, $"expected {expectedRoot}", e);
                 string where = e.LineNumber is long line
                     ? $"line {line + 1}, position {(e.BytePositionInLine ?? 0) + 1}" : "unknown position";
-                string path2 = e.Path is { Length: > 1 } p ? $" (at {p})" : "";
-                throw new CocoFormatException(path, $"invalid JSON at {where}{path2}: {what}", e);
+                string at = e.Path is { Length: > 1 } p ? $" (at {p})" : "";
+                throw new CocoFormatException(path, $"invalid JSON at {where}{at}: {FirstSentence(e.Message)}", e);
             }
         }
     }

@@ -44,6 +44,23 @@ public sealed class CocoEvaluatorBehaviourTests
     }
 
     [Fact]
+    public void DuplicateAnnotationId_LaterAnnotationReplacesEarlier_AsInPycocotools()
+    {
+        // pycocotools 2.0.11 on these inputs: AP 0.5049504950495048, AR100 0.5. Both entries resolve to the later
+        // box (id -> annotation keeps the last), so the first box is never there to be found.
+        var gt = new CocoGroundTruth([1], [new CocoCategory(1, "a")],
+        [
+            new CocoGroundTruthBox(5, 1, 1, 0, 0, 40, 40, 1600, IsCrowd: false),
+            new CocoGroundTruthBox(5, 1, 1, 100, 100, 40, 40, 1600, IsCrowd: false),
+        ]);
+        Assert.Contains(gt.Warnings, w => w.Contains("repeat an earlier id", StringComparison.Ordinal));
+        var metrics = new CocoEvaluator(gt).Evaluate(CocoDetections.Create(gt,
+            [new CocoDetection(1, 1, 100, 100, 40, 40, 0.9), new CocoDetection(1, 1, 0, 0, 40, 40, 0.8)]));
+        Assert.Equal(0.5049504950495048, metrics.AP, 1e-12);
+        Assert.Equal(0.5, metrics.AR100, 1e-12);
+    }
+
+    [Fact]
     public void CrowdIou_IsIntersectionOverDetectionArea()
     {
         // Detection 10x10 half inside a 100x100 crowd: IoU = 50/100 against the crowd, 50/(100+10000-50) otherwise.

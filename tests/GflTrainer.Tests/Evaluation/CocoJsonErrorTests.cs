@@ -46,7 +46,7 @@ public sealed class CocoJsonErrorTests : IDisposable
         var gt = CocoGroundTruth.Load(Write("gt.json", OneImageGt));
         string path = Write("dets.json", OneImageGt);
         var e = Assert.Throws<CocoFormatException>(() => CocoDetections.Load(path, gt));
-        Assert.Contains("expected a JSON array of detections", e.Message);
+        Assert.StartsWith($"{path}: expected a JSON array of detections", e.Message);
     }
 
     [Fact]
