@@ -47,15 +47,6 @@ internal static class ImageDecoder
         return ApplyOrientation(new RgbImage(rgb, info.Height, info.Width), codec.EncodedOrigin);
     }
 
-    /// <summary>Reads only the header: (width, height) after EXIF orientation, or throws.</summary>
-    public static (int Width, int Height) ReadSize(string file)
-    {
-        using var codec = SKCodec.Create(file, out var r);
-        if (codec is null) throw new ImageDecodeException(file, File.Exists(file) ? $"not a supported image ({r})" : "file not found");
-        bool swap = (int)codec.EncodedOrigin >= 5;
-        return swap ? (codec.Info.Height, codec.Info.Width) : (codec.Info.Width, codec.Info.Height);
-    }
-
     static byte[] DropAlpha(byte[] rgba, int pixels)
     {
         var rgb = new byte[pixels * 3];

@@ -42,7 +42,7 @@ internal static class Resize
         if (w == 2 * newWidth && h == 2 * newHeight)
         {
             var quads = hwc.reshape(newHeight, 2, newWidth, 2, 3).sum([1, 3], type: ScalarType.Int32);
-            result = quads.add(2).floor_divide(4);
+            result = quads.add(2).bitwise_right_shift_(tensor(2, ScalarType.Int32, image.device));
         }
         else
         {
@@ -54,12 +54,14 @@ internal static class Resize
             var ax1 = tensor(a1, device: device).view(1, -1, 1);
             var rows = hwc.index_select(1, tensor(x0, device: device)).mul(ax0)
                 .add_(hwc.index_select(1, tensor(x1, device: device)).mul(ax1));
-            // Vertical pass, OpenCV's 16-bit SIMD arithmetic (all values are non-negative, so floor division = shift).
+            // Vertical pass, OpenCV's 16-bit SIMD arithmetic .
             var by0 = tensor(b0, device: device).view(-1, 1, 1);
             var by1 = tensor(b1, device: device).view(-1, 1, 1);
-            var top = rows.index_select(0, tensor(y0, device: device)).floor_divide(16).mul_(by0).floor_divide_(65536);
-            var bottom = rows.index_select(0, tensor(y1, device: device)).floor_divide(16).mul_(by1).floor_divide_(65536);
-            result = top.add_(bottom).add_(2).floor_divide_(4);
+            var shift4 = tensor(4, ScalarType.Int32, device);
+            var shift16 = tensor(16, ScalarType.Int32, device);
+            var top = rows.index_select(0, tensor(y0, device: device)).bitwise_right_shift_(shift4).mul_(by0).bitwise_right_shift_(shift16);
+            var bottom = rows.index_select(0, tensor(y1, device: device)).bitwise_right_shift_(shift4).mul_(by1).bitwise_right_shift_(shift16);
+            result = top.add_(bottom).add_(2).bitwise_right_shift_(tensor(2, ScalarType.Int32, device));
         }
         var output = result.clamp_(0, 255).to_type(ScalarType.Byte).permute(2, 0, 1).unsqueeze(0);
         return output.MoveToOuterDisposeScope();
