@@ -8,6 +8,7 @@ namespace GflTrainer.Data;
 /// <item>grayscale -> R = G = B; CMYK JPEG -> RGB by libjpeg-turbo's conversion (Adobe-inverted CMYK handled by Skia;
 /// cv2 converts the same way but rounding may differ by 1);</item>
 /// <item>PNG/WebP alpha is dropped without compositing (decoded unpremultiplied, as IMREAD_COLOR drops it);</item>
+/// <item>16-bit PNGs are reduced to 8 bits by Skia (cv2 keeps the high byte; values may differ by 1);</item>
 /// <item>no colour management: embedded ICC profiles are ignored (the destination has no colour space), as in cv2;</item>
 /// <item>EXIF orientation is applied (cv2's IMREAD_COLOR applies it unless IMREAD_IGNORE_ORIENTATION), so a
 /// 4000x3000 photo tagged "rotate 90" comes out 3000x4000.</item>
@@ -45,15 +46,6 @@ internal static class ImageDecoder
         if (result != SKCodecResult.Success) throw new ImageDecodeException(file, $"decoder error ({result})");
         var rgb = DropAlpha(rgba, info.Width * info.Height);
         return ApplyOrientation(new RgbImage(rgb, info.Height, info.Width), codec.EncodedOrigin);
-    }
-
-    /// <summary>Reads only the header: (width, height) after EXIF orientation, or throws.</summary>
-    public static (int Width, int Height) ReadSize(string file)
-    {
-        using var codec = SKCodec.Create(file, out var r);
-        if (codec is null) throw new ImageDecodeException(file, File.Exists(file) ? $"not a supported image ({r})" : "file not found");
-        bool swap = (int)codec.EncodedOrigin >= 5;
-        return swap ? (codec.Info.Height, codec.Info.Width) : (codec.Info.Width, codec.Info.Height);
     }
 
     static byte[] DropAlpha(byte[] rgba, int pixels)

@@ -106,6 +106,18 @@ public class CocoAnnotationsTests
     }
 
     [Fact]
+    public void Load_WrongStructure_NamesLineAndColumnOfTheToken()
+    {
+        using var dir = new TempDir();
+        var path = dir.File("s.json", "{\n \"categories\": [],\n   \"images\": 5}");
+        var e = Assert.Throws<GflRuntimeException>(() => CocoAnnotations.Load(path));
+        Assert.Equal($"{path}: line 3, column 14 (byte offset 34): 'images' must be an array", e.Message);
+        var notCoco = dir.File("n.json", "{\"images\": []}");
+        Assert.Contains("not a COCO instances file (no top-level annotations, categories)",
+            Assert.Throws<GflRuntimeException>(() => CocoAnnotations.Load(notCoco)).Message);
+    }
+
+    [Fact]
     public void Load_LargeFileAcrossManyBufferRefills_ReadsEveryAnnotation()
     {
         using var dir = new TempDir();

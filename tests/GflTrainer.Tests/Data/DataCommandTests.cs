@@ -4,11 +4,11 @@ using Xunit;
 
 namespace GflTrainer.Tests.Data;
 
-/// <summary>CLI runs in-process; they swap Console.Out/Error, so they share one non-parallel collection.</summary>
-[CollectionDefinition("Console", DisableParallelization = true)]
-public sealed class ConsoleCollection;
+/// <summary>CLI runs in-process swap Console.Out/Error, so they run alone (no other test in parallel).</summary>
+[CollectionDefinition("Data CLI console", DisableParallelization = true)]
+public sealed class DataCliConsoleCollection;
 
-[Collection("Console")]
+[Collection("Data CLI console")]
 public sealed class DataCommandTests : IDisposable
 {
     readonly TempDir _dir = new();

@@ -107,6 +107,17 @@ public sealed class DetectionLoaderTests : IDisposable
         Assert.Equal(new[] { 4, 4, 2 }, loader.Plan(0).Select(b => b.Length));
     }
 
+    [Fact]
+    public void StoppingEarly_CancelsTheWorkersWithoutHanging()
+    {
+        var loader = Train(workers: 2);
+        var run = Task.Run(() =>
+        {
+            foreach (var b in loader.Epoch(0)) { b.Dispose(); break; }
+        });
+        Assert.True(run.Wait(TimeSpan.FromSeconds(60)), "the loader did not stop after the consumer broke out");
+    }
+
     void Truncate(string fileName)
     {
         var path = Path.Combine(_images, fileName);

@@ -63,26 +63,38 @@ public class TransformTests
     }
 
     [Fact]
-    public void ResizeImage_Upscale2x_MatchesHandComputedHalfPixelBilinear()
+    public void ResizeImage_Upscale2x_MatchesHandComputedCv2FixedPointBilinear()
     {
-        // src = (dst + 0.5)/2 - 0.5 -> x weights per output column: (1,0) (0.75,0.25) (0.25,0.75) (0,1).
-        // Row 0 = [0,100] -> [0, 25, 75, 100]; row 1 = [200,40] -> [200, 160, 80, 40];
-        // output row 1 = 0.75·row0 + 0.25·row1 = [50, 58.75, 76.25, 85] -> uint8 [50, 59, 76, 85].
+        // src = (dst + 0.5)/2 - 0.5. x weights (×2048, clamped at the borders): (2048,0) (1536,512) (512,1536) (2048,0).
+        // Horizontal pass: row [0,100] -> [0, 51200, 153600, 204800]; row [200,40] -> [409600, 327680, 163840, 81920].
+        // y weights are not clamped: output row 0 mixes row 0 with itself (512, 1536), rows 1, 2 use (1536,512), (512,1536).
+        // Vertical pass: (((R0>>4)·b0>>16) + ((R1>>4)·b1>>16) + 2) >> 2, e.g. row 1, col 1:
+        // (3200·1536>>16 = 75) + (20480·512>>16 = 160) = 235 -> (235 + 2) >> 2 = 59.
         var outPixels = ResizeGray(new byte[,] { { 0, 100 }, { 200, 40 } }, 4, 4);
         Assert.Equal(new byte[] { 0, 25, 75, 100 }, outPixels[0..4]);
         Assert.Equal(new byte[] { 50, 59, 76, 85 }, outPixels[4..8]);
-        Assert.Equal(new byte[] { 150, 126, 79, 55 }, outPixels[8..12]);   // 0.25·row0 + 0.75·row1
+        Assert.Equal(new byte[] { 150, 126, 79, 55 }, outPixels[8..12]);
         Assert.Equal(new byte[] { 200, 160, 80, 40 }, outPixels[12..16]);
     }
 
     [Fact]
     public void ResizeImage_Downscale_UsesSameFormulaWithoutAntialias()
     {
-        // 3 -> 2 columns: scale 1.5, src x = 0.25 and 1.75: [0.75·0 + 0.25·100, 0.25·100 + 0.75·200] = [25, 175]
+        // 3 -> 2 columns: scale 1.5, src x = 0.25 and 1.75: weights (1536,512), (512,1536):
+        // [0·1536 + 100·512 = 51200 -> (3200·2048>>16 + 2)>>2 = 25, 358400 -> (700 + 2)>>2 = 175]
         // (an antialiased filter would also mix in the neighbours).
         Assert.Equal(new byte[] { 25, 175 }, ResizeGray(new byte[,] { { 0, 100, 200 } }, 2, 1));
-        // 4 -> 2: src x = 0.5 and 2.5: the means of pairs.
+        // 4 -> 2 in x only: src x = 0.5 and 2.5, weights (1024,1024): (30720>>4)·2048>>16 = 60 -> 15; 81920 -> 40.
         Assert.Equal(new byte[] { 15, 40 }, ResizeGray(new byte[,] { { 10, 20, 30, 50 } }, 2, 1));
+    }
+
+    [Fact]
+    public void ResizeImage_Exact2xDownscale_IsCv2AreaAverageRoundingHalfUp()
+    {
+        // cv2 turns INTER_LINEAR into INTER_AREA for exactly 2x in both axes: (a + b + c + d + 2) >> 2.
+        // Block sums 2 and 7 give 1 and 2 (a float mean 0.5 would round to 0).
+        var px = ResizeGray(new byte[,] { { 0, 0, 1, 2 }, { 0, 2, 2, 2 } }, 2, 1);
+        Assert.Equal(new byte[] { 1, 2 }, px);
     }
 
     [Fact]

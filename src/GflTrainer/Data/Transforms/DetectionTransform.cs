@@ -29,7 +29,7 @@ internal sealed class DetectionTransform(MultiScale scales, double flipProbabili
             var resized = Resize.Image(hwc.permute(0, 3, 1, 2), newW, newH);
             if (flip) resized = RandomFlip.Image(resized);
             var outHwc = resized.permute(0, 2, 3, 1).contiguous();
-            pixels = outHwc.data<byte>().ToArray();
+            pixels = outHwc.bytes.ToArray();   // one memcpy (data<T>().ToArray() copies element by element)
         }
 
         var boxes = (float[])entry.Boxes.Clone();
