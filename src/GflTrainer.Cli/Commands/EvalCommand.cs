@@ -4,10 +4,10 @@ using Serilog;
 
 namespace GflTrainer.Cli.Commands;
 
-/// <summary><c>gfl eval --annotations GT.json --detections DETS.json [--out metrics.json]</c>: COCO bbox evaluation
-/// of a results file, equal to pycocotools. Prints the 12-line summary and the per-category AP table and writes
-/// metrics.json when asked. The command is organised by input mode so that evaluating a model (config +
-/// checkpoint) can be added next to the file mode.</summary>
+/// <summary><c>gfl eval</c>, two modes. Model: <c>--checkpoint PATH [--config FILE] [--split val] [--out-dir DIR]</c>
+/// runs inference and writes detections.json + metrics.json. File: <c>--annotations GT.json --detections DETS.json
+/// [--out metrics.json]</c> evaluates a results file (drop-in for the usual pycocotools script). Both print the
+/// 12-line summary (identical to pycocotools) and the per-category AP table.</summary>
 public static class EvalCommand
 {
     public static Command Create()
@@ -28,29 +28,61 @@ public static class EvalCommand
             Description = "Write the metrics as JSON here (bbox stats, stats list, per-category AP)",
         };
 
-        var cmd = new Command("eval", "COCO bbox evaluation (pycocotools-equal) of a detections file against annotations");
+        var checkpointOption = new Option<string>("--checkpoint")
+        {
+            Description = "Model mode: checkpoint folder (e.g. runs/x/checkpoints/best) or a converted weights file",
+        };
+        var configOption = new Option<string>("--config", "-c")
+        {
+            Description = "Model mode: config (default: the one stored in the checkpoint; required for a bare weights file)",
+        };
+        var splitOption = new Option<string>("--split") { Description = "Model mode: val | test | train", DefaultValueFactory = _ => "val" };
+        var outDirOption = new Option<string>("--out-dir") { Description = "Model mode: folder for detections.json and metrics.json" };
+        var setOption = new Option<string[]>("--set") { Description = "Model mode: override a config key (key.path=value)", AllowMultipleArgumentsPerToken = true };
+
+        var cmd = new Command("eval", "COCO bbox evaluation (pycocotools-equal): of a model (--checkpoint) or of a detections file (--annotations --detections)");
         cmd.Options.Add(annotationsOption);
         cmd.Options.Add(detectionsOption);
         cmd.Options.Add(outOption);
+        cmd.Options.Add(checkpointOption);
+        cmd.Options.Add(configOption);
+        cmd.Options.Add(splitOption);
+        cmd.Options.Add(outDirOption);
+        cmd.Options.Add(setOption);
         cmd.SetAction(parse => GlobalOptions.Execute(parse, _ =>
         {
             var annotations = parse.GetValue(annotationsOption);
             var detections = parse.GetValue(detectionsOption);
+            var checkpoint = parse.GetValue(checkpointOption);
+            if (checkpoint is not null)
+            {
+                if (annotations is not null || detections is not null)
+                    throw new GflConfigException("gfl eval: use either --checkpoint (model mode) or --annotations/--detections (file mode), not both");
+                var metrics = EvalRun.Execute(new EvalRequest(checkpoint, parse.GetValue(configOption), parse.GetValue(setOption) ?? [],
+                    parse.GetValue(splitOption) ?? "val", parse.GetValue(outDirOption), parse.GetValue(GlobalOptions.Device)));
+                Print(metrics);
+                return ExitCodes.Ok;
+            }
             if (annotations is null || detections is null)
-                throw new GflConfigException("gfl eval needs --annotations GT.json and --detections DETS.json");
+                throw new GflConfigException("gfl eval needs --checkpoint PATH, or --annotations GT.json and --detections DETS.json");
             return EvaluateFiles(annotations, detections, parse.GetValue(outOption));
         }));
         return cmd;
     }
 
-    static int EvaluateFiles(string annotationsPath, string detectionsPath, string? outPath)
+    static void Print(CocoMetrics metrics)
     {
-        var metrics = CocoEvaluator.EvaluateFiles(annotationsPath, detectionsPath);
         foreach (var warning in metrics.Warnings) Log.Warning("{Warning}", warning);
         foreach (var line in metrics.SummaryLines) Console.WriteLine(line);
         Console.WriteLine();
         Console.WriteLine("Per-category bbox AP@[.50:.95]:");
         foreach (var line in metrics.PerCategoryTable()) Console.WriteLine(line);
+    }
+
+    static int EvaluateFiles(string annotationsPath, string detectionsPath, string? outPath)
+    {
+        var metrics = CocoEvaluator.EvaluateFiles(annotationsPath, detectionsPath);
+        Print(metrics);
         if (outPath is not null)
         {
             try
