@@ -25,7 +25,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from gflref import STRIDES, selfcheck  # noqa: E402
+from gflref import selfcheck  # noqa: E402
 from gflref.coco import CocoAnnotations  # noqa: E402
 from gflref.detector import GflDetector  # noqa: E402
 from gflref.engine import autocast, detect, make_optimizer, train_step  # noqa: E402
