@@ -19,7 +19,12 @@ class ConvGnRelu(nn.Module):
         self.activate = nn.ReLU(inplace=True)
 
     def forward(self, x):
-        return self.activate(self.gn(self.conv(x)))
+        x = self.conv(x)
+        # GroupNorm in float32 under autocast (CUDA autocast does this itself; CPU bf16 autocast in torch 1.13
+        # would pass a bf16 input with float32 affine parameters and fail).
+        if x.dtype != self.gn.weight.dtype:
+            x = x.to(self.gn.weight.dtype)
+        return self.activate(self.gn(x))
 
 
 class Scale(nn.Module):
