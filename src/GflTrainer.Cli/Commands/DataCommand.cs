@@ -61,19 +61,46 @@ public static class DataCommand
 
     static Command Check()
     {
-        var ann = new Option<string>("--ann") { Description = "COCO instances JSON file", Required = true };
-        var images = new Option<string>("--images") { Description = "Image root (file_name is relative to it)", Required = true };
+        var ann = new Option<string>("--ann") { Description = "COCO instances JSON file" };
+        var images = new Option<string>("--images") { Description = "Image root (file_name is relative to it)" };
+        var config = new Option<string>("--config", "-c") { Description = "Check every split (train, val, test) of this config instead" };
+        var set = new Option<string[]>("--set") { Description = "Override a config key (key.path=value)", AllowMultipleArgumentsPerToken = true };
         var workers = new Option<int>("--workers") { Description = "Parallel image decoders", DefaultValueFactory = _ => 2 };
         var cmd = new Command("check", "Report every problem of a COCO annotation file and its images (exit 0 clean, 1 problems)")
-            { ann, images, workers };
+            { ann, images, config, set, workers };
         cmd.SetAction(parse => GlobalOptions.Execute(parse, _ =>
         {
-            var root = parse.GetValue(images)!;
-            if (!Directory.Exists(root)) throw new GflConfigException($"--images {root}: folder not found");
-            if (!File.Exists(parse.GetValue(ann))) throw new GflConfigException($"--ann {parse.GetValue(ann)}: file not found");
-            var report = DataChecker.Run(parse.GetValue(ann)!, root, parse.GetValue(workers));
-            DataChecker.Write(report, Console.Out);
-            return report.Clean ? ExitCodes.Ok : ExitCodes.Failure;
+            var targets = new List<(string Name, string Ann, string Images)>();
+            if (parse.GetValue(config) is { } cfgPath)
+            {
+                if (parse.GetValue(ann) is not null || parse.GetValue(images) is not null)
+                    throw new GflConfigException("gfl data check: use either --config or --ann/--images");
+                var cfg = GflTrainer.Config.ConfigLoader.Load(cfgPath, parse.GetValue(set) ?? []);
+                foreach (var (name, split) in new[] { ("train", cfg.Data.Train), ("val", cfg.Data.Val), ("test", cfg.Data.Test) })
+                {
+                    if (targets.Any(t => t.Ann == split.AnnFile && t.Images == split.ImgPrefix)) continue;
+                    if (!File.Exists(split.AnnFile)) throw new GflConfigException($"data.{name}.ann_file {split.AnnFile}: file not found");
+                    if (!Directory.Exists(split.ImgPrefix)) throw new GflConfigException($"data.{name}.img_prefix {split.ImgPrefix}: folder not found");
+                    targets.Add((name, split.AnnFile, split.ImgPrefix));
+                }
+            }
+            else
+            {
+                var root = parse.GetValue(images) ?? throw new GflConfigException("gfl data check needs --ann FILE --images DIR, or --config FILE");
+                var file = parse.GetValue(ann) ?? throw new GflConfigException("gfl data check needs --ann FILE --images DIR, or --config FILE");
+                if (!Directory.Exists(root)) throw new GflConfigException($"--images {root}: folder not found");
+                if (!File.Exists(file)) throw new GflConfigException($"--ann {file}: file not found");
+                targets.Add(("data", file, root));
+            }
+            bool clean = true;
+            foreach (var (name, file, root) in targets)
+            {
+                if (targets.Count > 1) Console.WriteLine($"== {name}: {file}");
+                var report = DataChecker.Run(file, root, parse.GetValue(workers));
+                DataChecker.Write(report, Console.Out);
+                clean &= report.Clean;
+            }
+            return clean ? ExitCodes.Ok : ExitCodes.Failure;
         }));
         return cmd;
     }

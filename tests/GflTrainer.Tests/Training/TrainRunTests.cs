@@ -161,4 +161,32 @@ public class TrainRunTests
         Assert.True(CheckpointStore.IsComplete(Path.Combine(work, "checkpoints", "nan_iter_7")));
         Assert.NotNull(store.Find("last"));   // the last good state is still there
     }
+
+    [Fact]
+    public void ProcessMemoryStaysFlatOverHundredsOfIterations()
+    {
+        var root = Directory.CreateTempSubdirectory("gfl-mem").FullName;
+        var cfg = TinyConfig(root, epochs: 40);
+        var work = Path.Combine(root, "run");
+        var gfl = Path.Combine(AppContext.BaseDirectory, "gfl.dll");
+        var psi = new ProcessStartInfo("dotnet", $"\"{gfl}\" train --config \"{cfg}\" --work-dir \"{work}\" " +
+            "--set train.eval_interval=0 --set train.log_interval=6 --set train.checkpoint.interval=100")
+        { RedirectStandardOutput = true, RedirectStandardError = true };
+        using (var p = Process.Start(psi)!)
+        {
+            p.OutputDataReceived += (_, _) => { }; p.ErrorDataReceived += (_, _) => { };
+            p.BeginOutputReadLine(); p.BeginErrorReadLine();
+            Assert.True(p.WaitForExit(TimeSpan.FromMinutes(5)), "training did not finish");
+            Assert.Equal(0, p.ExitCode);
+        }
+        var mem = File.ReadAllLines(Path.Combine(work, "log.jsonl"))
+            .Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement)
+            .Select(e => (Iter: e.GetProperty("iter").GetInt64(), Mb: e.GetProperty("memory_mb").GetDouble())).ToList();
+        Assert.Equal(240, mem[^1].Iter);
+        // After warm-up (first quarter: allocator pools, JIT, caches) the resident set must not keep growing.
+        var afterWarmup = mem.Where(m => m.Iter >= 60).ToList();
+        double baseline = afterWarmup.Take(3).Average(m => m.Mb);
+        double growth = afterWarmup.Skip(afterWarmup.Count / 2).Max(m => m.Mb) - baseline;
+        Assert.True(growth < 40, $"RSS grew {growth:F1} MB between iteration 60 and 240 (baseline {baseline:F0} MB): a per-step leak");
+    }
 }
