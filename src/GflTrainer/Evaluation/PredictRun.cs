@@ -124,10 +124,11 @@ public static class PredictRun
             float w = font.MeasureText(text);
             float h = font.Size * 1.25f;
             float y = b[1] - h >= 0 ? b[1] - h : b[1];
+            float x = Math.Max(0, Math.Min(b[0], image.Width - (w + 6)));   // keep the label inside the picture
             using var fill = new SKPaint { Color = colour, Style = SKPaintStyle.Fill };
-            canvas.DrawRect(SKRect.Create(b[0], y, w + 6, h), fill);
+            canvas.DrawRect(SKRect.Create(x, y, w + 6, h), fill);
             using var ink = new SKPaint { Color = SKColors.White, IsAntialias = true };
-            canvas.DrawText(text, b[0] + 3, y + font.Size, SKTextAlign.Left, font, ink);
+            canvas.DrawText(text, x + 3, y + font.Size, SKTextAlign.Left, font, ink);
         }
         using var img = SKImage.FromBitmap(bitmap);
         using var data = img.Encode(SKEncodedImageFormat.Jpeg, 92);

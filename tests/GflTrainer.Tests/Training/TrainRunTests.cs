@@ -189,4 +189,24 @@ public class TrainRunTests
         double growth = afterWarmup.Skip(afterWarmup.Count / 2).Max(m => m.Mb) - baseline;
         Assert.True(growth < 40, $"RSS grew {growth:F1} MB between iteration 60 and 240 (baseline {baseline:F0} MB): a per-step leak");
     }
+
+    [Theory]
+    [InlineData("bf16")]
+    [InlineData("fp16")]
+    public void MixedPrecisionOnCpu_TrainsWithFiniteLosses(string amp)
+    {
+        var root = Directory.CreateTempSubdirectory("gfl-amp").FullName;
+        var cfg = TinyConfig(root, epochs: 1);
+        var r = TrainRun.Execute(new TrainRequest(cfg, [$"train.amp={amp}", "train.eval_interval=0"], Path.Combine(root, "run")),
+            CancellationToken.None);
+        Assert.Equal(6, r.Iterations);
+        var losses = File.ReadAllLines(Path.Combine(root, "run", "log.jsonl"))
+            .Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement.GetProperty("loss").GetDouble()).ToList();
+        Assert.NotEmpty(losses);
+        Assert.All(losses, l => Assert.True(double.IsFinite(l) && l > 0));
+        using var ck = CheckpointStore.Load(Path.Combine(root, "run", "checkpoints", "last"));
+        if (amp == "fp16") Assert.True(ck.Meta.LossScale > 0);
+        // Weights stay fp32 masters (autocast only changes the compute type).
+        Assert.All(ck.Model.Tensors.Values.Where(t => t.is_floating_point()), t => Assert.Equal(ScalarType.Float32, t.dtype));
+    }
 }
