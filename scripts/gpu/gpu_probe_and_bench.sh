@@ -5,7 +5,7 @@
 # Usage (repo root): bash scripts/gpu/gpu_probe_and_bench.sh OUTDIR [gfl-publish.tar.xz]
 set -u
 OUT=${1:-gpu-out}; PUB=${2:-}
-mkdir -p "$OUT"
+mkdir -p "$OUT"; OUT=$(cd "$OUT" && pwd)
 PY=${PYTHON:-/opt/torch/.venv/bin/python}
 [ -x "$PY" ] || PY=python3
 {
@@ -14,10 +14,10 @@ PY=${PYTHON:-/opt/torch/.venv/bin/python}
   nproc
 } > "$OUT/env.txt" 2>&1
 cd scripts/reference
-for b in train-step infer; do
-  timeout 90 "$PY" bench.py $b --device cuda --repeats 10 --warmup 3 --json-out "../../$OUT/ref_${b}_fp32.json" > "../../$OUT/ref_${b}_fp32.txt" 2>&1
+[ "${SKIP_REF:-0}" = 1 ] || for b in train-step infer; do
+  timeout 90 "$PY" bench.py $b --device cuda --repeats 10 --warmup 3 --json-out "$OUT/ref_${b}_fp32.json" > "$OUT/ref_${b}_fp32.txt" 2>&1
 done
-timeout 90 "$PY" bench.py train-step --device cuda --amp --repeats 10 --warmup 3 --json-out "../../$OUT/ref_train-step_amp.json" > "../../$OUT/ref_train-step_amp.txt" 2>&1
+timeout 90 "$PY" bench.py train-step --device cuda --amp --repeats 10 --warmup 3 --json-out "$OUT/ref_train-step_amp.json" > "$OUT/ref_train-step_amp.txt" 2>&1
 cd ../..
 if [ -n "$PUB" ] && [ -f "$PUB" ]; then
   APP=$(mktemp -d)
@@ -32,6 +32,8 @@ if [ -n "$PUB" ] && [ -f "$PUB" ]; then
     timeout 90 "$APP/gfl" bench train-step --device cuda --repeats 10 --warmup 3 --json-out "$OUT/gfl_train-step_fp32.json"
     echo "rc=$?"
     timeout 90 "$APP/gfl" bench train-step --device cuda --amp bf16 --repeats 10 --warmup 3 --json-out "$OUT/gfl_train-step_bf16.json"
+    echo "rc=$?"
+    timeout 90 "$APP/gfl" bench infer --device cuda --repeats 10 --warmup 3 --json-out "$OUT/gfl_infer_fp32.json"
     echo "rc=$?"
   } > "$OUT/gfl_cuda.txt" 2>&1
 fi
