@@ -33,8 +33,15 @@ if [ -n "$PUB" ] && [ -f "$PUB" ]; then
     echo "rc=$?"
     timeout 90 "$APP/gfl" bench train-step --device cuda --amp bf16 --repeats 10 --warmup 3 --json-out "$OUT/gfl_train-step_bf16.json"
     echo "rc=$?"
+    timeout 90 "$APP/gfl" bench train-step --device cuda --amp fp16 --repeats 10 --warmup 3 --json-out "$OUT/gfl_train-step_fp16.json"
+    echo "rc=$?"
     timeout 90 "$APP/gfl" bench infer --device cuda --repeats 10 --warmup 3 --json-out "$OUT/gfl_infer_fp32.json"
     echo "rc=$?"
+    # The whole quick-start run on CUDA (data generation, loader, training, evaluation, checkpoints).
+    RUN=$(mktemp -d)
+    ( time timeout 200 "$APP/gfl" train --config configs/quickstart.yaml --device cuda --work-dir "$RUN" ) 2>&1 | tail -25
+    echo "rc=$?"
+    cp "$RUN/log.jsonl" "$RUN/metrics.jsonl" "$OUT/" 2>/dev/null
   } > "$OUT/gfl_cuda.txt" 2>&1
 fi
 echo done
