@@ -23,7 +23,8 @@ public static class Logging
 
     /// <summary>Adds a human log (<paramref name="humanFile"/>) and a JSON-lines log (<paramref name="jsonFile"/>)
     /// next to the console sink. Call once per run after the work directory exists.</summary>
-    public static void AttachRunLog(string jsonFile, string? humanFile = null)
+    /// <returns>disposing it closes the run's files and restores the previous logger.</returns>
+    public static IDisposable AttachRunLog(string jsonFile, string? humanFile = null)
     {
         var cfg = new LoggerConfiguration()
             .MinimumLevel.ControlledBy(Level)
@@ -32,8 +33,18 @@ public static class Logging
             .WriteTo.File(new CompactJsonFormatter(), jsonFile);
         if (humanFile != null)
             cfg = cfg.WriteTo.File(humanFile, outputTemplate: "{Timestamp:yyyy-MM-dd HH:mm:ss.fff} [{Level:u3}] {Message:lj}{NewLine}{Exception}");
-        var old = Log.Logger;
-        Log.Logger = cfg.CreateLogger();
-        (old as IDisposable)?.Dispose();
+        var previous = Log.Logger;
+        var run = cfg.CreateLogger();
+        Log.Logger = run;
+        return new Restore(previous, run);
+    }
+
+    private sealed class Restore(ILogger previous, Logger run) : IDisposable
+    {
+        public void Dispose()
+        {
+            if (ReferenceEquals(Log.Logger, run)) Log.Logger = previous;
+            run.Dispose();
+        }
     }
 }

@@ -18,7 +18,7 @@ public static class TrainRun
         var workDir = Path.GetFullPath(request.WorkDir ?? cfg.Runtime.WorkDir
             ?? Path.Combine("runs", Path.GetFileNameWithoutExtension(request.ConfigPath)));
         Directory.CreateDirectory(workDir);
-        Logging.AttachRunLog(Path.Combine(workDir, "events.jsonl"), Path.Combine(workDir, "train.log"));
+        using var runLog = Logging.AttachRunLog(Path.Combine(workDir, "events.jsonl"), Path.Combine(workDir, "train.log"));
         var log = Log.Logger;
         log.Information("gfl train {Config} -> {WorkDir}", request.ConfigPath, workDir);
 
