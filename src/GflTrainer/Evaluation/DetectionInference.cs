@@ -42,6 +42,7 @@ internal static class DetectionInference
                     }
                 }
                 progress?.Invoke(++done, total);
+                Training.StepBoundaryGc.AfterStep(done);
             }
         }
         finally

@@ -155,6 +155,7 @@ internal sealed class Trainer : IDisposable
                 using (var batch = batches.Current)
                     (scalars, lr) = Step(batch);
                 _iteration++; _iterInEpoch++;
+                StepBoundaryGc.AfterStep(_iteration);
                 double stepTime = stepWatch.Elapsed.TotalSeconds;
                 window.Add(scalars, stepTime, dataTime);
                 progress.Update(_epoch + 1, t.Epochs, _iterInEpoch, itersPerEpoch, _iteration, scalars, lr, stepTime,

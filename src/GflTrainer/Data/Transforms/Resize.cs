@@ -1,6 +1,8 @@
 using TorchSharp;
 using static TorchSharp.torch;
 
+// Runs on loader threads: only pinned Scalars (see PinnedScalars), never implicit ones.
+
 namespace GflTrainer.Data.Transforms;
 
 /// <summary>Keep-ratio resize as mmdetection's <c>Resize(img_scale=(1333, 800), keep_ratio=True)</c> with mmcv
@@ -42,7 +44,7 @@ internal static class Resize
         if (w == 2 * newWidth && h == 2 * newHeight)
         {
             var quads = hwc.reshape(newHeight, 2, newWidth, 2, 3).sum([1, 3], type: ScalarType.Int32);
-            result = quads.add(2).bitwise_right_shift_(tensor(2, ScalarType.Int32, image.device));
+            result = quads.add_(PinnedScalars.Two, PinnedScalars.One).bitwise_right_shift_(tensor(2, ScalarType.Int32, image.device));
         }
         else
         {
@@ -53,7 +55,7 @@ internal static class Resize
             var ax0 = tensor(a0, device: device).view(1, -1, 1);
             var ax1 = tensor(a1, device: device).view(1, -1, 1);
             var rows = hwc.index_select(1, tensor(x0, device: device)).mul(ax0)
-                .add_(hwc.index_select(1, tensor(x1, device: device)).mul(ax1));
+                .add_(hwc.index_select(1, tensor(x1, device: device)).mul(ax1), PinnedScalars.One);
             // Vertical pass, OpenCV's 16-bit SIMD arithmetic .
             var by0 = tensor(b0, device: device).view(-1, 1, 1);
             var by1 = tensor(b1, device: device).view(-1, 1, 1);
@@ -61,9 +63,9 @@ internal static class Resize
             var shift16 = tensor(16, ScalarType.Int32, device);
             var top = rows.index_select(0, tensor(y0, device: device)).bitwise_right_shift_(shift4).mul_(by0).bitwise_right_shift_(shift16);
             var bottom = rows.index_select(0, tensor(y1, device: device)).bitwise_right_shift_(shift4).mul_(by1).bitwise_right_shift_(shift16);
-            result = top.add_(bottom).add_(2).bitwise_right_shift_(tensor(2, ScalarType.Int32, device));
+            result = top.add_(bottom, PinnedScalars.One).add_(PinnedScalars.Two, PinnedScalars.One).bitwise_right_shift_(tensor(2, ScalarType.Int32, device));
         }
-        var output = result.clamp_(0, 255).to_type(ScalarType.Byte).permute(2, 0, 1).unsqueeze(0);
+        var output = result.clamp_(PinnedScalars.Zero, PinnedScalars.Max8Bit).to_type(ScalarType.Byte).permute(2, 0, 1).unsqueeze(0);
         return output.MoveToOuterDisposeScope();
     }
 
