@@ -29,6 +29,7 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--pycocotools", help="folder holding the built pycocotools package (cocoapi/PythonAPI)")
     ap.add_argument("--expected", help="expected.json whose 'stats' the run must reproduce within 1e-6")
+    ap.add_argument("--json-out", help="also write the medians (seconds) here, for scripts/bench_compare.sh")
     args = ap.parse_args()
     if args.pycocotools:
         sys.path.insert(0, args.pycocotools)
@@ -66,6 +67,14 @@ def main() -> int:
           f"Python {sys.version.split()[0]}, {args.repeats} repeats")
     for name, values in runs.items():
         print(f"{name:<24} median {statistics.median(values):.3f} s   runs " + ", ".join(f"{v:.3f}" for v in values))
+    if args.json_out:
+        import resource
+        with open(args.json_out, "w") as f:
+            json.dump(dict(impl="pycocotools", bench="eval", repeats=args.repeats,
+                           **{k.replace("+", "_plus_").replace(" ", "_") + "_seconds": statistics.median(v)
+                              for k, v in runs.items()},
+                           runs={k: v for k, v in runs.items()},
+                           peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)), f, indent=1)
     if args.expected:
         want = json.load(open(args.expected))["stats"]
         worst = max(abs(a - b) for a, b in zip(stats, want))

@@ -120,7 +120,10 @@ def bench_data(args, device):
 def bench_model(args, device):
     rows = []
     gen = torch.Generator().manual_seed(0)
-    sizes = [("1333x800", 800, 1333), (f"{args.small[0]}x{args.small[1]}", args.small[1], args.small[0])]
+    sw, sh = args.img_scale
+    sizes = [(f"{sw}x{sh}", sh, sw)]
+    if not args.no_small:
+        sizes.append((f"{args.small[0]}x{args.small[1]}", args.small[1], args.small[0]))
     model = build_model(args, device, train=False)
     for label, h, w in sizes:
         x = torch.randn(args.batch, 3, pad_to(h), pad_to(w), generator=gen).to(device)
@@ -184,8 +187,9 @@ def bench_train_step(args, device):
     loss_fn = GflLoss(args.num_classes)
     optimizer = make_optimizer(model, 0.01)
     scaler = torch.cuda.amp.GradScaler() if args.amp and device.type == "cuda" else None
-    batch = synthetic_batch(args.batch, 800, 1333, args.gts, args.num_classes, gen)
-    return [row(f"SGD step R{args.depth}-GFL 1333x800 batch {args.batch} ({args.gts} gts/img)",
+    w, h = args.img_scale
+    batch = synthetic_batch(args.batch, h, w, args.gts, args.num_classes, gen)
+    return [row(f"SGD step R{args.depth}-GFL {w}x{h} batch {args.batch} ({args.gts} gts/img)",
                 timed(lambda: train_step(model, loss_fn, optimizer, batch, device, args.amp, scaler),
                       device, args.repeats, args.warmup), args.batch)]
 
@@ -197,13 +201,14 @@ def bench_infer(args, device):
     # sigmoid ~0.5 for every (anchor, class): the worst case (1000 pairs per level, 5000 boxes into NMS).
     with torch.no_grad():
         model.bbox_head.gfl_cls.bias.fill_(args.score_bias)
-    batch = synthetic_batch(1, 800, 1333, 0, args.num_classes, gen)
+    w, h = args.img_scale
+    batch = synthetic_batch(1, h, w, 0, args.num_classes, gen)
     kept = []
 
     def infer():
         kept.append(int(detect(model, batch, device, amp=args.amp)[0].scores.numel()))
 
-    r = row(f"model + post-processing 1333x800 batch 1 (gfl_cls bias {args.score_bias})",
+    r = row(f"model + post-processing {w}x{h} batch 1 (gfl_cls bias {args.score_bias})",
             timed(infer, device, args.repeats, args.warmup), 1)
     r["detections_per_image"] = kept[-1]
 
@@ -241,7 +246,9 @@ def main(argv=None):
     ap.add_argument("--ann")
     ap.add_argument("--img")
     ap.add_argument("--workers", default="0,1,2", help="data: comma-separated worker counts")
-    ap.add_argument("--img-scale", type=int, nargs=2, default=[1333, 800], metavar=("W", "H"))
+    ap.add_argument("--img-scale", type=int, nargs=2, default=[1333, 800], metavar=("W", "H"),
+                    help="data: resize scale; model, train-step, infer: the (unpadded) synthetic image size")
+    ap.add_argument("--no-small", action="store_true", help="model: time only --img-scale, not --small too")
     ap.add_argument("--fixtures", help="fixture dir for the self-check")
     ap.add_argument("--json-out")
     args = ap.parse_args(argv)

@@ -70,9 +70,9 @@ public static class BenchCommand
         _ => v.ToString() ?? "",
     };
 
-    static List<(string, object)> Common(string device) =>
+    static List<(string, object)> Common(string device, int? threads = null) =>
     [
-        ("device", device), ("threads", torch.get_num_threads()), ("cores", Environment.ProcessorCount),
+        ("device", device), ("threads", threads ?? torch.get_num_threads()), ("cores", Environment.ProcessorCount),
     ];
 
     static Command Data()
@@ -173,7 +173,9 @@ public static class BenchCommand
         cmd.SetAction(p => GlobalOptions.Execute(p, _ =>
         {
             var r = CocoEvalBenchmark.Run(p.GetValue(ann)!, p.GetValue(dets)!, p.GetValue(Repeats));
-            var rows = Common("cpu");
+            // The evaluator is plain .NET (Parallel.For): don't load libtorch just to report its thread count, its
+            // pages would count in the peak RSS compared with pycocotools'.
+            var rows = Common("cpu", r.Threads);
             foreach (var prop in r.GetType().GetProperties())
             {
                 var v = prop.GetValue(r);

@@ -62,7 +62,7 @@ public static class TrainStepBenchmark
         model.eval();
         var post = new GflPostprocessor(new AnchorGenerator(new[] { 8, 16, 32, 64, 128 }));
         using var images = randn(batch, 3, height, width, device: device);
-        var metas = Enumerable.Range(0, batch).Select(i => new Data.ImageMeta(i, "", height, 1333, height, 1333, height, width,
+        var metas = Enumerable.Range(0, batch).Select(i => new Data.ImageMeta(i, "", height, Math.Min(width, 1333), height, Math.Min(width, 1333), height, width,
             1, 1, false)).ToList();
         var samples = Time(device, iterations, warmup, () =>
         {
