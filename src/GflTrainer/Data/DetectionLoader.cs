@@ -54,6 +54,11 @@ internal sealed class DetectionLoader
         ResizeScale? scale = null, ILogger? log = null) =>
         new(dataset, DetectionTransform.Eval(scale), new BatchCollator(new Normalize(), new Pad(), device), options, false, log);
 
+    /// <summary>A loader with an explicit transform and collator (the configuration path:
+    /// <see cref="DataPipelineFactory"/>).</summary>
+    public static DetectionLoader Create(CocoDataset dataset, DetectionTransform transform, BatchCollator collator,
+        LoaderOptions options, bool training, ILogger? log = null) => new(dataset, transform, collator, options, training, log);
+
     public int BadImages => _badImages;
 
     /// <summary>The batch plan of an epoch for this rank (dataset indices).</summary>

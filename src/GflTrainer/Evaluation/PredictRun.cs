@@ -39,7 +39,7 @@ public static class PredictRun
         // Export everything above the requested threshold, even when it is below test_cfg's 0.05.
         var post = DetectorFactory.CreatePostprocessor(cfg.Model, Math.Min(cfg.Model.Test.ScoreThr, request.ScoreThreshold));
         var transform = DataPipelineFactory.EvalTransform(cfg.Data);
-        var collator = new BatchCollator(new Normalize(), new Pad(cfg.Data.PadDivisor), device);
+        var collator = DataPipelineFactory.Collator(cfg.Data, device);
         Directory.CreateDirectory(request.OutDir);
         int failed = 0;
         foreach (var file in files)

@@ -66,6 +66,8 @@ internal sealed class Trainer : IDisposable
         var t = cfg.Train;
         double lr = t.Optimizer.Lr;
         if (t.AutoScaleLr.Enabled) lr *= (double)cfg.Data.BatchSize / t.AutoScaleLr.BaseBatchSize;
+        if (t.Optimizer.Nesterov)
+            throw new GflConfigException("train.optimizer.nesterov: Nesterov momentum is not implemented (the reference uses plain momentum)");
         _sgd = new Sgd(named, lr, t.Optimizer.Momentum, t.Optimizer.WeightDecay);
 
         var loaderOptions = new LoaderOptions
@@ -218,7 +220,7 @@ internal sealed class Trainer : IDisposable
         (_scaler is null ? losses.Total : _scaler.ScaleLoss(losses.Total)).backward();
         bool apply = _scaler?.UnscaleAndUpdate(_trainable) ?? true;
         if (apply && _cfg.Train.GradClip is { } clip)
-            nn.utils.clip_grad_norm_(_trainableParams, clip.MaxNorm);
+            nn.utils.clip_grad_norm_(_trainableParams, clip.MaxNorm, clip.NormType);
         if (apply) _sgd.Step();
         else _log.Debug("fp16 overflow at iteration {Iter}: step skipped, loss scale now {Scale}", _iteration + 1, _scaler!.Scale);
         return (scalars, lr);
