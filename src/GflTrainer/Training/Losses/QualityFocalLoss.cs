@@ -24,12 +24,22 @@ internal sealed class QualityFocalLoss(double beta = 2.0, double lossWeight = 1.
     {
         using var scope = NewDisposeScope();
         var numClasses = logits.shape[1];
-        // Dense form of mmdetection's "negatives for all, then overwrite the positive entries": same values and
-        // gradients (the overwritten entries never contribute the negative formula).
-        var onLabel = labels.unsqueeze(1) == arange(numClasses, dtype: labels.dtype, device: labels.device);  // (N, C); background matches none
-        var target = where(onLabel, quality.to(logits.dtype).unsqueeze(1), zeros_like(logits));
-        var bce = F.binary_cross_entropy_with_logits(logits, target, reduction: nn.Reduction.None);
-        return (bce * (target - logits.sigmoid()).abs().pow(Beta)).MoveToOuterDisposeScope();
+        // mmdetection's form: the negative formula for every entry, BCE(z, 0)·σ(z)^β, then the (row, label) entries of
+        // foreground rows overwritten with BCE(z, y)·|y − σ(z)|^β. Cheaper than a dense target (4 passes over N x C
+        // instead of 7) and the same values and gradients (overwritten entries contribute nothing).
+        var sigma = logits.sigmoid();
+        var loss = F.binary_cross_entropy_with_logits(logits, zeros_like(logits), reduction: nn.Reduction.None) * sigma.pow(Beta);
+        var rows = ((labels >= 0) & (labels < numClasses)).nonzero().squeeze(1);
+        if (rows.shape[0] > 0)
+        {
+            var cols = labels.index_select(0, rows);
+            var posLogits = logits.index(rows, cols);
+            var y = quality.to(logits.dtype).index_select(0, rows);
+            var scale = y - sigma.index(rows, cols);
+            var posLoss = F.binary_cross_entropy_with_logits(posLogits, y, reduction: nn.Reduction.None) * scale.abs().pow(Beta);
+            loss.index_put_(posLoss, rows, cols);   // in place on the product: its backward needs only the factors
+        }
+        return loss.MoveToOuterDisposeScope();
     }
 
     /// <returns>Scalar: lossWeight · Σ_rows(weight · Σ_classes QFL) / (avgFactor + eps).</returns>
