@@ -1,3 +1,4 @@
+using GflTrainer.Data.Transforms;
 using System.Diagnostics;
 using TorchSharp;
 
@@ -11,7 +12,7 @@ public sealed record DataBenchmarkResult(int Images, int Workers, double DecodeO
 /// warm-up batches.</summary>
 public static class DataBenchmark
 {
-    public static DataBenchmarkResult Run(string annotationFile, string imageDir, int workers, int count)
+    public static DataBenchmarkResult Run(string annotationFile, string imageDir, int workers, int count, bool fastResize = false)
     {
         var dataset = CocoDataset.ForTraining(CocoAnnotations.Load(annotationFile), imageDir);
         if (dataset.Count == 0) throw new GflRuntimeException($"{annotationFile}: no training images");
@@ -26,7 +27,8 @@ public static class DataBenchmark
         // times batch arrivals after its warm-up; the epoch may wrap into the next one.
         const int WarmupBatches = 2;
         var options = new LoaderOptions { BatchSize = 2, Workers = workers, Prefetch = Math.Max(2, workers), Seed = 0 };
-        var loader = DetectionLoader.ForTraining(dataset, options, torch.CPU);
+        var loader = DetectionLoader.Create(dataset, new DetectionTransform(MultiScale.Single, 0.5, fastResize),
+            new BatchCollator(new Normalize(), new Pad(), torch.CPU), options, training: true);
         int seen = 0, batches = 0;
         for (int epoch = 0; seen < n; epoch++)
         {
