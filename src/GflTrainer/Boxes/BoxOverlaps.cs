@@ -38,27 +38,31 @@ internal static class BoxOverlaps
     public static Tensor Aligned(Tensor boxes1, Tensor boxes2, OverlapMode mode = OverlapMode.Iou, double eps = DefaultEps) =>
         Compute(boxes1, boxes2, mode, eps);
 
-    // Both inputs broadcast to a common (..., 4) shape; the last dimension holds x1, y1, x2, y2.
+    // Both inputs broadcast to a common (..., 4) shape; the last dimension holds x1, y1, x2, y2. Coordinates are
+    // taken one at a time so every intermediate has the broadcast (M, N) shape rather than (M, N, 2) with strided
+    // halves (about 2x fewer bytes touched); each element sees the same operations in the same order as
+    // mmdetection's bbox_overlaps, so values and gradients are unchanged.
     private static Tensor Compute(Tensor b1, Tensor b2, OverlapMode mode, double eps)
     {
         using var scope = NewDisposeScope();
-        var b1Min = b1[TensorIndex.Ellipsis, TensorIndex.Slice(0, 2)];
-        var b1Max = b1[TensorIndex.Ellipsis, TensorIndex.Slice(2, 4)];
-        var b2Min = b2[TensorIndex.Ellipsis, TensorIndex.Slice(0, 2)];
-        var b2Max = b2[TensorIndex.Ellipsis, TensorIndex.Slice(2, 4)];
-        var area1 = Area(b1);
-        var area2 = Area(b2);
+        Tensor C(Tensor b, int i) => b[TensorIndex.Ellipsis, i];
+        var (ax1, ay1, ax2, ay2) = (C(b1, 0), C(b1, 1), C(b1, 2), C(b1, 3));
+        var (bx1, by1, bx2, by2) = (C(b2, 0), C(b2, 1), C(b2, 2), C(b2, 3));
+        var area1 = (ax2 - ax1) * (ay2 - ay1);
+        var area2 = (bx2 - bx1) * (by2 - by1);
 
-        var wh = (minimum(b1Max, b2Max) - maximum(b1Min, b2Min)).clamp_min(0);
-        var overlap = wh[TensorIndex.Ellipsis, 0] * wh[TensorIndex.Ellipsis, 1];
+        var w = (minimum(ax2, bx2) - maximum(ax1, bx1)).clamp_min(0);
+        var h = (minimum(ay2, by2) - maximum(ay1, by1)).clamp_min(0);
+        var overlap = w * h;
         var union = mode == OverlapMode.Iof ? area1 : area1 + area2 - overlap;
         var epsTensor = tensor((float)eps, dtype: union.dtype, device: union.device);
         union = maximum(union, epsTensor);
         var ious = overlap / union;
         if (mode != OverlapMode.Giou) return ious.MoveToOuterDisposeScope();
 
-        var enclosedWh = (maximum(b1Max, b2Max) - minimum(b1Min, b2Min)).clamp_min(0);
-        var enclosedArea = maximum(enclosedWh[TensorIndex.Ellipsis, 0] * enclosedWh[TensorIndex.Ellipsis, 1], epsTensor);
+        var ew = (maximum(ax2, bx2) - minimum(ax1, bx1)).clamp_min(0);
+        var eh = (maximum(ay2, by2) - minimum(ay1, by1)).clamp_min(0);
+        var enclosedArea = maximum(ew * eh, epsTensor);
         return (ious - (enclosedArea - union) / enclosedArea).MoveToOuterDisposeScope();
     }
 

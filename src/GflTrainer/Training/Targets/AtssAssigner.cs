@@ -61,7 +61,11 @@ internal sealed class AtssAssigner(int topK = 9)
         var overlaps = BoxOverlaps.Pairwise(anchors, gtBoxes);                        // (n, G)
         var anchorCenters = AnchorGenerator.Centers(anchors);                         // (n, 2)
         var gtCenters = AnchorGenerator.Centers(gtBoxes);                             // (G, 2)
-        var distances = (anchorCenters.unsqueeze(1) - gtCenters.unsqueeze(0)).pow(2).sum(-1).sqrt();
+        // sqrt(dx² + dy²) on (n, G) planes: the same per-element arithmetic as ((a - g)²).sum(-1).sqrt() (x² is exact
+        // as pow(x, 2), a two-term sum has one order), without the (n, G, 2) intermediates.
+        var dx = anchorCenters[TensorIndex.Colon, 0].unsqueeze(1) - gtCenters[TensorIndex.Colon, 0].unsqueeze(0);
+        var dy = anchorCenters[TensorIndex.Colon, 1].unsqueeze(1) - gtCenters[TensorIndex.Colon, 1].unsqueeze(0);
+        var distances = (dx * dx + dy * dy).sqrt();
 
         var candidateParts = new List<Tensor>();
         long start = 0;
