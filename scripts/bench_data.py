@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Reference throughput of mmdetection's train input pipeline, done with cv2 + numpy + torch.
 
-Same steps as `gfl data bench` (src/GflTrainer/Data/DataBenchmark.cs): decode (cv2.imread, IMREAD_COLOR),
+Same steps as `gfl bench data` (src/GflTrainer/Data/DataBenchmark.cs): decode (cv2.imread, IMREAD_COLOR),
 keep-ratio resize to (1333, 800) with cv2 INTER_LINEAR (mmcv imrescale rule), random horizontal flip,
 normalise (BGR->RGB, ImageNet mean/std, float32), pad to a multiple of 32, collate batches of 2 into a
 zero-padded (N, 3, H, W) float tensor. Workers go through torch.utils.data.DataLoader(num_workers=N).

@@ -31,8 +31,8 @@ public static class GlobalOptions
         var other => throw new GflConfigException($"--log-level {other}: expected debug, info, warning or error"),
     };
 
-    /// <summary>Runs a command body with console logging (and, when <paramref name="workDir"/> is set by the
-    /// body through <see cref="Logging.AttachRunLog"/>, a JSON-lines log there) and maps failures to exit codes.</summary>
+    /// <summary>Runs a command body with console logging (a run adds its own log files through
+    /// <see cref="Logging.AttachRunLog"/>) and maps failures to exit codes.</summary>
     public static int Execute(ParseResult parse, Func<LogEventLevel, int> body)
     {
         LogEventLevel level;

@@ -12,25 +12,6 @@ public static class DataCommand
         var cmd = new Command("data", "Create or check detection data sets");
         cmd.Subcommands.Add(Synth());
         cmd.Subcommands.Add(Check());
-        cmd.Subcommands.Add(Bench());
-        return cmd;
-    }
-
-    static Command Bench()
-    {
-        var ann = new Option<string>("--ann") { Description = "COCO instances JSON file", Required = true };
-        var images = new Option<string>("--images") { Description = "Image root", Required = true };
-        var workers = new Option<int>("--workers") { Description = "Loader workers", DefaultValueFactory = _ => 2 };
-        var count = new Option<int>("--count") { Description = "Images to process", DefaultValueFactory = _ => 100 };
-        var cmd = new Command("bench", "Measure decode and decode+resize(1333x800)+flip+normalize+pad+collate throughput on the CPU")
-            { ann, images, workers, count };
-        cmd.SetAction(parse => GlobalOptions.Execute(parse, _ =>
-        {
-            var r = DataBenchmark.Run(parse.GetValue(ann)!, parse.GetValue(images)!, parse.GetValue(workers), parse.GetValue(count));
-            Console.WriteLine($"decode only (1 thread): {r.DecodeOnlyImagesPerSecond:F1} images/s");
-            Console.WriteLine($"full pipeline ({r.Workers} workers, batch 2, {r.Images} images): {r.PipelineImagesPerSecond:F1} images/s");
-            return ExitCodes.Ok;
-        }));
         return cmd;
     }
 

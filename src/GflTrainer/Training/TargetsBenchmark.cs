@@ -29,16 +29,7 @@ public static class TargetsBenchmark
             sizes.Add(l < 3 ? (height / strides[l], width / strides[l]) : ((sizes[^1].H + 1) / 2, (sizes[^1].W + 1) / 2));
         var cls = sizes.Select(s => (randn(batch, numClasses, s.H, s.W, generator: generator) - 4).to(device).requires_grad_(true)).ToArray();
         var box = sizes.Select(s => randn(batch, 4 * (regMax + 1), s.H, s.W, generator: generator).to(device).requires_grad_(true)).ToArray();
-        var gtBoxes = new List<Tensor>();
-        var gtLabels = new List<Tensor>();
-        for (var i = 0; i < batch; i++)
-        {
-            var xy = rand(gtsPerImage, 2, generator: generator) * tensor(new float[] { imageWidth - 8, height - 8 });
-            var wh = (rand(gtsPerImage, 2, generator: generator) * MathF.Log(400f / 8)).exp() * 8;
-            var corner = minimum(xy + wh, tensor(new float[] { imageWidth, height }));
-            gtBoxes.Add(cat(new[] { xy, corner }, 1).to(device));
-            gtLabels.Add(randint(0, numClasses, gtsPerImage, generator: generator).to(device));
-        }
+        var (gtBoxes, gtLabels) = TrainStepBenchmark.RandomGroundTruth(generator, device, batch, imageWidth, height, gtsPerImage, numClasses);
         var padShapes = Enumerable.Repeat((height, width), batch).ToArray();
         var loss = new GflLoss(numClasses, regMax, strides);
         var outputs = new HeadOutputs(cls, box);

@@ -79,17 +79,25 @@ public static class TrainStepBenchmark
     {
         var g = new Generator(0);
         var images = randn(batch, 3, height, width, generator: g).to(device);
+        var (boxes, labels) = RandomGroundTruth(g, device, batch, Math.Min(width, 1333), height);
+        return (images, boxes, labels);
+    }
+
+    /// <summary>50 boxes per image over 80 classes, log-uniform sides 8..400 px inside a
+    /// <paramref name="imageWidth"/> x <paramref name="height"/> image, drawn from <paramref name="g"/>.</summary>
+    internal static (List<Tensor> Boxes, List<Tensor> Labels) RandomGroundTruth(Generator g, Device device, int batch,
+        int imageWidth, int height, int perImage = 50, int numClasses = 80)
+    {
         var boxes = new List<Tensor>(); var labels = new List<Tensor>();
-        int imageWidth = Math.Min(width, 1333);
         for (int i = 0; i < batch; i++)
         {
-            var xy = rand(50, 2, generator: g) * tensor(new float[] { imageWidth - 8, height - 8 });
-            var wh = (rand(50, 2, generator: g) * MathF.Log(400f / 8)).exp() * 8;
+            var xy = rand(perImage, 2, generator: g) * tensor(new float[] { imageWidth - 8, height - 8 });
+            var wh = (rand(perImage, 2, generator: g) * MathF.Log(400f / 8)).exp() * 8;
             var corner = minimum(xy + wh, tensor(new float[] { imageWidth, height }));
             boxes.Add(cat(new[] { xy, corner }, 1).to(device));
-            labels.Add(randint(0, 80, 50, generator: g).to(device));
+            labels.Add(randint(0, numClasses, perImage, generator: g).to(device));
         }
-        return (images, boxes, labels);
+        return (boxes, labels);
     }
 
     private static List<double> Time(Device device, int iterations, int warmup, Action step)

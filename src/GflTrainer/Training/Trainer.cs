@@ -266,13 +266,17 @@ internal sealed class Trainer : IDisposable
         var evalDir = Path.Combine(_workDir, "eval", $"epoch_{epoch}");
         DetectionInference.WriteResults(Path.Combine(evalDir, "detections.json"), dets);
         var metrics = new CocoEvaluator(_valGt).Evaluate(CocoDetections.Create(_valGt, dets, "validation detections"));
-        File.WriteAllText(Path.Combine(evalDir, "metrics.json"), metrics.ToJson());
         foreach (var line in metrics.SummaryLines) _log.Information("{Line}", line);
         _lastAp = metrics.AP; _lastAp50 = metrics.AP50;
 
-        var bbox = JsonNode.Parse(metrics.ToJson())!["bbox"]!.DeepClone();
-        var perCat = JsonNode.Parse(metrics.ToJson())!["per_category"]?.DeepClone();
-        var rec = new JsonObject { ["epoch"] = epoch, ["iter"] = _iteration, ["bbox"] = bbox, ["per_category"] = perCat };
+        var json = metrics.ToJson();
+        File.WriteAllText(Path.Combine(evalDir, "metrics.json"), json);
+        var doc = JsonNode.Parse(json)!;
+        var rec = new JsonObject
+        {
+            ["epoch"] = epoch, ["iter"] = _iteration,
+            ["bbox"] = doc["bbox"]!.DeepClone(), ["per_category"] = doc["per_category"]?.DeepClone(),
+        };
         File.AppendAllText(Path.Combine(_workDir, "metrics.jsonl"), rec.ToJsonString() + "\n");
         if (_tensorboard is not null)
         {
