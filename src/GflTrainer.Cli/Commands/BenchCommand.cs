@@ -81,15 +81,16 @@ public static class BenchCommand
         var images = new Option<string>("--images") { Description = "Image folder", Required = true };
         var workers = new Option<int>("--workers") { Description = "Loader workers", DefaultValueFactory = _ => 1 };
         var count = new Option<int>("--count") { Description = "Images to process", DefaultValueFactory = _ => 100 };
-        var fast = new Option<bool>("--fast-resize") { Description = "libtorch uint8 bilinear instead of the cv2-exact kernel (data.resize_backend: fast)" };
-        var cmd = WithCommon(new Command("data", "Images/s of decode + resize (1333, 800) + flip + normalise + pad + collate"), ann, images, workers, count, fast);
+        var cmd = WithCommon(new Command("data", "Images/s of decode + resize (1333, 800) + flip + normalise + pad + collate"), ann, images, workers, count);
         cmd.SetAction(p => GlobalOptions.Execute(p, _ =>
         {
             ApplyThreads(p);
-            var r = DataBenchmark.Run(p.GetValue(ann)!, p.GetValue(images)!, p.GetValue(workers), p.GetValue(count), p.GetValue(fast));
+            var r = DataBenchmark.Run(p.GetValue(ann)!, p.GetValue(images)!, p.GetValue(workers), p.GetValue(count));
             var rows = Common("cpu");
-            rows.AddRange([("resize", p.GetValue(fast) ? "fast" : "exact"), ("workers", r.Workers), ("images", r.Images), ("decode_images_per_s", r.DecodeOnlyImagesPerSecond),
+            rows.AddRange([("workers", r.Workers), ("images", r.Images), ("decode_images_per_s", r.DecodeOnlyImagesPerSecond),
                 ("images_per_s", r.PipelineImagesPerSecond), ("images_per_s_per_worker", r.PipelineImagesPerSecond / Math.Max(1, r.Workers)),
+                ("stage_read_ms", r.Stages.ReadMs), ("stage_decode_ms", r.Stages.DecodeMs), ("stage_resize_flip_ms", r.Stages.ResizeFlipMs),
+                ("stage_collate_ms", r.Stages.CollateMs), ("stages_total_ms", r.Stages.TotalMs), ("images_per_s_one_core", 1000 / r.Stages.TotalMs),
                 ("peak_rss_mb", PeakRssMb())]);
             return Emit(p, "data", rows);
         }));

@@ -109,10 +109,6 @@ public sealed record DataConfig
     /// shapes dataset (deterministic) into this folder. Used by the quickstart so it needs no download.</summary>
     [Description("Folder to generate the synthetic shapes dataset into when train.ann_file is missing, or null.")]
     public string? Synthesize { get; init; }
-
-    /// <summary>Bilinear resize kernel: exact (cv2-identical, the reference) or fast (libtorch uint8; +-1 grey level).</summary>
-    [Description("Resize kernel: exact (bit-identical to cv2/mmdetection) or fast (libtorch uint8, +-1 grey level, several times faster).")]
-    public ResizeBackend ResizeBackend { get; init; } = ResizeBackend.Exact;
 }
 
 /// <summary>One dataset split in COCO instances format.</summary>
@@ -125,15 +121,6 @@ public sealed record SplitConfig
     /// <summary>Folder that the JSON's <c>file_name</c> entries are relative to. Default: COCO val2017.</summary>
     [Description("Folder the JSON's file_name entries are relative to.")]
     public string ImgPrefix { get; init; } = "data/coco/val2017/";
-}
-
-/// <summary>Which bilinear resize kernel the pipeline uses.</summary>
-public enum ResizeBackend
-{
-    /// <summary>Bit-identical to cv2.resize INTER_LINEAR, as mmdetection (reference; slower).</summary>
-    Exact,
-    /// <summary>libtorch's uint8 bilinear: several times faster, some values differ from cv2 by one grey level.</summary>
-    Fast,
 }
 
 /// <summary>How a training scale is drawn from <see cref="MultiscaleConfig.Scales"/>.</summary>

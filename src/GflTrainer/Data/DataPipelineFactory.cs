@@ -43,14 +43,14 @@ internal static class DataPipelineFactory
     public static DetectionLoader CreateTrainLoader(DataConfig data, CocoDataset ds, LoaderOptions options, torch.Device device, ILogger log)
     {
         CheckSupported(data);
-        return DetectionLoader.Create(ds, new DetectionTransform(TrainScales(data), data.FlipProb, data.ResizeBackend == ResizeBackend.Fast), Collator(data, device),
+        return DetectionLoader.Create(ds, new DetectionTransform(TrainScales(data), data.FlipProb), Collator(data, device),
             options, training: true, log);
     }
 
     public static DetectionLoader CreateEvalLoader(DataConfig data, CocoDataset ds, LoaderOptions options, torch.Device device, ILogger log)
     {
         CheckSupported(data);
-        return DetectionLoader.Create(ds, DetectionTransform.Eval(TestScale(data), data.ResizeBackend == ResizeBackend.Fast), Collator(data, device), options, training: false, log);
+        return DetectionLoader.Create(ds, DetectionTransform.Eval(TestScale(data)), Collator(data, device), options, training: false, log);
     }
 
     public static BatchCollator Collator(DataConfig data, torch.Device device) =>
@@ -66,7 +66,7 @@ internal static class DataPipelineFactory
     }
 
     /// <summary>The deterministic test-time transform (resize to data.img_scale, no flip).</summary>
-    public static DetectionTransform EvalTransform(DataConfig data) => DetectionTransform.Eval(TestScale(data), data.ResizeBackend == ResizeBackend.Fast);
+    public static DetectionTransform EvalTransform(DataConfig data) => DetectionTransform.Eval(TestScale(data));
 
     private static ResizeScale TestScale(DataConfig data) => ToScale(data.ImgScale, "data.img_scale");
 

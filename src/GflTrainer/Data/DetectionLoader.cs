@@ -85,7 +85,7 @@ internal sealed class DetectionLoader
         {
             var samples = b.Select(i => Load(i, epoch)).ToList();
             var kept = Keep(samples, b);
-            if (kept.Count > 0) yield return _collator.Collate(kept);
+            if (kept.Count > 0) yield return Collate(kept);
         }
     }
 
@@ -135,7 +135,7 @@ internal sealed class DetectionLoader
                 var kept = Keep(results[b]!, batches[b]);
                 results[b] = null!;
                 budget.Release();
-                if (kept.Count > 0) yield return _collator.Collate(kept);
+                if (kept.Count > 0) yield return Collate(kept);
             }
         }
         finally
@@ -146,6 +146,15 @@ internal sealed class DetectionLoader
         }
     }
 
+    /// <summary>The samples' pixel arrays are only read by the collator (it copies them into the batch), so they go
+    /// back to the pool for the next images.</summary>
+    DetectionBatch Collate(List<TransformedSample> samples)
+    {
+        var batch = _collator.Collate(samples);
+        foreach (var s in samples) PixelBufferPool.Return(s.Pixels);
+        return batch;
+    }
+
     sealed record SampleResult(TransformedSample? Sample, Exception? Error);
 
     SampleResult Load(int index, int epoch)
@@ -154,7 +163,9 @@ internal sealed class DetectionLoader
         try
         {
             var image = ImageDecoder.Decode(_dataset.PathOf(entry));
-            return new SampleResult(_transform.Apply(image, entry, SampleRng.For(_options.Seed, epoch, index)), null);
+            var sample = _transform.Apply(image, entry, SampleRng.For(_options.Seed, epoch, index));
+            if (!ReferenceEquals(sample.Pixels, image.Pixels)) PixelBufferPool.Return(image.Pixels);
+            return new SampleResult(sample, null);
         }
         catch (ImageDecodeException e) { return new SampleResult(null, e); }
         catch (Exception e) { return new SampleResult(null, new GflRuntimeException($"image {entry.FileName} (id {entry.ImageId}): {e.Message}", e)); }

@@ -10,7 +10,7 @@ public static class TargetsBenchmark
 {
     /// <summary>Milliseconds per call of ATSS assignment + GFL loss (forward only unless
     /// <paramref name="includeBackward"/>) for 2 images of 1333×800 padded to 1344×800, 80 classes, 50 random gts
-    /// each, on random head outputs (seed 0). One untimed warm-up call precedes the timed ones.</summary>
+    /// each (the reference's random boxes over the padded 1344×800), on random head outputs (seed 0). One untimed warm-up call precedes the timed ones.</summary>
     /// <param name="device">where the head outputs and targets live.</param>
     /// <param name="iterations">timed calls, at least 1.</param>
     /// <param name="includeBackward">also time the backward pass of the total loss.</param>
@@ -18,7 +18,7 @@ public static class TargetsBenchmark
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(iterations, 1);
         const int batch = 2, numClasses = 80, gtsPerImage = 50, regMax = 16;
-        const int height = 800, width = 1344, imageWidth = 1333;
+        const int height = 800, width = 1344;
         var strides = new[] { 8, 16, 32, 64, 128 };
         using var scope = NewDisposeScope();
         var generator = new Generator(0);
@@ -29,7 +29,7 @@ public static class TargetsBenchmark
             sizes.Add(l < 3 ? (height / strides[l], width / strides[l]) : ((sizes[^1].H + 1) / 2, (sizes[^1].W + 1) / 2));
         var cls = sizes.Select(s => (randn(batch, numClasses, s.H, s.W, generator: generator) - 4).to(device).requires_grad_(true)).ToArray();
         var box = sizes.Select(s => randn(batch, 4 * (regMax + 1), s.H, s.W, generator: generator).to(device).requires_grad_(true)).ToArray();
-        var (gtBoxes, gtLabels) = TrainStepBenchmark.RandomGroundTruth(generator, device, batch, imageWidth, height, gtsPerImage, numClasses);
+        var (gtBoxes, gtLabels) = TrainStepBenchmark.RandomGroundTruth(generator, device, batch, width, height, gtsPerImage, numClasses);
         var padShapes = Enumerable.Repeat((height, width), batch).ToArray();
         var loss = new GflLoss(numClasses, regMax, strides);
         var outputs = new HeadOutputs(cls, box);

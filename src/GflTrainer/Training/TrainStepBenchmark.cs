@@ -83,18 +83,19 @@ public static class TrainStepBenchmark
         return (images, boxes, labels);
     }
 
-    /// <summary>50 boxes per image over 80 classes, log-uniform sides 8..400 px inside a
-    /// <paramref name="imageWidth"/> x <paramref name="height"/> image, drawn from <paramref name="g"/>.</summary>
+    /// <summary><paramref name="perImage"/> boxes per image over <paramref name="numClasses"/> classes, drawn from
+    /// <paramref name="g"/> exactly as the reference's <c>random_gts</c> (scripts/reference/bench.py): sides uniform
+    /// in 8..W/3 and 8..H/3 px, top-left corner uniform where the box fits, so both benchmarks assign comparable gts.</summary>
     internal static (List<Tensor> Boxes, List<Tensor> Labels) RandomGroundTruth(Generator g, Device device, int batch,
-        int imageWidth, int height, int perImage = 50, int numClasses = 80)
+        int width, int height, int perImage = 50, int numClasses = 80)
     {
         var boxes = new List<Tensor>(); var labels = new List<Tensor>();
+        var size = tensor(new float[] { width, height });
         for (int i = 0; i < batch; i++)
         {
-            var xy = rand(perImage, 2, generator: g) * tensor(new float[] { imageWidth - 8, height - 8 });
-            var wh = (rand(perImage, 2, generator: g) * MathF.Log(400f / 8)).exp() * 8;
-            var corner = minimum(xy + wh, tensor(new float[] { imageWidth, height }));
-            boxes.Add(cat(new[] { xy, corner }, 1).to(device));
+            var wh = rand(perImage, 2, generator: g) * tensor(new float[] { width / 3f - 8, height / 3f - 8 }) + 8;
+            var xy = rand(perImage, 2, generator: g) * (size - wh);
+            boxes.Add(cat(new[] { xy, xy + wh }, 1).to(device));
             labels.Add(randint(0, numClasses, perImage, generator: g).to(device));
         }
         return (boxes, labels);
