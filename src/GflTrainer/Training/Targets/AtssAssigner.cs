@@ -58,13 +58,13 @@ internal sealed class AtssAssigner(int topK = 9)
                 zeros(0, numGts, dtype: ScalarType.Bool, device: device)));
         }
 
-        var overlaps = BoxOverlaps.Pairwise(anchors, gtBoxes);                        // (n, G)
         var anchorCenters = AnchorGenerator.Centers(anchors);                         // (n, 2)
         var gtCenters = AnchorGenerator.Centers(gtBoxes);                             // (G, 2)
-        // sqrt(dx² + dy²) on (n, G) planes: the same per-element arithmetic as ((a - g)²).sum(-1).sqrt() (x² is exact
-        // as pow(x, 2), a two-term sum has one order), without the (n, G, 2) intermediates.
-        var dx = anchorCenters[TensorIndex.Colon, 0].unsqueeze(1) - gtCenters[TensorIndex.Colon, 0].unsqueeze(0);
-        var dy = anchorCenters[TensorIndex.Colon, 1].unsqueeze(1) - gtCenters[TensorIndex.Colon, 1].unsqueeze(0);
+        // Centre distances as (G, n) rows, so each level's top-k runs along contiguous memory. sqrt(dx² + dy²) with
+        // dx = g − a: the same per-element arithmetic as the reference's ((a − g)²).sum(-1).sqrt() (negation is exact,
+        // a two-term sum has one order), without (n, G, 2) intermediates.
+        var dx = gtCenters[TensorIndex.Colon, 0].unsqueeze(1) - anchorCenters[TensorIndex.Colon, 0].unsqueeze(0);
+        var dy = gtCenters[TensorIndex.Colon, 1].unsqueeze(1) - anchorCenters[TensorIndex.Colon, 1].unsqueeze(0);
         var distances = (dx * dx + dy * dy).sqrt();
 
         var candidateParts = new List<Tensor>();
@@ -74,18 +74,26 @@ internal sealed class AtssAssigner(int topK = 9)
             var k = (int)Math.Min(TopK, count);
             if (k > 0)
             {
-                var (_, nearest) = distances.narrow(0, start, count).topk(k, dim: 0, largest: false);
+                var (_, nearest) = distances.narrow(1, start, count).topk(k, dim: 1, largest: false);
                 candidateParts.Add(nearest + start);
             }
             start += count;
         }
-        var candidates = cat(candidateParts, 0);                                      // (K, G) anchor indices
-        var candidateOverlaps = overlaps.gather(0, candidates);                       // (K, G)
+        var candidates = cat(candidateParts, 1).t().contiguous();                    // (K, G) anchor indices
+        var numCandidates = candidates.shape[0];
+        var flat = candidates.reshape(-1);                                            // pair k·G + g
+
+        // Only the K·G candidate pairs need an IoU: the reference's dense (n, G) overlaps are read nowhere else
+        // (non-candidates are filled with −INF before the per-anchor max). Same per-element formula as the
+        // pairwise matrix, so the values are identical.
+        var candidateAnchors = anchors.index_select(0, flat);
+        var candidateOverlaps = BoxOverlaps.Aligned(candidateAnchors, gtBoxes.repeat(numCandidates, 1)).view(numCandidates, numGts);
         var thresholds = candidateOverlaps.mean(new long[] { 0 }) + candidateOverlaps.std(0, unbiased: true);
         var passesIou = candidateOverlaps >= thresholds.unsqueeze(0);
 
-        var candidateX = anchorCenters[TensorIndex.Colon, 0].index_select(0, candidates.reshape(-1)).view_as(candidates);
-        var candidateY = anchorCenters[TensorIndex.Colon, 1].index_select(0, candidates.reshape(-1)).view_as(candidates);
+        var candidateCenters = anchorCenters.index_select(0, flat);
+        var candidateX = candidateCenters[TensorIndex.Colon, 0].view(numCandidates, numGts);
+        var candidateY = candidateCenters[TensorIndex.Colon, 1].view(numCandidates, numGts);
         var margins = stack(new[]
         {
             candidateX - gtBoxes[TensorIndex.Colon, 0],
@@ -96,20 +104,24 @@ internal sealed class AtssAssigner(int topK = 9)
         var inside = margins.amin(new long[] { -1 }) > InsideMargin;
         var positive = passesIou & inside;
 
-        // Each column holds distinct anchors (one per level slot), so the scatter has no collisions.
-        var positiveOverlaps = full_like(overlaps, NegativeOverlap)
-            .scatter(0, candidates, where(positive, candidateOverlaps, full_like(candidateOverlaps, NegativeOverlap)));
-        var maxOverlaps = positiveOverlaps.amax(new long[] { 1 });
-        // Lowest gt index among exact maxima, as torch.max on CPU returns the first maximum; explicit so that it
-        // holds on every device.
-        var gtRange = arange(numGts, dtype: int64, device: device).unsqueeze(0).expand(numAnchors, numGts);
-        var gtIndex = where(positiveOverlaps == maxOverlaps.unsqueeze(1), gtRange, full_like(gtRange, numGts))
-            .amin(new long[] { 1 });
+        // An anchor that passes for several gts goes to the highest IoU, exact ties to the lowest gt index (torch.max
+        // on CPU returns the first maximum; explicit so that it holds on every device). The reference takes that max
+        // over a dense (n, G) matrix that is −INF outside the passing pairs; the same max over the rows of the anchors
+        // that have a passing pair (at most K·G of them) gives the same result.
+        var pairs = positive.reshape(-1).nonzero().squeeze(1);
+        var (rowAnchors, pairRow, _) = unique(flat.index_select(0, pairs), sorted: true, return_inverse: true);
+        var rowOverlaps = full(rowAnchors.shape[0], numGts, NegativeOverlap, dtype: float32, device: device);
+        rowOverlaps.index_put_(candidateOverlaps.reshape(-1).index_select(0, pairs), pairRow!, pairs.remainder(numGts));
+        var rowMax = rowOverlaps.amax(new long[] { 1 });
+        var gtRange = arange(numGts, dtype: int64, device: device).unsqueeze(0).expand(rowAnchors.shape[0], numGts);
+        var rowGt = where(rowOverlaps == rowMax.unsqueeze(1), gtRange, full_like(gtRange, numGts)).amin(new long[] { 1 });
+        var maxOverlaps = full(numAnchors, NegativeOverlap, dtype: float32, device: device).index_copy_(0, rowAnchors, rowMax);
+        var gtIndex = zeros(numAnchors, dtype: int64, device: device).index_copy_(0, rowAnchors, rowGt);
         var isPositive = maxOverlaps != NegativeOverlap;
 
         return Keep(new AtssAssignment(
             isPositive,
-            where(isPositive, gtIndex, zeros_like(gtIndex)),
+            gtIndex,
             maxOverlaps,
             thresholds,
             candidates,

@@ -34,6 +34,34 @@ public class QualityFocalLossTests
         TensorAssert.Close(f.Output("grad_reduced_wrt_logits"), logits2.grad!, 1e-7, 1e-4, $"{file} grad reduced");
     }
 
+    /// <summary>Forward's hand-written gradient (one autograd node) against autograd through the plain formula.</summary>
+    [Theory]
+    [InlineData(2.0)]
+    [InlineData(1.5)]
+    [InlineData(3.0)]
+    public void Forward_ValueAndGradientEqualAutogradOfTheElementwiseFormula(double beta)
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(11);
+        const int rows = 300, classes = 7;
+        var raw = randn(rows, classes, dtype: float64) * 5;
+        var labels = randint(0, classes + 1, rows);       // classes = background
+        var quality = rand(rows, dtype: float64);
+        quality[0] = raw[0, labels[0].item<long>() % classes].sigmoid();   // |y − σ| = 0 on one positive (if row 0 is one)
+        var weight = (rand(rows, dtype: float64) > 0.2).to(float64);
+        var loss = new QualityFocalLoss(beta, lossWeight: 1.7);
+
+        var a = raw.clone().requires_grad_(true);
+        var expected = 1.7 * (loss.Elementwise(a, labels, quality).sum(1) * weight).sum() / (12.5 + WeightReduceLoss.Float32Eps);
+        expected.backward();
+        var b = raw.clone().requires_grad_(true);
+        var actual = loss.Forward(b, labels, quality, weight, 12.5);
+        (actual * 3).backward();   // a non-unit upstream gradient
+
+        TensorAssert.Scalar(expected.item<double>(), actual, 1e-12, 1e-10, "value");
+        TensorAssert.Close(a.grad! * 3, b.grad!, 1e-12, 1e-9, "gradient");
+    }
+
     [Fact]
     public void Elementwise_EqualsBceTimesDistanceToSigmoidToTheBeta()
     {
