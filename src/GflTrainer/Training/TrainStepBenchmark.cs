@@ -73,8 +73,8 @@ public static class TrainStepBenchmark
         return Result("infer", device, batch, height, width, samples, "off");
     }
 
-    /// <summary>Random images and gts as the reference benchmark draws them (seed 0): boxes with log-uniform sides
-    /// 8..400 px inside the 1333x800 image.</summary>
+    /// <summary>Random images and gts as the reference benchmark draws them (seed 0): <see cref="RandomGroundTruth"/>
+    /// inside the 1333x800 image.</summary>
     internal static (Tensor Images, List<Tensor> Boxes, List<Tensor> Labels) SyntheticBatch(Device device, int batch, int height, int width)
     {
         var g = new Generator(0);
