@@ -41,6 +41,7 @@ internal sealed class ConvModule : Module<Tensor, Tensor>
     {
         if (gn is null) return conv.forward(x);
         using var scope = NewDisposeScope();
-        return nn.functional.relu(gn.forward(conv.forward(x))).MoveToOuterDisposeScope();
+        // In place, as mmcv's ConvModule (ReLU inplace=True): GroupNorm's backward does not need its output.
+        return gn.forward(conv.forward(x)).relu_().MoveToOuterDisposeScope();
     }
 }

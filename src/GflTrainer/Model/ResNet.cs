@@ -150,7 +150,7 @@ internal sealed class ResNet : Module<Tensor, IReadOnlyList<Tensor>>
     public override IReadOnlyList<Tensor> forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var y = nn.functional.relu(bn1.forward(conv1.forward(x)));
+        var y = bn1.forward(conv1.forward(x)).relu_();
         y = nn.functional.max_pool2d(y, 3, stride: 2, padding: 1);
         y = layer1.forward(y);
         var c3 = layer2.forward(y);

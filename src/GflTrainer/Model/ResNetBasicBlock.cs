@@ -34,9 +34,9 @@ internal sealed class ResNetBasicBlock : Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var y = nn.functional.relu(bn1.forward(conv1.forward(x)));
+        var y = bn1.forward(conv1.forward(x)).relu_();
         y = bn2.forward(conv2.forward(y));
         var identity = downsample is null ? x : downsample.forward(x);
-        return nn.functional.relu(y.add_(identity)).MoveToOuterDisposeScope();
+        return y.add_(identity).relu_().MoveToOuterDisposeScope();
     }
 }

@@ -39,10 +39,12 @@ internal sealed class ResNetBottleneck : Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var y = nn.functional.relu(bn1.forward(conv1.forward(x)));
-        y = nn.functional.relu(bn2.forward(conv2.forward(y)));
+        // In-place ReLU as torchvision's ReLU(inplace=True): BN's backward needs its input, not its output, and a fresh
+        // activation-sized tensor per ReLU costs an allocation and its page faults.
+        var y = bn1.forward(conv1.forward(x)).relu_();
+        y = bn2.forward(conv2.forward(y)).relu_();
         y = bn3.forward(conv3.forward(y));
         var identity = downsample is null ? x : downsample.forward(x);
-        return nn.functional.relu(y.add_(identity)).MoveToOuterDisposeScope();
+        return y.add_(identity).relu_().MoveToOuterDisposeScope();
     }
 }
