@@ -27,13 +27,12 @@ public sealed class Sgd : IDisposable
 
     public IReadOnlyList<(string Name, Tensor Param)> Parameters => _params;
 
+    /// <summary>Drops the gradients (PyTorch 2.x's <c>zero_grad(set_to_none=True)</c>, what the reference does): the
+    /// next backward then stores fresh gradient tensors instead of clearing buffers and adding into them, two passes
+    /// over every parameter fewer per step. Parameters that get no gradient are skipped by <see cref="Step"/>.</summary>
     public void ZeroGrad()
     {
-        foreach (var (_, p) in _params)
-        {
-            using var g = p.grad;
-            if (g is not null) { g.detach_(); g.zero_(); }
-        }
+        foreach (var (_, p) in _params) p.grad = null;
     }
 
     public void Step()
