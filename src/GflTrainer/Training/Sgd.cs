@@ -43,7 +43,9 @@ public sealed class Sgd : IDisposable
         {
             var g = p.grad;
             if (g is null) continue;
-            var d = WeightDecay != 0 ? g.add(p, alpha: WeightDecay) : g;
+            // In place on the gradient, which is dropped at the next ZeroGrad anyway: no parameter-sized allocation
+            // (and its page faults) per step.
+            var d = WeightDecay != 0 ? g.add_(p, alpha: WeightDecay) : g;
             if (Momentum != 0)
             {
                 if (_momentum.TryGetValue(name, out var buf))
