@@ -6,7 +6,7 @@ namespace GflTrainer.Data;
 
 /// <summary>Turns transformed samples into a <see cref="DetectionBatch"/> on the training device, images zero-padded
 /// to the largest padded (multiple of 32) shape in the batch. On the CPU each uint8 image is normalised straight into
-/// the batch tensor's memory (one table look-up per value, no temporaries); on an accelerator each image is uploaded
+/// the batch tensor's memory (vectorised, no temporaries); on an accelerator each image is uploaded
 /// as uint8 (4x less transfer than float) and normalised there.</summary>
 internal sealed class BatchCollator(Normalize normalize, Pad pad, Device device)
 {

@@ -30,10 +30,7 @@ internal static class DetectionInference
                 for (int i = 0; i < dets.Count; i++)
                 {
                     var meta = b.Metas[i];
-                    if (dets[i].Scores.numel() == 0) continue;   // TorchSharp's accessor throws on empty tensors
-                    var boxes = dets[i].Boxes.cpu().to(ScalarType.Float32).data<float>().ToArray();
-                    var scores = dets[i].Scores.cpu().to(ScalarType.Float32).data<float>().ToArray();
-                    var labels = dets[i].Labels.cpu().to(ScalarType.Int64).data<long>().ToArray();
+                    var (boxes, scores, labels) = dets[i].ToHost();
                     for (int k = 0; k < scores.Length; k++)
                     {
                         double x1 = boxes[4 * k], y1 = boxes[4 * k + 1], x2 = boxes[4 * k + 2], y2 = boxes[4 * k + 3];

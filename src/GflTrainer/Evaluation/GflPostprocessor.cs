@@ -9,7 +9,18 @@ namespace GflTrainer.Evaluation;
 /// <param name="Boxes">(n, 4) float32 xyxy in original-image pixels.</param>
 /// <param name="Scores">(n,) float32 sigmoid class scores (GFL's joint class × quality score).</param>
 /// <param name="Labels">(n,) int64 contiguous class labels 0..C−1.</param>
-internal sealed record Detections(Tensor Boxes, Tensor Scores, Tensor Labels);
+internal sealed record Detections(Tensor Boxes, Tensor Scores, Tensor Labels)
+{
+    /// <summary>Copies to host arrays: boxes as n·4 xyxy, scores, labels (empty arrays when n = 0: TorchSharp's data
+    /// accessor throws on empty tensors).</summary>
+    public (float[] Boxes, float[] Scores, long[] Labels) ToHost()
+    {
+        if (Scores.numel() == 0) return ([], [], []);
+        return (Boxes.cpu().to(ScalarType.Float32).data<float>().ToArray(),
+                Scores.cpu().to(ScalarType.Float32).data<float>().ToArray(),
+                Labels.cpu().to(ScalarType.Int64).data<long>().ToArray());
+    }
+}
 
 /// <summary>Candidates before the size filter and NMS, levels concatenated, each level sorted by score.</summary>
 /// <param name="Boxes">(m, 4) rescaled to original-image pixels.</param>

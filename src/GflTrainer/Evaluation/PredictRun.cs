@@ -63,14 +63,9 @@ public static class PredictRun
                 var outputs = detector.Model.forward(batch.Images);
                 var d = post.Predict(outputs, batch.Metas)[0];
                 found = new();
-                if (d.Scores.numel() > 0)
-                {
-                    var boxes = d.Boxes.cpu().data<float>().ToArray();
-                    var scores = d.Scores.cpu().data<float>().ToArray();
-                    var labels = d.Labels.cpu().to(ScalarType.Int64).data<long>().ToArray();
-                    for (int k = 0; k < scores.Length; k++)
-                        if (scores[k] >= request.ScoreThreshold) found.Add((boxes[(4 * k)..(4 * k + 4)], scores[k], (int)labels[k]));
-                }
+                var (boxes, scores, labels) = d.ToHost();
+                for (int k = 0; k < scores.Length; k++)
+                    if (scores[k] >= request.ScoreThreshold) found.Add((boxes[(4 * k)..(4 * k + 4)], scores[k], (int)labels[k]));
             }
             var stem = Path.GetFileNameWithoutExtension(file);
             WriteJson(Path.Combine(request.OutDir, stem + ".json"), file, image, found, detector.Categories);

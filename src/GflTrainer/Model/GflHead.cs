@@ -60,21 +60,6 @@ internal sealed class GflHead : Module<IReadOnlyList<Tensor>, HeadOutputs>
         nn.init.zeros_(gfl_reg.bias);
     }
 
-    /// <summary>The stacked convs of one branch. Each intermediate map is released as soon as the next conv has
-    /// consumed it, as PyTorch's reference counting does (autograd keeps its own references to what backward needs);
-    /// held until the end of the level, the 4+4 maps of P3 alone are ~140 MB at 1344x800, batch 2.</summary>
-    private static Tensor RunTower(IEnumerable<ConvModule> convs, Tensor input)
-    {
-        var x = input;
-        foreach (var conv in convs)
-        {
-            var next = conv.forward(x);
-            if (!ReferenceEquals(x, input)) x.Dispose();
-            x = next;
-        }
-        return x;
-    }
-
     /// <param name="features">[P3..P7], (N, inChannels, h_l, w_l).</param>
     /// <returns>per level: class logits (N, C, h_l, w_l) and scaled bin logits (N, 4(R+1), h_l, w_l) as float32.</returns>
     public override HeadOutputs forward(IReadOnlyList<Tensor> features)
@@ -86,8 +71,8 @@ internal sealed class GflHead : Module<IReadOnlyList<Tensor>, HeadOutputs>
         for (int level = 0; level < features.Count; level++)
         {
             using var scope = NewDisposeScope();
-            var clsFeature = RunTower(cls_convs, features[level]);
-            var regFeature = RunTower(reg_convs, features[level]);
+            var clsFeature = ReleasingChain.Forward(cls_convs, features[level]);
+            var regFeature = ReleasingChain.Forward(reg_convs, features[level]);
             classScores[level] = gfl_cls.forward(clsFeature).MoveToOuterDisposeScope();
             boxPredictions[level] = scales[level].forward(gfl_reg.forward(regFeature)).to_type(ScalarType.Float32)
                 .MoveToOuterDisposeScope();

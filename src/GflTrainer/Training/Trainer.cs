@@ -40,7 +40,6 @@ internal sealed class Trainer : IDisposable
     private readonly CategoryMap _categories;
     private readonly string _configYaml;
     private readonly long _seed;
-    private readonly IReadOnlyList<Tensor> _trainable;
     private readonly IReadOnlyList<TorchSharp.Modules.Parameter> _trainableParams;
     private readonly TorchSharp.Modules.SummaryWriter? _tensorboard;
 
@@ -61,7 +60,6 @@ internal sealed class Trainer : IDisposable
 
         var named = model.named_parameters().Where(p => p.parameter.requires_grad)
             .Select(p => (p.name, (Tensor)p.parameter)).ToList();
-        _trainable = named.Select(p => p.Item2).ToList();
         _trainableParams = model.parameters().Where(p => p.requires_grad).ToList();
         var t = cfg.Train;
         double lr = t.Optimizer.Lr;
@@ -138,7 +136,7 @@ internal sealed class Trainer : IDisposable
         long totalIters = (long)itersPerEpoch * t.Epochs;
         _model.train();
         _log.Information("training: {Epochs} epochs x {Iters} iterations, batch {Batch}, {Params:N0} trainable parameters, device {Device}, amp {Amp}, seed {Seed}",
-            t.Epochs, itersPerEpoch, _cfg.Data.BatchSize, _trainable.Sum(p => p.numel()), _device, t.Amp, _seed);
+            t.Epochs, itersPerEpoch, _cfg.Data.BatchSize, _trainableParams.Sum(p => p.numel()), _device, t.Amp, _seed);
         var progress = new ProgressReporter(_log, totalIters, t.LogInterval);
         var window = new LossWindow();
         var stepWatch = new Stopwatch();
@@ -218,7 +216,7 @@ internal sealed class Trainer : IDisposable
         }
         _sgd.ZeroGrad();
         (_scaler is null ? losses.Total : _scaler.ScaleLoss(losses.Total)).backward();
-        bool apply = _scaler?.UnscaleAndUpdate(_trainable) ?? true;
+        bool apply = _scaler?.UnscaleAndUpdate(_trainableParams) ?? true;
         if (apply && _cfg.Train.GradClip is { } clip)
             nn.utils.clip_grad_norm_(_trainableParams, clip.MaxNorm, clip.NormType);
         if (apply) _sgd.Step();

@@ -1,48 +1,24 @@
 using System.Text.Json;
 using GflTrainer.Cli;
+using GflTrainer.Tests.Support;
 using Xunit;
 
 namespace GflTrainer.Tests.Evaluation;
 
-[CollectionDefinition(Name, DisableParallelization = true)]
-public sealed class ConsoleRedirectingCollection
-{
-    /// <summary>Tests that swap Console.Out/Error run alone: the console is process-wide.</summary>
-    public const string Name = "gfl eval console";
-}
-
 /// <summary><c>gfl eval</c> run in-process through <see cref="GflApp.Run"/>: exit code, printed text, metrics.json.</summary>
-[Collection(ConsoleRedirectingCollection.Name)]
+[Collection(ConsoleCaptureCollection.Name)]
 public sealed class EvalCommandTests : IDisposable
 {
     readonly string _dir = Directory.CreateTempSubdirectory("gfl-eval-cli-").FullName;
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    static (int Exit, string Out, string Err) Gfl(params string[] args)
-    {
-        var (oldOut, oldErr) = (Console.Out, Console.Error);
-        var (output, error) = (new StringWriter(), new StringWriter());
-        Console.SetOut(output);
-        Console.SetError(error);
-        try
-        {
-            int exit = GflApp.Run(args);
-            return (exit, output.ToString(), error.ToString());
-        }
-        finally
-        {
-            Console.SetOut(oldOut);
-            Console.SetError(oldErr);
-        }
-    }
-
     [Fact]
     public void FileMode_PrintsPycocotoolsSummaryAndTable_AndWritesMetricsJson()
     {
         string dir = TestPaths.Fixtures("cocoeval", "edge_crowd_only_category");
         string outPath = Path.Combine(_dir, "sub", "metrics.json");
-        var (exit, stdout, _) = Gfl("eval", "--annotations", Path.Combine(dir, "gt.json"),
+        var (exit, stdout, _) = ConsoleCapture.RunGfl("eval", "--annotations", Path.Combine(dir, "gt.json"),
             "--detections", Path.Combine(dir, "dets.json"), "--out", outPath);
 
         Assert.Equal(0, exit);
@@ -66,7 +42,7 @@ public sealed class EvalCommandTests : IDisposable
     public void BadInput_ExitCodeAndMessage(string caseName)
     {
         string dets = CocoBadInputTests.CaseFile(caseName, "dets.json");
-        var (exit, stdout, stderr) = Gfl("eval", "--annotations", CocoBadInputTests.CaseFile(caseName, "gt.json"), "--detections", dets);
+        var (exit, stdout, stderr) = ConsoleCapture.RunGfl("eval", "--annotations", CocoBadInputTests.CaseFile(caseName, "gt.json"), "--detections", dets);
         if (CocoBadInputTests.ExpectedErrors.TryGetValue(caseName, out var message))
         {
             Assert.Equal(1, exit);
@@ -90,7 +66,7 @@ public sealed class EvalCommandTests : IDisposable
         string gt = TestPaths.Fixtures("cocoeval", "edge_perfect", "gt.json");
         string dets = Path.Combine(_dir, "dets.json");
         File.WriteAllText(dets, "[\n{\"image_id\": 1,,}\n]");
-        var (exit, _, stderr) = Gfl("eval", "--annotations", gt, "--detections", dets);
+        var (exit, _, stderr) = ConsoleCapture.RunGfl("eval", "--annotations", gt, "--detections", dets);
         Assert.Equal(1, exit);
         Assert.Contains($"{dets}: invalid JSON at line 2", stderr);
     }
@@ -98,7 +74,7 @@ public sealed class EvalCommandTests : IDisposable
     [Fact]
     public void MissingDetectionsOption_IsAUsageError()
     {
-        var (exit, _, stderr) = Gfl("eval", "--annotations", TestPaths.Fixtures("cocoeval", "edge_perfect", "gt.json"));
+        var (exit, _, stderr) = ConsoleCapture.RunGfl("eval", "--annotations", TestPaths.Fixtures("cocoeval", "edge_perfect", "gt.json"));
         Assert.Equal(2, exit);
         Assert.Contains("--detections", stderr);
     }
@@ -106,7 +82,7 @@ public sealed class EvalCommandTests : IDisposable
     [Fact]
     public void UnknownOption_IsAUsageError()
     {
-        var (exit, _, _) = Gfl("eval", "--annotationz", "x.json");
+        var (exit, _, _) = ConsoleCapture.RunGfl("eval", "--annotationz", "x.json");
         Assert.Equal(2, exit);
     }
 }
