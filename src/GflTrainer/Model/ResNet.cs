@@ -150,7 +150,7 @@ internal sealed class ResNet : Module<Tensor, IReadOnlyList<Tensor>>
     public override IReadOnlyList<Tensor> forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var stem = bn1.forward(conv1.forward(x)).relu_();
+        var stem = ConvBatchNorm.Forward(conv1, bn1, x).relu_();
         var y = nn.functional.max_pool2d(stem, 3, stride: 2, padding: 1);
         stem.Dispose();
         var c2 = Stage(layer1, y);

@@ -34,9 +34,9 @@ internal sealed class ResNetBasicBlock : Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var y = bn1.forward(conv1.forward(x)).relu_();
-        y = bn2.forward(conv2.forward(y));
-        var identity = downsample is null ? x : downsample.forward(x);
+        var y = ConvBatchNorm.Forward(conv1, bn1, x).relu_();
+        y = ConvBatchNorm.Forward(conv2, bn2, y);
+        var identity = downsample is null ? x : ConvBatchNorm.Forward(downsample, x);
         return y.add_(identity).relu_().MoveToOuterDisposeScope();
     }
 }

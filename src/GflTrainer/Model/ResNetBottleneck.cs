@@ -39,12 +39,12 @@ internal sealed class ResNetBottleneck : Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        // In-place ReLU as torchvision's ReLU(inplace=True): BN's backward needs its input, not its output, and a fresh
-        // activation-sized tensor per ReLU costs an allocation and its page faults.
-        var y = bn1.forward(conv1.forward(x)).relu_();
-        y = bn2.forward(conv2.forward(y)).relu_();
-        y = bn3.forward(conv3.forward(y));
-        var identity = downsample is null ? x : downsample.forward(x);
+        // In-place ReLU as torchvision's ReLU(inplace=True): the (BN-folded) conv's backward needs its input, not its
+        // output, and a fresh activation-sized tensor per ReLU costs an allocation and its page faults.
+        var y = ConvBatchNorm.Forward(conv1, bn1, x).relu_();
+        y = ConvBatchNorm.Forward(conv2, bn2, y).relu_();
+        y = ConvBatchNorm.Forward(conv3, bn3, y);
+        var identity = downsample is null ? x : ConvBatchNorm.Forward(downsample, x);
         return y.add_(identity).relu_().MoveToOuterDisposeScope();
     }
 }
