@@ -73,6 +73,7 @@ public static class BenchCommand
     static List<(string, object)> Common(string device, int? threads = null) =>
     [
         ("device", device), ("threads", threads ?? torch.get_num_threads()), ("cores", Environment.ProcessorCount),
+        ("malloc_hugetlb", NativeEnvironment.HugePageMallocActive ? "on" : "off"),
     ];
 
     static Command Data()

@@ -28,6 +28,7 @@ public static class InfoCommand
             }
             Console.WriteLine($"torch threads  {torch.get_num_threads()} (intra-op), {torch.get_num_interop_threads()} (inter-op)");
             Console.WriteLine($"CPU cores      {Environment.ProcessorCount}");
+            Console.WriteLine($"malloc         {(NativeEnvironment.HugePageMallocActive ? "huge pages for large blocks (GLIBC_TUNABLES " + NativeEnvironment.HugePageTunable + ")" : "default")}");
             var device = DeviceSelector.Resolve(parse.GetValue(GlobalOptions.Device));
             Console.WriteLine($"--device       {device}");
             return ExitCodes.Ok;
