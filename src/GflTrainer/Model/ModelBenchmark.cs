@@ -47,21 +47,22 @@ internal static class ModelBenchmark
             forward / batch, forwardBackward / batch);
     }
 
-    /// <summary>Mean milliseconds per call after warm-up; each call has its own dispose scope, CUDA is synchronised
-    /// around the timed region so queued kernels are counted.</summary>
+    /// <summary>Mean milliseconds per call after warm-up; each call has its own dispose scope and ends with the step
+    /// boundary collection of the real loops; CUDA is synchronised around the timed region so queued kernels are
+    /// counted.</summary>
     private static double Time(Device device, int iterations, Action step)
     {
         for (int i = 0; i < WarmupIterations; i++)
         {
-            using var scope = NewDisposeScope();
-            step();
+            using (NewDisposeScope()) step();
+            Training.StepBoundaryGc.AfterStep(i + 1);
         }
         Synchronize(device);
         var clock = Stopwatch.StartNew();
         for (int i = 0; i < iterations; i++)
         {
-            using var scope = NewDisposeScope();
-            step();
+            using (NewDisposeScope()) step();
+            Training.StepBoundaryGc.AfterStep(i + 1);   // as the training and evaluation loops do
         }
         Synchronize(device);
         return clock.Elapsed.TotalMilliseconds / iterations;

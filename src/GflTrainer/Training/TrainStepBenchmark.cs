@@ -104,15 +104,15 @@ public static class TrainStepBenchmark
     private static List<double> Time(Device device, int iterations, int warmup, Action step)
     {
         if (iterations < 1) throw new GflConfigException("--iterations must be at least 1");
-        for (int i = 0; i < warmup; i++) { using var s = NewDisposeScope(); step(); }
+        for (int i = 0; i < warmup; i++) { using (NewDisposeScope()) step(); StepBoundaryGc.AfterStep(i + 1); }
         var samples = new List<double>();
         for (int i = 0; i < iterations; i++)
         {
-            using var s = NewDisposeScope();
             if (device.type == DeviceType.CUDA) torch.cuda.synchronize(device);
             var sw = Stopwatch.StartNew();
-            step();
+            using (NewDisposeScope()) step();
             if (device.type == DeviceType.CUDA) torch.cuda.synchronize(device);
+            StepBoundaryGc.AfterStep(warmup + i + 1);   // as the training and evaluation loops do, and timed as there
             samples.Add(sw.Elapsed.TotalMilliseconds);
         }
         return samples;
