@@ -9,10 +9,10 @@ public static class NativeEnvironment
     /// <summary>The glibc tunable that <see cref="EnsureHugePageMalloc"/> adds.</summary>
     public const string HugePageTunable = "glibc.malloc.hugetlb=1";
 
-    [DllImport("libc", EntryPoint = "setenv", SetLastError = true)]
+    [DllImport("libc", EntryPoint = "setenv")]
     private static extern int SetEnv(string name, string value, int overwrite);
 
-    [DllImport("libc", EntryPoint = "execv", SetLastError = true)]
+    [DllImport("libc", EntryPoint = "execv")]
     private static extern int ExecV(string path, string?[] argv);
 
     /// <summary>

@@ -9,8 +9,8 @@ namespace GflTrainer.Model;
 /// BN(W * x) = (s W) * x + (beta - mu s) with s = gamma / sqrt(var + eps), so it is folded into the convolution's
 /// weight and bias. The result is the same function with the same gradients for W, gamma and beta (autograd goes
 /// through the weight-sized fold); what disappears is BN's separate pass over the activation forward and backward, the
-/// activation-sized tensor it writes and the conv output it keeps for backward (on the CPU R50 step at 1344x800 those
-/// passes and their page faults were ~5 % of the time). Only the float rounding differs (one multiply moves from the
+/// activation-sized tensor it writes and the conv output it keeps for backward (CPU R50 step at 1344x800, alternating
+/// with the unfolded build: 31.0 s vs 36.2 s, peak RSS 2.94 vs 4.21 GB). Only the float rounding differs (one multiply moves from the
 /// activation onto the weight). A BN in training mode (norm_eval off) keeps the plain conv -> BN path: its batch
 /// statistics cannot be folded.</summary>
 internal static class ConvBatchNorm

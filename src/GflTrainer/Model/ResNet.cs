@@ -163,5 +163,4 @@ internal sealed class ResNet : Module<Tensor, IReadOnlyList<Tensor>>
     }
 
     private static Tensor Stage(Sequential layer, Tensor x) => ReleasingChain.Forward(layer.children().Cast<Module<Tensor, Tensor>>(), x);
-
 }
