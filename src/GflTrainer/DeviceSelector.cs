@@ -7,6 +7,7 @@ public static class DeviceSelector
 {
     public static torch.Device Resolve(string? spec)
     {
+        Native.TorchRuntime.EnsureInitialized();   // before the first tensor operation
         spec = string.IsNullOrWhiteSpace(spec) ? "auto" : spec.Trim().ToLowerInvariant();
         if (spec == "auto")
             return torch.cuda.is_available() ? new torch.Device(DeviceType.CUDA, 0) : torch.CPU;

@@ -31,6 +31,10 @@ public static class InfoCommand
             Console.WriteLine($"malloc         {(NativeEnvironment.HugePageMallocActive ? "huge pages for large blocks (GLIBC_TUNABLES " + NativeEnvironment.HugePageTunable + ")" : "default")}");
             var device = DeviceSelector.Resolve(parse.GetValue(GlobalOptions.Device));
             Console.WriteLine($"--device       {device}");
+            var cpu = Native.TorchRuntime.Cpu;
+            Console.WriteLine($"CPU            {cpu.Cpu}");
+            Console.WriteLine($"CPU caches     {cpu.FromCpuid}{(cpu.Implausible ? " (implausible: hidden by the hypervisor)" : "")}");
+            Console.WriteLine($"CPU workaround {cpu.Action}{(cpu.Written is { } w ? $": oneDNN uses [{w}] from {cpu.Detail}" : "")} ({Native.OneDnnCacheWorkaround.ModeVariable}={cpu.Mode}; 'gfl doctor' checks the gradients)");
             return ExitCodes.Ok;
         }));
         return cmd;

@@ -77,6 +77,7 @@ public static class TrainRun
                 WeightLoader.TorchvisionClassifierPrefixes);
             log.Information("backbone weights from {Path}: {Report}", pretrained, WeightLoader.Describe(report));
         }
+        if (device.type == DeviceType.CPU) CpuGradientGuard.Verify(model, log);
         // Move before the optimizer exists: Module.to() replaces Parameter objects (dotnet_peers.md B3).
         model.to(device);
 

@@ -4,7 +4,12 @@ namespace GflTrainer.Tests.Support;
 
 internal static class NativeSetup
 {
-    /// <summary>Same native settings as the gfl executable, before any test touches TorchSharp.</summary>
+    /// <summary>Same native settings as the gfl executable, before any test touches TorchSharp; the CPU workaround
+    /// (and, under GFL_CPUID_RECORDING, the simulation of another machine's caches) before any oneDNN primitive.</summary>
     [ModuleInitializer]
-    internal static void Init() => NativeEnvironment.Prepare();
+    internal static void Init()
+    {
+        NativeEnvironment.Prepare();
+        GflTrainer.Native.TorchRuntime.EnsureInitialized();
+    }
 }
