@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using GflTrainer.Config;
 using GflTrainer.Evaluation;
 using GflTrainer.Model;
 using GflTrainer.Training.Losses;
@@ -18,21 +19,27 @@ public sealed record StepTiming(string Name, string Device, int Batch, int Heigh
 /// </summary>
 public static class TrainStepBenchmark
 {
+    /// <param name="config">when given, the model, loss and gradient clipping of this configuration (e.g.
+    /// configs/quickstart.yaml) instead of the R50-GFL of <paramref name="depth"/>; the input size and batch stay
+    /// the benchmark's arguments.</param>
     public static StepTiming TrainStep(Device device, int depth = 50, int batch = 2, int height = 800, int width = 1344,
-        int iterations = 5, int warmup = 2, string amp = "off")
+        int iterations = 5, int warmup = 2, string amp = "off", GflConfig? config = null)
     {
         torch.manual_seed(0);
-        using var model = GflDetector.Create(depth);
+        using var model = config is null ? GflDetector.Create(depth) : DetectorFactory.CreateDetector(config.Model);
         model.to(device);
         model.train();
         var named = model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, (Tensor)p.parameter)).ToList();
+        var trainable = model.parameters().Where(p => p.requires_grad).ToList();
         using var sgd = new Sgd(named, 0.01, 0.9, 1e-4);
-        var loss = new GflLoss(80);
+        var loss = config is null ? new GflLoss(80) : DetectorFactory.CreateLoss(config.Model);
+        int numClasses = config?.Model.Head.NumClasses ?? 80;
+        var clip = config?.Train.GradClip;
         ScalarType? ampType = amp switch { "bf16" => ScalarType.BFloat16, "fp16" => ScalarType.Float16, "off" => null,
             _ => throw new GflConfigException($"--amp {amp}: expected off, bf16 or fp16") };
         var scaler = amp == "fp16" ? new LossScaler() : null;
         using var inputs = NewDisposeScope();
-        var (images, boxes, labels) = SyntheticBatch(device, batch, height, width);
+        var (images, boxes, labels) = SyntheticBatch(device, batch, height, width, numClasses);
         var pads = Enumerable.Repeat((height, width), batch).ToList();
         inputs.Detach(images); foreach (var t in boxes.Concat(labels)) inputs.Detach(t);
 
@@ -46,7 +53,9 @@ public static class TrainStepBenchmark
             var l = loss.Compute(outputs, boxes, labels, pads);
             sgd.ZeroGrad();
             (scaler is null ? l.Total : scaler.ScaleLoss(l.Total)).backward();
-            if (scaler?.UnscaleAndUpdate(named.Select(n => n.Item2).ToList()) ?? true) sgd.Step();
+            bool apply = scaler?.UnscaleAndUpdate(named.Select(n => n.Item2).ToList()) ?? true;
+            if (apply && clip is not null) nn.utils.clip_grad_norm_(trainable, clip.MaxNorm, clip.NormType);
+            if (apply) sgd.Step();
             l.Total.item<float>();
         });
         images.Dispose(); foreach (var t in boxes.Concat(labels)) t.Dispose();
@@ -75,11 +84,12 @@ public static class TrainStepBenchmark
 
     /// <summary>Random images and gts as the reference benchmark draws them (seed 0): <see cref="RandomGroundTruth"/>
     /// inside the 1333x800 image.</summary>
-    internal static (Tensor Images, List<Tensor> Boxes, List<Tensor> Labels) SyntheticBatch(Device device, int batch, int height, int width)
+    internal static (Tensor Images, List<Tensor> Boxes, List<Tensor> Labels) SyntheticBatch(Device device, int batch, int height, int width,
+        int numClasses = 80)
     {
         var g = new Generator(0);
         var images = randn(batch, 3, height, width, generator: g).to(device);
-        var (boxes, labels) = RandomGroundTruth(g, device, batch, Math.Min(width, 1333), height);
+        var (boxes, labels) = RandomGroundTruth(g, device, batch, Math.Min(width, 1333), height, numClasses: numClasses);
         return (images, boxes, labels);
     }
 
