@@ -201,6 +201,7 @@ public static class BenchCommand
         var rows = Common(r.Device);
         rows.AddRange([("batch", r.Batch), ("height", r.Height), ("width", r.Width), ("amp", r.Amp), ("median_ms", r.MedianMs),
             ("images_per_s", r.ImagesPerSecond), ("samples_ms", r.SamplesMs), ("peak_rss_mb", r.PeakRssBytes / 1048576.0)]);
+        if (r.GradCheckMedianMs is { } check) rows.Add(("grad_check_ms", check));   // included in median_ms
         return rows;
     }
 

@@ -10,7 +10,8 @@ namespace GflTrainer.Training;
 
 /// <summary>Timing of one benchmark: median and all samples in milliseconds per call.</summary>
 public sealed record StepTiming(string Name, string Device, int Batch, int Height, int Width, int Iterations,
-    double MedianMs, double ImagesPerSecond, IReadOnlyList<double> SamplesMs, long PeakRssBytes, int Threads, string Amp);
+    double MedianMs, double ImagesPerSecond, IReadOnlyList<double> SamplesMs, long PeakRssBytes, int Threads, string Amp,
+    double? GradCheckMedianMs = null);
 
 /// <summary>
 /// The R50-GFL training step and inference on synthetic inputs shaped like COCO at (1333, 800): images padded to
@@ -30,14 +31,12 @@ public static class TrainStepBenchmark
         model.to(device);
         model.train();
         var named = model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, (Tensor)p.parameter)).ToList();
-        var trainable = model.parameters().Where(p => p.requires_grad).ToList();
         using var sgd = new Sgd(named, 0.01, 0.9, 1e-4);
         var loss = config is null ? new GflLoss(80) : DetectorFactory.CreateLoss(config.Model);
         int numClasses = config?.Model.Head.NumClasses ?? 80;
-        var clip = config?.Train.GradClip;
         ScalarType? ampType = amp switch { "bf16" => ScalarType.BFloat16, "fp16" => ScalarType.Float16, "off" => null,
             _ => throw new GflConfigException($"--amp {amp}: expected off, bf16 or fp16") };
-        var scaler = amp == "fp16" ? new LossScaler() : null;
+        var update = new OptimizerStep(sgd, amp == "fp16" ? new LossScaler() : null, config?.Train.GradClip);
         using var inputs = NewDisposeScope();
         var (images, boxes, labels) = SyntheticBatch(device, batch, height, width, numClasses);
         var pads = Enumerable.Repeat((height, width), batch).ToList();
@@ -51,15 +50,22 @@ public static class TrainStepBenchmark
                 outputs = new HeadOutputs(outputs.ClassScores.Select(x => x.to(ScalarType.Float32)).ToList(),
                     outputs.BoxPredictions.Select(x => x.to(ScalarType.Float32)).ToList());
             var l = loss.Compute(outputs, boxes, labels, pads);
-            sgd.ZeroGrad();
-            (scaler is null ? l.Total : scaler.ScaleLoss(l.Total)).backward();
-            bool apply = scaler?.UnscaleAndUpdate(named.Select(n => n.Item2).ToList()) ?? true;
-            if (apply && clip is not null) nn.utils.clip_grad_norm_(trainable, clip.MaxNorm, clip.NormType);
-            if (apply) sgd.Step();
-            l.Total.item<float>();
+            l.Total.item<float>();   // the trainer's host sync on the loss values, before backward as there
+            // The trainer's update: backward, gradient check, clip, SGD (random weights cannot produce a NaN here).
+            if (update.Run(l.Total).NonFinite is { } bad)
+                throw new GflRuntimeException($"bench train-step: non-finite gradient in {bad.Parameter}");
         });
+        // The gradient check alone (part of every step above), on the last step's real gradients.
+        var check = new List<double>();
+        var trainable = named.Select(n => n.Item2).ToList();
+        for (int i = 0; i < 21; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            if (!GradientCheck.AllFinite(trainable)) throw new GflRuntimeException("bench train-step: non-finite gradient");
+            check.Add(sw.Elapsed.TotalMilliseconds);
+        }
         images.Dispose(); foreach (var t in boxes.Concat(labels)) t.Dispose();
-        return Result("train-step", device, batch, height, width, samples, amp);
+        return Result("train-step", device, batch, height, width, samples, amp) with { GradCheckMedianMs = Median(check) };
     }
 
     public static StepTiming Inference(Device device, int depth = 50, int batch = 1, int height = 800, int width = 1344,
@@ -128,10 +134,15 @@ public static class TrainStepBenchmark
         return samples;
     }
 
-    private static StepTiming Result(string name, Device device, int batch, int h, int w, List<double> samples, string amp)
+    private static double Median(List<double> samples)
     {
         var sorted = samples.OrderBy(x => x).ToList();
-        double median = sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
+        return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
+    }
+
+    private static StepTiming Result(string name, Device device, int batch, int h, int w, List<double> samples, string amp)
+    {
+        double median = Median(samples);
         using var proc = Process.GetCurrentProcess();
         return new StepTiming(name, device.ToString(), batch, h, w, samples.Count, median, batch * 1000.0 / median, samples,
             proc.PeakWorkingSet64, torch.get_num_threads(), amp);
