@@ -1,4 +1,4 @@
-using System.Runtime.InteropServices;
+using GflTrainer.Native;
 using TorchSharp;
 
 namespace GflTrainer.Training;
@@ -77,19 +77,8 @@ public sealed unsafe class Autocast : IDisposable
 
         public static Api Load()
         {
-            _ = torch.get_num_threads(); // make TorchSharp load libtorch first
-            var dir = Path.GetDirectoryName(typeof(torch).Assembly.Location)!;
-            IntPtr lib = IntPtr.Zero;
-            foreach (var name in new[] { "libtorch_cpu.so", "libtorch_cpu.dylib", "torch_cpu.dll" })
-            {
-                var p = Path.Combine(dir, name);
-                if (File.Exists(p) && NativeLibrary.TryLoad(p, out lib)) break;
-                if (NativeLibrary.TryLoad(name, out lib)) break;
-            }
-            if (lib == IntPtr.Zero)
-                throw new GflRuntimeException("train.amp: libtorch_cpu not found next to TorchSharp.dll; mixed precision unavailable");
-            IntPtr Get(string symbol) => NativeLibrary.TryGetExport(lib, symbol, out var f) ? f
-                : throw new GflRuntimeException($"train.amp: libtorch does not export {symbol}; mixed precision unavailable with this libtorch");
+            const string feature = "train.amp (mixed precision unavailable with this libtorch)";
+            IntPtr Get(string symbol) => LibtorchLibrary.Export(symbol, feature);
             return new Api
             {
                 SetEnabled = (delegate* unmanaged<sbyte, byte, void>)Get("_ZN2at8autocast20set_autocast_enabledEN3c1010DeviceTypeEb"),

@@ -4,8 +4,8 @@ using static TorchSharp.torch;
 namespace GflTrainer.Training;
 
 /// <summary>Dynamic loss scaling for fp16 (torch.cuda.amp.GradScaler's policy: init 2^16, ×2 after 2000 clean steps,
-/// ×0.5 and skip the step on overflow). bf16 has fp32's range and needs none. The finite check is one fused reduction
-/// over all gradients with a single host sync per step.</summary>
+/// ×0.5 and skip the step on overflow). bf16 has fp32's range and needs none. The finite check is
+/// <see cref="GradientCheck.AllFinite"/>: one fused reduction over all gradients with a single host sync per step.</summary>
 public sealed class LossScaler
 {
     private readonly double _growthFactor, _backoffFactor;
@@ -25,18 +25,13 @@ public sealed class LossScaler
     /// Returns false when the optimizer step must be skipped.</summary>
     public bool UnscaleAndUpdate(IReadOnlyList<Tensor> parameters)
     {
-        using var scope = NewDisposeScope();
-        using var noGrad = no_grad();
-        var grads = parameters.Select(p => p.grad).Where(g => g is not null).Cast<Tensor>().ToList();
-        bool finite = true;
-        if (grads.Count > 0)
+        using (NewDisposeScope())
+        using (no_grad())
         {
             double inv = 1.0 / Scale;
-            foreach (var g in grads) g.mul_(inv);
-            // One reduction: the sum of all squared-free abs maxima is finite iff every gradient is finite.
-            var total = stack(grads.Select(g => g.abs().max().to(ScalarType.Float32)).ToArray()).sum();
-            finite = torch.isfinite(total).item<bool>();
+            foreach (var p in parameters) p.grad?.mul_(inv);
         }
+        bool finite = GradientCheck.AllFinite(parameters);
         if (finite)
         {
             if (++CleanSteps >= _growthInterval) { Scale *= _growthFactor; CleanSteps = 0; }

@@ -12,7 +12,11 @@ namespace GflTrainer.Training;
 /// prepares data and model, and runs the <see cref="Trainer"/>.</summary>
 public static class TrainRun
 {
-    public static TrainResult Execute(TrainRequest request, CancellationToken cancel)
+    public static TrainResult Execute(TrainRequest request, CancellationToken cancel) => Execute(request, cancel, null);
+
+    /// <param name="afterBackwardForTests">test seam passed to <see cref="OptimizerStep.AfterBackward"/>.</param>
+    internal static TrainResult Execute(TrainRequest request, CancellationToken cancel,
+        Action<IReadOnlyList<(string Name, torch.Tensor Param)>>? afterBackwardForTests)
     {
         var cfg = ConfigLoader.Load(request.ConfigPath, request.Overrides);
         var workDir = Path.GetFullPath(request.WorkDir ?? cfg.Runtime.WorkDir
@@ -81,7 +85,7 @@ public static class TrainRun
         // Move before the optimizer exists: Module.to() replaces Parameter objects (dotnet_peers.md B3).
         model.to(device);
 
-        using var trainer = new Trainer(cfg, yaml, device, workDir, log, model, train, val, valGt, seed, resume);
+        using var trainer = new Trainer(cfg, yaml, device, workDir, log, model, train, val, valGt, seed, resume, afterBackwardForTests);
         var result = trainer.Run(cancel);
         if (result.Interrupted) throw new OperationCanceledException("training interrupted; state saved to " + result.LastCheckpoint);
         log.Information("done: {Epochs} epochs, {Iters} iterations; last checkpoint {Ckpt}; best bbox AP {Best}",

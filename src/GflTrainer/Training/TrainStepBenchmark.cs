@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using GflTrainer.Config;
 using GflTrainer.Evaluation;
 using GflTrainer.Model;
 using GflTrainer.Training.Losses;
@@ -9,7 +10,8 @@ namespace GflTrainer.Training;
 
 /// <summary>Timing of one benchmark: median and all samples in milliseconds per call.</summary>
 public sealed record StepTiming(string Name, string Device, int Batch, int Height, int Width, int Iterations,
-    double MedianMs, double ImagesPerSecond, IReadOnlyList<double> SamplesMs, long PeakRssBytes, int Threads, string Amp);
+    double MedianMs, double ImagesPerSecond, IReadOnlyList<double> SamplesMs, long PeakRssBytes, int Threads, string Amp,
+    double? GradCheckMedianMs = null);
 
 /// <summary>
 /// The R50-GFL training step and inference on synthetic inputs shaped like COCO at (1333, 800): images padded to
@@ -18,21 +20,25 @@ public sealed record StepTiming(string Name, string Device, int Batch, int Heigh
 /// </summary>
 public static class TrainStepBenchmark
 {
+    /// <param name="config">when given, the model, loss and gradient clipping of this configuration (e.g.
+    /// configs/quickstart.yaml) instead of the R50-GFL of <paramref name="depth"/>; the input size and batch stay
+    /// the benchmark's arguments.</param>
     public static StepTiming TrainStep(Device device, int depth = 50, int batch = 2, int height = 800, int width = 1344,
-        int iterations = 5, int warmup = 2, string amp = "off")
+        int iterations = 5, int warmup = 2, string amp = "off", GflConfig? config = null)
     {
         torch.manual_seed(0);
-        using var model = GflDetector.Create(depth);
+        using var model = config is null ? GflDetector.Create(depth) : DetectorFactory.CreateDetector(config.Model);
         model.to(device);
         model.train();
         var named = model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, (Tensor)p.parameter)).ToList();
         using var sgd = new Sgd(named, 0.01, 0.9, 1e-4);
-        var loss = new GflLoss(80);
+        var loss = config is null ? new GflLoss(80) : DetectorFactory.CreateLoss(config.Model);
+        int numClasses = config?.Model.Head.NumClasses ?? 80;
         ScalarType? ampType = amp switch { "bf16" => ScalarType.BFloat16, "fp16" => ScalarType.Float16, "off" => null,
             _ => throw new GflConfigException($"--amp {amp}: expected off, bf16 or fp16") };
-        var scaler = amp == "fp16" ? new LossScaler() : null;
+        var update = new OptimizerStep(sgd, amp == "fp16" ? new LossScaler() : null, config?.Train.GradClip);
         using var inputs = NewDisposeScope();
-        var (images, boxes, labels) = SyntheticBatch(device, batch, height, width);
+        var (images, boxes, labels) = SyntheticBatch(device, batch, height, width, numClasses);
         var pads = Enumerable.Repeat((height, width), batch).ToList();
         inputs.Detach(images); foreach (var t in boxes.Concat(labels)) inputs.Detach(t);
 
@@ -44,13 +50,22 @@ public static class TrainStepBenchmark
                 outputs = new HeadOutputs(outputs.ClassScores.Select(x => x.to(ScalarType.Float32)).ToList(),
                     outputs.BoxPredictions.Select(x => x.to(ScalarType.Float32)).ToList());
             var l = loss.Compute(outputs, boxes, labels, pads);
-            sgd.ZeroGrad();
-            (scaler is null ? l.Total : scaler.ScaleLoss(l.Total)).backward();
-            if (scaler?.UnscaleAndUpdate(named.Select(n => n.Item2).ToList()) ?? true) sgd.Step();
-            l.Total.item<float>();
+            l.Total.item<float>();   // the trainer's host sync on the loss values, before backward as there
+            // The trainer's update: backward, gradient check, clip, SGD (random weights cannot produce a NaN here).
+            if (update.Run(l.Total).NonFinite is { } bad)
+                throw new GflRuntimeException($"bench train-step: non-finite gradient in {bad.Parameter}");
         });
+        // The gradient check alone (part of every step above), on the last step's real gradients.
+        var check = new List<double>();
+        var trainable = named.Select(n => n.Item2).ToList();
+        for (int i = 0; i < 21; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            if (!GradientCheck.AllFinite(trainable)) throw new GflRuntimeException("bench train-step: non-finite gradient");
+            check.Add(sw.Elapsed.TotalMilliseconds);
+        }
         images.Dispose(); foreach (var t in boxes.Concat(labels)) t.Dispose();
-        return Result("train-step", device, batch, height, width, samples, amp);
+        return Result("train-step", device, batch, height, width, samples, amp) with { GradCheckMedianMs = Median(check) };
     }
 
     public static StepTiming Inference(Device device, int depth = 50, int batch = 1, int height = 800, int width = 1344,
@@ -75,11 +90,12 @@ public static class TrainStepBenchmark
 
     /// <summary>Random images and gts as the reference benchmark draws them (seed 0): <see cref="RandomGroundTruth"/>
     /// inside the 1333x800 image.</summary>
-    internal static (Tensor Images, List<Tensor> Boxes, List<Tensor> Labels) SyntheticBatch(Device device, int batch, int height, int width)
+    internal static (Tensor Images, List<Tensor> Boxes, List<Tensor> Labels) SyntheticBatch(Device device, int batch, int height, int width,
+        int numClasses = 80)
     {
         var g = new Generator(0);
         var images = randn(batch, 3, height, width, generator: g).to(device);
-        var (boxes, labels) = RandomGroundTruth(g, device, batch, Math.Min(width, 1333), height);
+        var (boxes, labels) = RandomGroundTruth(g, device, batch, Math.Min(width, 1333), height, numClasses: numClasses);
         return (images, boxes, labels);
     }
 
@@ -118,10 +134,15 @@ public static class TrainStepBenchmark
         return samples;
     }
 
-    private static StepTiming Result(string name, Device device, int batch, int h, int w, List<double> samples, string amp)
+    private static double Median(List<double> samples)
     {
         var sorted = samples.OrderBy(x => x).ToList();
-        double median = sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
+        return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
+    }
+
+    private static StepTiming Result(string name, Device device, int batch, int h, int w, List<double> samples, string amp)
+    {
+        double median = Median(samples);
         using var proc = Process.GetCurrentProcess();
         return new StepTiming(name, device.ToString(), batch, h, w, samples.Count, median, batch * 1000.0 / median, samples,
             proc.PeakWorkingSet64, torch.get_num_threads(), amp);

@@ -34,6 +34,7 @@ internal sealed class Trainer : IDisposable
     private readonly CheckpointStore _store;
     private readonly ScalarType? _ampType;
     private readonly LossScaler? _scaler;
+    private readonly OptimizerStep _update;
     private readonly DetectionLoader _trainLoader;
     private readonly DetectionLoader? _valLoader;
     private readonly CocoGroundTruth? _valGt;
@@ -50,7 +51,8 @@ internal sealed class Trainer : IDisposable
     private double? _lastAp, _lastAp50;
 
     public Trainer(GflConfig cfg, string configYaml, Device device, string workDir, ILogger log,
-        GflDetector model, CocoDataset train, CocoDataset? val, CocoGroundTruth? valGt, long seed, LoadedCheckpoint? resume)
+        GflDetector model, CocoDataset train, CocoDataset? val, CocoGroundTruth? valGt, long seed, LoadedCheckpoint? resume,
+        Action<IReadOnlyList<(string Name, Tensor Param)>>? afterBackwardForTests = null)
     {
         _cfg = cfg; _configYaml = configYaml; _device = device; _workDir = workDir; _log = log; _model = model;
         _categories = train.Categories; _valGt = valGt; _seed = seed;
@@ -88,6 +90,7 @@ internal sealed class Trainer : IDisposable
 
         _ampType = t.Amp switch { AmpMode.Bf16 => ScalarType.BFloat16, AmpMode.Fp16 => ScalarType.Float16, _ => null };
         if (t.Amp == AmpMode.Fp16) _scaler = new LossScaler();
+        _update = new OptimizerStep(_sgd, _scaler, t.GradClip) { AfterBackward = afterBackwardForTests };
 
         if (resume is not null) Restore(resume);
 
@@ -209,19 +212,23 @@ internal sealed class Trainer : IDisposable
         if (!double.IsFinite(scalars.Total))
         {
             var terms = $"loss_cls={scalars.Cls}, loss_bbox={scalars.Box}, loss_dfl={scalars.Dfl}";
-            string? diag = null;
-            try { diag = SaveCheckpoint($"nan_iter_{_iteration + 1}", "nan-diagnostic", _epoch, _iterInEpoch); }
-            catch (Exception e) { _log.Error("could not write the diagnostic checkpoint: {Message}", e.Message); }
-            throw new NonFiniteLossException(_iteration + 1, _epoch + 1, terms, diag);
+            throw new NonFiniteLossException(_iteration + 1, _epoch + 1, terms, SaveDiagnosticCheckpoint());
         }
-        _sgd.ZeroGrad();
-        (_scaler is null ? losses.Total : _scaler.ScaleLoss(losses.Total)).backward();
-        bool apply = _scaler?.UnscaleAndUpdate(_trainableParams) ?? true;
-        if (apply && _cfg.Train.GradClip is { } clip)
-            nn.utils.clip_grad_norm_(_trainableParams, clip.MaxNorm, clip.NormType);
-        if (apply) _sgd.Step();
-        else _log.Debug("fp16 overflow at iteration {Iter}: step skipped, loss scale now {Scale}", _iteration + 1, _scaler!.Scale);
+        var outcome = _update.Run(losses.Total);   // backward, gradient check (one more host sync), clip, SGD
+        if (outcome.NonFinite is { } bad)
+            throw new NonFiniteGradientException(_iteration + 1, _epoch + 1, bad, SaveDiagnosticCheckpoint());
+        if (!outcome.Applied)
+            _log.Debug("fp16 overflow at iteration {Iter}: step skipped, loss scale now {Scale}", _iteration + 1, _scaler!.Scale);
         return (scalars, lr);
+    }
+
+    /// <summary>Saves the weights as they were before the failing step (no update was made) to
+    /// <c>checkpoints/nan_iter_N</c>, for a non-finite loss or gradient; null if that fails, which is logged but must
+    /// not hide the original error.</summary>
+    private string? SaveDiagnosticCheckpoint()
+    {
+        try { return SaveCheckpoint($"nan_iter_{_iteration + 1}", "nan-diagnostic", _epoch, _iterInEpoch); }
+        catch (Exception e) { _log.Error("could not write the diagnostic checkpoint: {Message}", e.Message); return null; }
     }
 
     private void WriteLogRecord(LossWindow.Summary w, double lr, int itersPerEpoch)

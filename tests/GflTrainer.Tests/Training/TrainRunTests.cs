@@ -171,6 +171,50 @@ public class TrainRunTests
     }
 
     [Fact]
+    public void NonFiniteGradient_StopsBeforeTheUpdate_NamingTheFirstParameter_AndWritesDiagnosticCheckpoint()
+    {
+        var root = Directory.CreateTempSubdirectory("gfl-nangrad").FullName;
+        var cfg = TinyConfig(root, epochs: 1);
+        var work = Path.Combine(root, "run");
+        int calls = 0;
+        List<string> order = [];
+        Dictionary<string, float[]> weightsAtFailure = [];
+        void Poke(IReadOnlyList<(string Name, Tensor Param)> ps)
+        {
+            if (++calls != 3) return;
+            using var scope = NewDisposeScope();
+            order = ps.Select(p => p.Name).ToList();
+            weightsAtFailure = ps.ToDictionary(p => p.Name, p => p.Param.detach().cpu().data<float>().ToArray());
+            var grads = ps.ToDictionary(p => p.Name, p => p.Param.grad!);
+            // Two bad gradients: the report must name the one first in named_parameters order.
+            grads["bbox_head.gfl_reg.bias"].view(-1)[0] = float.PositiveInfinity;
+            grads["bbox_head.gfl_cls.weight"].view(-1)[5] = float.NaN;
+            grads["bbox_head.gfl_cls.weight"].view(-1)[7] = float.NegativeInfinity;
+        }
+        var e = Assert.Throws<NonFiniteGradientException>(() =>
+            TrainRun.Execute(new TrainRequest(cfg, [], work), CancellationToken.None, Poke));
+        Assert.True(order.IndexOf("bbox_head.gfl_cls.weight") < order.IndexOf("bbox_head.gfl_reg.bias"));
+        Assert.Equal(3, e.Iteration);
+        Assert.StartsWith("non-finite gradient at iteration 3 (epoch 1): bbox_head.gfl_cls.weight has 2 non-finite of ", e.Message);
+        Assert.Contains("values (1 NaN, 1 Inf); 1 later parameters also have non-finite gradients; the optimizer step was not applied", e.Message);
+        Assert.Contains("nan_iter_3", e.Message);
+        // No optimizer step: the diagnostic checkpoint holds the weights seen after backward of iteration 3, and
+        // they are finite (the NaN never reached them).
+        var diag = Path.Combine(work, "checkpoints", "nan_iter_3");
+        Assert.True(CheckpointStore.IsComplete(diag));
+        var saved = Weights(diag);
+        Assert.Equal(order.Count, weightsAtFailure.Count);
+        foreach (var (name, w) in weightsAtFailure)
+        {
+            Assert.True(w.SequenceEqual(saved[name]), $"{name} changed after the non-finite gradient");
+            Assert.All(w, v => Assert.True(float.IsFinite(v)));
+        }
+        using var ck = CheckpointStore.Load(diag);
+        Assert.Equal("nan-diagnostic", ck.Meta.Reason);
+        Assert.Equal(2, ck.Meta.Iteration);
+    }
+
+    [Fact]
     public void ProcessMemoryStaysFlatOverHundredsOfIterations()
     {
         var root = Directory.CreateTempSubdirectory("gfl-mem").FullName;
