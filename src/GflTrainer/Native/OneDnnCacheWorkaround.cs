@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using Serilog;
 
 namespace GflTrainer.Native;
@@ -110,22 +109,16 @@ public static class OneDnnCacheWorkaround
     /// <summary>at::globalContext().setUserEnabledMkldnn(false): torch.backends.mkldnn.enabled = False.</summary>
     public static unsafe void DisableOneDnn()
     {
-        _ = TorchSharp.torch.get_num_threads();
-        var (path, _) = OneDnnCpuTable.LoadedLibrary("libtorch_cpu.so");
-        var lib = NativeLibrary.Load(path ?? "libtorch_cpu.so");
-        var context = (delegate* unmanaged<nint>)NativeLibrary.GetExport(lib, "_ZN2at13globalContextEv");
-        var setEnabled = (delegate* unmanaged<nint, byte, void>)NativeLibrary.GetExport(lib, "_ZN2at7Context20setUserEnabledMkldnnEb");
+        var context = (delegate* unmanaged<nint>)LibtorchLibrary.Export("_ZN2at13globalContextEv", "oneDNN switch");
+        var setEnabled = (delegate* unmanaged<nint, byte, void>)LibtorchLibrary.Export("_ZN2at7Context20setUserEnabledMkldnnEb", "oneDNN switch");
         setEnabled(context(), 0);
     }
 
     /// <summary>Whether libtorch currently lets oneDNN run its CPU convolutions (at::Context::userEnabledMkldnn).</summary>
     public static unsafe bool OneDnnEnabled()
     {
-        _ = TorchSharp.torch.get_num_threads();
-        var (path, _) = OneDnnCpuTable.LoadedLibrary("libtorch_cpu.so");
-        var lib = NativeLibrary.Load(path ?? "libtorch_cpu.so");
-        var context = (delegate* unmanaged<nint>)NativeLibrary.GetExport(lib, "_ZN2at13globalContextEv");
-        var enabled = (delegate* unmanaged<nint, byte>)NativeLibrary.GetExport(lib, "_ZNK2at7Context17userEnabledMkldnnEv");
+        var context = (delegate* unmanaged<nint>)LibtorchLibrary.Export("_ZN2at13globalContextEv", "oneDNN switch");
+        var enabled = (delegate* unmanaged<nint, byte>)LibtorchLibrary.Export("_ZNK2at7Context17userEnabledMkldnnEv", "oneDNN switch");
         return enabled(context()) != 0;
     }
 }

@@ -3,7 +3,8 @@ namespace GflTrainer.Native;
 /// <summary>
 /// The one place where gfl prepares libtorch for work, after its native library is loaded and before the first
 /// operation: the CPU cache-table workaround (<see cref="OneDnnCacheWorkaround"/>) must run before oneDNN plans any
-/// primitive. Called by <see cref="DeviceSelector.Resolve"/>, which every command that uses tensors calls first, and
+/// primitive; then libtorch's one-time start-up warnings are routed to the log (<see cref="LibtorchWarnings"/>).
+/// Called by <see cref="DeviceSelector.Resolve"/>, which every command that uses tensors calls first, and
 /// by the test assembly's module initialiser. Idempotent and thread-safe.
 /// </summary>
 public static class TorchRuntime
@@ -27,7 +28,9 @@ public static class TorchRuntime
         lock (Gate)
         {
             if (_cpu is not null) return;
-            Volatile.Write(ref _cpu, OneDnnCacheWorkaround.Apply());
+            var cpu = OneDnnCacheWorkaround.Apply();
+            LibtorchWarnings.InitializeQuietly();
+            Volatile.Write(ref _cpu, cpu);
         }
     }
 }
