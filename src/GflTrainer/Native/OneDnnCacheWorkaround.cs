@@ -34,7 +34,9 @@ public sealed record CpuWorkaroundReport(
 /// every convolution whose output channels are not a multiple of 8 (AVX2) or 16 (AVX-512) multiplies uninitialised
 /// memory into grad_input: wrong values, NaN when the heap held NaN (reproduced on any x86-64 machine by writing the
 /// 1-byte table: any L1 below 128 bytes); (b) brgemm convolution backward divides by zero (SIGFPE) in
-/// brg_blocking_t::est_eff_1x1 for R50's strided 1x1 convolutions. The cure is to give oneDNN a real table (legacy
+/// brg_blocking_t::est_eff_1x1 for R50's strided 1x1 convolutions. Upstream: the same exit 136 on an AMD without
+/// that leaf (uxlfoundation/oneDNN#2716), and the same reorder corruption from a zero L1 size on AArch64 (#5313,
+/// fixed there by falling back to the guessed sizes, PR #5314; x64 still trusts Xbyak). The cure is to give oneDNN a real table (legacy
 /// CPUID leaves, sysfs, or oneDNN's own defaults) before it plans its first primitive: the normal fast kernels, with
 /// correct gradients. If the table cannot be found or trusted, oneDNN convolutions are switched off instead.
 /// Switch: <see cref="ModeVariable"/> = auto (default) | cache-table (rewrite even a plausible table, to exercise the
