@@ -61,6 +61,12 @@ public sealed record BackboneConfig
     [Description("ResNet stem width (64 = standard; smaller only for tiny from-scratch models).")]
     [ConfigRange(4, 64)]
     public int BaseChannels { get; init; } = 64;
+
+    /// <summary>From scratch, start the last BatchNorm of every residual block at weight and bias 0 (each block
+    /// begins as the identity), as mmdetection's ResNet does by default (<c>zero_init_residual=True</c>); pretrained
+    /// weights replace it.</summary>
+    [Description("From scratch: start each block's last BN at 0 (mmdetection's default; pretrained weights replace it).")]
+    public bool ZeroInitResidual { get; init; } = true;
 }
 
 /// <summary>Which tensor mmdetection's FPN feeds to its first extra (stride-2) convolution.</summary>

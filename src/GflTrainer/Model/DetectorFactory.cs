@@ -29,7 +29,8 @@ internal static class DetectorFactory
             stackedConvs: m.Head.StackedConvs,
             groupNormGroups: m.Head.NormGroups,
             backboneBaseChannels: m.Backbone.BaseChannels,
-            priorProbability: m.Head.PriorProb);
+            priorProbability: m.Head.PriorProb,
+            zeroInitResidual: m.Backbone.ZeroInitResidual);
     }
 
     public static GflLoss CreateLoss(ModelConfig m) => new(

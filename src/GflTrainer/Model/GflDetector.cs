@@ -49,9 +49,9 @@ internal sealed class GflDetector : Module<Tensor, HeadOutputs>
     /// <param name="priorProbability">initial foreground probability of the classifier bias (reference: 0.01).</param>
     public static GflDetector Create(int depth = 50, int numClasses = 80, int regMax = 16, int frozenStages = 1,
         bool normEval = true, int fpnChannels = 256, int stackedConvs = 4, int groupNormGroups = 32,
-        int backboneBaseChannels = 64, int? featChannels = null, double priorProbability = 0.01)
+        int backboneBaseChannels = 64, int? featChannels = null, double priorProbability = 0.01, bool zeroInitResidual = true)
     {
-        var backbone = new ResNet(depth, frozenStages, normEval, backboneBaseChannels);
+        var backbone = new ResNet(depth, frozenStages, normEval, backboneBaseChannels, zeroInitResidual);
         var neck = new Fpn(backbone.OutChannels, fpnChannels, outputLevels: 5);
         var head = new GflHead(numClasses, fpnChannels, featChannels ?? fpnChannels, stackedConvs, groupNormGroups, regMax,
             levels: 5, priorProbability);

@@ -35,7 +35,9 @@ internal sealed class ResNet : Module<Tensor, IReadOnlyList<Tensor>>
     /// <param name="normEval">keep every BatchNorm in eval mode during training (reference: true).</param>
     /// <param name="baseChannels">stem width and layer1 planes; 64 is the real network. Smaller values exist only so
     /// test fixtures of the same code path stay small (planes double per stage as in torchvision).</param>
-    public ResNet(int depth = 50, int frozenStages = 1, bool normEval = true, int baseChannels = 64) : base(nameof(ResNet))
+    /// <param name="zeroInitResidual">start every block's last BatchNorm at weight 0 (mmdetection's default).</param>
+    public ResNet(int depth = 50, int frozenStages = 1, bool normEval = true, int baseChannels = 64, bool zeroInitResidual = true)
+        : base(nameof(ResNet))
     {
         (bool bottleneck, int[] blocks) = depth switch
         {
@@ -68,7 +70,7 @@ internal sealed class ResNet : Module<Tensor, IReadOnlyList<Tensor>>
         (layer1, layer2, layer3, layer4) = (layers[0], layers[1], layers[2], layers[3]);
         OutChannels = outChannels[1..];
         RegisterComponents();
-        InitializeWeights();
+        InitializeWeights(zeroInitResidual);
         FreezeStages();
     }
 
@@ -93,9 +95,12 @@ internal sealed class ResNet : Module<Tensor, IReadOnlyList<Tensor>>
         return nn.Sequential(blocks);
     }
 
-    /// <summary>Random init used when no pretrained weights are loaded: as torchvision and mmdetection's ResNet
-    /// (Kaiming normal, fan_out, ReLU gain for convs; BN weight 1, bias 0).</summary>
-    private void InitializeWeights()
+    /// <summary>Random init used when no pretrained weights are loaded, as mmdetection's ResNet with
+    /// <c>pretrained=None</c> (mmdet/models/backbones/resnet.py): Kaiming normal (fan_out, ReLU gain) for convs, BN
+    /// weight 1 and bias 0, and, with <c>zero_init_residual=True</c> (mmdetection's default; torchvision's is False),
+    /// weight and bias 0 for the last BN of every block (norm2 / norm3), so that each residual block starts as the
+    /// identity (Goyal et al. 2017). Pretrained weights, loaded afterwards, replace all of it.</summary>
+    private void InitializeWeights(bool zeroInitResidual)
     {
         using var _ = no_grad();
         foreach (var module in modules())
@@ -110,6 +115,19 @@ internal sealed class ResNet : Module<Tensor, IReadOnlyList<Tensor>>
                     nn.init.zeros_(bn.bias);
                     break;
             }
+        }
+        if (!zeroInitResidual) return;
+        foreach (var layer in new[] { layer1, layer2, layer3, layer4 })
+        foreach (var block in layer.children())
+        {
+            var norm = block switch
+            {
+                ResNetBasicBlock b => b.ResidualNorm,
+                ResNetBottleneck b => b.ResidualNorm,
+                _ => throw new InvalidOperationException("unexpected ResNet block " + block.GetType().Name),
+            };
+            nn.init.zeros_(norm.weight);
+            nn.init.zeros_(norm.bias);
         }
     }
 

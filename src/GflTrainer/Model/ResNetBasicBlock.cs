@@ -17,6 +17,9 @@ internal sealed class ResNetBasicBlock : Module<Tensor, Tensor>
     private readonly BatchNorm2d bn1;
     private readonly Conv2d conv2;
     private readonly BatchNorm2d bn2;
+
+    /// <summary>The BatchNorm on the residual branch's output (bn2), which zero_init_residual starts at 0.</summary>
+    public BatchNorm2d ResidualNorm => bn2;
     private readonly Sequential? downsample;
 
     public ResNetBasicBlock(long inChannels, long planes, long stride, Sequential? downsample) : base(nameof(ResNetBasicBlock))

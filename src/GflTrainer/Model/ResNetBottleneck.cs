@@ -19,6 +19,9 @@ internal sealed class ResNetBottleneck : Module<Tensor, Tensor>
     private readonly BatchNorm2d bn2;
     private readonly Conv2d conv3;
     private readonly BatchNorm2d bn3;
+
+    /// <summary>The BatchNorm on the residual branch's output (bn3), which zero_init_residual starts at 0.</summary>
+    public BatchNorm2d ResidualNorm => bn3;
     private readonly Sequential? downsample;
 
     public ResNetBottleneck(long inChannels, long planes, long stride, Sequential? downsample) : base(nameof(ResNetBottleneck))

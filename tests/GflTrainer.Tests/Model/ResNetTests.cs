@@ -30,6 +30,36 @@ public class ResNetTests
         AssertClose(io.Tensors["c5"], features[2]);
     }
 
+    /// <summary>mmdetection's from-scratch init (ResNet(zero_init_residual=True)): the last BN of every block starts
+    /// at weight 0 and bias 0, every other BN at 1 and 0; with the option off, all BNs start at 1.</summary>
+    [Theory]
+    [InlineData(18, true)]
+    [InlineData(50, true)]
+    [InlineData(18, false)]
+    public void FromScratch_ZeroInitResidual_ZeroesEachBlocksLastNorm(int depth, bool zeroInit)
+    {
+        using var scope = NewDisposeScope();
+        using var resnet = new ResNet(depth, frozenStages: -1, normEval: false, baseChannels: 8, zeroInitResidual: zeroInit);
+        string last = depth < 50 ? "bn2" : "bn3";
+        int zeroed = 0;
+        foreach (var (name, p) in resnet.named_parameters())
+        {
+            if (!name.Contains(".bn", StringComparison.Ordinal) && !name.StartsWith("bn1", StringComparison.Ordinal)) continue;
+            bool residual = zeroInit && name.EndsWith($".{last}.weight", StringComparison.Ordinal) || zeroInit && name.EndsWith($".{last}.bias", StringComparison.Ordinal);
+            double expected = residual ? 0.0 : name.EndsWith(".weight", StringComparison.Ordinal) ? 1.0 : 0.0;
+            Assert.True(p.eq(expected).all().item<bool>(), $"{name} should start at {expected}");
+            if (residual && name.EndsWith(".weight", StringComparison.Ordinal)) zeroed++;
+        }
+        Assert.Equal(zeroInit ? (depth < 50 ? 8 : 16) : 0, zeroed);
+
+        // Each block then starts as relu(identity or downsample): a stride-1 block passes a non-negative input through.
+        resnet.eval();
+        using var _ = no_grad();
+        var block = (nn.Module<Tensor, Tensor>)resnet.named_modules().First(m => m.name == "layer1.1").module;
+        var x = rand(1, depth < 50 ? 8 : 32, 6, 6);
+        Assert.Equal(zeroInit, block.forward(x).allclose(x));
+    }
+
     [Fact]
     public void Forward_AfterTrainWithNormEval_StillMatchesTorchvisionEvalFeatures()
     {
