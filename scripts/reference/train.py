@@ -50,6 +50,10 @@ def parse_args(argv=None):
     ap.add_argument("--norm-eval", dest="norm_eval", action="store_true", default=True)
     ap.add_argument("--no-norm-eval", dest="norm_eval", action="store_false",
                     help="train backbone BatchNorm statistics (sensible from scratch)")
+    ap.add_argument("--no-zero-init-residual", dest="zero_init_residual", action="store_false", default=True,
+                    help="from scratch: do not start each block's last BN at 0 (mmdetection's default is to)")
+    ap.add_argument("--step-iters", type=int, nargs="*", default=None,
+                    help="iterations (0-based >=) where lr *= 0.1 instead of --steps epochs (mmdet by_epoch=False)")
     ap.add_argument("--backbone-weights", help="optional torchvision ResNet state dict (.pth)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=2)
@@ -101,7 +105,8 @@ def main(argv=None):
                              seed=args.seed, pin_memory=device.type == "cuda")
 
     model = GflDetector(num_classes, args.depth, args.fpn_channels or args.feat_channels, args.feat_channels,
-                        args.stacked_convs, frozen_stages=args.frozen_stages, norm_eval=args.norm_eval).to(device)
+                        args.stacked_convs, frozen_stages=args.frozen_stages, norm_eval=args.norm_eval,
+                        zero_init_residual=args.zero_init_residual).to(device)
     if args.backbone_weights:
         print("backbone weights:", model.load_backbone(args.backbone_weights))
     loss_fn = GflLoss(num_classes)
@@ -120,7 +125,10 @@ def main(argv=None):
         model.train()
         train_loader.batch_sampler.set_epoch(epoch)
         for i, batch in enumerate(train_loader):
-            lr = lr_at(args.lr, iteration, epoch, args.warmup_iters, args.warmup_ratio, args.steps)
+            if args.step_iters is None:
+                lr = lr_at(args.lr, iteration, epoch, args.warmup_iters, args.warmup_ratio, args.steps)
+            else:   # iteration-based steps: the same closed form with the iteration as the "epoch"
+                lr = lr_at(args.lr, iteration, iteration, args.warmup_iters, args.warmup_ratio, args.step_iters)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             window.append(train_step(model, loss_fn, optimizer, batch, device, args.amp, scaler))

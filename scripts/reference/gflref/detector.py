@@ -9,7 +9,7 @@ from .resnet import ResNetBackbone
 
 class GflDetector(nn.Module):
     def __init__(self, num_classes=80, depth=50, fpn_channels=256, feat_channels=256, stacked_convs=4,
-                 reg_max=16, frozen_stages=1, norm_eval=True, zero_init_residual=False):
+                 reg_max=16, frozen_stages=1, norm_eval=True, zero_init_residual=True):
         super().__init__()
         self.backbone = ResNetBackbone(depth, frozen_stages, norm_eval, zero_init_residual)
         self.neck = FPN(self.backbone.out_channels[1:], fpn_channels, num_outs=5)

@@ -12,10 +12,12 @@ class ResNetBackbone(nn.Module):
     """Returns C2..C5. frozen_stages=1: stem and layer1 frozen and kept in eval mode; norm_eval=True: every
     BatchNorm stays in eval mode during training (running stats never updated, affine still trained)."""
 
-    def __init__(self, depth=50, frozen_stages=1, norm_eval=True, zero_init_residual=False):
+    def __init__(self, depth=50, frozen_stages=1, norm_eval=True, zero_init_residual=True):
         super().__init__()
         block, layers = ARCH[depth]
-        # torchvision initialises conv kaiming_normal(fan_out, relu) and BN (1, 0) = mmdet's init without weights.
+        # torchvision initialises conv kaiming_normal(fan_out, relu) and BN (1, 0), and with zero_init_residual the
+        # last BN of each block at weight 0: mmdetection's ResNet init without weights (zero_init_residual=True is
+        # its default, mmdet/models/backbones/resnet.py; torchvision's default is False).
         tv = ResNet(block, layers, zero_init_residual=zero_init_residual)
         self.conv1, self.bn1, self.relu, self.maxpool = tv.conv1, tv.bn1, tv.relu, tv.maxpool
         self.layer1, self.layer2, self.layer3, self.layer4 = tv.layer1, tv.layer2, tv.layer3, tv.layer4
