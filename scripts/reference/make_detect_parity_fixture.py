@@ -20,12 +20,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 import safetensors_format  # noqa: E402
-from make_model_fixtures import NarrowResNet  # noqa: E402
 from gflref.coco import CocoAnnotations  # noqa: E402
-from gflref.detector import GflDetector  # noqa: E402
 from gflref.engine import detect  # noqa: E402
-from gflref.fpn import FPN  # noqa: E402
 from gflref.loader import make_loader  # noqa: E402
+from make_step_parity_fixture import narrow_gfl_detector  # noqa: E402
 
 DEFAULT = os.path.join(HERE, "..", "..", "tests", "GflTrainer.Tests", "Fixtures", "parity", "bccd_detect")
 
@@ -33,14 +31,7 @@ DEFAULT = os.path.join(HERE, "..", "..", "tests", "GflTrainer.Tests", "Fixtures"
 def main():
     fixture = sys.argv[1] if len(sys.argv) > 1 else DEFAULT
     torch.set_num_threads(1)
-    det = GflDetector(num_classes=3, depth=18, fpn_channels=32, feat_channels=32, stacked_convs=2,
-                      frozen_stages=-1, norm_eval=False)
-    narrow = NarrowResNet(18, 16)
-    bb = det.backbone
-    bb.conv1, bb.bn1, bb.layer1, bb.layer2, bb.layer3, bb.layer4 = (
-        narrow.conv1, narrow.bn1, narrow.layer1, narrow.layer2, narrow.layer3, narrow.layer4)
-    bb.out_channels = [16, 32, 64, 128]
-    det.neck = FPN(bb.out_channels[1:], 32, num_outs=5)
+    det = narrow_gfl_detector(16)
     weights, _ = safetensors_format.read(os.path.join(fixture, "model.safetensors"))
     missing, unexpected = det.load_state_dict(weights, strict=False)
     assert missing == ["bbox_head.integral.project"] and not unexpected, (missing, unexpected)

@@ -29,16 +29,23 @@ from gflref.gfl_loss import GflLoss  # noqa: E402
 OUT = os.path.join(HERE, "..", "..", "tests", "GflTrainer.Tests", "Fixtures", "parity")
 
 
-def build(g):
-    torch.manual_seed(0)
-    det = GflDetector(num_classes=3, depth=18, fpn_channels=32, feat_channels=32, stacked_convs=2,
-                      frozen_stages=-1, norm_eval=False)
-    narrow = NarrowResNet(18, 8)
+def narrow_gfl_detector(width, channels=32, num_classes=3):
+    """gflref.GflDetector from scratch (nothing frozen, BN in training mode) with a torchvision ResNet-18 of base
+    width `width` (gfl: model.backbone.base_channels) and FPN/head of `channels`, 2 stacked convs."""
+    det = GflDetector(num_classes=num_classes, depth=18, fpn_channels=channels, feat_channels=channels,
+                      stacked_convs=2, frozen_stages=-1, norm_eval=False)
+    narrow = NarrowResNet(18, width)
     bb = det.backbone
     bb.conv1, bb.bn1, bb.layer1, bb.layer2, bb.layer3, bb.layer4 = (
         narrow.conv1, narrow.bn1, narrow.layer1, narrow.layer2, narrow.layer3, narrow.layer4)
-    bb.out_channels = [8, 16, 32, 64]
-    det.neck = FPN(bb.out_channels[1:], 32, num_outs=5)
+    bb.out_channels = [width, 2 * width, 4 * width, 8 * width]
+    det.neck = FPN(bb.out_channels[1:], channels, num_outs=5)
+    return det
+
+
+def build(g):
+    torch.manual_seed(0)
+    det = narrow_gfl_detector(8)
     # Random but non-trivial values everywhere (a fresh head predicts ~0.01 everywhere, which hides little).
     with torch.no_grad():
         for name, p in det.named_parameters():
