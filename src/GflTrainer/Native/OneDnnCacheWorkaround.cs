@@ -10,7 +10,7 @@ public sealed record CpuWorkaroundReport(
     public string Summary => Action switch
     {
         "cache-table" when Implausible =>
-            $"{Cpu}: the hypervisor hides the cache topology (CPUID 0x8000001D reads zero), so libtorch's oneDNN would "
+            $"{Cpu}: the hypervisor hides the cache topology (its CPUID cache leaves read zero), so libtorch's oneDNN would "
             + $"plan for [{FromCpuid}] (wrong convolution gradients, SIGFPE in backward); gfl gave oneDNN [{Written}] "
             + $"from {Detail}. Set {OneDnnCacheWorkaround.ModeVariable}=no-onednn to use libtorch's own convolutions instead.",
         "cache-table" => $"{OneDnnCacheWorkaround.ModeVariable}=cache-table: oneDNN's cache table set to [{Written}] from {Detail}",
