@@ -34,7 +34,7 @@ public static class InfoCommand
             var cpu = Native.TorchRuntime.Cpu;
             Console.WriteLine($"CPU            {cpu.Cpu}");
             Console.WriteLine($"CPU caches     {cpu.FromCpuid}{(cpu.Implausible ? " (implausible: hidden by the hypervisor)" : "")}");
-            Console.WriteLine($"CPU workaround {cpu.Action}{(cpu.Written is { } w ? $": oneDNN uses [{w}] from {cpu.Detail}" : "")} ({Native.OneDnnCacheWorkaround.ModeVariable}={cpu.Mode}; 'gfl doctor' checks the gradients)");
+            Console.WriteLine($"CPU workaround {Native.OneDnnCacheWorkaround.Name(cpu.Action)}{(cpu.Written is { } w ? $": oneDNN uses [{w}] from {cpu.Detail}" : "")} ({Native.OneDnnCacheWorkaround.ModeVariable}={Native.OneDnnCacheWorkaround.Name(cpu.Mode)}; 'gfl doctor' checks the gradients)");
             return ExitCodes.Ok;
         }));
         return cmd;

@@ -24,7 +24,7 @@ public static class CpuDoctor
         output.WriteLine($"CPU            {report.Cpu}");
         output.WriteLine($"oneDNN caches  {report.FromCpuid} (from CPUID, as oneDNN's Xbyak reads it)");
         output.WriteLine($"plausible      {(report.Implausible ? "NO: levels " + string.Join(",", report.FromCpuid.ImplausibleLevels().Select(l => "L" + l)) + " smaller than any real cache" : "yes")}");
-        output.WriteLine($"workaround     {report.Action} ({OneDnnCacheWorkaround.ModeVariable}={report.Mode})"
+        output.WriteLine($"workaround     {OneDnnCacheWorkaround.Name(report.Action)} ({OneDnnCacheWorkaround.ModeVariable}={OneDnnCacheWorkaround.Name(report.Mode)})"
             + (report.Written is { } w ? $": oneDNN now plans for [{w}] from {report.Detail}" : report.Detail.Length > 0 ? ": " + report.Detail : ""));
         output.WriteLine($"oneDNN convs   {(OneDnnCacheWorkaround.OneDnnEnabled() ? "on" : "off")}");
 

@@ -47,7 +47,7 @@ public sealed class CpuidRecording : ICpuid
     public CpuidRecording(string machine, IReadOnlyDictionary<(uint Leaf, uint Subleaf), CpuidResult> answers)
     {
         Machine = machine;
-        _answers = new Dictionary<(uint, uint), CpuidResult>(answers.Select(kv => KeyValuePair.Create((kv.Key.Leaf, kv.Key.Subleaf), kv.Value)));
+        _answers = new Dictionary<(uint, uint), CpuidResult>(answers);
     }
 
     public string Machine { get; }

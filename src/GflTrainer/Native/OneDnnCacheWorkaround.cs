@@ -2,23 +2,36 @@ using Serilog;
 
 namespace GflTrainer.Native;
 
+/// <summary>The values of <see cref="OneDnnCacheWorkaround.ModeVariable"/>; every one but Auto is also what was done.</summary>
+public enum CpuWorkaround
+{
+    /// <summary>Rewrite oneDNN's cache table only when it is implausible (default).</summary>
+    Auto,
+    /// <summary>Give oneDNN a real cache table (legacy CPUID leaves, sysfs, or its own defaults).</summary>
+    CacheTable,
+    /// <summary>Turn oneDNN's CPU convolutions off: libtorch's own kernels.</summary>
+    NoOneDnn,
+    /// <summary>Leave oneDNN as it is.</summary>
+    None,
+}
+
 /// <summary>What <see cref="OneDnnCacheWorkaround.Apply"/> found and did, for the log line and <c>gfl info/doctor</c>.</summary>
 public sealed record CpuWorkaroundReport(
-    string Mode, string Cpu, CacheTable FromCpuid, bool Implausible, string Action, CacheTable? Written, string Detail)
+    CpuWorkaround Mode, string Cpu, CacheTable FromCpuid, bool Implausible, CpuWorkaround Action, CacheTable? Written, string Detail)
 {
     /// <summary>One line naming the cause and the workaround (empty when nothing was wrong or done).</summary>
     public string Summary => Action switch
     {
-        "cache-table" when Implausible =>
+        CpuWorkaround.CacheTable when Implausible =>
             $"{Cpu}: the hypervisor hides the cache topology (its CPUID cache leaves read zero), so libtorch's oneDNN would "
             + $"plan for [{FromCpuid}] (wrong convolution gradients, SIGFPE in backward); gfl gave oneDNN [{Written}] "
             + $"from {Detail}. Set {OneDnnCacheWorkaround.ModeVariable}=no-onednn to use libtorch's own convolutions instead.",
-        "cache-table" => $"{OneDnnCacheWorkaround.ModeVariable}=cache-table: oneDNN's cache table set to [{Written}] from {Detail}",
-        "no-onednn" => (Implausible
+        CpuWorkaround.CacheTable => $"{OneDnnCacheWorkaround.ModeVariable}=cache-table: oneDNN's cache table set to [{Written}] from {Detail}",
+        CpuWorkaround.NoOneDnn => (Implausible
                 ? $"{Cpu}: the hypervisor hides the cache topology, so libtorch's oneDNN would plan for [{FromCpuid}]; "
                 : $"{OneDnnCacheWorkaround.ModeVariable}=no-onednn: ")
             + $"oneDNN convolutions are off (libtorch's own CPU convolutions, slower){(Detail.Length > 0 ? " (" + Detail + ")" : "")}",
-        "none" when Implausible =>
+        CpuWorkaround.None when Implausible =>
             $"{Cpu}: oneDNN plans for [{FromCpuid}] and {OneDnnCacheWorkaround.ModeVariable}=none leaves it: CPU training may "
             + "compute wrong gradients or crash (SIGFPE)",
         _ => "",
@@ -48,14 +61,30 @@ public static class OneDnnCacheWorkaround
     public const string ModeVariable = "GFL_CPU_WORKAROUND";
     public const string RecordingVariable = "GFL_CPUID_RECORDING";
 
-    public static CpuWorkaroundReport Apply(string? mode = null, string? recordingPath = null)
+    /// <summary>The switch's spelling of a value: auto, cache-table, no-onednn, none.</summary>
+    public static string Name(CpuWorkaround value) => value switch
     {
-        mode = (mode ?? Environment.GetEnvironmentVariable(ModeVariable) ?? "auto").Trim().ToLowerInvariant();
-        if (mode is not ("auto" or "cache-table" or "no-onednn" or "none"))
-            throw new GflConfigException($"{ModeVariable}={mode}: expected auto, cache-table, no-onednn or none");
+        CpuWorkaround.Auto => "auto",
+        CpuWorkaround.CacheTable => "cache-table",
+        CpuWorkaround.NoOneDnn => "no-onednn",
+        _ => "none",
+    };
+
+    public static CpuWorkaround Parse(string? value)
+    {
+        var text = (value ?? "auto").Trim().ToLowerInvariant();
+        foreach (var v in Enum.GetValues<CpuWorkaround>())
+            if (Name(v) == text) return v;
+        throw new GflConfigException($"{ModeVariable}={value}: expected auto, cache-table, no-onednn or none");
+    }
+
+    public static CpuWorkaroundReport Apply(CpuWorkaround? mode = null, string? recordingPath = null)
+    {
+        var chosen = mode ?? Parse(Environment.GetEnvironmentVariable(ModeVariable));
         recordingPath ??= Environment.GetEnvironmentVariable(RecordingVariable);
         if (!HardwareCpuid.IsSupported)
-            return new CpuWorkaroundReport(mode, "not x86-64", new CacheTable(0, new uint[10], new uint[10]), false, "none", null, "");
+            return new CpuWorkaroundReport(chosen, "not x86-64", new CacheTable(0, new uint[10], new uint[10]), false,
+                CpuWorkaround.None, null, "");
 
         ICpuid cpu = HardwareCpuid.Instance;
         OneDnnCpuTable? table = null;
@@ -73,13 +102,11 @@ public static class OneDnnCacheWorkaround
         bool implausible = fromCpuid.ImplausibleLevels().Any();
         var (family, model) = CpuIdentity.FamilyModel(cpu);
         string name = (cpu is CpuidRecording r ? $"{r.Machine} (recorded CPUID) " : "") + $"{CpuIdentity.Vendor(cpu)} family {family:x}h model {model:x}h";
-        string action = mode switch
-        {
-            "auto" => implausible ? "cache-table" : "none",
-            var m => m,
-        };
+        var action = chosen == CpuWorkaround.Auto ? (implausible ? CpuWorkaround.CacheTable : CpuWorkaround.None) : chosen;
+        CpuWorkaroundReport Report(CpuWorkaround done, CacheTable? written, string detail) =>
+            Logged(new CpuWorkaroundReport(chosen, name, fromCpuid, implausible, done, written, detail));
 
-        if (action == "cache-table")
+        if (action == CpuWorkaround.CacheTable)
         {
             // A simulation has located the table already; otherwise confirm the layout against the real processor.
             table ??= OneDnnCpuTable.TryLocate(XbyakCacheTable.Compute(HardwareCpuid.Instance), out locateProblem);
@@ -87,23 +114,23 @@ public static class OneDnnCacheWorkaround
             {
                 var estimate = CacheTopology.Estimated(cpu, cpu is CpuidRecording ? null : CacheTopology.SysfsCacheDir);
                 table.Write(estimate.Table);
-                return Logged(new CpuWorkaroundReport(mode, name, fromCpuid, implausible, "cache-table", estimate.Table, estimate.Source));
+                return Report(CpuWorkaround.CacheTable, estimate.Table, estimate.Source);
             }
-            action = "no-onednn";
+            action = CpuWorkaround.NoOneDnn;
         }
-        if (action == "no-onednn")
+        if (action == CpuWorkaround.NoOneDnn)
         {
             DisableOneDnn();
-            return Logged(new CpuWorkaroundReport(mode, name, fromCpuid, implausible, "no-onednn", null,
-                locateProblem.Length > 0 ? $"oneDNN's cache table could not be set: {locateProblem}" : ""));
+            return Report(CpuWorkaround.NoOneDnn, null,
+                locateProblem.Length > 0 ? $"oneDNN's cache table could not be set: {locateProblem}" : "");
         }
-        return Logged(new CpuWorkaroundReport(mode, name, fromCpuid, implausible, "none", null, ""));
+        return Report(CpuWorkaround.None, null, "");
     }
 
     private static CpuWorkaroundReport Logged(CpuWorkaroundReport report)
     {
         if (report.Summary.Length == 0) Serilog.Log.Debug("CPU caches as oneDNN sees them: {Table}", report.FromCpuid);
-        else if (report.Action == "none") Serilog.Log.Warning("{Summary}", report.Summary);
+        else if (report.Action == CpuWorkaround.None) Serilog.Log.Warning("{Summary}", report.Summary);
         else Serilog.Log.Information("{Summary}", report.Summary);
         return report;
     }

@@ -67,8 +67,7 @@ public sealed unsafe class OneDnnCpuTable
             why = "only on Linux x86-64";
             return null;
         }
-        _ = TorchSharp.torch.get_num_threads();   // makes sure libtorch_cpu.so is mapped
-        var (path, loadBase) = LoadedLibrary("libtorch_cpu.so");
+        var (path, loadBase) = LibtorchLibrary.Mapping();
         if (path is null)
         {
             why = "libtorch_cpu.so is not mapped in this process";
@@ -103,20 +102,5 @@ public sealed unsafe class OneDnnCpuTable
         }
         why = "";
         return table;
-    }
-
-    /// <summary>Path and load base of a mapped library (its mapping at file offset 0), from /proc/self/maps.</summary>
-    internal static (string? Path, nint Base) LoadedLibrary(string fileName)
-    {
-        foreach (var line in File.ReadLines("/proc/self/maps"))
-        {
-            // start-end perms offset dev inode path (the path may contain spaces)
-            var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            if (parts.Length < 6 || parts[2] != "00000000") continue;
-            var path = string.Join(' ', parts[5..]);
-            if (Path.GetFileName(path) != fileName) continue;
-            return (path, (nint)Convert.ToInt64(parts[0][..parts[0].IndexOf('-')], 16));
-        }
-        return (null, 0);
     }
 }

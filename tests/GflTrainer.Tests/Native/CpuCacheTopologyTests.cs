@@ -37,6 +37,9 @@ public class CpuCacheTopologyTests
         Assert.Empty(table.ImplausibleLevels());
     }
 
+    /// <summary>The expected sizes are what libtorch's own oneDNN held in memory on the recording machine (read
+    /// through OneDnnCpuTable when the recording was made); OneDnnCpuTableTests checks the same equality live on
+    /// whatever machine runs the tests.</summary>
     [Fact]
     public void IntelVm_RecordedHere_IsPlausible_AndAHiddenLeaf4LeavesOneDnnItsDefaults()
     {

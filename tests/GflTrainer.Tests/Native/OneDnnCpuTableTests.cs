@@ -12,8 +12,7 @@ public class OneDnnCpuTableTests
     public void ElfLookup_AgreesWithTheDynamicLoader()
     {
         if (!OperatingSystem.IsLinux()) return;
-        _ = TorchSharp.torch.get_num_threads();
-        var (path, loadBase) = OneDnnCpuTable.LoadedLibrary("libtorch_cpu.so");
+        var (path, loadBase) = LibtorchLibrary.Mapping();
         Assert.NotNull(path);
         const string name = "_ZN2at13globalContextEv";
         var found = ElfSymbols.Find(path!, [name, "no_such_symbol_in_libtorch"]);
@@ -34,7 +33,7 @@ public class OneDnnCpuTableTests
         var table = OneDnnCpuTable.TryLocate(expected, out var why);
         Assert.True(table is not null, why);
         Assert.True(table!.Read().SameAs(expected));
-        Assert.False(XbyakCacheTable.Compute(HardwareCpuid.Instance).ImplausibleLevels().Any() && report.Action == "none",
+        Assert.False(XbyakCacheTable.Compute(HardwareCpuid.Instance).ImplausibleLevels().Any() && report.Action == CpuWorkaround.None,
             "this machine's caches are implausible and nothing was done about it");
     }
 
