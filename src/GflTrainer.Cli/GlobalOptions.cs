@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Serilog;
 using Serilog.Events;
+using GflTrainer.Runtime;
 
 namespace GflTrainer.Cli;
 
@@ -56,10 +57,12 @@ public static class GlobalOptions
         }
         catch (Exception e)
         {
-            var msg = e is GflRuntimeException ? e.Message : $"{e.GetType().Name}: {e.Message}";
+            // Errors the user can act on are one line; anything else is a bug and says where to look.
+            bool expected = e is GflRuntimeException or Coco.CocoFormatException;
+            var msg = expected ? e.Message : $"{e.GetType().Name}: {e.Message}";
             Log.Error("{Message}", msg);
             if (level <= LogEventLevel.Debug) Log.Debug(e, "details");
-            else if (e is not GflRuntimeException) Console.Error.WriteLine("(run with --log-level debug for the stack trace)");
+            else if (!expected) Console.Error.WriteLine("(run with --log-level debug for the stack trace)");
             return ExitCodes.Failure;
         }
         finally

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using GflTrainer.Config;
 using GflTrainer.Diagnostics;
-using GflTrainer.Native;
+using GflTrainer.Runtime.Native;
 
 namespace GflTrainer.Cli.Commands;
 
@@ -31,7 +31,6 @@ public static class DoctorCommand
             var model = parse.GetValue(config) is { } f
                 ? ConfigLoader.Load(f.FullName, parse.GetValue(set) ?? []).Model
                 : new ModelConfig();
-            DeviceSelector.Resolve("cpu");
             return CpuDoctor.Run(new CpuDoctor.Options(model, parse.GetValue(r50)), Console.Out) ? ExitCodes.Ok : ExitCodes.Failure;
         }));
         return cmd;

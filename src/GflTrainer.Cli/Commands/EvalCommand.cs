@@ -1,6 +1,7 @@
 using System.CommandLine;
-using GflTrainer.Evaluation;
 using Serilog;
+using GflTrainer.Coco;
+using GflTrainer.Inference;
 
 namespace GflTrainer.Cli.Commands;
 

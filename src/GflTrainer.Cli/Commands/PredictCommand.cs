@@ -1,5 +1,5 @@
 using System.CommandLine;
-using GflTrainer.Evaluation;
+using GflTrainer.Inference;
 
 namespace GflTrainer.Cli.Commands;
 

@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text.Json;
 using TorchSharp;
+using GflTrainer.Runtime.Native;
 using static TorchSharp.torch;
 
 namespace GflTrainer.Checkpoints;

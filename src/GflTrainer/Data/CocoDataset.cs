@@ -1,3 +1,4 @@
+using GflTrainer.Coco;
 namespace GflTrainer.Data;
 
 /// <summary>What was left out while building a <see cref="CocoDataset"/>, for the start-of-run log line.</summary>
@@ -8,16 +9,19 @@ public sealed record CocoDatasetStats(
 
 /// <summary>Images and ground truth of one COCO split, as mmdetection's <c>CocoDataset</c> prepares them
 /// (mmdet 2.x <c>_parse_ann_info</c> / <c>_filter_imgs</c>, 3.x <c>parse_data_info</c> / <c>filter_data</c>).</summary>
-internal sealed class CocoDataset
+internal sealed class CocoDataset : IDetectionDataset
 {
-    CocoDataset(string imageRoot, CategoryMap categories, IReadOnlyList<DatasetEntry> entries, CocoDatasetStats stats)
+    CocoDataset(string source, string imageRoot, CategoryMap categories, IReadOnlyList<DatasetEntry> entries, CocoDatasetStats stats)
     {
+        Source = source;
         ImageRoot = imageRoot;
         Categories = categories;
         Entries = entries;
         Stats = stats;
     }
 
+    /// <summary>The annotation file.</summary>
+    public string Source { get; }
     public string ImageRoot { get; }
     public CategoryMap Categories { get; }
     public IReadOnlyList<DatasetEntry> Entries { get; }
@@ -93,6 +97,6 @@ internal sealed class CocoDataset
             entries.Add(new DatasetEntry(img.Id, img.FileName, img.Width, img.Height, boxes.ToArray(), labels.ToArray(), ignored.ToArray()));
         }
         var stats = new CocoDatasetStats(coco.Images.Count, entries.Count, noAnn, small, kept, crowd, tiny, outside, unknown, nonFinite);
-        return new CocoDataset(imageRoot, map, entries, stats);
+        return new CocoDataset(coco.SourceFile, imageRoot, map, entries, stats);
     }
 }

@@ -1,3 +1,4 @@
+using GflTrainer.Coco;
 namespace GflTrainer.Data;
 
 /// <summary>Kinds of problems <see cref="DataChecker"/> reports, in report order.</summary>
@@ -45,7 +46,7 @@ public static class DataChecker
         var problems = new List<DataProblem>();
         CocoAnnotations coco;
         try { coco = CocoAnnotations.Load(annotationFile); }
-        catch (GflRuntimeException e)
+        catch (CocoFormatException e)
         {
             problems.Add(new(DataProblemKind.MalformedJson, annotationFile, e.Message));
             return new DataCheckReport(annotationFile, imageRoot, 0, 0, 0, 0, 0, problems);

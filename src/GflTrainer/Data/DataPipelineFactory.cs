@@ -2,6 +2,7 @@ using GflTrainer.Config;
 using GflTrainer.Data.Transforms;
 using Serilog;
 using TorchSharp;
+using GflTrainer.Coco;
 
 namespace GflTrainer.Data;
 
@@ -40,14 +41,14 @@ internal static class DataPipelineFactory
         return ds;
     }
 
-    public static DetectionLoader CreateTrainLoader(DataConfig data, CocoDataset ds, LoaderOptions options, torch.Device device, ILogger log)
+    public static DetectionLoader CreateTrainLoader(DataConfig data, IDetectionDataset ds, LoaderOptions options, torch.Device device, ILogger log)
     {
         CheckSupported(data);
         return DetectionLoader.Create(ds, new DetectionTransform(TrainScales(data), data.FlipProb), Collator(data, device),
             options, training: true, log);
     }
 
-    public static DetectionLoader CreateEvalLoader(DataConfig data, CocoDataset ds, LoaderOptions options, torch.Device device, ILogger log)
+    public static DetectionLoader CreateEvalLoader(DataConfig data, IDetectionDataset ds, LoaderOptions options, torch.Device device, ILogger log)
     {
         CheckSupported(data);
         return DetectionLoader.Create(ds, DetectionTransform.Eval(TestScale(data)), Collator(data, device), options, training: false, log);

@@ -26,7 +26,7 @@ public sealed record LoaderOptions
 /// consuming thread by <see cref="BatchCollator"/>, so they belong to that thread's dispose scope.</summary>
 internal sealed class DetectionLoader
 {
-    readonly CocoDataset _dataset;
+    readonly IDetectionDataset _dataset;
     readonly DetectionTransform _transform;
     readonly BatchCollator _collator;
     readonly LoaderOptions _options;
@@ -34,7 +34,7 @@ internal sealed class DetectionLoader
     readonly ILogger _log;
     int _badImages;
 
-    DetectionLoader(CocoDataset dataset, DetectionTransform transform, BatchCollator collator, LoaderOptions options, bool training, ILogger? log)
+    DetectionLoader(IDetectionDataset dataset, DetectionTransform transform, BatchCollator collator, LoaderOptions options, bool training, ILogger? log)
     {
         _dataset = dataset;
         _transform = transform;
@@ -46,17 +46,17 @@ internal sealed class DetectionLoader
         if (options.Prefetch < 1) throw new GflConfigException($"prefetch must be >= 1 (got {options.Prefetch})");
     }
 
-    public static DetectionLoader ForTraining(CocoDataset dataset, LoaderOptions options, torch.Device device,
+    public static DetectionLoader ForTraining(IDetectionDataset dataset, LoaderOptions options, torch.Device device,
         MultiScale? scales = null, ILogger? log = null) =>
         new(dataset, DetectionTransform.Train(scales), new BatchCollator(new Normalize(), new Pad(), device), options, true, log);
 
-    public static DetectionLoader ForEvaluation(CocoDataset dataset, LoaderOptions options, torch.Device device,
+    public static DetectionLoader ForEvaluation(IDetectionDataset dataset, LoaderOptions options, torch.Device device,
         ResizeScale? scale = null, ILogger? log = null) =>
         new(dataset, DetectionTransform.Eval(scale), new BatchCollator(new Normalize(), new Pad(), device), options, false, log);
 
     /// <summary>A loader with an explicit transform and collator (the configuration path:
     /// <see cref="DataPipelineFactory"/>).</summary>
-    public static DetectionLoader Create(CocoDataset dataset, DetectionTransform transform, BatchCollator collator,
+    public static DetectionLoader Create(IDetectionDataset dataset, DetectionTransform transform, BatchCollator collator,
         LoaderOptions options, bool training, ILogger? log = null) => new(dataset, transform, collator, options, training, log);
 
     public int BadImages => _badImages;

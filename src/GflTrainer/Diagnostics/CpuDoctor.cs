@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using GflTrainer.Config;
 using GflTrainer.Model;
-using GflTrainer.Native;
 using TorchSharp;
+using GflTrainer.Runtime.Native;
 using static TorchSharp.torch;
 
 namespace GflTrainer.Diagnostics;
@@ -20,6 +20,7 @@ public static class CpuDoctor
     /// <returns>true when every check passed.</returns>
     public static bool Run(Options options, TextWriter output)
     {
+        Runtime.DeviceSelector.Resolve("cpu");   // libtorch loaded and the CPU workaround applied, as training does
         var report = TorchRuntime.Cpu;
         output.WriteLine($"CPU            {report.Cpu}");
         output.WriteLine($"oneDNN caches  {report.FromCpuid} (from CPUID, as oneDNN's Xbyak reads it)");

@@ -1,10 +1,10 @@
 using GflTrainer.Config;
-using GflTrainer.Evaluation;
-using GflTrainer.Training.Losses;
 
 namespace GflTrainer.Model;
 
-/// <summary>The one place where configuration becomes the detector, its loss and its post-processor.</summary>
+/// <summary>The one place where the model configuration becomes the detector (its loss is built by
+/// <c>GflLoss.FromConfig</c> in Training, its post-processing by <c>GflPostprocessor.FromConfig</c> in Inference: the
+/// model layer knows neither).</summary>
 internal static class DetectorFactory
 {
     public static GflDetector CreateDetector(ModelConfig m)
@@ -32,13 +32,4 @@ internal static class DetectorFactory
             priorProbability: m.Head.PriorProb,
             zeroInitResidual: m.Backbone.ZeroInitResidual);
     }
-
-    public static GflLoss CreateLoss(ModelConfig m) => new(
-        numClasses: m.Head.NumClasses, regMax: m.Head.RegMax, strides: m.Head.Strides, atssTopK: m.Assigner.TopK,
-        qflBeta: m.Head.Loss.QflBeta, clsWeight: m.Head.Loss.QflWeight, boxWeight: m.Head.Loss.GiouWeight,
-        dflWeight: m.Head.Loss.DflWeight);
-
-    public static GflPostprocessor CreatePostprocessor(ModelConfig m, double? scoreThreshold = null) => new(
-        new AnchorGenerator(m.Head.Strides), m.Head.RegMax, m.Test.NmsPre, scoreThreshold ?? m.Test.ScoreThr,
-        m.Test.NmsIou, m.Test.MaxPerImg, m.Test.MinBboxSize);
 }

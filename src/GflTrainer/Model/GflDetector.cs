@@ -9,12 +9,12 @@ namespace GflTrainer.Model;
 /// <c>gfl_r50_fpn_1x_coco</c> checkpoint maps 1:1.</summary>
 internal sealed class GflDetector : Module<Tensor, HeadOutputs>
 {
-    private readonly ResNet backbone;
+    private readonly Backbone backbone;
     private readonly Fpn neck;
     private readonly GflHead bbox_head;
 
-    /// <summary>The backbone (C3..C5).</summary>
-    public ResNet Backbone => backbone;
+    /// <summary>The backbone (C3..C5 for ResNet).</summary>
+    public Backbone Backbone => backbone;
 
     /// <summary>The FPN neck (P3..P7).</summary>
     public Fpn Neck => neck;
@@ -22,15 +22,18 @@ internal sealed class GflDetector : Module<Tensor, HeadOutputs>
     /// <summary>The GFL head.</summary>
     public GflHead Head => bbox_head;
 
-    /// <summary>Strides of the head's levels P3..P7 in input pixels.</summary>
+    /// <summary>Strides of the head's levels in input pixels: the backbone's, then doubling for each extra FPN level
+    /// (P3..P7 = 8..128 for ResNet).</summary>
     public IReadOnlyList<int> Strides { get; }
 
-    private GflDetector(ResNet backbone, Fpn neck, GflHead head) : base(nameof(GflDetector))
+    private GflDetector(Backbone backbone, Fpn neck, GflHead head) : base(nameof(GflDetector))
     {
         this.backbone = backbone;
         this.neck = neck;
         bbox_head = head;
-        Strides = Enumerable.Range(0, neck.OutputLevels).Select(i => 8 << i).ToArray();
+        var strides = backbone.Strides.Take(neck.OutputLevels).ToList();
+        while (strides.Count < neck.OutputLevels) strides.Add(strides[^1] * 2);   // stride-2 extra convs
+        Strides = strides;
         RegisterComponents();
     }
 

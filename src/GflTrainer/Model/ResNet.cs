@@ -15,7 +15,7 @@ namespace GflTrainer.Model;
 /// <c>normEval</c> every BatchNorm stays in eval mode even after <c>train()</c>, so BN normalizes with the
 /// pretrained running statistics and never updates them (its affine weights still train outside frozen stages).
 /// </remarks>
-internal sealed class ResNet : Module<Tensor, IReadOnlyList<Tensor>>
+internal sealed class ResNet : Backbone
 {
     private readonly Conv2d conv1;
     private readonly BatchNorm2d bn1;
@@ -28,7 +28,10 @@ internal sealed class ResNet : Module<Tensor, IReadOnlyList<Tensor>>
     private readonly bool _normEval;
 
     /// <summary>Channels of C3, C4, C5.</summary>
-    public IReadOnlyList<long> OutChannels { get; }
+    public override IReadOnlyList<long> OutChannels { get; }
+
+    /// <summary>C3, C4, C5 are at strides 8, 16, 32 (stem 4, then layer2..layer4 each halve).</summary>
+    public override IReadOnlyList<int> Strides { get; } = [8, 16, 32];
 
     /// <param name="depth">18, 34 (basic blocks) or 50, 101 (bottlenecks).</param>
     /// <param name="frozenStages">-1 freezes nothing, 0 the stem, k the stem and layer1..layerk (reference: 1).</param>

@@ -1,5 +1,5 @@
-using GflTrainer.Native;
 using TorchSharp;
+using GflTrainer.Runtime.Native;
 
 namespace GflTrainer.Training;
 

@@ -1,7 +1,7 @@
 using System.Diagnostics;
-using GflTrainer.Native;
 using Serilog;
 using TorchSharp;
+using GflTrainer.Runtime.Native;
 
 namespace GflTrainer.Training;
 

@@ -1,4 +1,5 @@
 using GflTrainer.Config;
+using GflTrainer.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -29,13 +30,15 @@ internal sealed class OptimizerStep
     private readonly GradClipConfig? _clip;
     private readonly List<Tensor> _params;
     private readonly List<TorchSharp.Modules.Parameter> _clipParams;
+    private readonly ICollective _collective;
 
     /// <param name="sgd">the optimizer; its parameter list (names, named_parameters order) is the one checked.</param>
     /// <param name="scaler">fp16 loss scaler, or null (fp32, bf16).</param>
     /// <param name="clip">train.grad_clip, or null for none.</param>
-    public OptimizerStep(Sgd sgd, LossScaler? scaler, GradClipConfig? clip)
+    /// <param name="collective">averages the gradients over the ranks after backward (DDP); null: one process.</param>
+    public OptimizerStep(Sgd sgd, LossScaler? scaler, GradClipConfig? clip, ICollective? collective = null)
     {
-        _sgd = sgd; _scaler = scaler; _clip = clip;
+        _sgd = sgd; _scaler = scaler; _clip = clip; _collective = collective ?? SingleProcessCollective.Instance;
         _params = sgd.Parameters.Select(p => p.Param).ToList();
         _clipParams = _params.OfType<TorchSharp.Modules.Parameter>().ToList();
         if (clip is not null && _clipParams.Count != _params.Count)
@@ -51,6 +54,9 @@ internal sealed class OptimizerStep
         _sgd.ZeroGrad();
         (_scaler is null ? loss : _scaler.ScaleLoss(loss)).backward();
         AfterBackward?.Invoke(_sgd.Parameters);
+        // Every rank checks, clips and steps on the same averaged gradients, so all take the same decision below.
+        if (_collective.WorldSize > 1 || _collective is not SingleProcessCollective)
+            _collective.AllReduceMean(_params.Select(p => p.grad ?? throw new InvalidOperationException("a trainable parameter has no gradient")).ToList());
         if (_scaler is not null)
         {
             // fp16: non-finite gradients are the expected overflow; the scaler backs off and the step is skipped.

@@ -29,7 +29,7 @@ internal sealed class ProgressReporter
         double perIter = _clock.Elapsed.TotalSeconds / Math.Max(1, iteration - _startIter);
         var eta = TimeSpan.FromSeconds(perIter * (_totalIters - iteration));
         double ips = batchSize / Math.Max(1e-9, _emaStep);
-        string text = $"epoch {epoch}/{epochs} iter {iterInEpoch}/{itersPerEpoch} | loss {s.Total:F4} (cls {s.Cls:F4} bbox {s.Box:F4} dfl {s.Dfl:F4}) | lr {lr:G3} | {ips:F1} img/s | eta {Format(eta)}";
+        string text = $"epoch {epoch}/{epochs} iter {iterInEpoch}/{itersPerEpoch} | loss {s.Total:F4} ({Terms(s)}) | lr {lr:G3} | {ips:F1} img/s | eta {Format(eta)}";
         if (_interactive)
         {
             int width = 28;
@@ -40,6 +40,10 @@ internal sealed class ProgressReporter
         else if (iteration % _logInterval == 0 || iterInEpoch == itersPerEpoch)
             _log.Information("{Text}", text);
     }
+
+    /// <summary><c>cls 0.1234 bbox 0.5678 dfl 0.2345</c>: each term by its name without the <c>loss_</c> prefix.</summary>
+    internal static string Terms(LossScalars s) =>
+        string.Join(" ", s.Terms.Select(t => $"{(t.Name.StartsWith("loss_", StringComparison.Ordinal) ? t.Name[5..] : t.Name)} {t.Value:F4}"));
 
     private static string Format(TimeSpan t) => t.TotalHours >= 1 ? $"{(int)t.TotalHours}h{t.Minutes:D2}m" : $"{t.Minutes}m{t.Seconds:D2}s";
 }

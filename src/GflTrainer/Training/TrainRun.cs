@@ -1,10 +1,11 @@
 using GflTrainer.Checkpoints;
 using GflTrainer.Config;
 using GflTrainer.Data;
-using GflTrainer.Evaluation;
 using GflTrainer.Model;
 using Serilog;
 using TorchSharp;
+using GflTrainer.Coco;
+using GflTrainer.Runtime;
 
 namespace GflTrainer.Training;
 
@@ -85,11 +86,70 @@ public static class TrainRun
         // Move before the optimizer exists: Module.to() replaces Parameter objects (dotnet_peers.md B3).
         model.to(device);
 
-        using var trainer = new Trainer(cfg, yaml, device, workDir, log, model, train, val, valGt, seed, resume, afterBackwardForTests);
-        var result = trainer.Run(cancel);
+        var parts = BuildParts(cfg, yaml, device, workDir, log, model, train, val, valGt, seed, resume, afterBackwardForTests);
+        using var optimizer = parts.Optimizer;
+        var options = new TrainLoopOptions(cfg.Train.Epochs, cfg.Train.LogInterval, cfg.Data.BatchSize, device.ToString(),
+            cfg.Train.Amp.ToString(), seed);
+        var result = new Trainer(options, parts, log).Run(workDir, cancel);
         if (result.Interrupted) throw new OperationCanceledException("training interrupted; state saved to " + result.LastCheckpoint);
         log.Information("done: {Epochs} epochs, {Iters} iterations; last checkpoint {Ckpt}; best bbox AP {Best}",
             result.EpochsCompleted, result.Iterations, result.LastCheckpoint, result.BestAp?.ToString("F4") ?? "n/a");
         return result;
+    }
+
+    /// <summary>The loop's parts for this configuration: optimizer (with linear lr scaling), schedule, loaders, the
+    /// train step, checkpoints (restored from <paramref name="resume"/>), run log and periodic evaluation.</summary>
+    private static TrainerParts BuildParts(GflConfig cfg, string yaml, torch.Device device, string workDir, ILogger log,
+        GflDetector model, CocoDataset train, CocoDataset? val, CocoGroundTruth? valGt, long seed, LoadedCheckpoint? resume,
+        Action<IReadOnlyList<(string Name, torch.Tensor Param)>>? afterBackwardForTests)
+    {
+        var t = cfg.Train;
+        double lr = t.Optimizer.Lr;
+        if (t.AutoScaleLr.Enabled) lr *= (double)cfg.Data.BatchSize / t.AutoScaleLr.BaseBatchSize;
+        if (t.Optimizer.Nesterov)
+            throw new GflConfigException("train.optimizer.nesterov: Nesterov momentum is not implemented (the reference uses plain momentum)");
+        var named = model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, (torch.Tensor)p.parameter)).ToList();
+        var sgd = new Sgd(named, lr, t.Optimizer.Momentum, t.Optimizer.WeightDecay);
+        try
+        {
+            var loaderOptions = new LoaderOptions
+            {
+                BatchSize = cfg.Data.BatchSize, Workers = cfg.Data.Workers, Prefetch = cfg.Data.Prefetch, Seed = seed,
+                MaxBadImages = cfg.Data.MaxBadImages,
+            };
+            var trainLoader = DataPipelineFactory.CreateTrainLoader(cfg.Data, train, loaderOptions, device, log);
+            int itersPerEpoch = trainLoader.BatchesPerEpoch;
+            if (itersPerEpoch == 0)
+                throw new GflConfigException($"data.train: no training batches ({train.Count} usable images, batch_size {cfg.Data.BatchSize})");
+            var s = t.Schedule;
+            var schedule = new LrSchedule(lr, s.Warmup == WarmupKind.None ? 0 : s.WarmupIters, s.WarmupRatio,
+                s.Policy == Config.LrPolicy.Cosine ? LrDecay.Cosine : LrDecay.Step, s.Steps, s.Gamma, s.ByEpoch,
+                (long)itersPerEpoch * t.Epochs, s.MinLr / lr, constantWarmup: s.Warmup == WarmupKind.Constant);
+            var step = TrainStep.FromConfig(cfg, model, sgd, device, afterBackwardForTests: afterBackwardForTests);
+
+            var state = new TrainState();
+            var checkpoints = new CheckpointPolicy(new CheckpointStore(Path.Combine(workDir, "checkpoints")), t.Checkpoint, t.Epochs,
+                state, model, sgd, step.Scaler, train.Categories, yaml, seed, log);
+            var runLog = new RunLog(workDir, log);
+            if (resume is not null)
+            {
+                checkpoints.Restore(resume);
+                double bestLogged = runLog.ResumeAt(state.Iteration);
+                if (!double.IsNaN(bestLogged)) state.OfferAp(bestLogged);
+            }
+            PeriodicEvaluation? evaluation = null;
+            if (val is not null && valGt is not null)
+            {
+                var valLoader = DataPipelineFactory.CreateEvalLoader(cfg.Data, val, loaderOptions with { BatchSize = cfg.Data.ValBatchSize }, device, log);
+                evaluation = new PeriodicEvaluation(t.EvalInterval, t.Epochs, valLoader, Inference.GflPostprocessor.FromConfig(cfg.Model),
+                    train.Categories, valGt, workDir, runLog, log);
+            }
+            return new TrainerParts(model, step, sgd, schedule, trainLoader, state, checkpoints, evaluation, runLog);
+        }
+        catch
+        {
+            sgd.Dispose();
+            throw;
+        }
     }
 }

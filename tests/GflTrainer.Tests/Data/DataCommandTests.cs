@@ -1,6 +1,7 @@
 using GflTrainer.Cli;
 using GflTrainer.Data;
 using Xunit;
+using GflTrainer.Coco;
 
 namespace GflTrainer.Tests.Data;
 

@@ -2,6 +2,7 @@ using GflTrainer.Data;
 using GflTrainer.Data.Transforms;
 using TorchSharp;
 using Xunit;
+using GflTrainer.Coco;
 using static TorchSharp.torch;
 
 namespace GflTrainer.Tests.Data;

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using GflTrainer.Runtime;
 
 namespace GflTrainer.Tests.Support;
 
@@ -10,6 +11,6 @@ internal static class NativeSetup
     internal static void Init()
     {
         NativeEnvironment.Prepare();
-        GflTrainer.Native.TorchRuntime.EnsureInitialized();
+        GflTrainer.Runtime.Native.TorchRuntime.EnsureInitialized();
     }
 }

@@ -19,6 +19,12 @@ internal sealed class GflLoss
     private readonly GiouLoss _giou;
     private readonly DistributionFocalLoss _dfl;
 
+    /// <summary>The loss of <c>model.head</c> and <c>model.assigner</c>.</summary>
+    public static GflLoss FromConfig(Config.ModelConfig m) => new(
+        numClasses: m.Head.NumClasses, regMax: m.Head.RegMax, strides: m.Head.Strides, atssTopK: m.Assigner.TopK,
+        qflBeta: m.Head.Loss.QflBeta, clsWeight: m.Head.Loss.QflWeight, boxWeight: m.Head.Loss.GiouWeight,
+        dflWeight: m.Head.Loss.DflWeight);
+
     /// <param name="numClasses">C (80 for COCO).</param>
     /// <param name="regMax">R (16): bins 0..R per side.</param>
     /// <param name="strides">level strides, P3 first (8..128).</param>

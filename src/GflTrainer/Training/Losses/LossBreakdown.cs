@@ -14,11 +14,20 @@ namespace GflTrainer.Training.Losses;
 internal sealed record LevelPositives(Tensor Index, Tensor Weight, Tensor PredDistances, Tensor PredBoxes,
     Tensor TargetBoxes, Tensor Quality, Tensor DflTargets);
 
-/// <summary>Plain numbers of a <see cref="LossBreakdown"/>, safe to keep after the step's dispose scope.</summary>
-public sealed record LossScalars(
-    double Cls, double Box, double Dfl, double Total,
-    IReadOnlyList<double> ClsPerLevel, IReadOnlyList<double> BoxPerLevel, IReadOnlyList<double> DflPerLevel,
-    double ClsAvgFactor, double BoxAvgFactor);
+/// <summary>One named loss term, as mmdetection logs it (<c>loss_cls</c>, <c>loss_bbox</c>, <c>loss_dfl</c>).</summary>
+public readonly record struct LossTerm(string Name, double Value);
+
+/// <summary>Plain numbers of a step's losses, safe to keep after the step's dispose scope: the total backward ran on
+/// and the named terms in the loss's order. Logging, progress, TensorBoard and the non-finite report read the terms
+/// by name, so a new term is added where the loss defines it and nowhere else.</summary>
+public sealed record LossScalars(double Total, IReadOnlyList<LossTerm> Terms)
+{
+    public double this[string name] => Terms.FirstOrDefault(t => t.Name == name) is { Name: not null } t
+        ? t.Value : throw new KeyNotFoundException($"no loss term {name} (have {string.Join(", ", Terms.Select(x => x.Name))})");
+
+    /// <summary><c>loss_cls=…, loss_bbox=…</c> in the terms' order.</summary>
+    public override string ToString() => string.Join(", ", Terms.Select(t => $"{t.Name}={t.Value}"));
+}
 
 /// <summary>GFL losses of one batch (mmdetection's loss dict: loss_cls, loss_bbox, loss_dfl, 5 levels each).</summary>
 /// <param name="ClsPerLevel">QFL per level, scalars.</param>
@@ -49,15 +58,16 @@ internal sealed record LossBreakdown(
     Tensor QualityTargets,
     IReadOnlyList<LevelPositives> Positives)
 {
-    /// <summary>Reads every loss value with one device sync.</summary>
+    /// <summary>The named terms whose sum is <see cref="Total"/> (mmdetection's loss dict keys).</summary>
+    public IReadOnlyList<(string Name, Tensor Value)> Terms => [("loss_cls", Cls), ("loss_bbox", Box), ("loss_dfl", Dfl)];
+
+    /// <summary>Reads the total and every term with one device sync.</summary>
     public LossScalars ToScalars()
     {
-        var levels = ClsPerLevel.Count;
-        var all = ClsPerLevel.Concat(BoxPerLevel).Concat(DflPerLevel).Append(Cls).Append(Box).Append(Dfl).Append(Total)
-            .Select(t => t.detach().to(float64).reshape(1));
-        using var stacked = cat(all.ToList(), 0).cpu();
+        var terms = Terms;
+        var all = terms.Select(t => t.Value).Append(Total).Select(t => t.detach().to(float64).reshape(1)).ToList();
+        using var stacked = cat(all, 0).cpu();
         var v = stacked.data<double>().ToArray();
-        return new LossScalars(v[3 * levels], v[3 * levels + 1], v[3 * levels + 2], v[3 * levels + 3],
-            v[..levels], v[levels..(2 * levels)], v[(2 * levels)..(3 * levels)], ClsAvgFactor, BoxAvgFactor);
+        return new LossScalars(v[^1], terms.Select((t, i) => new LossTerm(t.Name, v[i])).ToList());
     }
 }

@@ -1,0 +1,50 @@
+using GflTrainer.Config;
+using GflTrainer.Runtime;
+
+namespace GflTrainer.Benchmarks;
+
+/// <summary>What each <c>gfl bench</c> subcommand runs, from its command-line values to its report: the CLI parses
+/// options and prints; the device, libtorch's threads and the benchmarks are handled here.</summary>
+public static class Bench
+{
+    /// <param name="threads">libtorch intra-op threads, 0 for libtorch's default.</param>
+    public static BenchReport Data(string annotationFile, string imageDir, int workers, int count, int threads)
+    {
+        BenchReport.UseThreads(threads);
+        return DataBenchmark.Report(DataBenchmark.Run(annotationFile, imageDir, workers, count));
+    }
+
+    public static BenchReport Model(string? device, int depth, int batch, int height, int width, int repeats, int threads)
+    {
+        BenchReport.UseThreads(threads);
+        return ModelBenchmark.Report(ModelBenchmark.Run(DeviceSelector.Resolve(device), depth, height, width, batch, repeats));
+    }
+
+    public static BenchReport Targets(string? device, bool backward, int repeats, int warmup, int threads)
+    {
+        BenchReport.UseThreads(threads);
+        var d = DeviceSelector.Resolve(device);
+        return TargetsBenchmark.Report(d, TargetsBenchmark.Run(d, repeats, backward, warmup));
+    }
+
+    /// <param name="configFile">time this configuration's model, loss and clipping instead of R50-GFL.</param>
+    public static BenchReport TrainStep(string? device, int depth, int batch, string amp, int height, int width, int repeats,
+        int warmup, string? configFile, int threads)
+    {
+        BenchReport.UseThreads(threads);
+        var d = DeviceSelector.Resolve(device);
+        var cfg = configFile is null ? null : ConfigLoader.Load(configFile);
+        return TrainStepBenchmark.Report(TrainStepBenchmark.TrainStep(d, depth, batch, height, width, repeats, warmup, amp, cfg));
+    }
+
+    public static BenchReport Infer(string? device, int depth, int batch, int height, int width, int repeats, int warmup, int threads)
+    {
+        BenchReport.UseThreads(threads);
+        var d = DeviceSelector.Resolve(device);
+        return TrainStepBenchmark.Report(TrainStepBenchmark.Inference(d, depth, batch, height, width, repeats, warmup));
+    }
+
+    /// <summary>COCO evaluation alone: libtorch is never loaded.</summary>
+    public static BenchReport Eval(string annotationFile, string detectionsFile, int repeats) =>
+        CocoEvalBenchmark.Report(CocoEvalBenchmark.Run(annotationFile, detectionsFile, repeats));
+}

@@ -1,0 +1,135 @@
+using System.Diagnostics;
+using GflTrainer.Config;
+using GflTrainer.Model;
+using GflTrainer.Training;
+using GflTrainer.Training.Losses;
+using TorchSharp;
+using GflTrainer.Inference;
+using GflTrainer.Runtime;
+using static TorchSharp.torch;
+
+namespace GflTrainer.Benchmarks;
+
+/// <summary>Timing of one benchmark: median and all samples in milliseconds per call.</summary>
+public sealed record StepTiming(string Name, string Device, int Batch, int Height, int Width, int Iterations,
+    double MedianMs, double ImagesPerSecond, IReadOnlyList<double> SamplesMs, long PeakRssBytes, int Threads, string Amp,
+    double? GradCheckMedianMs = null);
+
+/// <summary>
+/// The R50-GFL training step and inference on synthetic inputs shaped like COCO at (1333, 800): images padded to
+/// 800x1344, 50 random boxes per image over 80 classes (seeded), exactly what scripts/reference/bench.py times so
+/// the two can be compared on one machine. The train step is forward, targets + losses, backward and SGD update.
+/// </summary>
+public static class TrainStepBenchmark
+{
+    /// <param name="config">when given, the model, loss and gradient clipping of this configuration (e.g.
+    /// configs/quickstart.yaml) instead of the R50-GFL of <paramref name="depth"/>; the input size and batch stay
+    /// the benchmark's arguments.</param>
+    public static StepTiming TrainStep(Device device, int depth = 50, int batch = 2, int height = 800, int width = 1344,
+        int iterations = 5, int warmup = 2, string amp = "off", GflConfig? config = null)
+    {
+        AmpMode ampMode = amp switch { "bf16" => AmpMode.Bf16, "fp16" => AmpMode.Fp16, "off" => AmpMode.Off,
+            _ => throw new GflConfigException($"--amp {amp}: expected off, bf16 or fp16") };
+        // The reference R50-GFL when no config is given: mmdetection's gfl_r50_fpn_1x_coco (no gradient clipping).
+        var cfg = config ?? new GflConfig { Model = new ModelConfig { Backbone = new BackboneConfig { Depth = depth } } };
+        cfg = cfg with { Train = cfg.Train with { Amp = ampMode } };
+        torch.manual_seed(0);
+        using var model = DetectorFactory.CreateDetector(cfg.Model);
+        model.to(device);
+        model.train();
+        var named = model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, (Tensor)p.parameter)).ToList();
+        using var sgd = new Sgd(named, 0.01, 0.9, 1e-4);
+        var step = Training.TrainStep.FromConfig(cfg, model, sgd, device);
+        using var inputs = NewDisposeScope();
+        var (images, boxes, labels) = SyntheticBatch(device, batch, height, width, cfg.Model.Head.NumClasses);
+        var pads = Enumerable.Repeat((height, width), batch).ToList();
+        inputs.Detach(images); foreach (var t in boxes.Concat(labels)) inputs.Detach(t);
+
+        var samples = BenchClock.SampleMs(device, warmup, iterations, () =>
+        {
+            // Random weights cannot produce a NaN here; if they do, the timing would not be of a training step.
+            var r = step.Run(images, boxes, labels, pads);
+            if (!r.LossFinite) throw new GflRuntimeException($"bench train-step: non-finite loss ({r.Losses})");
+            if (r.Update!.Value.NonFinite is { } bad)
+                throw new GflRuntimeException($"bench train-step: non-finite gradient in {bad.Parameter}");
+        });
+        // The gradient check alone (part of every step above), on the last step's real gradients.
+        var check = new List<double>();
+        var trainable = named.Select(n => n.Item2).ToList();
+        for (int i = 0; i < 21; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            if (!GradientCheck.AllFinite(trainable)) throw new GflRuntimeException("bench train-step: non-finite gradient");
+            check.Add(sw.Elapsed.TotalMilliseconds);
+        }
+        images.Dispose(); foreach (var t in boxes.Concat(labels)) t.Dispose();
+        return Result("train-step", device, batch, height, width, samples, amp) with { GradCheckMedianMs = BenchClock.Median(check) };
+    }
+
+    public static StepTiming Inference(Device device, int depth = 50, int batch = 1, int height = 800, int width = 1344,
+        int iterations = 5, int warmup = 2)
+    {
+        torch.manual_seed(0);
+        using var model = GflDetector.Create(depth);
+        model.to(device);
+        model.eval();
+        var post = new GflPostprocessor(new AnchorGenerator(new[] { 8, 16, 32, 64, 128 }));
+        using var images = randn(batch, 3, height, width, device: device);
+        var metas = Enumerable.Range(0, batch).Select(i => new Data.ImageMeta(i, "", height, Math.Min(width, 1333), height, Math.Min(width, 1333), height, width,
+            1, 1, false)).ToList();
+        var samples = BenchClock.SampleMs(device, warmup, iterations, () =>
+        {
+            using var _ = no_grad();
+            var dets = post.Predict(model.forward(images), metas);
+            foreach (var d in dets) d.Scores.cpu();   // the boxes reach the host, as a user's results would
+        });
+        return Result("infer", device, batch, height, width, samples, "off");
+    }
+
+    /// <summary>The rows of <c>gfl bench train-step</c> and <c>gfl bench infer</c>.</summary>
+    public static BenchReport Report(StepTiming r)
+    {
+        var report = new BenchReport(r.Name, r.Device)
+            .Add("batch", r.Batch).Add("height", r.Height).Add("width", r.Width).Add("amp", r.Amp).Add("median_ms", r.MedianMs)
+            .Add("images_per_s", r.ImagesPerSecond).Add("samples_ms", r.SamplesMs).Add("peak_rss_mb", r.PeakRssBytes / 1048576.0);
+        if (r.GradCheckMedianMs is { } check) report.Add("grad_check_ms", check);   // included in median_ms
+        return report;
+    }
+
+    /// <summary>Random images and gts as the reference benchmark draws them (seed 0): <see cref="RandomGroundTruth"/>
+    /// inside the 1333x800 image.</summary>
+    internal static (Tensor Images, List<Tensor> Boxes, List<Tensor> Labels) SyntheticBatch(Device device, int batch, int height, int width,
+        int numClasses = 80)
+    {
+        var g = new Generator(0);
+        var images = randn(batch, 3, height, width, generator: g).to(device);
+        var (boxes, labels) = RandomGroundTruth(g, device, batch, Math.Min(width, 1333), height, numClasses: numClasses);
+        return (images, boxes, labels);
+    }
+
+    /// <summary><paramref name="perImage"/> boxes per image over <paramref name="numClasses"/> classes, drawn from
+    /// <paramref name="g"/> exactly as the reference's <c>random_gts</c> (scripts/reference/bench.py): sides uniform
+    /// in 8..W/3 and 8..H/3 px, top-left corner uniform where the box fits, so both benchmarks assign comparable gts.</summary>
+    internal static (List<Tensor> Boxes, List<Tensor> Labels) RandomGroundTruth(Generator g, Device device, int batch,
+        int width, int height, int perImage = 50, int numClasses = 80)
+    {
+        var boxes = new List<Tensor>(); var labels = new List<Tensor>();
+        var size = tensor(new float[] { width, height });
+        for (int i = 0; i < batch; i++)
+        {
+            var wh = rand(perImage, 2, generator: g) * tensor(new float[] { width / 3f - 8, height / 3f - 8 }) + 8;
+            var xy = rand(perImage, 2, generator: g) * (size - wh);
+            boxes.Add(cat(new[] { xy, xy + wh }, 1).to(device));
+            labels.Add(randint(0, numClasses, perImage, generator: g).to(device));
+        }
+        return (boxes, labels);
+    }
+
+    private static StepTiming Result(string name, Device device, int batch, int h, int w, List<double> samples, string amp)
+    {
+        double median = BenchClock.Median(samples);
+        using var proc = Process.GetCurrentProcess();
+        return new StepTiming(name, device.ToString(), batch, h, w, samples.Count, median, batch * 1000.0 / median, samples,
+            proc.PeakWorkingSet64, torch.get_num_threads(), amp);
+    }
+}

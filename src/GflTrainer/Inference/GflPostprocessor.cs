@@ -1,0 +1,158 @@
+using GflTrainer.Boxes;
+using GflTrainer.Data;
+using GflTrainer.Model;
+using static TorchSharp.torch;
+
+namespace GflTrainer.Inference;
+
+/// <summary>Detections of one image, sorted by descending score.</summary>
+/// <param name="Boxes">(n, 4) float32 xyxy in original-image pixels.</param>
+/// <param name="Scores">(n,) float32 sigmoid class scores (GFL's joint class × quality score).</param>
+/// <param name="Labels">(n,) int64 contiguous class labels 0..C−1.</param>
+internal sealed record Detections(Tensor Boxes, Tensor Scores, Tensor Labels)
+{
+    /// <summary>Copies to host arrays: boxes as n·4 xyxy, scores, labels (empty arrays when n = 0: TorchSharp's data
+    /// accessor throws on empty tensors).</summary>
+    public (float[] Boxes, float[] Scores, long[] Labels) ToHost()
+    {
+        if (Scores.numel() == 0) return ([], [], []);
+        return (Boxes.cpu().to(ScalarType.Float32).data<float>().ToArray(),
+                Scores.cpu().to(ScalarType.Float32).data<float>().ToArray(),
+                Labels.cpu().to(ScalarType.Int64).data<long>().ToArray());
+    }
+}
+
+/// <summary>Candidates before the size filter and NMS, levels concatenated, each level sorted by score.</summary>
+/// <param name="Boxes">(m, 4) rescaled to original-image pixels.</param>
+/// <param name="Scores">(m,).</param>
+/// <param name="Labels">(m,) int64.</param>
+/// <param name="AboveThresholdPerLevel">(anchor, class) pairs above the score threshold, per level.</param>
+/// <param name="KeptPerLevel">pairs kept after the per-level nms_pre cut.</param>
+internal sealed record DetectionCandidates(Tensor Boxes, Tensor Scores, Tensor Labels,
+    IReadOnlyList<long> AboveThresholdPerLevel, IReadOnlyList<long> KeptPerLevel);
+
+/// <summary>
+/// mmdetection 3.x <c>GFLHead._predict_by_feat_single</c> + <c>_bbox_post_process</c> (rescale=True): per level keep the
+/// (anchor, class) pairs scoring above <c>scoreThreshold</c>, the best <c>nmsPre</c> of them, decode Integral·stride
+/// around the anchor centre and clamp to the unpadded image; then rescale by float32(1/scale), drop boxes with width
+/// or height ≤ <c>minBoxSize</c>, class-aware NMS, keep the best <c>maxPerImage</c>.
+/// Defaults are gfl_r50_fpn_1x_coco's test_cfg.
+/// </summary>
+internal sealed class GflPostprocessor(
+    AnchorGenerator anchorGenerator,
+    int regMax = 16,
+    int nmsPre = 1000,
+    double scoreThreshold = 0.05,
+    double iouThreshold = 0.6,
+    int maxPerImage = 100,
+    double minBoxSize = 0)
+{
+    /// <summary>The post-processing of <c>model.test</c>; <paramref name="scoreThreshold"/> replaces its score_thr.</summary>
+    public static GflPostprocessor FromConfig(Config.ModelConfig m, double? scoreThreshold = null) => new(
+        new AnchorGenerator(m.Head.Strides), m.Head.RegMax, m.Test.NmsPre, scoreThreshold ?? m.Test.ScoreThr,
+        m.Test.NmsIou, m.Test.MaxPerImg, m.Test.MinBboxSize);
+
+    /// <summary>Detections of every image of a batch; flipped images are mapped back to the unflipped original.</summary>
+    /// <param name="outputs">per level (N, C, h, w) and (N, 4(R+1), h, w) raw head outputs.</param>
+    /// <param name="metas">per image, in batch order.</param>
+    public IReadOnlyList<Detections> Predict(HeadOutputs outputs, IReadOnlyList<ImageMeta> metas)
+    {
+        using var noGrad = no_grad();
+        var results = new List<Detections>(metas.Count);
+        for (var i = 0; i < metas.Count; i++)
+        {
+            var meta = metas[i];
+            var detections = PredictSingle(
+                outputs.ClassScores.Select(t => t[i]).ToArray(),
+                outputs.BoxPredictions.Select(t => t[i]).ToArray(),
+                (meta.ImageHeight, meta.ImageWidth), ScaleOf(meta.ImageWidth, meta.OriginalWidth, meta.ScaleW),
+                ScaleOf(meta.ImageHeight, meta.OriginalHeight, meta.ScaleH));
+            if (meta.Flipped)
+            {
+                // Horizontal flip of the original image: x1' = W − x2, x2' = W − x1.
+                var b = detections.Boxes;
+                var flipped = stack(new[]
+                {
+                    meta.OriginalWidth - b[TensorIndex.Colon, 2], b[TensorIndex.Colon, 1],
+                    meta.OriginalWidth - b[TensorIndex.Colon, 0], b[TensorIndex.Colon, 3],
+                }, -1);
+                detections = detections with { Boxes = flipped };
+            }
+            results.Add(detections);
+        }
+        return results;
+    }
+
+    // mmdetection's scale_factor is new_size / old_size in double; ImageMeta stores it as float, so recompute it from
+    // the integer sizes (same definition) to keep float32(1 / scale) bit-identical to the reference.
+    private static double ScaleOf(int resized, int original, float stored) =>
+        original > 0 ? (double)resized / original : stored;
+
+    /// <summary>Detections of one image.</summary>
+    /// <param name="classScores">per level (C, h, w) logits.</param>
+    /// <param name="boxPredictions">per level (4(R+1), h, w) bin logits.</param>
+    /// <param name="imageShape">(H, W) of the resized image before padding: boxes are clamped to it.</param>
+    /// <param name="scaleW">resized / original width (mmdetection scale_factor[0]).</param>
+    /// <param name="scaleH">resized / original height.</param>
+    public Detections PredictSingle(IReadOnlyList<Tensor> classScores, IReadOnlyList<Tensor> boxPredictions,
+        (int H, int W) imageShape, double scaleW, double scaleH)
+    {
+        using var noGrad = no_grad();
+        var candidates = Candidates(classScores, boxPredictions, imageShape, scaleW, scaleH);
+        var boxes = candidates.Boxes;
+        var scores = candidates.Scores;
+        var labels = candidates.Labels;
+
+        var width = boxes[TensorIndex.Colon, 2] - boxes[TensorIndex.Colon, 0];
+        var height = boxes[TensorIndex.Colon, 3] - boxes[TensorIndex.Colon, 1];
+        var large = ((width > minBoxSize) & (height > minBoxSize)).nonzero().squeeze(1);
+        boxes = boxes.index_select(0, large);
+        scores = scores.index_select(0, large);
+        labels = labels.index_select(0, large);
+        if (scores.shape[0] == 0) return new Detections(boxes, scores, labels);
+
+        var keep = Nms.Batched(boxes, scores, labels, iouThreshold);
+        keep = keep.narrow(0, 0, Math.Min(maxPerImage, keep.shape[0]));
+        return new Detections(boxes.index_select(0, keep), scores.index_select(0, keep), labels.index_select(0, keep));
+    }
+
+    /// <summary>The pre-NMS candidates (after the per-level top-k, decoded, clamped and rescaled).</summary>
+    internal DetectionCandidates Candidates(IReadOnlyList<Tensor> classScores, IReadOnlyList<Tensor> boxPredictions,
+        (int H, int W) imageShape, double scaleW, double scaleH)
+    {
+        var device = classScores[0].device;
+        var boxes = new List<Tensor>();
+        var scores = new List<Tensor>();
+        var labels = new List<Tensor>();
+        var above = new long[classScores.Count];
+        var kept = new long[classScores.Count];
+        for (var l = 0; l < classScores.Count; l++)
+        {
+            var numClasses = classScores[l].shape[0];
+            var featmapSize = ((int)classScores[l].shape[1], (int)classScores[l].shape[2]);
+            var levelScores = classScores[l].permute(1, 2, 0).reshape(-1, numClasses).sigmoid();
+            // filter_scores_and_topk: (anchor, class) pairs, not anchors; one anchor may give several classes.
+            var mask = levelScores > scoreThreshold;
+            var pairs = mask.nonzero();                                   // (m, 2) [anchor, class], row-major
+            var pairScores = levelScores.masked_select(mask);
+            above[l] = pairs.shape[0];
+            var (sorted, order) = pairScores.sort(descending: true);
+            var k = Math.Min(nmsPre, above[l]);
+            kept[l] = k;
+            var top = order.narrow(0, 0, k);
+            var anchorIndex = pairs[TensorIndex.Colon, 0].index_select(0, top);
+            var stride = anchorGenerator.Strides[l];
+
+            var bins = boxPredictions[l].permute(1, 2, 0).reshape(-1, 4 * (regMax + 1)).index_select(0, anchorIndex);
+            var distances = Integral.Forward(bins, regMax) * stride;
+            var centers = AnchorGenerator.Centers(anchorGenerator.LevelAnchors(l, featmapSize, device).index_select(0, anchorIndex));
+            boxes.Add(DistancePointBoxCoder.Decode(centers, distances, imageShape));
+            scores.Add(sorted.narrow(0, 0, k));
+            labels.Add(pairs[TensorIndex.Colon, 1].index_select(0, top));
+        }
+
+        // mmdetection 3.x scale_boxes multiplies by the reciprocal, computed in double and stored as float32.
+        var inverse = tensor(new[] { (float)(1 / scaleW), (float)(1 / scaleH), (float)(1 / scaleW), (float)(1 / scaleH) }, device: device);
+        return new DetectionCandidates(cat(boxes, 0) * inverse, cat(scores, 0), cat(labels, 0), above, kept);
+    }
+}

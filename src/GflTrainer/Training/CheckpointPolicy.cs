@@ -1,0 +1,77 @@
+using GflTrainer.Checkpoints;
+using GflTrainer.Config;
+using GflTrainer.Data;
+using GflTrainer.Model;
+using Serilog;
+using TorchSharp;
+
+namespace GflTrainer.Training;
+
+/// <summary>Which checkpoints a run writes and what goes into them (mmdetection's CheckpointHook): <c>epoch_N</c>
+/// every <c>train.checkpoint.interval</c> epochs and after the last (older ones pruned to <c>keep_last</c>),
+/// <c>last</c> after every epoch and on interrupt, <c>best</c> on a new best bbox AP, <c>nan_iter_N</c> before a
+/// non-finite step. A checkpoint holds the weights, the momentum, <see cref="TrainState"/>, the torch RNG, the fp16
+/// loss scale, the label map and the resolved config, so <see cref="Restore"/> continues bit-exactly.</summary>
+internal sealed class CheckpointPolicy(CheckpointStore store, CheckpointConfig config, int epochs, TrainState state,
+    GflDetector model, Sgd optimizer, LossScaler? scaler, CategoryMap categories, string configYaml, long seed, ILogger log)
+{
+    public CheckpointStore Store => store;
+
+    /// <summary>Continues from <paramref name="ck"/>: weights, momentum, state, RNG and loss scale.</summary>
+    public void Restore(LoadedCheckpoint ck)
+    {
+        WeightLoader.Load(model, ck.Model.Tensors, WeightNameMapping.Identity, strict: true, sourceName: ck.Directory);
+        if (ck.Optimizer is not null) optimizer.LoadMomentum(ck.Optimizer.Tensors);
+        var m = ck.Meta;
+        state.Epoch = m.Epoch; state.Iteration = m.Iteration; state.IterInEpoch = m.IterInEpoch; state.BestAp = m.BestAp;
+        if (!string.IsNullOrEmpty(m.TorchRngState))
+        {
+            using var rng = torch.tensor(Convert.FromBase64String(m.TorchRngState), torch.ScalarType.Byte);
+            torch.random.set_rng_state(rng);
+        }
+        scaler?.Restore(m.LossScale, m.LossScaleCleanSteps);
+        log.Information("resumed from {Dir}: epoch {Epoch}, iteration {Iter} ({InEpoch} batches into the epoch)",
+            ck.Directory, state.Epoch + 1, state.Iteration, state.IterInEpoch);
+    }
+
+    /// <summary>After epoch <paramref name="done"/> (1-based): <c>epoch_N</c> when due, then <c>last</c>; both point at
+    /// the start of the next epoch. Returns the path of <c>last</c>.</summary>
+    public string AfterEpoch(int done)
+    {
+        if (done % config.Interval == 0 || done == epochs)
+        {
+            Save($"epoch_{done}", "epoch", done, 0);
+            if (config.KeepLast is int keep) store.Prune(keep);
+        }
+        return Save("last", done == epochs ? "final" : "epoch", done, 0);
+    }
+
+    /// <summary>Stopped by a signal: <c>last</c> at the current iteration, so a resume redoes nothing.</summary>
+    public string OnInterrupt() => Save("last", "interrupt", state.Epoch, state.IterInEpoch);
+
+    /// <summary>An evaluation after epoch <paramref name="done"/> scored <paramref name="ap"/>: writes <c>best</c> when it is
+    /// the best so far and returns its path, else null.</summary>
+    public string? OnEvaluated(int done, double ap) => state.OfferAp(ap) ? Save("best", "best", done, 0) : null;
+
+    /// <summary>The weights as they were before the failing step (no update was made), to <c>nan_iter_N</c>; null if that
+    /// fails, which is logged but must not hide the original error.</summary>
+    public string? SaveDiagnostic()
+    {
+        try { return Save($"nan_iter_{state.Iteration + 1}", "nan-diagnostic", state.Epoch, state.IterInEpoch); }
+        catch (Exception e) { log.Error("could not write the diagnostic checkpoint: {Message}", e.Message); return null; }
+    }
+
+    /// <param name="epoch">0-based epoch a resumed run continues in.</param>
+    /// <param name="iterInEpoch">batches of that epoch already done.</param>
+    private string Save(string name, string reason, int epoch, long iterInEpoch)
+    {
+        string rng;
+        using (var generator = torch.random.get_rng_state())
+            rng = Convert.ToBase64String(generator.data<byte>().ToArray());
+        var meta = new TrainingCheckpoint(epoch, state.Iteration, iterInEpoch, seed, rng, scaler?.Scale ?? 1,
+            scaler?.CleanSteps ?? 0,
+            categories.Categories.Select((c, i) => new CheckpointClass(i, c.Id, c.Name)).ToList(),
+            configYaml, state.BestAp, reason);
+        return store.Save(name, model.state_dict(), optimizer.MomentumBuffers.ToDictionary(kv => kv.Key, kv => kv.Value), meta);
+    }
+}

@@ -1,0 +1,80 @@
+using GflTrainer.Config;
+using GflTrainer.Model;
+using GflTrainer.Runtime;
+using GflTrainer.Training.Losses;
+using static TorchSharp.torch;
+
+namespace GflTrainer.Training;
+
+/// <summary>How one <see cref="TrainStep.Run"/> ended.</summary>
+/// <param name="Losses">the step's loss values (averaged over the ranks).</param>
+/// <param name="Update">the optimizer step's outcome; null when the loss was not finite, in which case no backward
+/// ran and the weights are untouched.</param>
+public sealed record TrainStepResult(LossScalars Losses, OptimizerStepOutcome? Update)
+{
+    public bool LossFinite => Update is not null;
+}
+
+/// <summary>
+/// One training step: forward (inside an autocast region when AMP is on), the losses in fp32, one host read of the
+/// loss values, then <see cref="OptimizerStep"/> (backward, gradient check, clip, SGD). <c>gfl train</c> and
+/// <c>gfl bench train-step</c> run this one step, so the benchmark times what training does.
+/// </summary>
+internal sealed class TrainStep
+{
+    private readonly GflDetector _model;
+    private readonly GflLoss _loss;
+    private readonly OptimizerStep _update;
+    private readonly ScalarType? _ampType;
+    private readonly Device _device;
+    private readonly ICollective _collective;
+
+    public TrainStep(GflDetector model, GflLoss loss, OptimizerStep update, ScalarType? ampType, Device device, ICollective? collective = null)
+    {
+        _model = model; _loss = loss; _update = update; _ampType = ampType; _device = device;
+        _collective = collective ?? SingleProcessCollective.Instance;
+    }
+
+    /// <summary>The step of a configuration: its loss (model section), AMP mode, loss scaler (fp16) and gradient
+    /// clipping (train section) around <paramref name="sgd"/>.</summary>
+    public static TrainStep FromConfig(GflConfig cfg, GflDetector model, Sgd sgd, Device device, ICollective? collective = null,
+        Action<IReadOnlyList<(string Name, Tensor Param)>>? afterBackwardForTests = null)
+    {
+        var scaler = cfg.Train.Amp == AmpMode.Fp16 ? new LossScaler() : null;
+        var update = new OptimizerStep(sgd, scaler, cfg.Train.GradClip, collective) { AfterBackward = afterBackwardForTests };
+        return new TrainStep(model, GflLoss.FromConfig(cfg.Model), update, AmpType(cfg.Train.Amp), device, collective) { Scaler = scaler };
+    }
+
+    public static ScalarType? AmpType(AmpMode amp) =>
+        amp switch { AmpMode.Bf16 => ScalarType.BFloat16, AmpMode.Fp16 => ScalarType.Float16, _ => null };
+
+    /// <summary>The fp16 loss scaler (its state goes into checkpoints), or null.</summary>
+    public LossScaler? Scaler { get; private init; }
+
+    /// <param name="images">(N, 3, H, W) normalised, padded batch on the step's device.</param>
+    /// <param name="gtBoxes">per image (G_i, 4) xyxy pixels of the padded input.</param>
+    /// <param name="gtLabels">per image (G_i,) int64 class indices.</param>
+    /// <param name="padShapes">per image its padded (H, W).</param>
+    public TrainStepResult Run(Tensor images, IReadOnlyList<Tensor> gtBoxes, IReadOnlyList<Tensor> gtLabels,
+        IReadOnlyList<(int H, int W)> padShapes)
+    {
+        HeadOutputs outputs;
+        using (Autocast.Enter(_ampType, _device))
+            outputs = _model.forward(images);
+        if (_ampType is not null)   // losses in fp32, as mmdetection's AmpOptimWrapper leaves them outside autocast's casts
+            outputs = new HeadOutputs(outputs.ClassScores.Select(x => x.to(ScalarType.Float32)).ToList(),
+                outputs.BoxPredictions.Select(x => x.to(ScalarType.Float32)).ToList());
+        // Crowd regions are not passed: mmdetection's ATSS has ignore_iof_thr -1, so anchors on them stay negatives.
+        var losses = _loss.Compute(outputs, gtBoxes, gtLabels, padShapes);
+        var scalars = Average(losses.ToScalars());   // the one host sync before backward
+        if (!double.IsFinite(scalars.Total)) return new TrainStepResult(scalars, null);
+        return new TrainStepResult(scalars, _update.Run(losses.Total));   // backward, gradient check, clip, SGD
+    }
+
+    private LossScalars Average(LossScalars s)
+    {
+        if (_collective.WorldSize == 1) return s;
+        var v = _collective.AllReduceMean(s.Terms.Select(t => t.Value).Append(s.Total).ToArray());
+        return new LossScalars(v[^1], s.Terms.Select((t, i) => t with { Value = v[i] }).ToList());
+    }
+}
