@@ -23,17 +23,21 @@ public static class GflApp
         return root;
     }
 
-    public static int Run(string[] args)
+    /// <param name="output">stdout of the invocation (default: the console); results and information go here.</param>
+    /// <param name="error">stderr of the invocation (default: the console); warnings and errors go here.</param>
+    public static int Run(string[] args, TextWriter? output = null, TextWriter? error = null)
     {
+        output ??= Console.Out;
+        error ??= Console.Error;
         var root = Build();
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {
-            foreach (var e in parse.Errors) Console.Error.WriteLine($"error: {e.Message}");
-            Console.Error.WriteLine("Run 'gfl --help' for usage.");
+            foreach (var e in parse.Errors) error.WriteLine($"error: {e.Message}");
+            error.WriteLine("Run 'gfl --help' for usage.");
             return ExitCodes.Usage;
         }
-        return parse.Invoke();
+        return parse.Invoke(new InvocationConfiguration { Output = output, Error = error });
     }
 }
 

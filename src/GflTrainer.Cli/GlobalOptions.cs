@@ -1,12 +1,11 @@
 using System.CommandLine;
-using Serilog;
 using Serilog.Events;
 using GflTrainer.Runtime;
 
 namespace GflTrainer.Cli;
 
-/// <summary>Options every command accepts, and the shared run wrapper that turns exceptions into
-/// one-line messages and exit codes.</summary>
+/// <summary>Options every command accepts, and the shared run wrapper that gives a command its writers and logger
+/// and turns its exceptions into one-line messages and exit codes (<see cref="ErrorReport"/>).</summary>
 public static class GlobalOptions
 {
     public static readonly Option<string> Device = new("--device")
@@ -29,45 +28,34 @@ public static class GlobalOptions
         "info" or "information" => LogEventLevel.Information,
         "warn" or "warning" => LogEventLevel.Warning,
         "error" => LogEventLevel.Error,
-        var other => throw new GflConfigException($"--log-level {other}: expected debug, info, warning or error"),
+        var other => throw new GflConfigException($"--log-level {other}: expected debug, info, warning or error") { Key = "--log-level" },
     };
 
-    /// <summary>Runs a command body with console logging (a run adds its own log files through
-    /// <see cref="Logging.AttachRunLog"/>) and maps failures to exit codes.</summary>
-    public static int Execute(ParseResult parse, Func<LogEventLevel, int> body)
+    /// <summary>Runs a command body with a console logger on the invocation's writers and maps failures to exit
+    /// codes.</summary>
+    public static int Execute(ParseResult parse, Func<CommandContext, int> body)
     {
+        var invocation = parse.InvocationConfiguration;
+        TextWriter output = invocation.Output, error = invocation.Error;
         LogEventLevel level;
         try { level = ParseLevel(parse.GetValue(LogLevel)); }
-        catch (GflConfigException e) { Console.Error.WriteLine($"error: {e.Message}"); return ExitCodes.Usage; }
-        Logging.ConfigureConsole(level);
+        catch (GflConfigException e) { error.WriteLine($"error: {e.Message}"); return ExitCodes.Usage; }
+        using var log = Logging.ForConsole(level, output, error);
+        // A live progress bar only on the process's own interactive stderr, never on a test's writer or a log file.
+        bool interactive = ReferenceEquals(error, Console.Error) && !Console.IsErrorRedirected && !Console.IsOutputRedirected;
+        var context = new CommandContext(output, error, log, level, interactive ? error : null);
         try
         {
-            return body(level);
-        }
-        catch (GflConfigException e)
-        {
-            Log.Error("{Message}", e.Message);
-            if (level <= LogEventLevel.Debug) Log.Debug(e, "details");
-            return ExitCodes.Usage;
-        }
-        catch (OperationCanceledException)
-        {
-            Log.Warning("interrupted");
-            return ExitCodes.Interrupted;
+            return body(context);
         }
         catch (Exception e)
         {
-            // Errors the user can act on are one line; anything else is a bug and says where to look.
-            bool expected = e is GflRuntimeException or Coco.CocoFormatException;
-            var msg = expected ? e.Message : $"{e.GetType().Name}: {e.Message}";
-            Log.Error("{Message}", msg);
-            if (level <= LogEventLevel.Debug) Log.Debug(e, "details");
-            else if (!expected) Console.Error.WriteLine("(run with --log-level debug for the stack trace)");
-            return ExitCodes.Failure;
-        }
-        finally
-        {
-            Log.CloseAndFlush();
+            var report = ErrorReport.Of(e);
+            if (report.ExitCode == ExitCodes.Interrupted) log.Warning("{Message}", report.Message);
+            else log.Error("{Message}", report.Message);
+            if (level <= LogEventLevel.Debug) log.Debug(e, "details");
+            else if (report.IsBug) error.WriteLine("(run with --log-level debug for the stack trace)");
+            return report.ExitCode;
         }
     }
 }

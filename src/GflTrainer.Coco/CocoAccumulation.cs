@@ -3,7 +3,7 @@ namespace GflTrainer.Coco;
 /// <summary>pycocotools' <c>eval['precision']</c> (T, R, K, A, M) and <c>eval['recall']</c> (T, K, A, M):
 /// T IoU thresholds, R recall thresholds, K categories (ascending id), A area ranges, M maxDets values.
 /// -1 marks an entry without non-ignored ground truth; it is left out of every mean.</summary>
-internal sealed class CocoAccumulation
+public sealed class CocoAccumulation
 {
     readonly double[] _precision;
     readonly double[] _recall;

@@ -3,21 +3,21 @@ using System.Text.Json;
 namespace GflTrainer.Coco;
 
 /// <summary>One <c>images[]</c> entry of a COCO instances file.</summary>
-internal sealed record CocoImage(long Id, string FileName, int Width, int Height);
+public sealed record CocoImage(long Id, string FileName, int Width, int Height);
 
 /// <summary>One <c>annotations[]</c> entry. <see cref="Bbox"/> is COCO [x, y, w, h] in pixels, or null when the
 /// entry has no usable bbox array (reported by <c>gfl data check</c>). Segmentation is not read (GFL is box-only).</summary>
-internal sealed record CocoAnnotation(long Id, long ImageId, long CategoryId, double[]? Bbox, double? Area, bool IsCrowd);
+public sealed record CocoAnnotation(long Id, long ImageId, long CategoryId, double[]? Bbox, double? Area, bool IsCrowd);
 
 /// <summary>One <c>categories[]</c> entry.</summary>
-internal sealed record CocoCategory(long Id, string Name);
+public sealed record CocoCategory(long Id, string Name);
 
 /// <summary>A field whose JSON type was wrong or that was missing: kept, not thrown, so the checker can list them all.</summary>
-internal sealed record CocoFieldIssue(string Where, string Message);
+public sealed record CocoFieldIssue(string Where, string Message);
 
 /// <summary>The parts of a COCO instances JSON file that detection needs, read by streaming
 /// (<see cref="JsonTokenStream"/>): memory is the records, not the file.</summary>
-internal sealed class CocoAnnotations
+public sealed class CocoAnnotations
 {
     public required string SourceFile { get; init; }
     public required IReadOnlyList<CocoImage> Images { get; init; }

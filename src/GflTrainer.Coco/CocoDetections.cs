@@ -1,7 +1,7 @@
 namespace GflTrainer.Coco;
 
 /// <summary>One detection in COCO results form: box <c>[x, y, w, h]</c> in absolute pixels, top-left origin.</summary>
-internal readonly record struct CocoDetection(long ImageId, long CategoryId, double X, double Y, double Width, double Height, double Score)
+public readonly record struct CocoDetection(long ImageId, long CategoryId, double X, double Y, double Width, double Height, double Score)
 {
     /// <summary>w*h, as pycocotools' <c>loadRes</c> sets it (negative for a negative width: then it lies outside
     /// every area range, and the detection is ignored unless it matches).</summary>
@@ -11,7 +11,7 @@ internal readonly record struct CocoDetection(long ImageId, long CategoryId, dou
 /// <summary>A results set checked against its ground truth, as pycocotools' <c>COCO.loadRes</c> builds it:
 /// every image id must be one the ground truth lists; detections are numbered 1..N in the given order
 /// (that order breaks score ties); category ids the ground truth does not list are kept but never evaluated.</summary>
-internal sealed class CocoDetections
+public sealed class CocoDetections
 {
     /// <summary>The detections in file order.</summary>
     public IReadOnlyList<CocoDetection> Items { get; }

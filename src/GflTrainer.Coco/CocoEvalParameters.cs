@@ -2,11 +2,11 @@ namespace GflTrainer.Coco;
 
 /// <summary>An object-size bucket: an annotation (by its <c>area</c> field) or a detection (by w*h) is in it when
 /// <c>Min &lt;= area &lt;= Max</c>; both ends are inclusive, so an area of exactly 1024 is small and medium.</summary>
-internal sealed record CocoAreaRange(string Label, double Min, double Max);
+public sealed record CocoAreaRange(string Label, double Min, double Max);
 
 /// <summary>pycocotools' <c>Params(iouType='bbox')</c>. The defaults are the COCO protocol; the thresholds are the
 /// exact doubles numpy's <c>linspace</c> produces, which matter where an IoU or a recall lands on a threshold.</summary>
-internal sealed record CocoEvalParameters
+public sealed record CocoEvalParameters
 {
     /// <summary><c>np.linspace(.5, .95, 10)</c>: 0.5, 0.55, ..., 0.85, 0.8999999999999999, 0.95.</summary>
     public IReadOnlyList<double> IouThresholds { get; init; } = Linspace(0.5, 0.95, 10);

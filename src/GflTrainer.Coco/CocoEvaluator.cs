@@ -6,7 +6,7 @@ namespace GflTrainer.Coco;
 /// (<c>evaluate()</c>), <see cref="Accumulate"/> (<c>accumulate()</c>) and <see cref="CocoAccumulation.Summarize"/>
 /// (<c>summarize()</c>). Work is spread over (category, image) cells and categories with results placed by index,
 /// so the output does not depend on the thread count.</summary>
-internal sealed class CocoEvaluator
+public sealed class CocoEvaluator
 {
     /// <summary>np.spacing(1), the gap between 1 and the next double, added to tp + fp in the precision.</summary>
     const double Eps = 2.220446049250313e-16;

@@ -4,12 +4,12 @@ namespace GflTrainer.Coco;
 /// <param name="Area">The file's <c>area</c> field (the segmentation area in real COCO, not w*h): pycocotools
 /// uses it for the small/medium/large ranges.</param>
 /// <param name="IsCrowd">Crowd regions are never missed and absorb any number of detections.</param>
-internal readonly record struct CocoGroundTruthBox(
+public readonly record struct CocoGroundTruthBox(
     long Id, long ImageId, long CategoryId, double X, double Y, double Width, double Height, double Area, bool IsCrowd);
 
 /// <summary>A COCO instances file reduced to what bbox evaluation needs: the evaluated images (every listed
 /// image, with or without annotations), the categories and the annotations, as pycocotools' <c>COCO</c> holds them.</summary>
-internal sealed class CocoGroundTruth
+public sealed class CocoGroundTruth
 {
     /// <summary>Image ids in ascending order: the evaluated set, and the order accumulation concatenates in.</summary>
     public IReadOnlyList<long> ImageIds { get; }

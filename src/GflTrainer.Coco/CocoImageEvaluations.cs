@@ -2,7 +2,7 @@ namespace GflTrainer.Coco;
 
 /// <summary>The per image, category and area-range matching results of <see cref="CocoEvaluator.EvaluateImages"/>,
 /// input to <see cref="CocoEvaluator.Accumulate"/>.</summary>
-internal sealed class CocoImageEvaluations
+public sealed class CocoImageEvaluations
 {
     internal CocoImageEvaluations(int categoryCount, int areaCount, int imageCount)
     {

@@ -33,9 +33,9 @@ public static class BenchCommand
         return c;
     }
 
-    static int Print(ParseResult p, BenchReport report)
+    static int Print(ParseResult p, CommandContext ctx, BenchReport report)
     {
-        report.Write(Console.Out, p.GetValue(JsonOut));
+        report.Write(ctx.Out, p.GetValue(JsonOut));
         return ExitCodes.Ok;
     }
 
@@ -48,7 +48,7 @@ public static class BenchCommand
         var workers = new Option<int>("--workers") { Description = "Loader workers", DefaultValueFactory = _ => 1 };
         var count = new Option<int>("--count") { Description = "Images to process", DefaultValueFactory = _ => 100 };
         var cmd = WithCommon(new Command("data", "Images/s of decode + resize (1333, 800) + flip + normalise + pad + collate"), ann, images, workers, count);
-        cmd.SetAction(p => GlobalOptions.Execute(p, _ => Print(p, Bench.Data(p.GetValue(ann)!, p.GetValue(images)!, p.GetValue(workers), p.GetValue(count), p.GetValue(Threads)))));
+        cmd.SetAction(p => GlobalOptions.Execute(p, ctx => Print(p, ctx, Bench.Data(p.GetValue(ann)!, p.GetValue(images)!, p.GetValue(workers), p.GetValue(count), p.GetValue(Threads)))));
         return cmd;
     }
 
@@ -57,7 +57,7 @@ public static class BenchCommand
         var height = new Option<int>("--height") { DefaultValueFactory = _ => 800 };
         var width = new Option<int>("--width") { DefaultValueFactory = _ => 1344 };
         var cmd = WithCommon(new Command("model", "Forward and forward+backward ms per image of ResNet-FPN-GFL"), Depth, Batch, height, width);
-        cmd.SetAction(p => GlobalOptions.Execute(p, _ => Print(p, Bench.Model(DeviceOf(p), p.GetValue(Depth), p.GetValue(Batch), p.GetValue(height), p.GetValue(width), p.GetValue(Repeats), p.GetValue(Threads)))));
+        cmd.SetAction(p => GlobalOptions.Execute(p, ctx => Print(p, ctx, Bench.Model(ctx.Log, DeviceOf(p), p.GetValue(Depth), p.GetValue(Batch), p.GetValue(height), p.GetValue(width), p.GetValue(Repeats), p.GetValue(Threads)))));
         return cmd;
     }
 
@@ -65,7 +65,7 @@ public static class BenchCommand
     {
         var backward = new Option<bool>("--backward") { Description = "Include the backward pass of the losses" };
         var cmd = WithCommon(new Command("targets", "ATSS assignment + QFL/DFL/GIoU for 2 images at 1344x800 with 50 gts each"), backward);
-        cmd.SetAction(p => GlobalOptions.Execute(p, _ => Print(p, Bench.Targets(DeviceOf(p), p.GetValue(backward), p.GetValue(Repeats), p.GetValue(Warmup), p.GetValue(Threads)))));
+        cmd.SetAction(p => GlobalOptions.Execute(p, ctx => Print(p, ctx, Bench.Targets(ctx.Log, DeviceOf(p), p.GetValue(backward), p.GetValue(Repeats), p.GetValue(Warmup), p.GetValue(Threads)))));
         return cmd;
     }
 
@@ -80,7 +80,7 @@ public static class BenchCommand
                 "--depth is then ignored, --batch/--height/--width still apply",
         };
         var cmd = WithCommon(new Command("train-step", "Full SGD step of R50-GFL (forward, targets, losses, backward, update)"), Depth, Batch, amp, height, width, config);
-        cmd.SetAction(p => GlobalOptions.Execute(p, _ => Print(p, Bench.TrainStep(DeviceOf(p), p.GetValue(Depth), p.GetValue(Batch), p.GetValue(amp) ?? "off", p.GetValue(height), p.GetValue(width),
+        cmd.SetAction(p => GlobalOptions.Execute(p, ctx => Print(p, ctx, Bench.TrainStep(ctx.Log, DeviceOf(p), p.GetValue(Depth), p.GetValue(Batch), p.GetValue(amp) ?? "off", p.GetValue(height), p.GetValue(width),
             p.GetValue(Repeats), p.GetValue(Warmup), p.GetValue(config), p.GetValue(Threads)))));
         return cmd;
     }
@@ -91,7 +91,7 @@ public static class BenchCommand
         var width = new Option<int>("--width") { DefaultValueFactory = _ => 1344 };
         var batch = new Option<int>("--batch") { Description = "Images per forward", DefaultValueFactory = _ => 1 };
         var cmd = WithCommon(new Command("infer", "Inference (model + post-processing) images/s at 1333x800"), Depth, batch, height, width);
-        cmd.SetAction(p => GlobalOptions.Execute(p, _ => Print(p, Bench.Infer(DeviceOf(p), p.GetValue(Depth), p.GetValue(batch), p.GetValue(height), p.GetValue(width), p.GetValue(Repeats),
+        cmd.SetAction(p => GlobalOptions.Execute(p, ctx => Print(p, ctx, Bench.Infer(ctx.Log, DeviceOf(p), p.GetValue(Depth), p.GetValue(batch), p.GetValue(height), p.GetValue(width), p.GetValue(Repeats),
             p.GetValue(Warmup), p.GetValue(Threads)))));
         return cmd;
     }
@@ -101,7 +101,7 @@ public static class BenchCommand
         var ann = new Option<string>("--annotations") { Description = "GT json (default: the large_timing fixture)", Required = true };
         var dets = new Option<string>("--detections") { Description = "Detections json", Required = true };
         var cmd = WithCommon(new Command("eval", "COCO evaluation time: load, evaluate, accumulate"), ann, dets);
-        cmd.SetAction(p => GlobalOptions.Execute(p, _ => Print(p, Bench.Eval(p.GetValue(ann)!, p.GetValue(dets)!, p.GetValue(Repeats)))));
+        cmd.SetAction(p => GlobalOptions.Execute(p, ctx => Print(p, ctx, Bench.Eval(p.GetValue(ann)!, p.GetValue(dets)!, p.GetValue(Repeats)))));
         return cmd;
     }
 }

@@ -32,7 +32,7 @@ public static class ConfigCommand
         parse.GetResult(GlobalOptions.Device) is { Implicit: false } ? parse.GetValue(GlobalOptions.Device)! : config.Runtime.Device;
 
     /// <summary>The log level a run uses: <c>--log-level</c> when given on the command line, else
-    /// <c>runtime.log_level</c> (apply it with <see cref="Logging.ConfigureConsole"/> after loading the config).</summary>
+    /// <c>runtime.log_level</c> (a run's console logger is made at this level).</summary>
     public static LogEventLevel LogLevel(ParseResult parse, GflConfig config) =>
         parse.GetResult(GlobalOptions.LogLevel) is { Implicit: false }
             ? GlobalOptions.ParseLevel(parse.GetValue(GlobalOptions.LogLevel))
@@ -59,9 +59,9 @@ public static class ConfigCommand
         var config = ConfigFileOption();
         var set = SetOption();
         var cmd = new Command("show", "Print the fully resolved configuration (bases and --set applied) as YAML") { config, set };
-        cmd.SetAction(parse => GlobalOptions.Execute(parse, _ =>
+        cmd.SetAction(parse => GlobalOptions.Execute(parse, ctx =>
         {
-            Console.Out.Write(ConfigWriter.ToYaml(Load(parse, config, set)));
+            ctx.Out.Write(ConfigWriter.ToYaml(Load(parse, config, set)));
             return ExitCodes.Ok;
         }));
         return cmd;
@@ -72,10 +72,10 @@ public static class ConfigCommand
         var config = ConfigFileOption();
         var set = SetOption();
         var cmd = new Command("check", "Validate a configuration; exit 0 when valid, 2 with every problem listed otherwise") { config, set };
-        cmd.SetAction(parse => GlobalOptions.Execute(parse, _ =>
+        cmd.SetAction(parse => GlobalOptions.Execute(parse, ctx =>
         {
             Load(parse, config, set);
-            Console.Out.WriteLine($"ok: {parse.GetValue(config)!.Name}");
+            ctx.Out.WriteLine($"ok: {parse.GetValue(config)!.Name}");
             return ExitCodes.Ok;
         }));
         return cmd;
@@ -84,9 +84,9 @@ public static class ConfigCommand
     static Command Keys()
     {
         var cmd = new Command("keys", "List every config key with type, default, allowed values and meaning (Markdown table)");
-        cmd.SetAction(parse => GlobalOptions.Execute(parse, _ =>
+        cmd.SetAction(parse => GlobalOptions.Execute(parse, ctx =>
         {
-            Console.Out.Write(ConfigReference.MarkdownTable());
+            ctx.Out.Write(ConfigReference.MarkdownTable());
             return ExitCodes.Ok;
         }));
         return cmd;

@@ -25,7 +25,7 @@ public static class DataCommand
         var png = new Option<bool>("--png") { Description = "Write PNG instead of JPEG" };
         var cmd = new Command("synth", "Write a small COCO-format data set of coloured shapes (rectangle, ellipse, triangle)")
             { outDir, seed, train, val, size, png };
-        cmd.SetAction(parse => GlobalOptions.Execute(parse, _ =>
+        cmd.SetAction(parse => GlobalOptions.Execute(parse, ctx =>
         {
             var dir = parse.GetValue(outDir)!;
             var (t, v) = SyntheticShapes.Write(dir, new SyntheticShapesOptions
@@ -33,8 +33,8 @@ public static class DataCommand
                 Seed = parse.GetValue(seed), TrainImages = parse.GetValue(train), ValImages = parse.GetValue(val),
                 ImageSize = parse.GetValue(size), Png = parse.GetValue(png),
             });
-            Console.WriteLine($"wrote {dir}: train {parse.GetValue(train)} images / {t} boxes, val {parse.GetValue(val)} images / {v} boxes");
-            Console.WriteLine($"  annotations: {Path.Combine(dir, "annotations", "instances_{train,val}.json")}, images root: {Path.Combine(dir, "images")}");
+            ctx.Out.WriteLine($"wrote {dir}: train {parse.GetValue(train)} images / {t} boxes, val {parse.GetValue(val)} images / {v} boxes");
+            ctx.Out.WriteLine($"  annotations: {Path.Combine(dir, "annotations", "instances_{train,val}.json")}, images root: {Path.Combine(dir, "images")}");
             return ExitCodes.Ok;
         }));
         return cmd;
@@ -49,7 +49,7 @@ public static class DataCommand
         var workers = new Option<int>("--workers") { Description = "Parallel image decoders", DefaultValueFactory = _ => 2 };
         var cmd = new Command("check", "Report every problem of a COCO annotation file and its images (exit 0 clean, 1 problems)")
             { ann, images, config, set, workers };
-        cmd.SetAction(parse => GlobalOptions.Execute(parse, _ =>
+        cmd.SetAction(parse => GlobalOptions.Execute(parse, ctx =>
         {
             var targets = new List<(string Name, string Ann, string Images)>();
             if (parse.GetValue(config) is { } cfgPath)
@@ -69,16 +69,16 @@ public static class DataCommand
             {
                 var root = parse.GetValue(images) ?? throw new GflConfigException("gfl data check needs --ann FILE --images DIR, or --config FILE");
                 var file = parse.GetValue(ann) ?? throw new GflConfigException("gfl data check needs --ann FILE --images DIR, or --config FILE");
-                if (!Directory.Exists(root)) throw new GflConfigException($"--images {root}: folder not found");
-                if (!File.Exists(file)) throw new GflConfigException($"--ann {file}: file not found");
+                if (!Directory.Exists(root)) throw new GflConfigException($"--images {root}: folder not found") { Key = "--images" };
+                if (!File.Exists(file)) throw new GflConfigException($"--ann {file}: file not found") { Key = "--ann" };
                 targets.Add(("data", file, root));
             }
             bool clean = true;
             foreach (var (name, file, root) in targets)
             {
-                if (targets.Count > 1) Console.WriteLine($"== {name}: {file}");
+                if (targets.Count > 1) ctx.Out.WriteLine($"== {name}: {file}");
                 var report = DataChecker.Run(file, root, parse.GetValue(workers));
-                DataChecker.Write(report, Console.Out);
+                DataChecker.Write(report, ctx.Out);
                 clean &= report.Clean;
             }
             return clean ? ExitCodes.Ok : ExitCodes.Failure;

@@ -20,18 +20,18 @@ public static class DoctorCommand
         cmd.Options.Add(set);
         cmd.Options.Add(r50);
         cmd.Options.Add(record);
-        cmd.SetAction(parse => GlobalOptions.Execute(parse, _ =>
+        cmd.SetAction(parse => GlobalOptions.Execute(parse, ctx =>
         {
             if (parse.GetValue(record) is { } file)
             {
                 CpuidRecording.Record(HardwareCpuid.Instance, Environment.MachineName).Save(file.FullName);
-                Console.WriteLine($"CPUID answers written to {file.FullName}");
+                ctx.Out.WriteLine($"CPUID answers written to {file.FullName}");
                 return ExitCodes.Ok;
             }
             var model = parse.GetValue(config) is { } f
                 ? ConfigLoader.Load(f.FullName, parse.GetValue(set) ?? []).Model
                 : new ModelConfig();
-            return CpuDoctor.Run(new CpuDoctor.Options(model, parse.GetValue(r50)), Console.Out) ? ExitCodes.Ok : ExitCodes.Failure;
+            return CpuDoctor.Run(new CpuDoctor.Options(model, parse.GetValue(r50)), ctx.Out, ctx.Log) ? ExitCodes.Ok : ExitCodes.Failure;
         }));
         return cmd;
     }

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using Serilog;
 using GflTrainer.Coco;
 using GflTrainer.Inference;
 
@@ -50,7 +49,7 @@ public static class EvalCommand
         cmd.Options.Add(splitOption);
         cmd.Options.Add(outDirOption);
         cmd.Options.Add(setOption);
-        cmd.SetAction(parse => GlobalOptions.Execute(parse, _ =>
+        cmd.SetAction(parse => GlobalOptions.Execute(parse, ctx =>
         {
             var annotations = parse.GetValue(annotationsOption);
             var detections = parse.GetValue(detectionsOption);
@@ -60,30 +59,30 @@ public static class EvalCommand
                 if (annotations is not null || detections is not null)
                     throw new GflConfigException("gfl eval: use either --checkpoint (model mode) or --annotations/--detections (file mode), not both");
                 var metrics = EvalRun.Execute(new EvalRequest(checkpoint, parse.GetValue(configOption), parse.GetValue(setOption) ?? [],
-                    parse.GetValue(splitOption) ?? "val", parse.GetValue(outDirOption), parse.GetValue(GlobalOptions.Device)));
-                Print(metrics);
+                    parse.GetValue(splitOption) ?? "val", parse.GetValue(outDirOption), parse.GetValue(GlobalOptions.Device)), ctx.Log);
+                Print(ctx, metrics);
                 return ExitCodes.Ok;
             }
             if (annotations is null || detections is null)
                 throw new GflConfigException("gfl eval needs --checkpoint PATH, or --annotations GT.json and --detections DETS.json");
-            return EvaluateFiles(annotations, detections, parse.GetValue(outOption));
+            return EvaluateFiles(ctx, annotations, detections, parse.GetValue(outOption));
         }));
         return cmd;
     }
 
-    static void Print(CocoMetrics metrics)
+    static void Print(CommandContext ctx, CocoMetrics metrics)
     {
-        foreach (var warning in metrics.Warnings) Log.Warning("{Warning}", warning);
-        foreach (var line in metrics.SummaryLines) Console.WriteLine(line);
-        Console.WriteLine();
-        Console.WriteLine("Per-category bbox AP@[.50:.95]:");
-        foreach (var line in metrics.PerCategoryTable()) Console.WriteLine(line);
+        foreach (var warning in metrics.Warnings) ctx.Log.Warning("{Warning}", warning);
+        foreach (var line in metrics.SummaryLines) ctx.Out.WriteLine(line);
+        ctx.Out.WriteLine();
+        ctx.Out.WriteLine("Per-category bbox AP@[.50:.95]:");
+        foreach (var line in metrics.PerCategoryTable()) ctx.Out.WriteLine(line);
     }
 
-    static int EvaluateFiles(string annotationsPath, string detectionsPath, string? outPath)
+    static int EvaluateFiles(CommandContext ctx, string annotationsPath, string detectionsPath, string? outPath)
     {
         var metrics = CocoEvaluator.EvaluateFiles(annotationsPath, detectionsPath);
-        Print(metrics);
+        Print(ctx, metrics);
         if (outPath is not null)
         {
             try
@@ -96,7 +95,7 @@ public static class EvalCommand
             {
                 throw new GflRuntimeException($"{outPath}: cannot write metrics: {e.Message}", e);
             }
-            Log.Information("metrics written to {Path}", outPath);
+            ctx.Log.Information("metrics written to {Path}", outPath);
         }
         return ExitCodes.Ok;
     }

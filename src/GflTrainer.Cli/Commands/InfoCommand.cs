@@ -10,10 +10,10 @@ public static class InfoCommand
     public static Command Create()
     {
         var cmd = new Command("info", "Print gfl, TorchSharp and libtorch versions, CUDA devices and threads");
-        cmd.SetAction(parse => GlobalOptions.Execute(parse, _ =>
+        cmd.SetAction(parse => GlobalOptions.Execute(parse, ctx =>
         {
             var gfl = typeof(GflApp).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "?";
-            RuntimeInfo.Write(Console.Out, gfl, parse.GetValue(GlobalOptions.Device));
+            RuntimeInfo.Write(ctx.Out, gfl, parse.GetValue(GlobalOptions.Device), ctx.Log);
             return ExitCodes.Ok;
         }));
         return cmd;

@@ -16,12 +16,12 @@ public static class PredictCommand
         var set = new Option<string[]>("--set") { Description = "Override a config key: key.path=value", AllowMultipleArgumentsPerToken = true };
         var cmd = new Command("predict", "Detect objects in images: JSON per image and an annotated copy")
             { checkpoint, input, outDir, scoreThr, config, set };
-        cmd.SetAction(parse => GlobalOptions.Execute(parse, _ =>
+        cmd.SetAction(parse => GlobalOptions.Execute(parse, ctx =>
         {
             double thr = parse.GetValue(scoreThr);
-            if (thr is < 0 or > 1) throw new GflConfigException($"--score-thr {thr}: expected a value in [0, 1]");
+            if (thr is < 0 or > 1) throw new GflConfigException($"--score-thr {thr}: expected a value in [0, 1]") { Key = "--score-thr" };
             PredictRun.Execute(new PredictRequest(parse.GetValue(checkpoint)!, parse.GetValue(input)!, parse.GetValue(outDir)!,
-                thr, parse.GetValue(config), parse.GetValue(set) ?? [], parse.GetValue(GlobalOptions.Device)));
+                thr, parse.GetValue(config), parse.GetValue(set) ?? [], parse.GetValue(GlobalOptions.Device)), ctx.Log);
             return ExitCodes.Ok;
         }));
         return cmd;

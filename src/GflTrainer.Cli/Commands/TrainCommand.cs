@@ -19,7 +19,7 @@ public static class TrainCommand
         };
         var autoResume = new Option<bool>("--auto-resume") { Description = "Resume if a last checkpoint exists, else start (for scheduled jobs)" };
         var cmd = new Command("train", "Train a GFL detector") { config, workDir, set, resume, autoResume };
-        cmd.SetAction(parse => GlobalOptions.Execute(parse, _ =>
+        cmd.SetAction(parse => GlobalOptions.Execute(parse, ctx =>
         {
             string? resumeValue = parse.GetResult(resume) is null ? null : parse.GetValue(resume) ?? "";
             var request = new TrainRequest(parse.GetValue(config)!, parse.GetValue(set) ?? [], parse.GetValue(workDir),
@@ -27,24 +27,24 @@ public static class TrainCommand
             using var cts = new CancellationTokenSource();
             int signalExit = ExitCodes.Interrupted;
             // SIGINT/SIGTERM: finish the current iteration, save `last`, exit 130/143. A second signal kills.
-            PosixSignalRegistration Register(PosixSignal sig, int code) => PosixSignalRegistration.Create(sig, ctx =>
+            PosixSignalRegistration Register(PosixSignal sig, int code) => PosixSignalRegistration.Create(sig, signal =>
             {
                 if (cts.IsCancellationRequested) return;
-                ctx.Cancel = true;
+                signal.Cancel = true;
                 signalExit = code;
-                Console.Error.WriteLine($"\n{sig}: stopping after the current iteration (send again to kill)");
+                ctx.Error.WriteLine($"\n{sig}: stopping after the current iteration (send again to kill)");
                 cts.Cancel();
             });
             using var onInt = Register(PosixSignal.SIGINT, ExitCodes.Interrupted);
             using var onTerm = Register(PosixSignal.SIGTERM, ExitCodes.Terminated);
             try
             {
-                TrainRun.Execute(request, cts.Token);
+                TrainRun.Execute(request, ctx.Log, ctx.Terminal, cts.Token);
                 return ExitCodes.Ok;
             }
             catch (OperationCanceledException e)
             {
-                Serilog.Log.Warning("{Message}", e.Message);
+                ctx.Log.Warning("{Message}", e.Message);
                 return signalExit;
             }
         }));

@@ -1,5 +1,6 @@
 using GflTrainer.Config;
 using GflTrainer.Runtime;
+using Serilog;
 
 namespace GflTrainer.Benchmarks;
 
@@ -14,33 +15,33 @@ public static class Bench
         return DataBenchmark.Report(DataBenchmark.Run(annotationFile, imageDir, workers, count));
     }
 
-    public static BenchReport Model(string? device, int depth, int batch, int height, int width, int repeats, int threads)
+    public static BenchReport Model(ILogger log, string? device, int depth, int batch, int height, int width, int repeats, int threads)
     {
         BenchReport.UseThreads(threads);
-        return ModelBenchmark.Report(ModelBenchmark.Run(DeviceSelector.Resolve(device), depth, height, width, batch, repeats));
+        return ModelBenchmark.Report(ModelBenchmark.Run(DeviceSelector.Resolve(device, log), depth, height, width, batch, repeats));
     }
 
-    public static BenchReport Targets(string? device, bool backward, int repeats, int warmup, int threads)
+    public static BenchReport Targets(ILogger log, string? device, bool backward, int repeats, int warmup, int threads)
     {
         BenchReport.UseThreads(threads);
-        var d = DeviceSelector.Resolve(device);
+        var d = DeviceSelector.Resolve(device, log);
         return TargetsBenchmark.Report(d, TargetsBenchmark.Run(d, repeats, backward, warmup));
     }
 
     /// <param name="configFile">time this configuration's model, loss and clipping instead of R50-GFL.</param>
-    public static BenchReport TrainStep(string? device, int depth, int batch, string amp, int height, int width, int repeats,
+    public static BenchReport TrainStep(ILogger log, string? device, int depth, int batch, string amp, int height, int width, int repeats,
         int warmup, string? configFile, int threads)
     {
         BenchReport.UseThreads(threads);
-        var d = DeviceSelector.Resolve(device);
+        var d = DeviceSelector.Resolve(device, log);
         var cfg = configFile is null ? null : ConfigLoader.Load(configFile);
         return TrainStepBenchmark.Report(TrainStepBenchmark.TrainStep(d, depth, batch, height, width, repeats, warmup, amp, cfg));
     }
 
-    public static BenchReport Infer(string? device, int depth, int batch, int height, int width, int repeats, int warmup, int threads)
+    public static BenchReport Infer(ILogger log, string? device, int depth, int batch, int height, int width, int repeats, int warmup, int threads)
     {
         BenchReport.UseThreads(threads);
-        var d = DeviceSelector.Resolve(device);
+        var d = DeviceSelector.Resolve(device, log);
         return TrainStepBenchmark.Report(TrainStepBenchmark.Inference(d, depth, batch, height, width, repeats, warmup));
     }
 

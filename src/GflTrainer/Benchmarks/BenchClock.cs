@@ -13,7 +13,7 @@ public static class BenchClock
     /// <returns>milliseconds of each timed call, in order.</returns>
     public static List<double> SampleMs(Device device, int warmup, int iterations, Action call)
     {
-        if (iterations < 1) throw new GflConfigException($"--repeats must be at least 1 (got {iterations})");
+        if (iterations < 1) throw new GflConfigException($"--repeats must be at least 1 (got {iterations})") { Key = "--repeats" };
         for (int i = 0; i < warmup; i++)
         {
             using (NewDisposeScope()) call();

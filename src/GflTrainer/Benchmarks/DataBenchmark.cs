@@ -28,7 +28,7 @@ public static class DataBenchmark
     public static DataBenchmarkResult Run(string annotationFile, string imageDir, int workers, int count)
     {
         var dataset = CocoDataset.ForTraining(CocoAnnotations.Load(annotationFile), imageDir);
-        if (dataset.Count == 0) throw new GflRuntimeException($"{annotationFile}: no training images");
+        if (dataset.Count == 0) throw new DataFileException(annotationFile, "no training images");
         int n = Math.Min(count, dataset.Count);
 
         var stages = Stages(dataset, n);
@@ -51,7 +51,7 @@ public static class DataBenchmark
                 batch.Dispose();
                 if (seen >= n) break;
             }
-            if (batches == before) throw new GflRuntimeException($"{annotationFile}: the loader yields no batches");
+            if (batches == before) throw new DataFileException(annotationFile, "the loader yields no batches");
         }
         double pipeline = seen / sw.Elapsed.TotalSeconds;
         return new DataBenchmarkResult(seen, workers, pipeline, stages);

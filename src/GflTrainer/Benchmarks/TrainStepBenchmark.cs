@@ -29,7 +29,7 @@ public static class TrainStepBenchmark
         int iterations = 5, int warmup = 2, string amp = "off", GflConfig? config = null)
     {
         AmpMode ampMode = amp switch { "bf16" => AmpMode.Bf16, "fp16" => AmpMode.Fp16, "off" => AmpMode.Off,
-            _ => throw new GflConfigException($"--amp {amp}: expected off, bf16 or fp16") };
+            _ => throw new GflConfigException($"--amp {amp}: expected off, bf16 or fp16") { Key = "--amp" } };
         // The reference R50-GFL when no config is given: mmdetection's gfl_r50_fpn_1x_coco (no gradient clipping).
         var cfg = config ?? new GflConfig { Model = new ModelConfig { Backbone = new BackboneConfig { Depth = depth } } };
         cfg = cfg with { Train = cfg.Train with { Amp = ampMode } };

@@ -104,18 +104,18 @@ internal sealed class CheckpointStore
         var dir = File.Exists(path) ? Path.GetDirectoryName(Path.GetFullPath(path))! : path;
         var metaPath = Path.Combine(dir, MetaFile);
         if (!File.Exists(metaPath))
-            throw new GflRuntimeException($"{dir}: not a gfl checkpoint (no {MetaFile})");
+            throw new CheckpointException(dir, $"not a gfl checkpoint (no {MetaFile})");
         MetaDocument doc;
         try { doc = JsonSerializer.Deserialize<MetaDocument>(File.ReadAllBytes(metaPath), Json) ?? throw new JsonException("empty"); }
-        catch (JsonException e) { throw new GflRuntimeException($"{metaPath}: unreadable checkpoint metadata: {e.Message}"); }
+        catch (JsonException e) { throw new CheckpointException(metaPath, $"unreadable checkpoint metadata: {e.Message}"); }
         foreach (var (file, digest) in doc.Files)
         {
             if (!loadOptimizer && file == OptimizerFile) continue;
             var p = Path.Combine(dir, file);
-            if (!File.Exists(p)) throw new GflRuntimeException($"{dir}: checkpoint incomplete, {file} missing");
+            if (!File.Exists(p)) throw new CheckpointException(dir, $"checkpoint incomplete, {file} missing");
             var actual = FileDigest.Of(p);
             if (actual != digest)
-                throw new GflRuntimeException($"{p}: corrupt checkpoint file (size/sha256 differ from {MetaFile})");
+                throw new CheckpointException(p, $"corrupt checkpoint file (size/sha256 differ from {MetaFile})");
         }
         var model = Safetensors.Read(Path.Combine(dir, ModelFile));
         var optimizer = loadOptimizer ? Safetensors.Read(Path.Combine(dir, OptimizerFile)) : null;

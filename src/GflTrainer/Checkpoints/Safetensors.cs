@@ -40,7 +40,7 @@ internal static class Safetensors
     {
         foreach (var (n, type) in DTypes)
             if (n == name) return type;
-        throw new GflRuntimeException($"{path}: tensor '{key}' has unsupported dtype '{name}'");
+        throw new CheckpointException(path, $"tensor '{key}' has unsupported dtype '{name}'", key);
     }
 
     private static string DTypeName(ScalarType type, string key) =>
@@ -48,16 +48,16 @@ internal static class Safetensors
             ?? throw new GflRuntimeException($"safetensors: tensor '{key}' has unsupported dtype {type}");
 
     /// <summary>Reads every tensor of <paramref name="path"/> onto the CPU.</summary>
-    /// <exception cref="GflRuntimeException">missing file, malformed header, or offsets outside the file.</exception>
+    /// <exception cref="CheckpointException">missing file, malformed header, or offsets outside the file.</exception>
     public static SafetensorsContent Read(string path)
     {
-        if (!File.Exists(path)) throw new GflRuntimeException($"weights file not found: {path}");
+        if (!File.Exists(path)) throw new CheckpointException(path, "weights file not found");
         using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
         Span<byte> lengthBytes = stackalloc byte[8];
-        if (stream.Read(lengthBytes) != 8) throw new GflRuntimeException($"{path}: not a safetensors file (shorter than 8 bytes)");
+        if (stream.Read(lengthBytes) != 8) throw new CheckpointException(path, $"not a safetensors file (shorter than 8 bytes)");
         long headerLength = BinaryPrimitives.ReadInt64LittleEndian(lengthBytes);
         if (headerLength <= 0 || headerLength > MaxHeaderBytes || 8 + headerLength > stream.Length)
-            throw new GflRuntimeException($"{path}: not a safetensors file (header length {headerLength})");
+            throw new CheckpointException(path, $"not a safetensors file (header length {headerLength})");
         var headerBytes = new byte[headerLength];
         stream.ReadExactly(headerBytes);
         long dataStart = 8 + headerLength;
@@ -67,11 +67,11 @@ internal static class Safetensors
         try
         {
             header = JsonNode.Parse(headerBytes) as JsonObject
-                ?? throw new GflRuntimeException($"{path}: safetensors header is not a JSON object");
+                ?? throw new CheckpointException(path, $"safetensors header is not a JSON object");
         }
         catch (JsonException e)
         {
-            throw new GflRuntimeException($"{path}: safetensors header is not valid JSON ({e.Message})", e);
+            throw new CheckpointException(path, $"safetensors header is not valid JSON ({e.Message})", inner: e);
         }
 
         var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -90,7 +90,7 @@ internal static class Safetensors
                 }
                 if (node is not JsonObject entry || entry["dtype"] is null || entry["shape"] is not JsonArray shape
                     || entry["data_offsets"] is not JsonArray offsets || offsets.Count != 2)
-                    throw new GflRuntimeException($"{path}: malformed safetensors entry '{key}'");
+                    throw new CheckpointException(path, $"malformed safetensors entry '{key}'", key);
                 var type = ParseDType(entry["dtype"]!.GetValue<string>(), path, key);
                 entries.Add((key, type, shape.Select(s => s!.GetValue<long>()).ToArray(),
                     offsets[0]!.GetValue<long>(), offsets[1]!.GetValue<long>()));
@@ -102,8 +102,8 @@ internal static class Safetensors
                 if (begin < 0 || end < begin || end > dataLength || end - begin != expected)
                 {
                     t.Dispose();
-                    throw new GflRuntimeException(
-                        $"{path}: tensor '{key}' data_offsets [{begin}, {end}) do not hold {expected} bytes within the {dataLength}-byte data section");
+                    throw new CheckpointException(path,
+                        $"tensor '{key}' data_offsets [{begin}, {end}) do not hold {expected} bytes within the {dataLength}-byte data section", key);
                 }
                 tensors[key] = t;
                 if (expected == 0) continue;
@@ -114,7 +114,7 @@ internal static class Safetensors
         catch (Exception e) when (e is InvalidOperationException or FormatException or JsonException)
         {
             foreach (var t in tensors.Values) t.Dispose();
-            throw new GflRuntimeException($"{path}: malformed safetensors header ({e.Message})", e);
+            throw new CheckpointException(path, $"malformed safetensors header ({e.Message})", inner: e);
         }
         catch
         {

@@ -30,7 +30,7 @@ internal sealed class CocoDataset : IDetectionDataset
 
     /// <summary>Full path of an entry's image. <c>file_name</c> is relative to the image root and may not leave it.</summary>
     public string PathOf(DatasetEntry e) => ResolveImagePath(ImageRoot, e.FileName)
-        ?? throw new GflRuntimeException($"file_name '{e.FileName}' (image id {e.ImageId}) escapes the image root {ImageRoot}");
+        ?? throw new DataFileException(Source, $"file_name '{e.FileName}' (image id {e.ImageId}) escapes the image root {ImageRoot}");
 
     /// <summary>The file under <paramref name="root"/>, or null when <paramref name="fileName"/> is absolute or
     /// climbs out of the root (<c>../</c>): such names are refused, not followed.</summary>
@@ -56,7 +56,7 @@ internal sealed class CocoDataset : IDetectionDataset
     static CocoDataset Build(CocoAnnotations coco, string imageRoot, bool filterEmptyGt, int minSize, CategoryMap? categories)
     {
         if (coco.Issues.Count > 0)
-            throw new GflRuntimeException($"{coco.SourceFile}: {coco.Issues.Count} invalid entries, first: {coco.Issues[0].Where}: " +
+            throw new DataFileException(coco.SourceFile, $"{coco.Issues.Count} invalid entries, first: {coco.Issues[0].Where}: " +
                 $"{coco.Issues[0].Message} (run 'gfl data check' for the full list)");
         var map = categories ?? new CategoryMap(coco.Categories.Select(c => new CategoryEntry(c.Id, c.Name)).ToList());
         var byImage = new Dictionary<long, List<CocoAnnotation>>();
@@ -71,7 +71,7 @@ internal sealed class CocoDataset : IDetectionDataset
         var seen = new HashSet<long>();
         foreach (var img in coco.Images)
         {
-            if (!seen.Add(img.Id)) throw new GflRuntimeException($"{coco.SourceFile}: duplicate image id {img.Id}");
+            if (!seen.Add(img.Id)) throw new DataFileException(coco.SourceFile, $"duplicate image id {img.Id}");
             var anns = byImage.GetValueOrDefault(img.Id) ?? [];
             if (filterEmptyGt && !anns.Any(a => map.TryGetLabel(a.CategoryId, out _))) { noAnn++; continue; }
             if (Math.Min(img.Width, img.Height) < minSize) { small++; continue; }

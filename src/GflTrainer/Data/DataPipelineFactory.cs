@@ -17,13 +17,13 @@ internal static class DataPipelineFactory
         log.Information("{File} not found: generating the synthetic shapes dataset in {Dir}", data.Train.AnnFile, data.Synthesize);
         SyntheticShapes.Write(data.Synthesize);
         if (!File.Exists(data.Train.AnnFile))
-            throw new GflConfigException($"data.synthesize wrote {data.Synthesize}, but data.train.ann_file {data.Train.AnnFile} is still missing: point it into that folder");
+            throw new GflConfigException($"data.synthesize wrote {data.Synthesize}, but data.train.ann_file {data.Train.AnnFile} is still missing: point it into that folder") { Key = "data.synthesize" };
     }
 
     public static CocoDataset LoadTrainSet(DataConfig data, ILogger log)
     {
         if (!File.Exists(data.Train.AnnFile))
-            throw new GflConfigException($"data.train.ann_file: {data.Train.AnnFile} not found");
+            throw new GflConfigException($"data.train.ann_file: {data.Train.AnnFile} not found") { Key = "data.train.ann_file" };
         var coco = CocoAnnotations.Load(data.Train.AnnFile);
         var ds = data.FilterEmptyGt
             ? CocoDataset.ForTraining(coco, data.Train.ImgPrefix, data.MinSize)
@@ -61,9 +61,9 @@ internal static class DataPipelineFactory
     /// <summary>Keys whose non-reference values the pipeline does not implement fail loudly rather than being ignored.</summary>
     private static void CheckSupported(DataConfig data)
     {
-        if (!data.KeepRatio) throw new GflConfigException("data.keep_ratio: only keep_ratio true (mmdetection's default) is implemented");
-        if (!data.ToRgb) throw new GflConfigException("data.to_rgb: images are decoded as RGB; to_rgb false (BGR statistics) is not implemented");
-        if (!data.GroupByAspectRatio) throw new GflConfigException("data.group_by_aspect_ratio: only true (mmdetection's group sampler) is implemented");
+        if (!data.KeepRatio) throw new GflConfigException("data.keep_ratio: only keep_ratio true (mmdetection's default) is implemented") { Key = "data.keep_ratio" };
+        if (!data.ToRgb) throw new GflConfigException("data.to_rgb: images are decoded as RGB; to_rgb false (BGR statistics) is not implemented") { Key = "data.to_rgb" };
+        if (!data.GroupByAspectRatio) throw new GflConfigException("data.group_by_aspect_ratio: only true (mmdetection's group sampler) is implemented") { Key = "data.group_by_aspect_ratio" };
     }
 
     /// <summary>The deterministic test-time transform (resize to data.img_scale, no flip).</summary>

@@ -18,9 +18,9 @@ public static class CpuDoctor
     public sealed record Options(ModelConfig Model, bool R50, IReadOnlyList<long>? Sizes = null, IReadOnlyList<long>? Batches = null);
 
     /// <returns>true when every check passed.</returns>
-    public static bool Run(Options options, TextWriter output)
+    public static bool Run(Options options, TextWriter output, Serilog.ILogger? log = null)
     {
-        Runtime.DeviceSelector.Resolve("cpu");   // libtorch loaded and the CPU workaround applied, as training does
+        Runtime.DeviceSelector.Resolve("cpu", log);   // libtorch loaded and the CPU workaround applied, as training does
         var report = TorchRuntime.Cpu;
         output.WriteLine($"CPU            {report.Cpu}");
         output.WriteLine($"oneDNN caches  {report.FromCpuid} (from CPUID, as oneDNN's Xbyak reads it)");

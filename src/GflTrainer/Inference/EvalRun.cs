@@ -18,17 +18,16 @@ public sealed record EvalRequest(string Checkpoint, string? ConfigPath, IReadOnl
 /// <summary>Runs a trained detector over a split and evaluates it: the model path of <c>gfl eval</c>.</summary>
 public static class EvalRun
 {
-    public static CocoMetrics Execute(EvalRequest request, CancellationToken cancel = default)
+    public static CocoMetrics Execute(EvalRequest request, ILogger log, CancellationToken cancel = default)
     {
-        var log = Log.Logger;
         SplitConfig Pick(GflConfig c) => request.Split.ToLowerInvariant() switch
         {
             "val" => c.Data.Val,
             "test" => c.Data.Test,
             "train" => c.Data.Train,
-            var s => throw new GflConfigException($"--split {s}: expected val, test or train"),
+            var s => throw new GflConfigException($"--split {s}: expected val, test or train") { Key = "--split" },
         };
-        var device = DeviceSelector.Resolve(request.Device);
+        var device = DeviceSelector.Resolve(request.Device, log);
         using var detector = TrainedDetector.Load(request.Checkpoint, request.ConfigPath, request.Overrides, device,
             c => Pick(c).AnnFile);
         var cfg = detector.Config;

@@ -24,17 +24,16 @@ public static class PredictRun
 {
     private static readonly string[] Extensions = [".jpg", ".jpeg", ".png", ".bmp", ".webp"];
 
-    public static int Execute(PredictRequest request, CancellationToken cancel = default)
+    public static int Execute(PredictRequest request, ILogger log, CancellationToken cancel = default)
     {
-        var log = Log.Logger;
         var files = Directory.Exists(request.Input)
             ? Directory.EnumerateFiles(request.Input).Where(f => Extensions.Contains(Path.GetExtension(f).ToLowerInvariant()))
                 .OrderBy(f => f, StringComparer.Ordinal).ToList()
             : File.Exists(request.Input) ? [request.Input]
-            : throw new GflConfigException($"--input {request.Input}: no such file or folder");
-        if (files.Count == 0) throw new GflConfigException($"--input {request.Input}: no images ({string.Join(", ", Extensions)})");
+            : throw new GflConfigException($"--input {request.Input}: no such file or folder") { Key = "--input" };
+        if (files.Count == 0) throw new GflConfigException($"--input {request.Input}: no images ({string.Join(", ", Extensions)})") { Key = "--input" };
 
-        var device = DeviceSelector.Resolve(request.Device);
+        var device = DeviceSelector.Resolve(request.Device, log);
         using var detector = TrainedDetector.Load(request.Checkpoint, request.ConfigPath, request.Overrides ?? [], device);
         var cfg = detector.Config;
         // Export everything above the requested threshold, even when it is below test_cfg's 0.05.

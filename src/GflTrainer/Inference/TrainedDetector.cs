@@ -31,7 +31,7 @@ internal sealed class TrainedDetector : IDisposable
         var dir = File.Exists(checkpointPath) ? Path.GetDirectoryName(Path.GetFullPath(checkpointPath))! : checkpointPath;
         bool ours = File.Exists(Path.Combine(dir, CheckpointStore.MetaFile));
         if (!ours && !File.Exists(checkpointPath))
-            throw new GflConfigException($"--checkpoint: {checkpointPath} is neither a gfl checkpoint folder nor a weights file");
+            throw new GflConfigException($"--checkpoint: {checkpointPath} is neither a gfl checkpoint folder nor a weights file") { Key = "--checkpoint" };
         GflConfig cfg;
         CategoryMap categories;
         SafetensorsContent weights;
@@ -47,7 +47,7 @@ internal sealed class TrainedDetector : IDisposable
         else
         {
             if (configPath is null)
-                throw new GflConfigException($"--checkpoint {checkpointPath} is a bare weights file: --config is needed to build the model");
+                throw new GflConfigException($"--checkpoint {checkpointPath} is a bare weights file: --config is needed to build the model") { Key = "--checkpoint" };
             cfg = ConfigLoader.Load(configPath, overrides);
             var ann = (classesFrom ?? (c => c.Data.Val.AnnFile))(cfg);
             if (!File.Exists(ann))
@@ -59,7 +59,7 @@ internal sealed class TrainedDetector : IDisposable
         try
         {
             if (categories.Categories.Count != cfg.Model.Head.NumClasses)
-                throw new GflConfigException($"model.head.num_classes is {cfg.Model.Head.NumClasses} but the checkpoint's class map has {categories.Categories.Count} classes");
+                throw new GflConfigException($"model.head.num_classes is {cfg.Model.Head.NumClasses} but the checkpoint's class map has {categories.Categories.Count} classes") { Key = "model.head.num_classes" };
             var model = DetectorFactory.CreateDetector(cfg.Model);
             WeightLoader.Load(model, weights.Tensors, WeightNameMapping.Identity, strict: true, sourceName: checkpointPath);
             model.to(device);

@@ -25,7 +25,7 @@ internal sealed class Fpn : Module<IReadOnlyList<Tensor>, IReadOnlyList<Tensor>>
     public Fpn(IReadOnlyList<long> inChannels, long outChannels = 256, int outputLevels = 5) : base(nameof(Fpn))
     {
         if (outputLevels < inChannels.Count)
-            throw new GflConfigException($"FPN num_outs {outputLevels} is smaller than its {inChannels.Count} inputs");
+            throw new ArgumentOutOfRangeException(nameof(outputLevels), $"FPN num_outs {outputLevels} is smaller than its {inChannels.Count} inputs");
         _inputLevels = inChannels.Count;
         OutputLevels = outputLevels;
         lateral_convs = new ModuleList<ConvModule>(inChannels.Select(c => new ConvModule(c, outChannels, 1)).ToArray());

@@ -29,10 +29,10 @@ internal sealed class GflHead : Module<IReadOnlyList<Tensor>, HeadOutputs>
     public GflHead(int numClasses, long inChannels = 256, long featureChannels = 256, int stackedConvs = 4,
         int groupNormGroups = 32, int regMax = 16, int levels = 5, double priorProbability = 0.01) : base(nameof(GflHead))
     {
-        if (numClasses < 1) throw new GflConfigException($"num_classes {numClasses} must be at least 1");
-        if (regMax < 1) throw new GflConfigException($"reg_max {regMax} must be at least 1");
+        if (numClasses < 1) throw new ArgumentOutOfRangeException(nameof(numClasses), $"num_classes {numClasses} must be at least 1");
+        if (regMax < 1) throw new ArgumentOutOfRangeException(nameof(regMax), $"reg_max {regMax} must be at least 1");
         if (featureChannels % groupNormGroups != 0)
-            throw new GflConfigException($"head feature channels {featureChannels} are not divisible by {groupNormGroups} GroupNorm groups");
+            throw new ArgumentException($"head feature channels {featureChannels} are not divisible by {groupNormGroups} GroupNorm groups");
         NumClasses = numClasses;
         RegMax = regMax;
         cls_convs = new ModuleList<ConvModule>(Tower(inChannels, featureChannels, stackedConvs, groupNormGroups));

@@ -48,12 +48,12 @@ internal sealed class ResNet : Backbone
             34 => (false, new[] { 3, 4, 6, 3 }),
             50 => (true, new[] { 3, 4, 6, 3 }),
             101 => (true, new[] { 3, 4, 23, 3 }),
-            _ => throw new GflConfigException($"ResNet depth {depth} is not supported (expected 18, 34, 50 or 101)"),
+            _ => throw new ArgumentOutOfRangeException(nameof(depth), $"ResNet depth {depth} is not supported (expected 18, 34, 50 or 101)"),
         };
         if (frozenStages < -1 || frozenStages > 4)
-            throw new GflConfigException($"frozen_stages {frozenStages} is out of range (expected -1..4)");
+            throw new ArgumentOutOfRangeException(nameof(frozenStages), $"frozen_stages {frozenStages} is out of range (expected -1..4)");
         if (baseChannels < 1)
-            throw new GflConfigException($"ResNet base width {baseChannels} must be positive");
+            throw new ArgumentOutOfRangeException(nameof(baseChannels), $"ResNet base width {baseChannels} must be positive");
         _frozenStages = frozenStages;
         _normEval = normEval;
 

@@ -2,49 +2,54 @@ using Serilog;
 using Serilog.Core;
 using Serilog.Events;
 using Serilog.Formatting.Compact;
+using Serilog.Formatting.Display;
 
 namespace GflTrainer.Runtime;
 
-/// <summary>Serilog set-up: human-readable console output, plus a JSON-lines file in a run's work directory.</summary>
+/// <summary>Serilog set-up as instances handed to whoever logs (no static logger is set): a command's console logger
+/// on the writers it is given, and a run's logger that adds its files in the work directory.</summary>
 public static class Logging
 {
-    static readonly LoggingLevelSwitch Level = new(LogEventLevel.Information);
-    static string? _consoleOnlyTemplate;
+    const string ConsoleTemplate = "{Timestamp:HH:mm:ss} [{Level:u3}] {Message:lj}{NewLine}";
 
-    public static void ConfigureConsole(LogEventLevel level)
-    {
-        Level.MinimumLevel = level;
-        _consoleOnlyTemplate = "{Timestamp:HH:mm:ss} [{Level:u3}] {Message:lj}{NewLine}";
-        Log.Logger = new LoggerConfiguration()
-            .MinimumLevel.ControlledBy(Level)
-            .WriteTo.Console(outputTemplate: _consoleOnlyTemplate, standardErrorFromLevel: LogEventLevel.Warning)
-            .CreateLogger();
-    }
+    /// <summary>A command's console logger: debug and information lines to <paramref name="output"/>, warnings and
+    /// errors to <paramref name="error"/> (so a redirected stdout keeps only what the command reports).</summary>
+    public static Logger ForConsole(LogEventLevel level, TextWriter output, TextWriter error) => new LoggerConfiguration()
+        .MinimumLevel.Is(level)
+        .WriteTo.Sink(new SplitWriterSink(output, error))
+        .CreateLogger();
 
-    /// <summary>Adds a human log (<paramref name="humanFile"/>) and a JSON-lines log (<paramref name="jsonFile"/>)
-    /// next to the console sink. Call once per run after the work directory exists.</summary>
-    /// <returns>disposing it closes the run's files and restores the previous logger.</returns>
-    public static IDisposable AttachRunLog(string jsonFile, string? humanFile = null)
+    /// <summary>A run's logger: everything <paramref name="console"/> shows, also as JSON lines in
+    /// <paramref name="jsonFile"/> and as text in <paramref name="humanFile"/>, at the console's level.</summary>
+    /// <returns>disposing it closes the files (the console logger stays usable).</returns>
+    public static Logger WithRunFiles(ILogger console, string jsonFile, string? humanFile = null)
     {
         var cfg = new LoggerConfiguration()
-            .MinimumLevel.ControlledBy(Level)
-            .WriteTo.Console(outputTemplate: _consoleOnlyTemplate ?? "{Timestamp:HH:mm:ss} [{Level:u3}] {Message:lj}{NewLine}",
-                standardErrorFromLevel: LogEventLevel.Warning)
+            .MinimumLevel.Is(MinimumLevel(console))
+            .WriteTo.Logger(console)
             .WriteTo.File(new CompactJsonFormatter(), jsonFile);
         if (humanFile != null)
             cfg = cfg.WriteTo.File(humanFile, outputTemplate: "{Timestamp:yyyy-MM-dd HH:mm:ss.fff} [{Level:u3}] {Message:lj}{NewLine}{Exception}");
-        var previous = Log.Logger;
-        var run = cfg.CreateLogger();
-        Log.Logger = run;
-        return new Restore(previous, run);
+        return cfg.CreateLogger();
     }
 
-    private sealed class Restore(ILogger previous, Logger run) : IDisposable
+    /// <summary>The lowest level <paramref name="log"/> writes (Fatal when it writes nothing lower).</summary>
+    public static LogEventLevel MinimumLevel(ILogger log) =>
+        Enum.GetValues<LogEventLevel>().FirstOrDefault(log.IsEnabled, LogEventLevel.Fatal);
+
+    /// <summary>Renders each event with the console template onto stdout (below Warning) or stderr.</summary>
+    private sealed class SplitWriterSink(TextWriter output, TextWriter error) : ILogEventSink
     {
-        public void Dispose()
+        private readonly MessageTemplateTextFormatter _format = new(ConsoleTemplate);
+
+        public void Emit(LogEvent e)
         {
-            if (ReferenceEquals(Log.Logger, run)) Log.Logger = previous;
-            run.Dispose();
+            var writer = e.Level < LogEventLevel.Warning ? output : error;
+            lock (writer)
+            {
+                _format.Format(e, writer);
+                writer.Flush();
+            }
         }
     }
 }

@@ -8,7 +8,7 @@ public static class RuntimeInfo
 {
     /// <param name="gflVersion">the program's informational version.</param>
     /// <param name="deviceSpec">the <c>--device</c> value, shown as it resolves here.</param>
-    public static void Write(TextWriter output, string gflVersion, string? deviceSpec)
+    public static void Write(TextWriter output, string gflVersion, string? deviceSpec, Serilog.ILogger? log = null)
     {
         var ts = typeof(torch).Assembly.GetName().Version;
         output.WriteLine($"gfl            {gflVersion.Split('+')[0]}");
@@ -26,7 +26,7 @@ public static class RuntimeInfo
         output.WriteLine($"torch threads  {torch.get_num_threads()} (intra-op), {torch.get_num_interop_threads()} (inter-op)");
         output.WriteLine($"CPU cores      {Environment.ProcessorCount}");
         output.WriteLine($"malloc         {(NativeEnvironment.HugePageMallocActive ? "huge pages for large blocks (GLIBC_TUNABLES " + NativeEnvironment.HugePageTunable + ")" : "default")}");
-        var device = DeviceSelector.Resolve(deviceSpec);
+        var device = DeviceSelector.Resolve(deviceSpec, log);
         output.WriteLine($"--device       {device}");
         var cpu = TorchRuntime.Cpu;
         output.WriteLine($"CPU            {cpu.Cpu}");

@@ -41,12 +41,12 @@ public sealed unsafe class Autocast : IDisposable
     {
         if (computeType is null) return null;
         if (computeType != torch.ScalarType.BFloat16 && computeType != torch.ScalarType.Float16)
-            throw new GflConfigException($"train.amp: autocast computes in bf16 or fp16, not {computeType}");
+            throw new GflConfigException($"train.amp: autocast computes in bf16 or fp16, not {computeType}") { Key = "train.amp" };
         sbyte dev = device.type switch
         {
             DeviceType.CPU => DeviceCpu,
             DeviceType.CUDA => DeviceCuda,
-            _ => throw new GflConfigException($"train.amp: autocast is not supported on device {device}"),
+            _ => throw new GflConfigException($"train.amp: autocast is not supported on device {device}") { Key = "train.amp" },
         };
         return new Autocast(dev, computeType == torch.ScalarType.BFloat16 ? ScalarBFloat16 : ScalarHalf);
     }

@@ -21,7 +21,7 @@ internal sealed class CheckpointPolicy(CheckpointStore store, CheckpointConfig c
     public void Restore(LoadedCheckpoint ck)
     {
         WeightLoader.Load(model, ck.Model.Tensors, WeightNameMapping.Identity, strict: true, sourceName: ck.Directory);
-        if (ck.Optimizer is not null) optimizer.LoadMomentum(ck.Optimizer.Tensors);
+        if (ck.Optimizer is not null) optimizer.LoadMomentum(ck.Optimizer.Tensors, ck.Directory);
         var m = ck.Meta;
         state.Epoch = m.Epoch; state.Iteration = m.Iteration; state.IterInEpoch = m.IterInEpoch; state.BestAp = m.BestAp;
         if (!string.IsNullOrEmpty(m.TorchRngState))

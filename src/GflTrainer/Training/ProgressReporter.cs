@@ -11,14 +11,15 @@ internal sealed class ProgressReporter
     private readonly ILogger _log;
     private readonly long _totalIters;
     private readonly int _logInterval;
-    private readonly bool _interactive = !Console.IsErrorRedirected && !Console.IsOutputRedirected;
+    private readonly TextWriter? _terminal;
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private long _startIter = -1;
     private double _emaStep;
 
-    public ProgressReporter(ILogger log, long totalIters, int logInterval)
+    /// <param name="terminal">an interactive terminal to redraw the bar on, or null for log lines only.</param>
+    public ProgressReporter(ILogger log, long totalIters, int logInterval, TextWriter? terminal = null)
     {
-        _log = log; _totalIters = totalIters; _logInterval = Math.Max(1, logInterval);
+        _log = log; _terminal = terminal; _totalIters = totalIters; _logInterval = Math.Max(1, logInterval);
     }
 
     public void Update(int epoch, int epochs, long iterInEpoch, int itersPerEpoch, long iteration, LossScalars s,
@@ -30,12 +31,12 @@ internal sealed class ProgressReporter
         var eta = TimeSpan.FromSeconds(perIter * (_totalIters - iteration));
         double ips = batchSize / Math.Max(1e-9, _emaStep);
         string text = $"epoch {epoch}/{epochs} iter {iterInEpoch}/{itersPerEpoch} | loss {s.Total:F4} ({Terms(s)}) | lr {lr:G3} | {ips:F1} img/s | eta {Format(eta)}";
-        if (_interactive)
+        if (_terminal is not null)
         {
             int width = 28;
             int filled = (int)(width * iterInEpoch / Math.Max(1, itersPerEpoch));
-            Console.Error.Write($"\r[{new string('#', filled)}{new string('.', width - filled)}] {text}\u001b[K");
-            if (iteration % _logInterval == 0 || iterInEpoch == itersPerEpoch) { Console.Error.Write("\r\u001b[K"); _log.Information("{Text}", text); }
+            _terminal.Write($"\r[{new string('#', filled)}{new string('.', width - filled)}] {text}\u001b[K");
+            if (iteration % _logInterval == 0 || iterInEpoch == itersPerEpoch) { _terminal.Write("\r\u001b[K"); _log.Information("{Text}", text); }
         }
         else if (iteration % _logInterval == 0 || iterInEpoch == itersPerEpoch)
             _log.Information("{Text}", text);

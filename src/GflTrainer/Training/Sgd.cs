@@ -65,15 +65,16 @@ public sealed class Sgd : IDisposable
     public IReadOnlyDictionary<string, Tensor> MomentumBuffers => _momentum;
 
     /// <summary>Restores momentum buffers (copied onto each parameter's device); unknown names are an error.</summary>
-    public void LoadMomentum(IReadOnlyDictionary<string, Tensor> buffers)
+    /// <param name="source">the checkpoint the buffers come from, named in errors.</param>
+    public void LoadMomentum(IReadOnlyDictionary<string, Tensor> buffers, string source = "optimizer state")
     {
         var byName = _params.ToDictionary(p => p.Name, p => p.Param);
         foreach (var (name, t) in buffers)
         {
             if (!byName.TryGetValue(name, out var p))
-                throw new GflRuntimeException($"checkpoint optimizer state has a buffer for unknown parameter '{name}'");
+                throw new CheckpointException(source, $"optimizer state has a buffer for unknown parameter '{name}'", name);
             if (!t.shape.SequenceEqual(p.shape))
-                throw new GflRuntimeException($"checkpoint optimizer buffer '{name}' has shape [{string.Join(",", t.shape)}], parameter has [{string.Join(",", p.shape)}]");
+                throw new CheckpointException(source, $"optimizer buffer '{name}' has shape [{string.Join(",", t.shape)}], parameter has [{string.Join(",", p.shape)}]", name);
             if (_momentum.Remove(name, out var old)) old.Dispose();
             _momentum[name] = t.to(p.dtype, p.device, copy: true).DetachFromDisposeScope();
         }

@@ -13,29 +13,31 @@ namespace GflTrainer.Training;
 /// prepares data and model, and runs the <see cref="Trainer"/>.</summary>
 public static class TrainRun
 {
-    public static TrainResult Execute(TrainRequest request, CancellationToken cancel) => Execute(request, cancel, null);
+    /// <param name="console">the command's logger; the run adds train.log and events.jsonl in its work directory.</param>
+    /// <param name="terminal">where a live progress bar is drawn (an interactive stderr), or null for plain log lines.</param>
+    public static TrainResult Execute(TrainRequest request, ILogger console, TextWriter? terminal, CancellationToken cancel) =>
+        Execute(request, console, terminal, cancel, null);
 
     /// <param name="afterBackwardForTests">test seam passed to <see cref="OptimizerStep.AfterBackward"/>.</param>
-    internal static TrainResult Execute(TrainRequest request, CancellationToken cancel,
+    internal static TrainResult Execute(TrainRequest request, ILogger console, TextWriter? terminal, CancellationToken cancel,
         Action<IReadOnlyList<(string Name, torch.Tensor Param)>>? afterBackwardForTests)
     {
         var cfg = ConfigLoader.Load(request.ConfigPath, request.Overrides);
         var workDir = Path.GetFullPath(request.WorkDir ?? cfg.Runtime.WorkDir
             ?? Path.Combine("runs", Path.GetFileNameWithoutExtension(request.ConfigPath)));
         Directory.CreateDirectory(workDir);
-        using var runLog = Logging.AttachRunLog(Path.Combine(workDir, "events.jsonl"), Path.Combine(workDir, "train.log"));
-        var log = Log.Logger;
+        using var log = Logging.WithRunFiles(console, Path.Combine(workDir, "events.jsonl"), Path.Combine(workDir, "train.log"));
         log.Information("gfl train {Config} -> {WorkDir}", request.ConfigPath, workDir);
 
-        var device = DeviceSelector.Resolve(request.Device is null or "auto" ? cfg.Runtime.Device : request.Device);
+        var device = DeviceSelector.Resolve(request.Device is null or "auto" ? cfg.Runtime.Device : request.Device, log);
         var store = new CheckpointStore(Path.Combine(workDir, "checkpoints"));
         string? resumeFrom = null;
         if (request.Resume is not null)
         {
             resumeFrom = request.Resume.Length > 0 ? request.Resume
-                : store.Find("last") ?? throw new GflConfigException($"--resume: no checkpoint 'last' in {store.Root}");
+                : store.Find("last") ?? throw new GflConfigException($"--resume: no checkpoint 'last' in {store.Root}") { Key = "--resume" };
             if (!Directory.Exists(resumeFrom) && !File.Exists(resumeFrom))
-                throw new GflConfigException($"--resume: checkpoint not found: {resumeFrom}");
+                throw new GflConfigException($"--resume: checkpoint not found: {resumeFrom}") { Key = "--resume" };
         }
         else if (request.AutoResume)
         {
@@ -57,13 +59,13 @@ public static class TrainRun
         var train = DataPipelineFactory.LoadTrainSet(cfg.Data, log);
         if (train.Categories.Categories.Count != cfg.Model.Head.NumClasses)
             throw new GflConfigException($"model.head.num_classes is {cfg.Model.Head.NumClasses} but {cfg.Data.Train.AnnFile} has " +
-                $"{train.Categories.Categories.Count} categories ({string.Join(", ", train.Categories.Categories.Select(c => c.Name))})");
+                $"{train.Categories.Categories.Count} categories ({string.Join(", ", train.Categories.Categories.Select(c => c.Name))})") { Key = "model.head.num_classes" };
         if (resume is not null)
         {
             var saved = resume.Meta.Classes.Select(c => c.CategoryId).ToList();
             var now = train.Categories.Categories.Select(c => c.Id).ToList();
             if (!saved.SequenceEqual(now))
-                throw new GflConfigException($"--resume: the checkpoint's categories ({string.Join(",", saved)}) differ from {cfg.Data.Train.AnnFile} ({string.Join(",", now)})");
+                throw new GflConfigException($"--resume: the checkpoint's categories ({string.Join(",", saved)}) differ from {cfg.Data.Train.AnnFile} ({string.Join(",", now)})") { Key = "--resume" };
         }
         CocoDataset? val = null;
         CocoGroundTruth? valGt = null;
@@ -90,7 +92,7 @@ public static class TrainRun
         using var optimizer = parts.Optimizer;
         var options = new TrainLoopOptions(cfg.Train.Epochs, cfg.Train.LogInterval, cfg.Data.BatchSize, device.ToString(),
             cfg.Train.Amp.ToString(), seed);
-        var result = new Trainer(options, parts, log).Run(workDir, cancel);
+        var result = new Trainer(options, parts, log, terminal).Run(workDir, cancel);
         if (result.Interrupted) throw new OperationCanceledException("training interrupted; state saved to " + result.LastCheckpoint);
         log.Information("done: {Epochs} epochs, {Iters} iterations; last checkpoint {Ckpt}; best bbox AP {Best}",
             result.EpochsCompleted, result.Iterations, result.LastCheckpoint, result.BestAp?.ToString("F4") ?? "n/a");
@@ -107,7 +109,7 @@ public static class TrainRun
         double lr = t.Optimizer.Lr;
         if (t.AutoScaleLr.Enabled) lr *= (double)cfg.Data.BatchSize / t.AutoScaleLr.BaseBatchSize;
         if (t.Optimizer.Nesterov)
-            throw new GflConfigException("train.optimizer.nesterov: Nesterov momentum is not implemented (the reference uses plain momentum)");
+            throw new GflConfigException("train.optimizer.nesterov: Nesterov momentum is not implemented (the reference uses plain momentum)") { Key = "train.optimizer.nesterov" };
         var named = model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, (torch.Tensor)p.parameter)).ToList();
         var sgd = new Sgd(named, lr, t.Optimizer.Momentum, t.Optimizer.WeightDecay);
         try
@@ -120,7 +122,7 @@ public static class TrainRun
             var trainLoader = DataPipelineFactory.CreateTrainLoader(cfg.Data, train, loaderOptions, device, log);
             int itersPerEpoch = trainLoader.BatchesPerEpoch;
             if (itersPerEpoch == 0)
-                throw new GflConfigException($"data.train: no training batches ({train.Count} usable images, batch_size {cfg.Data.BatchSize})");
+                throw new GflConfigException($"data.train: no training batches ({train.Count} usable images, batch_size {cfg.Data.BatchSize})") { Key = "data.train" };
             var s = t.Schedule;
             var schedule = new LrSchedule(lr, s.Warmup == WarmupKind.None ? 0 : s.WarmupIters, s.WarmupRatio,
                 s.Policy == Config.LrPolicy.Cosine ? LrDecay.Cosine : LrDecay.Step, s.Steps, s.Gamma, s.ByEpoch,

@@ -23,7 +23,8 @@ internal sealed record TrainerParts(GflDetector Model, TrainStep Step, Sgd Optim
 /// It stops after the current iteration on a signal (saving <c>last</c>) and hard on a non-finite loss or gradient
 /// (saving a diagnostic checkpoint).
 /// </summary>
-internal sealed class Trainer(TrainLoopOptions options, TrainerParts parts, ILogger log)
+/// <param name="terminal">where the live progress bar goes, or null for log lines only.</param>
+internal sealed class Trainer(TrainLoopOptions options, TrainerParts parts, ILogger log, TextWriter? terminal = null)
 {
     public TrainResult Run(string workDir, CancellationToken cancel)
     {
@@ -34,7 +35,7 @@ internal sealed class Trainer(TrainLoopOptions options, TrainerParts parts, ILog
         log.Information("training: {Epochs} epochs x {Iters} iterations, batch {Batch}, {Params:N0} trainable parameters, device {Device}, amp {Amp}, seed {Seed}",
             options.Epochs, itersPerEpoch, options.BatchSize, model.parameters().Where(p => p.requires_grad).Sum(p => p.numel()),
             options.Device, options.Amp, options.Seed);
-        var progress = new ProgressReporter(log, totalIters, options.LogInterval);
+        var progress = new ProgressReporter(log, totalIters, options.LogInterval, terminal);
         var window = new LossWindow();
         var stepWatch = new Stopwatch();
         string lastCkpt = checkpoints.Store.Find("last") ?? "";

@@ -62,8 +62,8 @@ public class CheckpointStoreTests
         var bytes = File.ReadAllBytes(model);
         bytes[^1] ^= 0xFF;
         File.WriteAllBytes(model, bytes);
-        var e = Assert.Throws<GflRuntimeException>(() => CheckpointStore.Load(dir));
-        Assert.Contains("model.safetensors", e.Message);
+        var e = Assert.Throws<CheckpointException>(() => CheckpointStore.Load(dir));
+        Assert.Equal(model, e.Path);
         File.WriteAllBytes(model, bytes[..^10]);
         Assert.False(CheckpointStore.IsComplete(dir));
     }

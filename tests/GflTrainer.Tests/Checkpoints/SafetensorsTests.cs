@@ -86,8 +86,10 @@ public sealed class SafetensorsTests : IDisposable
         Safetensors.Write(path, new Dictionary<string, Tensor> { ["w"] = randn(100) });
         var bytes = File.ReadAllBytes(path);
         File.WriteAllBytes(path, bytes[..^4]);
-        var e = Assert.Throws<GflRuntimeException>(() => Safetensors.Read(path));
+        var e = Assert.Throws<CheckpointException>(() => Safetensors.Read(path));
         Assert.Contains("'w'", e.Message);
+        Assert.Equal("w", e.Tensor);
+        Assert.Equal(path, e.Path);
     }
 
     [Fact]
@@ -95,7 +97,8 @@ public sealed class SafetensorsTests : IDisposable
     {
         var path = Path.Combine(_dir, "text.safetensors");
         File.WriteAllText(path, "this is not a safetensors file at all");
-        Assert.Throws<GflRuntimeException>(() => Safetensors.Read(path));
-        Assert.Throws<GflRuntimeException>(() => Safetensors.Read(Path.Combine(_dir, "absent.safetensors")));
+        Assert.Equal(path, Assert.Throws<CheckpointException>(() => Safetensors.Read(path)).Path);
+        var absent = Path.Combine(_dir, "absent.safetensors");
+        Assert.Equal($"{absent}: weights file not found", Assert.Throws<CheckpointException>(() => Safetensors.Read(absent)).Message);
     }
 }

@@ -151,7 +151,8 @@ public class CocoAnnotationsTests
         Assert.Equal(2, coco.Issues.Count);
         Assert.Contains("'id' must be an integer", coco.Issues[0].Message);
         Assert.Contains("bbox", coco.Issues[1].Message);
-        var e = Assert.Throws<GflRuntimeException>(() => CocoDataset.ForTraining(coco, dir.Path));
+        var e = Assert.Throws<DataFileException>(() => CocoDataset.ForTraining(coco, dir.Path));
+        Assert.Equal(coco.SourceFile, e.File);
         Assert.Contains("gfl data check", e.Message);
     }
 

@@ -25,7 +25,7 @@ public class DetectionParityTests(ITestOutputHelper output)
         {
             EvalRun.Execute(new EvalRequest(Path.Combine(dir, "model.safetensors"), Path.Combine(dir, "config.yaml"),
                 [$"data.val.ann_file={Path.Combine(dir, "instances.json")}", $"data.val.img_prefix={Path.Combine(dir, "images")}/",
-                 "data.workers=0"], OutDir: outDir, Device: "cpu"));
+                 "data.workers=0"], OutDir: outDir, Device: "cpu"), Serilog.Core.Logger.None);
             var ours = Read(Path.Combine(outDir, "detections.json"));
             var reference = Read(Path.Combine(dir, "reference_detections.json"));
             output.WriteLine($"{ours.Count} detections (reference {reference.Count}); {reference.Count(d => d.Score >= 0.3)} score >= 0.3");

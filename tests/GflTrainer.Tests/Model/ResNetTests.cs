@@ -102,9 +102,10 @@ public class ResNetTests
     }
 
     [Fact]
-    public void Constructor_WithUnsupportedDepth_ThrowsConfigError()
+    public void Constructor_WithUnsupportedDepth_Throws()
     {
-        var e = Assert.Throws<GflConfigException>(() => new ResNet(depth: 42));
+        // A programming error here: the config validator refuses model.backbone.depth 42 with its file and line.
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => new ResNet(depth: 42));
         Assert.Contains("42", e.Message);
     }
 

@@ -12,6 +12,11 @@ namespace GflTrainer.Tests.Training;
 [Collection("training")]   // runs serially: these are the heaviest tests
 public class TrainRunTests
 {
+    /// <summary>A run with its log discarded (the files in the work directory are still written).</summary>
+    private static TrainResult Train(TrainRequest request, CancellationToken cancel,
+        Action<IReadOnlyList<(string Name, TorchSharp.torch.Tensor Param)>>? afterBackward = null) =>
+        TrainRun.Execute(request, Serilog.Core.Logger.None, null, cancel, afterBackward);
+
     private static readonly Lazy<string> Dataset = new(() =>
     {
         var dir = Path.Combine(Path.GetTempPath(), "gfl-test-synth-v1");
@@ -68,7 +73,7 @@ public class TrainRunTests
     {
         var root = Directory.CreateTempSubdirectory("gfl-train").FullName;
         var cfg = TinyConfig(root);
-        var full = TrainRun.Execute(new TrainRequest(cfg, [], Path.Combine(root, "full")), CancellationToken.None);
+        var full = Train(new TrainRequest(cfg, [], Path.Combine(root, "full")), CancellationToken.None);
         Assert.Equal(12, full.Iterations);   // 12 images / batch 2 x 2 epochs
         Assert.NotNull(full.LastAp);
 
@@ -90,7 +95,7 @@ public class TrainRunTests
                     await Task.Delay(2);
                 }
             });
-            Assert.Throws<OperationCanceledException>(() => TrainRun.Execute(new TrainRequest(cfg, [], work), cts.Token));
+            Assert.Throws<OperationCanceledException>(() => Train(new TrainRequest(cfg, [], work), cts.Token));
             watcher.Wait();
             using var ck = CheckpointStore.Load(Path.Combine(work, "checkpoints", "last"), loadOptimizer: false);
             if (ck.Meta.Reason == "epoch") continue;
@@ -99,7 +104,7 @@ public class TrainRunTests
             interruptedMidEpoch = true;
         }
         Assert.True(interruptedMidEpoch, "every attempt was interrupted at an epoch boundary");
-        var resumed = TrainRun.Execute(new TrainRequest(cfg, [], work, Resume: ""), CancellationToken.None);
+        var resumed = Train(new TrainRequest(cfg, [], work, Resume: ""), CancellationToken.None);
         Assert.Equal(12, resumed.Iterations);
         AssertBitIdentical(Path.Combine(root, "full", "checkpoints", "last"), Path.Combine(work, "checkpoints", "last"));
         // Logs and artefacts a user expects.
@@ -116,7 +121,7 @@ public class TrainRunTests
     {
         var root = Directory.CreateTempSubdirectory("gfl-kill").FullName;
         var cfg = TinyConfig(root, epochs: 3);
-        var full = TrainRun.Execute(new TrainRequest(cfg, [], Path.Combine(root, "full")), CancellationToken.None);
+        var full = Train(new TrainRequest(cfg, [], Path.Combine(root, "full")), CancellationToken.None);
 
         var work = Path.Combine(root, "killed");
         var gfl = Path.Combine(AppContext.BaseDirectory, "gfl.dll");
@@ -140,7 +145,7 @@ public class TrainRunTests
         }
         var store = new CheckpointStore(Path.Combine(work, "checkpoints"));
         Assert.NotNull(store.Find("last"));
-        var resumed = TrainRun.Execute(new TrainRequest(cfg, [], work, AutoResume: true), CancellationToken.None);
+        var resumed = Train(new TrainRequest(cfg, [], work, AutoResume: true), CancellationToken.None);
         Assert.Equal(full.Iterations, resumed.Iterations);
         AssertBitIdentical(Path.Combine(root, "full", "checkpoints", "last"), store.Find("last")!);
     }
@@ -151,7 +156,7 @@ public class TrainRunTests
         var root = Directory.CreateTempSubdirectory("gfl-nan").FullName;
         var cfg = TinyConfig(root, epochs: 1);
         var work = Path.Combine(root, "run");
-        TrainRun.Execute(new TrainRequest(cfg, [], work), CancellationToken.None);
+        Train(new TrainRequest(cfg, [], work), CancellationToken.None);
         // Corrupt one weight of `last` as a diverged run would, keeping the file consistent with its digest.
         var last = Path.Combine(work, "checkpoints", "last");
         var store = new CheckpointStore(Path.Combine(work, "checkpoints"));
@@ -162,7 +167,7 @@ public class TrainRunTests
             store.Save("last", model, ck.Optimizer!.Tensors, ck.Meta);
         }
         var e = Assert.Throws<NonFiniteLossException>(() =>
-            TrainRun.Execute(new TrainRequest(cfg, ["train.epochs=2"], work, Resume: ""), CancellationToken.None));
+            Train(new TrainRequest(cfg, ["train.epochs=2"], work, Resume: ""), CancellationToken.None));
         Assert.Equal(7, e.Iteration);
         Assert.Contains("loss_cls=NaN", e.Message);
         Assert.Contains("nan_iter_7", e.Message);
@@ -192,7 +197,7 @@ public class TrainRunTests
             grads["bbox_head.gfl_cls.weight"].view(-1)[7] = float.NegativeInfinity;
         }
         var e = Assert.Throws<NonFiniteGradientException>(() =>
-            TrainRun.Execute(new TrainRequest(cfg, [], work), CancellationToken.None, Poke));
+            Train(new TrainRequest(cfg, [], work), CancellationToken.None, Poke));
         Assert.True(order.IndexOf("bbox_head.gfl_cls.weight") < order.IndexOf("bbox_head.gfl_reg.bias"));
         Assert.Equal(3, e.Iteration);
         Assert.StartsWith("non-finite gradient at iteration 3 (epoch 1): bbox_head.gfl_cls.weight has 2 non-finite of ", e.Message);
@@ -249,7 +254,7 @@ public class TrainRunTests
     {
         var root = Directory.CreateTempSubdirectory("gfl-amp").FullName;
         var cfg = TinyConfig(root, epochs: 1);
-        var r = TrainRun.Execute(new TrainRequest(cfg, [$"train.amp={amp}", "train.eval_interval=0"], Path.Combine(root, "run")),
+        var r = Train(new TrainRequest(cfg, [$"train.amp={amp}", "train.eval_interval=0"], Path.Combine(root, "run")),
             CancellationToken.None);
         Assert.Equal(6, r.Iterations);
         var losses = File.ReadAllLines(Path.Combine(root, "run", "log.jsonl"))

@@ -78,7 +78,7 @@ public static class OneDnnCacheWorkaround
         throw new GflConfigException($"{ModeVariable}={value}: expected auto, cache-table, no-onednn or none");
     }
 
-    public static CpuWorkaroundReport Apply(CpuWorkaround? mode = null, string? recordingPath = null)
+    public static CpuWorkaroundReport Apply(CpuWorkaround? mode = null, string? recordingPath = null, ILogger? log = null)
     {
         var chosen = mode ?? Parse(Environment.GetEnvironmentVariable(ModeVariable));
         recordingPath ??= Environment.GetEnvironmentVariable(RecordingVariable);
@@ -104,7 +104,7 @@ public static class OneDnnCacheWorkaround
         string name = (cpu is CpuidRecording r ? $"{r.Machine} (recorded CPUID) " : "") + $"{CpuIdentity.Vendor(cpu)} family {family:x}h model {model:x}h";
         var action = chosen == CpuWorkaround.Auto ? (implausible ? CpuWorkaround.CacheTable : CpuWorkaround.None) : chosen;
         CpuWorkaroundReport Report(CpuWorkaround done, CacheTable? written, string detail) =>
-            Logged(new CpuWorkaroundReport(chosen, name, fromCpuid, implausible, done, written, detail));
+            Logged(new CpuWorkaroundReport(chosen, name, fromCpuid, implausible, done, written, detail), log ?? Serilog.Log.Logger);
 
         if (action == CpuWorkaround.CacheTable)
         {
@@ -127,11 +127,11 @@ public static class OneDnnCacheWorkaround
         return Report(CpuWorkaround.None, null, "");
     }
 
-    private static CpuWorkaroundReport Logged(CpuWorkaroundReport report)
+    private static CpuWorkaroundReport Logged(CpuWorkaroundReport report, ILogger log)
     {
-        if (report.Summary.Length == 0) Serilog.Log.Debug("CPU caches as oneDNN sees them: {Table}", report.FromCpuid);
-        else if (report.Action == CpuWorkaround.None) Serilog.Log.Warning("{Summary}", report.Summary);
-        else Serilog.Log.Information("{Summary}", report.Summary);
+        if (report.Summary.Length == 0) log.Debug("CPU caches as oneDNN sees them: {Table}", report.FromCpuid);
+        else if (report.Action == CpuWorkaround.None) log.Warning("{Summary}", report.Summary);
+        else log.Information("{Summary}", report.Summary);
         return report;
     }
 

@@ -22,14 +22,16 @@ public static class TorchRuntime
         }
     }
 
-    public static void EnsureInitialized()
+    /// <param name="log">receives libtorch's start-up warnings (the first caller's logger; the static Serilog logger
+    /// when none).</param>
+    public static void EnsureInitialized(Serilog.ILogger? log = null)
     {
         if (Volatile.Read(ref _cpu) is not null) return;
         lock (Gate)
         {
             if (_cpu is not null) return;
-            var cpu = OneDnnCacheWorkaround.Apply();
-            LibtorchWarnings.InitializeQuietly();
+            var cpu = OneDnnCacheWorkaround.Apply(log: log);
+            LibtorchWarnings.InitializeQuietly(log);
             Volatile.Write(ref _cpu, cpu);
         }
     }

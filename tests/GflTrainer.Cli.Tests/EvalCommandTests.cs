@@ -1,13 +1,11 @@
-using GflTrainer.Tests.Coco;
 using System.Text.Json;
-using GflTrainer.Cli;
-using GflTrainer.Tests.Support;
+using GflTrainer.Coco.Tests;
+using GflTrainer.Tests;
 using Xunit;
 
-namespace GflTrainer.Tests.Inference;
+namespace GflTrainer.Cli.Tests;
 
 /// <summary><c>gfl eval</c> run in-process through <see cref="GflApp.Run"/>: exit code, printed text, metrics.json.</summary>
-[Collection(ConsoleCaptureCollection.Name)]
 public sealed class EvalCommandTests : IDisposable
 {
     readonly string _dir = Directory.CreateTempSubdirectory("gfl-eval-cli-").FullName;
@@ -19,7 +17,7 @@ public sealed class EvalCommandTests : IDisposable
     {
         string dir = TestPaths.Fixtures("cocoeval", "edge_crowd_only_category");
         string outPath = Path.Combine(_dir, "sub", "metrics.json");
-        var (exit, stdout, _) = ConsoleCapture.RunGfl("eval", "--annotations", Path.Combine(dir, "gt.json"),
+        var (exit, stdout, _) = CliRunner.RunGfl("eval", "--annotations", Path.Combine(dir, "gt.json"),
             "--detections", Path.Combine(dir, "dets.json"), "--out", outPath);
 
         Assert.Equal(0, exit);
@@ -39,12 +37,12 @@ public sealed class EvalCommandTests : IDisposable
     }
 
     [Theory]
-    [MemberData(nameof(CocoBadInputTests.Cases), MemberType = typeof(CocoBadInputTests))]
+    [MemberData(nameof(CocoBadInputCases.Cases), MemberType = typeof(CocoBadInputCases))]
     public void BadInput_ExitCodeAndMessage(string caseName)
     {
-        string dets = CocoBadInputTests.CaseFile(caseName, "dets.json");
-        var (exit, stdout, stderr) = ConsoleCapture.RunGfl("eval", "--annotations", CocoBadInputTests.CaseFile(caseName, "gt.json"), "--detections", dets);
-        if (CocoBadInputTests.ExpectedErrors.TryGetValue(caseName, out var message))
+        string dets = CocoBadInputCases.CaseFile(caseName, "dets.json");
+        var (exit, stdout, stderr) = CliRunner.RunGfl("eval", "--annotations", CocoBadInputCases.CaseFile(caseName, "gt.json"), "--detections", dets);
+        if (CocoBadInputCases.ExpectedErrors.TryGetValue(caseName, out var message))
         {
             Assert.Equal(1, exit);
             var errorLines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
@@ -67,7 +65,7 @@ public sealed class EvalCommandTests : IDisposable
         string gt = TestPaths.Fixtures("cocoeval", "edge_perfect", "gt.json");
         string dets = Path.Combine(_dir, "dets.json");
         File.WriteAllText(dets, "[\n{\"image_id\": 1,,}\n]");
-        var (exit, _, stderr) = ConsoleCapture.RunGfl("eval", "--annotations", gt, "--detections", dets);
+        var (exit, _, stderr) = CliRunner.RunGfl("eval", "--annotations", gt, "--detections", dets);
         Assert.Equal(1, exit);
         Assert.Contains($"{dets}: invalid JSON at line 2", stderr);
     }
@@ -75,7 +73,7 @@ public sealed class EvalCommandTests : IDisposable
     [Fact]
     public void MissingDetectionsOption_IsAUsageError()
     {
-        var (exit, _, stderr) = ConsoleCapture.RunGfl("eval", "--annotations", TestPaths.Fixtures("cocoeval", "edge_perfect", "gt.json"));
+        var (exit, _, stderr) = CliRunner.RunGfl("eval", "--annotations", TestPaths.Fixtures("cocoeval", "edge_perfect", "gt.json"));
         Assert.Equal(2, exit);
         Assert.Contains("--detections", stderr);
     }
@@ -83,7 +81,7 @@ public sealed class EvalCommandTests : IDisposable
     [Fact]
     public void UnknownOption_IsAUsageError()
     {
-        var (exit, _, _) = ConsoleCapture.RunGfl("eval", "--annotationz", "x.json");
+        var (exit, _, _) = CliRunner.RunGfl("eval", "--annotationz", "x.json");
         Assert.Equal(2, exit);
     }
 }

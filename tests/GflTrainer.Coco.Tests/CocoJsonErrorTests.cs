@@ -1,7 +1,8 @@
 using Xunit;
 using GflTrainer.Coco;
+using GflTrainer.Tests;
 
-namespace GflTrainer.Tests.Coco;
+namespace GflTrainer.Coco.Tests;
 
 /// <summary>Malformed files fail with one line naming the file and where the reader stopped.</summary>
 public sealed class CocoJsonErrorTests : IDisposable

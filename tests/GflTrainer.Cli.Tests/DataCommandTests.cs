@@ -1,15 +1,11 @@
-using GflTrainer.Cli;
+using GflTrainer.Tests;
+using GflTrainer.Tests.Data;
 using GflTrainer.Data;
 using Xunit;
 using GflTrainer.Coco;
 
-namespace GflTrainer.Tests.Data;
+namespace GflTrainer.Cli.Tests;
 
-/// <summary>CLI runs in-process swap Console.Out/Error, so they run alone (no other test in parallel).</summary>
-[CollectionDefinition("Data CLI console", DisableParallelization = true)]
-public sealed class DataCliConsoleCollection;
-
-[Collection("Data CLI console")]
 public sealed class DataCommandTests : IDisposable
 {
     readonly TempDir _dir = new();
@@ -18,12 +14,8 @@ public sealed class DataCommandTests : IDisposable
 
     static (int Code, string Output) Run(params string[] args)
     {
-        var (oldOut, oldErr) = (Console.Out, Console.Error);
-        var sw = new StringWriter();
-        Console.SetOut(sw);
-        Console.SetError(sw);
-        try { return (GflApp.Run(args), sw.ToString()); }
-        finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
+        var r = CliRunner.RunGfl(args);
+        return (r.ExitCode, r.All);
     }
 
     string Synth(int train = 4, int val = 0, int seed = 0)

@@ -1,13 +1,13 @@
 using GflTrainer.Cli;
 using GflTrainer.Cli.Commands;
 using GflTrainer.Config;
-using GflTrainer.Tests.Support;
+using GflTrainer.Tests;
+using GflTrainer.Tests.Config;
 using Serilog.Events;
 using Xunit;
 
-namespace GflTrainer.Tests.Config;
+namespace GflTrainer.Cli.Tests;
 
-[Collection(ConsoleCaptureCollection.Name)]
 public sealed class ConfigCommandTests
 {
     static string R50 => Path.Combine(TestPaths.RepoRoot(), "configs", "r50_1x.yaml");
@@ -15,7 +15,7 @@ public sealed class ConfigCommandTests
     [Fact]
     public void Show_PrintsTheResolvedYaml_WithOverrides_Exit0()
     {
-        var r = ConsoleCapture.RunGfl("config", "show", "--config", R50, "--set", "train.epochs=24", "data.img_scale=640,480");
+        var r = CliRunner.RunGfl("config", "show", "--config", R50, "--set", "train.epochs=24", "data.img_scale=640,480");
 
         Assert.Equal(0, r.ExitCode);
         Assert.Contains("  epochs: 24\n", r.Out);
@@ -33,7 +33,7 @@ public sealed class ConfigCommandTests
         using var dir = new TempConfigDir();
         var file = dir.Write("bad.yaml", "model:\n  head:\n    num_clases: 3\ntrain:\n  epochs: -1\n");
 
-        var r = ConsoleCapture.RunGfl("config", "show", "-c", file);
+        var r = CliRunner.RunGfl("config", "show", "-c", file);
 
         Assert.Equal(2, r.ExitCode);
         Assert.Equal("", r.Out);
@@ -45,7 +45,7 @@ public sealed class ConfigCommandTests
     [Fact]
     public void Show_WithoutConfig_Exit2()
     {
-        var r = ConsoleCapture.RunGfl("config", "show");
+        var r = CliRunner.RunGfl("config", "show");
 
         Assert.Equal(2, r.ExitCode);
         Assert.Contains("--config", r.Err);
@@ -54,8 +54,8 @@ public sealed class ConfigCommandTests
     [Fact]
     public void Check_ValidConfig_Exit0_MissingFile_Exit2()
     {
-        Assert.Equal(0, ConsoleCapture.RunGfl("config", "check", "-c", R50).ExitCode);
-        var r = ConsoleCapture.RunGfl("config", "check", "-c", "/nonexistent/x.yaml");
+        Assert.Equal(0, CliRunner.RunGfl("config", "check", "-c", R50).ExitCode);
+        var r = CliRunner.RunGfl("config", "check", "-c", "/nonexistent/x.yaml");
         Assert.Equal(2, r.ExitCode);
         Assert.Contains("config file not found", r.Err);
     }
@@ -63,7 +63,7 @@ public sealed class ConfigCommandTests
     [Fact]
     public void Keys_PrintsTheReferenceTable()
     {
-        var r = ConsoleCapture.RunGfl("config", "keys");
+        var r = CliRunner.RunGfl("config", "keys");
 
         Assert.Equal(0, r.ExitCode);
         Assert.Equal(ConfigReference.MarkdownTable(), r.Out);

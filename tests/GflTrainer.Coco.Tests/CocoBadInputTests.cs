@@ -1,37 +1,25 @@
 using System.Text.Json;
 using Xunit;
 using GflTrainer.Coco;
+using GflTrainer.Tests;
 
-namespace GflTrainer.Tests.Coco;
+namespace GflTrainer.Coco.Tests;
 
 /// <summary>Fixtures/cocoeval_bad_input: what pycocotools does with each bad results file (behaviour.json), and what
 /// we do: the same numbers where it accepts the file, a clear <see cref="CocoFormatException"/> where it crashes,
 /// and zeros with a warning for an empty list.</summary>
 public sealed class CocoBadInputTests
 {
-    public static IEnumerable<object[]> Cases() =>
-        Directory.EnumerateDirectories(TestPaths.Fixtures("cocoeval_bad_input")).Select(Path.GetFileName)
-            .Order(StringComparer.Ordinal).Select(name => new object[] { name! });
-
-    internal static string CaseFile(string caseName, string file) => TestPaths.Fixtures("cocoeval_bad_input", caseName, file);
-
     static JsonElement Behaviour(string caseName) =>
-        JsonDocument.Parse(File.ReadAllText(CaseFile(caseName, "behaviour.json"))).RootElement.Clone();
-
-    /// <summary>The message we give where pycocotools crashes (the empty list is scored instead).</summary>
-    internal static readonly Dictionary<string, string> ExpectedErrors = new()
-    {
-        ["missing_score"] = "has no \"score\"",
-        ["unknown_image_id"] = "does not list",
-    };
+        JsonDocument.Parse(File.ReadAllText(CocoBadInputCases.CaseFile(caseName, "behaviour.json"))).RootElement.Clone();
 
     [Theory]
-    [MemberData(nameof(Cases))]
+    [MemberData(nameof(CocoBadInputCases.Cases), MemberType = typeof(CocoBadInputCases))]
     public void Library_FollowsBehaviour(string caseName)
     {
         var b = Behaviour(caseName);
-        var gt = CocoGroundTruth.Load(CaseFile(caseName, "gt.json"));
-        string detsPath = CaseFile(caseName, "dets.json");
+        var gt = CocoGroundTruth.Load(CocoBadInputCases.CaseFile(caseName, "gt.json"));
+        string detsPath = CocoBadInputCases.CaseFile(caseName, "dets.json");
         if (b.GetProperty("pycocotools_accepts").GetBoolean())
         {
             var metrics = new CocoEvaluator(gt).Evaluate(CocoDetections.Load(detsPath, gt));
@@ -53,7 +41,7 @@ public sealed class CocoBadInputTests
             var e = Assert.Throws<CocoFormatException>(() => CocoDetections.Load(detsPath, gt));
             Assert.Equal(detsPath, e.File);
             Assert.StartsWith(detsPath + ": ", e.Message);
-            Assert.Contains(ExpectedErrors[caseName], e.Message);
+            Assert.Contains(CocoBadInputCases.ExpectedErrors[caseName], e.Message);
             Assert.DoesNotContain('\n', e.Message);
         }
     }
@@ -61,16 +49,16 @@ public sealed class CocoBadInputTests
     [Fact]
     public void UnknownCategory_IsDroppedWithAWarning()
     {
-        var gt = CocoGroundTruth.Load(CaseFile("unknown_category_id", "gt.json"));
-        var dets = CocoDetections.Load(CaseFile("unknown_category_id", "dets.json"), gt);
+        var gt = CocoGroundTruth.Load(CocoBadInputCases.CaseFile("unknown_category_id", "gt.json"));
+        var dets = CocoDetections.Load(CocoBadInputCases.CaseFile("unknown_category_id", "dets.json"), gt);
         Assert.Contains(dets.Warnings, w => w.Contains("category id", StringComparison.Ordinal));
     }
 
     [Fact]
     public void MissingScore_NamesTheDetection()
     {
-        var gt = CocoGroundTruth.Load(CaseFile("missing_score", "gt.json"));
-        var e = Assert.Throws<CocoFormatException>(() => CocoDetections.Load(CaseFile("missing_score", "dets.json"), gt));
+        var gt = CocoGroundTruth.Load(CocoBadInputCases.CaseFile("missing_score", "gt.json"));
+        var e = Assert.Throws<CocoFormatException>(() => CocoDetections.Load(CocoBadInputCases.CaseFile("missing_score", "dets.json"), gt));
         Assert.Matches(@"detection \[\d+\] \(image_id \d+\) has no ""score""", e.Message);
     }
 

@@ -1,8 +1,9 @@
 using System.Diagnostics;
 using Xunit;
 using GflTrainer.Runtime.Native;
+using GflTrainer.Tests;
 
-namespace GflTrainer.Tests.Runtime.Native;
+namespace GflTrainer.Cli.Tests;
 
 /// <summary>
 /// <c>gfl doctor</c> in a fresh process per case (oneDNN plans, and caches, its primitives with the cache table it

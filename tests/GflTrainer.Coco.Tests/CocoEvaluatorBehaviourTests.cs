@@ -1,7 +1,8 @@
 using Xunit;
 using GflTrainer.Coco;
+using GflTrainer.Tests;
 
-namespace GflTrainer.Tests.Coco;
+namespace GflTrainer.Coco.Tests;
 
 /// <summary>Hand-built cases for rules the fixtures exercise only in bulk.</summary>
 public sealed class CocoEvaluatorBehaviourTests

@@ -1,8 +1,9 @@
 using System.Text.Json;
 using Xunit;
 using GflTrainer.Coco;
+using GflTrainer.Tests;
 
-namespace GflTrainer.Tests.Coco;
+namespace GflTrainer.Coco.Tests;
 
 /// <summary>Every case under Fixtures/cocoeval against the numbers pycocotools 2.0.11 computed from the same files.</summary>
 public sealed class CocoEvaluatorParityTests
