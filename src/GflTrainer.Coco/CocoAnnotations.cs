@@ -2,18 +2,22 @@ using System.Text.Json;
 
 namespace GflTrainer.Coco;
 
-/// <summary>One <c>images[]</c> entry of a COCO instances file.</summary>
+/// <summary>One <c>images[]</c> entry of a COCO instances file. An entry without <c>file_name</c>, <c>width</c> or
+/// <c>height</c> is kept (evaluation needs only the id) with "" or 0, and reported in <see cref="CocoAnnotations.Issues"/>.</summary>
 public sealed record CocoImage(long Id, string FileName, int Width, int Height);
 
 /// <summary>One <c>annotations[]</c> entry. <see cref="Bbox"/> is COCO [x, y, w, h] in pixels, or null when the
-/// entry has no usable bbox array (reported by <c>gfl data check</c>). Segmentation is not read (GFL is box-only).</summary>
-public sealed record CocoAnnotation(long Id, long ImageId, long CategoryId, double[]? Bbox, double? Area, bool IsCrowd);
+/// entry has no usable bbox array (reported by <c>gfl data check</c>). <see cref="Area"/> and <see cref="IsCrowd"/> are
+/// null when the entry lacks them: training reads a missing iscrowd as 0 (mmdetection), evaluation refuses both
+/// missing (pycocotools fails with KeyError). Segmentation is not read (GFL is box-only).</summary>
+public sealed record CocoAnnotation(long Id, long ImageId, long CategoryId, double[]? Bbox, double? Area, bool? IsCrowd);
 
 /// <summary>One <c>categories[]</c> entry.</summary>
 public sealed record CocoCategory(long Id, string Name);
 
 /// <summary>A field whose JSON type was wrong or that was missing: kept, not thrown, so the checker can list them all.</summary>
-public sealed record CocoFieldIssue(string Where, string Message);
+/// <param name="Field">the JSON field at fault (<c>id</c>, <c>file_name</c>, <c>bbox</c>...).</param>
+public sealed record CocoFieldIssue(string Where, string Message, string Field);
 
 /// <summary>The parts of a COCO instances JSON file that detection needs, read by streaming
 /// (<see cref="JsonTokenStream"/>): memory is the records, not the file.</summary>
@@ -79,16 +83,17 @@ public sealed class CocoAnnotations
         }
         if (id is null || file is null || w is null || h is null)
         {
-            if (issues.Count == before) issues.Add(new(where, "missing or invalid " + string.Join(", ",
-                new[] { ("id", id is null), ("file_name", file is null), ("width", w is null), ("height", h is null) }.Where(m => m.Item2).Select(m => m.Item1))));
-            if (id is null || file is null) return;
+            var missing = new[] { ("id", id is null), ("file_name", file is null), ("width", w is null), ("height", h is null) }
+                .Where(m => m.Item2).Select(m => m.Item1).ToList();
+            if (issues.Count == before) issues.Add(new(where, "missing or invalid " + string.Join(", ", missing), missing[0]));
+            if (id is null) return;
         }
-        into.Add(new CocoImage(id.Value, file, (int)(w ?? 0), (int)(h ?? 0)));
+        into.Add(new CocoImage(id.Value, file ?? "", (int)(w ?? 0), (int)(h ?? 0)));
     }
 
     static void ReadAnnotation(JsonTokenStream json, int index, List<CocoFieldIssue> issues, List<CocoAnnotation> into)
     {
-        long? id = null, imageId = null, catId = null; double[]? bbox = null; double? area = null; bool crowd = false;
+        long? id = null, imageId = null, catId = null; double[]? bbox = null; double? area = null; bool? crowd = null;
         string where = $"annotations[{index}]";
         int before = issues.Count;
         while (json.Read() && json.TokenType == JsonTokenType.PropertyName)
@@ -113,11 +118,12 @@ public sealed class CocoAnnotations
         }
         if (id is null || imageId is null || catId is null)
         {
-            if (issues.Count == before) issues.Add(new(where, "missing or invalid " + string.Join(", ",
-                new[] { ("id", id is null), ("image_id", imageId is null), ("category_id", catId is null) }.Where(m => m.Item2).Select(m => m.Item1))));
+            var missing = new[] { ("id", id is null), ("image_id", imageId is null), ("category_id", catId is null) }
+                .Where(m => m.Item2).Select(m => m.Item1).ToList();
+            if (issues.Count == before) issues.Add(new(where, "missing or invalid " + string.Join(", ", missing), missing[0]));
             return;
         }
-        if (bbox is null) issues.Add(new($"annotation id {id}", "missing or invalid bbox (expected [x, y, w, h])"));
+        if (bbox is null) issues.Add(new($"annotation id {id}", "missing or invalid bbox (expected [x, y, w, h])", "bbox"));
         into.Add(new CocoAnnotation(id.Value, imageId.Value, catId.Value, bbox, area, crowd));
     }
 
@@ -131,7 +137,7 @@ public sealed class CocoAnnotations
             else if (json.NameIs("name"u8)) name = ReadString(json, where, "name", issues);
             else SkipProperty(json);
         }
-        if (id is null) { issues.Add(new(where, "missing or invalid id")); return; }
+        if (id is null) { issues.Add(new(where, "missing or invalid id", "id")); return; }
         into.Add(new CocoCategory(id.Value, name ?? $"category_{id}"));
     }
 
@@ -151,7 +157,7 @@ public sealed class CocoAnnotations
             if (d == Math.Floor(d) && Math.Abs(d) < 9e15) return (long)d;
         }
         else if (json.TokenType is JsonTokenType.StartArray or JsonTokenType.StartObject) json.SkipValue();
-        issues.Add(new(where, $"'{name}' must be an integer"));
+        issues.Add(new(where, $"'{name}' must be an integer", name));
         return null;
     }
 
@@ -160,7 +166,7 @@ public sealed class CocoAnnotations
         json.Read();
         if (json.TokenType == JsonTokenType.Number) return json.GetDouble();
         if (json.TokenType is JsonTokenType.StartArray or JsonTokenType.StartObject) json.SkipValue();
-        issues.Add(new(where, $"'{name}' must be a number"));
+        issues.Add(new(where, $"'{name}' must be a number", name));
         return null;
     }
 
@@ -169,7 +175,7 @@ public sealed class CocoAnnotations
         json.Read();
         if (json.TokenType == JsonTokenType.String) return json.GetString();
         if (json.TokenType is JsonTokenType.StartArray or JsonTokenType.StartObject) json.SkipValue();
-        issues.Add(new(where, $"'{name}' must be a string"));
+        issues.Add(new(where, $"'{name}' must be a string", name));
         return null;
     }
 

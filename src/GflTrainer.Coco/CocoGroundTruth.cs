@@ -50,48 +50,34 @@ public sealed class CocoGroundTruth
     }
 
     /// <summary>Reads a COCO instances JSON file (<c>images</c>, <c>categories</c>, <c>annotations</c> with
-    /// <c>id, image_id, category_id, bbox, area, iscrowd</c>).</summary>
+    /// <c>id, image_id, category_id, bbox, area, iscrowd</c>) with the one COCO reader, <see cref="CocoAnnotations"/>.</summary>
     /// <exception cref="CocoFormatException">The file is missing, not valid JSON, or lacks a required field.</exception>
-    public static CocoGroundTruth Load(string path)
+    public static CocoGroundTruth Load(string path) => FromAnnotations(CocoAnnotations.Load(path));
+
+    /// <summary>Fields evaluation does not read: an image without a file name is evaluated as pycocotools does.</summary>
+    static readonly HashSet<string> NotEvaluated = ["file_name", "width", "height", "name"];
+
+    /// <summary>The ground truth of an already parsed file (training parses its validation file once, for the loader
+    /// and for this). As strict as pycocotools where it would fail: every annotation needs a bbox of 4 numbers,
+    /// <c>area</c> and <c>iscrowd</c>.</summary>
+    public static CocoGroundTruth FromAnnotations(CocoAnnotations coco)
     {
-        var dto = CocoJsonFile.Read(path, CocoJsonContext.Default.CocoInstancesFileDto,
-            "a COCO instances object with \"images\", \"categories\" and \"annotations\"");
-        if (dto.Images is null) throw new CocoFormatException(path, "no \"images\" list");
-        if (dto.Categories is null) throw new CocoFormatException(path, "no \"categories\" list");
-        if (dto.Annotations is null)
-            throw new CocoFormatException(path, "no \"annotations\" list (an image-info file cannot be evaluated)");
-
-        var imageIds = new List<long>(dto.Images.Count);
-        for (int i = 0; i < dto.Images.Count; i++)
-            imageIds.Add(dto.Images[i]?.Id ?? throw new CocoFormatException(path, $"images[{i}] has no \"id\""));
-
-        var categories = new List<CocoCategory>(dto.Categories.Count);
-        for (int i = 0; i < dto.Categories.Count; i++)
-        {
-            var c = dto.Categories[i] ?? throw new CocoFormatException(path, $"categories[{i}] is null");
-            long id = c.Id ?? throw new CocoFormatException(path, $"categories[{i}] has no \"id\"");
-            categories.Add(new CocoCategory(id, c.Name ?? id.ToString(System.Globalization.CultureInfo.InvariantCulture)));
-        }
-
-        var annotations = new CocoGroundTruthBox[dto.Annotations.Count];
+        string path = coco.SourceFile;
+        if (coco.Issues.FirstOrDefault(i => !NotEvaluated.Contains(i.Field)) is { } issue)
+            throw new CocoFormatException(path, $"{issue.Where}: {issue.Message}");
+        var annotations = new CocoGroundTruthBox[coco.Annotations.Count];
         for (int i = 0; i < annotations.Length; i++)
         {
-            var a = dto.Annotations[i] ?? throw new CocoFormatException(path, $"annotations[{i}] is null");
-            string Missing(string field) => $"annotations[{i}]{(a.Id is long id ? $" (id {id})" : "")} has no \"{field}\"";
-            var box = a.Bbox ?? throw new CocoFormatException(path, Missing("bbox"));
-            if (box.Length != 4)
-                throw new CocoFormatException(path, $"annotations[{i}] (id {a.Id}): bbox must be [x, y, w, h], found {box.Length} numbers");
+            var a = coco.Annotations[i];
+            string Missing(string field) => $"annotations[{i}] (id {a.Id}) has no \"{field}\"";
+            var box = a.Bbox ?? throw new CocoFormatException(path, $"annotations[{i}] (id {a.Id}): bbox must be [x, y, w, h]");
             // pycocotools reads area and iscrowd for every annotation and fails with KeyError without them;
             // guessing area = w*h would silently move boxes between the small/medium/large ranges.
-            annotations[i] = new CocoGroundTruthBox(
-                a.Id ?? throw new CocoFormatException(path, Missing("id")),
-                a.ImageId ?? throw new CocoFormatException(path, Missing("image_id")),
-                a.CategoryId ?? throw new CocoFormatException(path, Missing("category_id")),
-                box[0], box[1], box[2], box[3],
+            annotations[i] = new CocoGroundTruthBox(a.Id, a.ImageId, a.CategoryId, box[0], box[1], box[2], box[3],
                 a.Area ?? throw new CocoFormatException(path, Missing("area")),
                 a.IsCrowd ?? throw new CocoFormatException(path, Missing("iscrowd")));
         }
-        return new CocoGroundTruth(imageIds, categories, annotations, path);
+        return new CocoGroundTruth(coco.Images.Select(im => im.Id), coco.Categories, annotations, path);
     }
 
     static string[] FindSurprises(IReadOnlyList<CocoGroundTruthBox> annotations, string source)

@@ -4,37 +4,9 @@ using System.Text.Json.Serialization.Metadata;
 
 namespace GflTrainer.Coco;
 
-// The on-disk COCO schema, read with System.Text.Json straight from a FileStream (the serializer streams
-// the file through a small buffer; no DOM and no whole-file string). Only the fields the bbox evaluation
-// reads are mapped; everything else (segmentation, info, licenses, file_name, ...) is skipped by the reader.
-
-internal sealed class CocoInstancesFileDto
-{
-    [JsonPropertyName("images")] public List<CocoImageDto>? Images { get; set; }
-    [JsonPropertyName("categories")] public List<CocoCategoryDto>? Categories { get; set; }
-    [JsonPropertyName("annotations")] public List<CocoAnnotationDto>? Annotations { get; set; }
-}
-
-internal sealed class CocoImageDto
-{
-    [JsonPropertyName("id"), JsonConverter(typeof(CocoIdConverter))] public long? Id { get; set; }
-}
-
-internal sealed class CocoCategoryDto
-{
-    [JsonPropertyName("id"), JsonConverter(typeof(CocoIdConverter))] public long? Id { get; set; }
-    [JsonPropertyName("name")] public string? Name { get; set; }
-}
-
-internal sealed class CocoAnnotationDto
-{
-    [JsonPropertyName("id"), JsonConverter(typeof(CocoIdConverter))] public long? Id { get; set; }
-    [JsonPropertyName("image_id"), JsonConverter(typeof(CocoIdConverter))] public long? ImageId { get; set; }
-    [JsonPropertyName("category_id"), JsonConverter(typeof(CocoIdConverter))] public long? CategoryId { get; set; }
-    [JsonPropertyName("bbox")] public double[]? Bbox { get; set; }
-    [JsonPropertyName("area")] public double? Area { get; set; }
-    [JsonPropertyName("iscrowd"), JsonConverter(typeof(CocoFlagConverter))] public bool? IsCrowd { get; set; }
-}
+// The COCO results file (a list of detections), read with System.Text.Json straight from a FileStream (the
+// serializer streams the file through a small buffer; no DOM and no whole-file string). Instances files (ground
+// truth) have their own streaming reader, CocoAnnotations, shared by training and evaluation.
 
 /// <summary>One entry of a COCO results file (<c>[{image_id, category_id, bbox, score}]</c>).</summary>
 internal sealed class CocoResultDto
@@ -45,7 +17,6 @@ internal sealed class CocoResultDto
     [JsonPropertyName("score")] public double? Score { get; set; }
 }
 
-[JsonSerializable(typeof(CocoInstancesFileDto))]
 [JsonSerializable(typeof(List<CocoResultDto>))]
 internal sealed partial class CocoJsonContext : JsonSerializerContext;
 

@@ -38,7 +38,7 @@ public sealed class CocoJsonErrorTests : IDisposable
     {
         string path = Write("gt.json", "{\"images\": [{\"id\": 1}],\n \"categories\": [{\"id\": 3, \"name\": \"cat\"}],\n \"annotations\": [}");
         var e = Assert.Throws<CocoFormatException>(() => CocoGroundTruth.Load(path));
-        Assert.StartsWith(path + ": invalid JSON at line 3, position ", e.Message);
+        Assert.StartsWith(path + ": malformed JSON at line 3, column 18", e.Message);
     }
 
     [Fact]
@@ -55,7 +55,7 @@ public sealed class CocoJsonErrorTests : IDisposable
     {
         string path = Path.Combine(_dir, "nope.json");
         var e = Assert.Throws<CocoFormatException>(() => CocoGroundTruth.Load(path));
-        Assert.Equal($"{path}: file not found", e.Message);
+        Assert.Equal($"{path}: annotation file not found", e.Message);
     }
 
     [Fact]
@@ -67,12 +67,22 @@ public sealed class CocoJsonErrorTests : IDisposable
     }
 
     [Fact]
+    public void AnnotationWithoutIscrowd_IsRejected_ButAnImageWithoutFileNameIsEvaluated()
+    {
+        string path = Write("gt.json", OneImageGt.Replace(", \"iscrowd\": 0", ""));
+        Assert.Equal($"{path}: annotations[0] (id 1) has no \"iscrowd\"",
+            Assert.Throws<CocoFormatException>(() => CocoGroundTruth.Load(path)).Message);
+        // OneImageGt's image has only an id: training would refuse it (no file_name), evaluation does not need one.
+        Assert.Equal([1L], CocoGroundTruth.Load(Write("ok.json", OneImageGt)).ImageIds);
+    }
+
+    [Fact]
     public void FractionalId_IsRejected_ButIntegralFloatIdIsAccepted()
     {
         var gt = CocoGroundTruth.Load(Write("gt.json", OneImageGt.Replace("\"images\": [{\"id\": 1}]", "\"images\": [{\"id\": 1.0}]")));
         Assert.Equal([1L], gt.ImageIds);
         string path = Write("gt2.json", OneImageGt.Replace("\"images\": [{\"id\": 1}]", "\"images\": [{\"id\": 1.5}]"));
         var e = Assert.Throws<CocoFormatException>(() => CocoGroundTruth.Load(path));
-        Assert.Contains("an id must be an integer, found 1.5", e.Message);
+        Assert.Equal($"{path}: images[0]: 'id' must be an integer", e.Message);
     }
 }

@@ -91,7 +91,7 @@ internal sealed class CocoDataset : IDetectionDataset
                 if ((a.Area ?? w * h) <= 0 || w < 1 || h < 1) { tiny++; continue; }
                 if (!map.TryGetLabel(a.CategoryId, out int label)) { unknown++; continue; }
                 var xyxy = new[] { (float)x, (float)y, (float)(x + w), (float)(y + h) };
-                if (a.IsCrowd) { ignored.AddRange(xyxy); crowd++; }
+                if (a.IsCrowd == true) { ignored.AddRange(xyxy); crowd++; }
                 else { boxes.AddRange(xyxy); labels.Add(label); kept++; }
             }
             entries.Add(new DatasetEntry(img.Id, img.FileName, img.Width, img.Height, boxes.ToArray(), labels.ToArray(), ignored.ToArray()));

@@ -68,7 +68,7 @@ public static class DataChecker
         {
             string where = $"annotation id {a.Id}";
             if (!annIds.Add(a.Id)) problems.Add(new(DataProblemKind.DuplicateAnnotationId, where, $"annotation id {a.Id} appears twice"));
-            if (a.IsCrowd) crowd++;
+            if (a.IsCrowd == true) crowd++;
             annotated.Add(a.ImageId);
             if (!categories.Contains(a.CategoryId)) problems.Add(new(DataProblemKind.UnknownCategory, where, $"category_id {a.CategoryId} is not in categories"));
             if (!images.TryGetValue(a.ImageId, out var img))
@@ -100,6 +100,7 @@ public static class DataChecker
     static DataProblem? CheckImageFile(CocoImage img, string root)
     {
         string where = $"image id {img.Id}";
+        if (img.FileName.Length == 0) return null;   // no file_name: already an InvalidField problem
         var path = CocoDataset.ResolveImagePath(root, img.FileName);
         if (path is null)
             return new(DataProblemKind.UnsafeFileName, where, $"file_name '{img.FileName}' is absolute or leaves the image root (refused)");

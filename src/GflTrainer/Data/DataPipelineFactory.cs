@@ -32,13 +32,14 @@ internal static class DataPipelineFactory
         return ds;
     }
 
-    public static CocoDataset LoadEvalSet(SplitConfig split, DataConfig data, CategoryMap? categories, ILogger log)
+    /// <summary>An evaluation split, parsed once: the images for the loader and the ground truth for the metric.</summary>
+    public static (CocoDataset Dataset, CocoGroundTruth GroundTruth) LoadEvalSet(SplitConfig split, DataConfig data, CategoryMap? categories, ILogger log)
     {
         if (!File.Exists(split.AnnFile)) throw new GflConfigException($"annotation file not found: {split.AnnFile}");
         var coco = CocoAnnotations.Load(split.AnnFile);
         var ds = CocoDataset.ForEvaluation(coco, split.ImgPrefix, categories);
         log.Information("eval set {File}: {Count} images", split.AnnFile, ds.Count);
-        return ds;
+        return (ds, CocoGroundTruth.FromAnnotations(coco));
     }
 
     public static DetectionLoader CreateTrainLoader(DataConfig data, IDetectionDataset ds, LoaderOptions options, torch.Device device, ILogger log)

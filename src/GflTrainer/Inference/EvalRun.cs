@@ -32,8 +32,7 @@ public static class EvalRun
             c => Pick(c).AnnFile);
         var cfg = detector.Config;
         var split = Pick(cfg);
-        var dataset = DataPipelineFactory.LoadEvalSet(split, cfg.Data, detector.Categories, log);
-        var gt = CocoGroundTruth.Load(split.AnnFile);
+        var (dataset, gt) = DataPipelineFactory.LoadEvalSet(split, cfg.Data, detector.Categories, log);
         var loader = DataPipelineFactory.CreateEvalLoader(cfg.Data, dataset,
             new LoaderOptions { BatchSize = cfg.Data.ValBatchSize, Workers = cfg.Data.Workers, Prefetch = cfg.Data.Prefetch }, device, log);
         var post = GflPostprocessor.FromConfig(cfg.Model);

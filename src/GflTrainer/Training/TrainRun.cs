@@ -71,8 +71,7 @@ public static class TrainRun
         CocoGroundTruth? valGt = null;
         if (File.Exists(cfg.Data.Val.AnnFile))
         {
-            val = DataPipelineFactory.LoadEvalSet(cfg.Data.Val, cfg.Data, train.Categories, log);
-            valGt = CocoGroundTruth.Load(cfg.Data.Val.AnnFile);
+            (val, valGt) = DataPipelineFactory.LoadEvalSet(cfg.Data.Val, cfg.Data, train.Categories, log);
         }
         else
             log.Warning("data.val.ann_file {File} not found: training without evaluation", cfg.Data.Val.AnnFile);

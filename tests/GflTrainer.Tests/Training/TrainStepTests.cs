@@ -1,0 +1,94 @@
+using GflTrainer.Config;
+using GflTrainer.Model;
+using GflTrainer.Training;
+using GflTrainer.Training.Losses;
+using TorchSharp;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace GflTrainer.Tests.Training;
+
+/// <summary>The one train step of <c>gfl train</c> and <c>gfl bench train-step</c>.</summary>
+public sealed class TrainStepTests
+{
+    static readonly GflConfig Tiny = new()
+    {
+        Model = new ModelConfig
+        {
+            Backbone = new BackboneConfig { Depth = 18, BaseChannels = 8, FrozenStages = -1, NormEval = false },
+            Neck = new NeckConfig { OutChannels = 16 },
+            Head = new HeadConfig { NumClasses = 3, FeatChannels = 16, StackedConvs = 1, NormGroups = 4 },
+        },
+    };
+
+    static (GflDetector Model, Sgd Sgd, TrainStep Step) Build(GflConfig cfg)
+    {
+        manual_seed(0);
+        var model = DetectorFactory.CreateDetector(cfg.Model);
+        model.train();
+        var sgd = new Sgd(model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, (Tensor)p.parameter)), 0.01, 0.9, 1e-4);
+        return (model, sgd, TrainStep.FromConfig(cfg, model, sgd, CPU));
+    }
+
+    static (Tensor Images, List<Tensor> Boxes, List<Tensor> Labels, List<(int, int)> Pads) Batch()
+    {
+        var images = randn(2, 3, 64, 64);
+        var boxes = new List<Tensor> { tensor(new float[,] { { 4, 4, 40, 30 } }), tensor(new float[,] { { 10, 12, 50, 60 } }) };
+        var labels = new List<Tensor> { tensor(new long[] { 0 }), tensor(new long[] { 2 }) };
+        return (images, boxes, labels, [(64, 64), (64, 64)]);
+    }
+
+    static Dictionary<string, Tensor> Weights(GflDetector model) =>
+        model.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone());
+
+    [Fact]
+    public void Step_ReportsNamedTerms_AndUpdatesTheWeights()
+    {
+        using var scope = NewDisposeScope();
+        var (model, sgd, step) = Build(Tiny);
+        using var _ = sgd;
+        var before = Weights(model);
+        var (images, boxes, labels, pads) = Batch();
+        var r = step.Run(images, boxes, labels, pads);
+
+        Assert.True(r.LossFinite);
+        Assert.True(r.Update!.Value.Applied);
+        Assert.Equal(["loss_cls", "loss_bbox", "loss_dfl"], r.Losses.Terms.Select(t => t.Name));
+        Assert.Equal(r.Losses.Terms.Sum(t => t.Value), r.Losses.Total, 5);
+        Assert.Contains(model.named_parameters(), p => !p.parameter.equal(before[p.name]).all().item<bool>());
+    }
+
+    [Fact]
+    public void NonFiniteLoss_RunsNoBackward_AndLeavesTheWeights()
+    {
+        using var scope = NewDisposeScope();
+        var (model, sgd, step) = Build(Tiny);
+        using var _ = sgd;
+        var before = Weights(model);
+        var (images, boxes, labels, pads) = Batch();
+        images.fill_(float.NaN);
+        var r = step.Run(images, boxes, labels, pads);
+
+        Assert.False(r.LossFinite);
+        Assert.Null(r.Update);
+        Assert.Contains("loss_cls=NaN", r.Losses.ToString());
+        Assert.All(model.parameters(), p => Assert.Null(p.grad));
+        // Parameters only: the forward pass has already run (BatchNorm statistics see the batch, as in the reference).
+        Assert.All(model.named_parameters(), p => Assert.True(p.parameter.equal(before[p.name]).all().item<bool>(), p.name));
+    }
+
+    [Fact]
+    public void LossWindow_AveragesEachTermByName()
+    {
+        var w = new LossWindow();
+        w.Add(new LossScalars(3, [new("loss_cls", 1), new("loss_bbox", 2)]), 1, 0.5);
+        w.Add(new LossScalars(5, [new("loss_cls", 3), new("loss_bbox", 2)]), 3, 0.5);
+        var s = w.Drain();
+        Assert.Equal(4, s.Losses.Total);
+        Assert.Equal(2, s.Losses["loss_cls"]);
+        Assert.Equal(2, s.Losses["loss_bbox"]);
+        Assert.Equal((2.0, 0.5), (s.Time, s.DataTime));
+        Assert.Equal("cls 2.0000 bbox 2.0000", ProgressReporter.Terms(s.Losses));
+        Assert.Empty(w.Drain().Losses.Terms);
+    }
+}
