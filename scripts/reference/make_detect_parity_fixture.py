@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Detections of the plain-PyTorch reference with weights trained by gfl, for the detection parity test
-(issue 22, tests/.../Evaluation/DetectionParityTests.cs): same weights, same images, same test pipeline
+(issue 22, tests/.../Inference/DetectionParityTests.cs): same weights, same images, same test pipeline
 (keep-ratio resize with cv2, normalise, pad 32; score 0.05, nms_pre 1000, class-wise NMS 0.6, top 100).
 
     /usr/bin/python3 scripts/reference/make_detect_parity_fixture.py [FIXTURE_DIR]
