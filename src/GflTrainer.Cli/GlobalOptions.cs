@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Serilog.Core;
 using Serilog.Events;
 using GflTrainer.Runtime;
 
@@ -40,10 +41,11 @@ public static class GlobalOptions
         LogEventLevel level;
         try { level = ParseLevel(parse.GetValue(LogLevel)); }
         catch (GflConfigException e) { error.WriteLine($"error: {e.Message}"); return ExitCodes.Usage; }
-        using var log = Logging.ForConsole(level, output, error);
+        var levels = new LoggingLevelSwitch(level);
+        using var log = Logging.ForConsole(levels, output, error);
         // A live progress bar only on the process's own interactive stderr, never on a test's writer or a log file.
         bool interactive = ReferenceEquals(error, Console.Error) && !Console.IsErrorRedirected && !Console.IsOutputRedirected;
-        var context = new CommandContext(output, error, log, level, interactive ? error : null);
+        var context = new CommandContext(output, error, log, levels, interactive ? error : null);
         try
         {
             return body(context);
@@ -53,7 +55,7 @@ public static class GlobalOptions
             var report = ErrorReport.Of(e);
             if (report.ExitCode == ExitCodes.Interrupted) log.Warning("{Message}", report.Message);
             else log.Error("{Message}", report.Message);
-            if (level <= LogEventLevel.Debug) log.Debug(e, "details");
+            if (context.Level <= LogEventLevel.Debug) log.Debug(e, "details");
             else if (report.IsBug) error.WriteLine("(run with --log-level debug for the stack trace)");
             return report.ExitCode;
         }

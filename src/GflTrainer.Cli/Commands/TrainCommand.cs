@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Runtime.InteropServices;
+using GflTrainer.Config;
 using GflTrainer.Training;
 
 namespace GflTrainer.Cli.Commands;
@@ -21,6 +22,9 @@ public static class TrainCommand
         var cmd = new Command("train", "Train a GFL detector") { config, workDir, set, resume, autoResume };
         cmd.SetAction(parse => GlobalOptions.Execute(parse, ctx =>
         {
+            // runtime.log_level applies unless --log-level was given; the run loads the same file again (milliseconds), so
+            // a config error is reported here, before anything is written.
+            ctx.Levels.MinimumLevel = ConfigCommand.LogLevel(parse, ConfigLoader.Load(parse.GetValue(config)!, parse.GetValue(set) ?? []));
             string? resumeValue = parse.GetResult(resume) is null ? null : parse.GetValue(resume) ?? "";
             var request = new TrainRequest(parse.GetValue(config)!, parse.GetValue(set) ?? [], parse.GetValue(workDir),
                 resumeValue, parse.GetValue(autoResume), parse.GetValue(GlobalOptions.Device));

@@ -15,14 +15,25 @@ internal static class ConfigValidator
         if (model.Head.Strides.Count != model.Neck.NumOuts)
             Fail("model.head.strides", $"has {model.Head.Strides.Count} strides but model.neck.num_outs is {model.Neck.NumOuts}; " +
                  "one stride per pyramid level");
-        for (int i = 1; i < model.Head.Strides.Count; i++)
-            if (model.Head.Strides[i] <= model.Head.Strides[i - 1])
-            {
-                Fail("model.head.strides", $"must increase level by level, got {ConfigSchema.FormatValue(model.Head.Strides)}");
-                break;
-            }
+        // The priors sit on the FPN's levels: C3..C5 (strides 8, 16, 32) and stride-2 extra levels after them, so the
+        // strides follow from the backbone and neck; the key exists to state them as mmdetection's config does.
+        if (model.Head.Strides.Where((s, i) => s != 8 << i).Any())
+            Fail("model.head.strides", $"the FPN levels P3, P4, ... have strides 8, 16, 32, 64, 128, ...; got {ConfigSchema.FormatValue(model.Head.Strides)}");
+        // Only the GFL reference FPN is built (Model/Fpn.cs); other mmdetection FPN variants are rejected here so that
+        // `gfl config check` catches them, not the start of training.
+        if (model.Neck.StartLevel != 1)
+            Fail("model.neck.start_level", $"only 1 (the FPN starts at C3, the GFL reference) is implemented, got {model.Neck.StartLevel}");
+        if (model.Neck.AddExtraConvs != ExtraConvsSource.OnOutput)
+            Fail("model.neck.add_extra_convs", $"only on_output (the GFL reference) is implemented, got {ConfigSchema.FormatValue(model.Neck.AddExtraConvs)}");
+        if (model.Neck.ReluBeforeExtraConvs)
+            Fail("model.neck.relu_before_extra_convs", "only false (the GFL reference) is implemented");
         if (model.Head.StackedConvs > 0 && model.Head.FeatChannels % model.Head.NormGroups != 0)
             Fail("model.head.norm_groups", $"{model.Head.NormGroups} does not divide model.head.feat_channels = {model.Head.FeatChannels} (GroupNorm)");
+
+        if (!c.Data.KeepRatio)
+            Fail("data.keep_ratio", "only true (mmdetection's default: scale = min(long/long_side, short/short_side)) is implemented");
+        if (!c.Data.ToRgb)
+            Fail("data.to_rgb", "images are decoded as RGB; false (BGR mean/std, e.g. caffe-style weights) is not implemented");
 
         if (c.Data.Multiscale is { } ms)
         {
@@ -40,6 +51,9 @@ internal static class ConfigValidator
                 Fail("train.schedule.steps", $"must be strictly increasing, got {ConfigSchema.FormatValue(steps)}");
                 break;
             }
+
+        if (c.Train.Optimizer.Nesterov && c.Train.Optimizer.Momentum == 0)
+            Fail("train.optimizer.nesterov", "Nesterov momentum needs train.optimizer.momentum > 0 (as torch.optim.SGD)");
 
         if (!Regex.IsMatch(c.Runtime.Device, @"^(auto|cpu|cuda(:\d+)?)$"))
             Fail("runtime.device", $"'{c.Runtime.Device}' is not a device; allowed auto, cpu, cuda, cuda:N");

@@ -12,11 +12,9 @@ public enum EvalMetric
 /// <summary>COCO evaluation (mmdetection <c>CocoMetric</c>).</summary>
 public sealed record EvaluationConfig
 {
-    /// <summary>Metric. Reference: bbox.</summary>
-    [Description("Metric.")]
+    [Description("COCO metric: bbox, the only one (no mask head); kept for mmdetection's config shape.")]
     public EvalMetric Metric { get; init; } = EvalMetric.Bbox;
 
-    /// <summary>Also print per-class AP. Reference: false.</summary>
-    [Description("Also print per-class AP.")]
+    [Description("Also log the per-class AP table at each validation (always in eval/epoch_N/metrics.json).")]
     public bool Classwise { get; init; }
 }

@@ -6,50 +6,39 @@ namespace GflTrainer.Config;
 /// logging/checkpoint cadence of <c>default_runtime.py</c> (gfl_spec.md §6.1).</summary>
 public sealed record TrainConfig
 {
-    /// <summary>Training epochs. Reference: 12 (1x).</summary>
     [Description("Training epochs.")]
     [ConfigRange(1, 100000)]
     public int Epochs { get; init; } = 12;
 
-    /// <summary>Optimizer and its hyper-parameters.</summary>
     [Description("Optimizer.")]
     public OptimizerConfig Optimizer { get; init; } = new();
 
-    /// <summary>Linear learning-rate scaling for a batch other than the reference one.</summary>
     [Description("Linear LR scaling by batch size.")]
     public AutoScaleLrConfig AutoScaleLr { get; init; } = new();
 
-    /// <summary>Warm-up and decay of the learning rate.</summary>
     [Description("Learning-rate warm-up and decay.")]
     public ScheduleConfig Schedule { get; init; } = new();
 
-    /// <summary>Gradient-norm clipping, or null for none. Reference: none.</summary>
     [Description("Gradient-norm clipping, or null for none.")]
     public GradClipConfig? GradClip { get; init; }
 
-    /// <summary>Mixed precision. Reference: off (fp32).</summary>
     [Description("Mixed precision: off, bf16 or fp16 (autocast).")]
     public AmpMode Amp { get; init; } = AmpMode.Off;
 
-    /// <summary>Random seed, or null to draw one (it is logged and saved). Reference: null.</summary>
     [Description("Random seed, or null to draw one (logged and saved with the run).")]
     [ConfigRange(0, int.MaxValue)]
     public int? Seed { get; init; }
 
-    /// <summary>Request deterministic kernels (slower; not every CUDA kernel has one). Reference: false.</summary>
-    [Description("Request deterministic kernels (slower).")]
+    [Description("Deterministic kernels only (torch.use_deterministic_algorithms, cuDNN benchmark off); an op without one stops the run.")]
     public bool Deterministic { get; init; }
 
-    /// <summary>Iterations between training log lines. Reference: 50.</summary>
     [Description("Iterations between training log lines.")]
     [ConfigRange(1, double.PositiveInfinity)]
     public int LogInterval { get; init; } = 50;
 
-    /// <summary>Checkpoint cadence and retention.</summary>
     [Description("Checkpoint cadence and retention.")]
     public CheckpointConfig Checkpoint { get; init; } = new();
 
-    /// <summary>Epochs between validation runs; 0 = only after the last epoch. Reference: 1.</summary>
     [Description("Epochs between validation runs (0 = after the last epoch only).")]
     [ConfigRange(0, double.PositiveInfinity)]
     public int EvalInterval { get; init; } = 1;
@@ -65,27 +54,21 @@ public enum OptimizerType
 /// <summary>SGD with momentum and L2 weight decay on every trainable parameter (no per-parameter rules).</summary>
 public sealed record OptimizerConfig
 {
-    /// <summary>Optimizer kind. Reference: sgd.</summary>
     [Description("Optimizer kind.")]
     public OptimizerType Type { get; init; } = OptimizerType.Sgd;
 
-    /// <summary>Base learning rate for <see cref="AutoScaleLrConfig.BaseBatchSize"/> images per step.
-    /// Reference: 0.01 (GFL overrides the base schedule's 0.02).</summary>
-    [Description("Base learning rate (after warm-up, before decay).")]
+    [Description("Learning rate for auto_scale_lr.base_batch_size images per step, after warm-up and before decay (GFL: 0.01).")]
     [ConfigRange(0, 10, MinExclusive = true)]
     public double Lr { get; init; } = 0.01;
 
-    /// <summary>Momentum. Reference: 0.9.</summary>
     [Description("SGD momentum.")]
     [ConfigRange(0, 1, MaxExclusive = true)]
     public double Momentum { get; init; } = 0.9;
 
-    /// <summary>L2 weight decay, applied to all trainable parameters incl. biases and norms. Reference: 1e-4.</summary>
     [Description("L2 weight decay on all trainable parameters (biases and norms included).")]
     [ConfigRange(0, 1)]
     public double WeightDecay { get; init; } = 1e-4;
 
-    /// <summary>Nesterov momentum. Reference: false.</summary>
     [Description("Nesterov momentum.")]
     public bool Nesterov { get; init; }
 }
@@ -93,11 +76,9 @@ public sealed record OptimizerConfig
 /// <summary>mmdetection <c>auto_scale_lr</c>: lr × batch_size / base_batch_size when enabled.</summary>
 public sealed record AutoScaleLrConfig
 {
-    /// <summary>Scale the learning rate linearly with the batch size. Reference: false.</summary>
     [Description("Scale lr by batch_size / base_batch_size.")]
     public bool Enabled { get; init; }
 
-    /// <summary>Batch size the configured learning rate is meant for. Reference: 16.</summary>
     [Description("Batch size the configured lr is meant for.")]
     [ConfigRange(1, double.PositiveInfinity)]
     public int BaseBatchSize { get; init; } = 16;
@@ -126,42 +107,33 @@ public enum WarmupKind
 /// <summary>Per-iteration warm-up followed by step or cosine decay (mmdetection LinearLR + MultiStepLR).</summary>
 public sealed record ScheduleConfig
 {
-    /// <summary>Decay policy. Reference: step.</summary>
     [Description("Decay policy after warm-up.")]
     public LrPolicy Policy { get; init; } = LrPolicy.Step;
 
-    /// <summary>Warm-up shape. Reference: linear.</summary>
     [Description("Warm-up shape.")]
     public WarmupKind Warmup { get; init; } = WarmupKind.Linear;
 
-    /// <summary>Warm-up length in iterations. Reference: 500.</summary>
     [Description("Warm-up length in iterations.")]
     [ConfigRange(0, double.PositiveInfinity)]
     public int WarmupIters { get; init; } = 500;
 
-    /// <summary>Learning-rate factor at iteration 0: lr(it) = lr·(r + (1 − r)·it/warmup_iters). Reference: 0.001.</summary>
     [Description("LR factor at iteration 0: lr * (r + (1 - r) * it / warmup_iters).")]
     [ConfigRange(0, 1, MinExclusive = true)]
     public double WarmupRatio { get; init; } = 0.001;
 
-    /// <summary>Epochs (or iterations, when by_epoch is false) after which the step policy multiplies the
-    /// learning rate by gamma. Reference: [8, 11].</summary>
     [Description("Step policy: epochs (iterations if by_epoch is false) after which lr *= gamma.")]
     [ConfigRange(1, double.PositiveInfinity)]
     [ConfigLength(0, 64)]
     public IReadOnlyList<int> Steps { get; init; } = [8, 11];
 
-    /// <summary>Step decay factor. Reference: 0.1.</summary>
     [Description("Step decay factor.")]
     [ConfigRange(0, 1, MinExclusive = true)]
     public double Gamma { get; init; } = 0.1;
 
-    /// <summary>Cosine policy: learning rate at the end of training. Unused by the reference.</summary>
     [Description("Cosine policy: final learning rate.")]
     [ConfigRange(0, double.PositiveInfinity)]
     public double MinLr { get; init; }
 
-    /// <summary>Steps count epochs (true) or iterations (false). Reference: true.</summary>
     [Description("steps are epochs (true) or iterations (false).")]
     public bool ByEpoch { get; init; } = true;
 }
@@ -169,12 +141,10 @@ public sealed record ScheduleConfig
 /// <summary>Clip the global gradient norm before each optimizer step (torch clip_grad_norm_).</summary>
 public sealed record GradClipConfig
 {
-    /// <summary>Largest allowed global norm. mmdetection's FAQ suggests 35 against NaN losses.</summary>
-    [Description("Largest allowed global gradient norm.")]
+    [Description("Largest allowed global gradient norm (mmdetection's FAQ suggests 35 against NaN losses).")]
     [ConfigRange(0, double.PositiveInfinity, MinExclusive = true)]
     public double MaxNorm { get; init; } = 35;
 
-    /// <summary>p of the norm. Default: 2.</summary>
     [Description("p of the p-norm.")]
     [ConfigRange(0, double.PositiveInfinity, MinExclusive = true)]
     public double NormType { get; init; } = 2;
@@ -194,12 +164,10 @@ public enum AmpMode
 /// <summary>Checkpoint cadence (mmdetection CheckpointHook).</summary>
 public sealed record CheckpointConfig
 {
-    /// <summary>Epochs between checkpoints. Reference: 1.</summary>
     [Description("Epochs between checkpoints.")]
     [ConfigRange(1, double.PositiveInfinity)]
     public int Interval { get; init; } = 1;
 
-    /// <summary>Epoch checkpoints kept (oldest deleted), or null to keep all. Reference: keep all.</summary>
     [Description("Epoch checkpoints kept (oldest deleted first), or null to keep all.")]
     [ConfigRange(1, double.PositiveInfinity)]
     public int? KeepLast { get; init; }

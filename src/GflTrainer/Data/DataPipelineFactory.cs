@@ -44,28 +44,18 @@ internal static class DataPipelineFactory
 
     public static DetectionLoader CreateTrainLoader(DataConfig data, IDetectionDataset ds, LoaderOptions options, torch.Device device, ILogger log)
     {
-        CheckSupported(data);
         return DetectionLoader.Create(ds, new DetectionTransform(TrainScales(data), data.FlipProb), Collator(data, device),
             options, training: true, log);
     }
 
     public static DetectionLoader CreateEvalLoader(DataConfig data, IDetectionDataset ds, LoaderOptions options, torch.Device device, ILogger log)
     {
-        CheckSupported(data);
         return DetectionLoader.Create(ds, DetectionTransform.Eval(TestScale(data)), Collator(data, device), options, training: false, log);
     }
 
     public static BatchCollator Collator(DataConfig data, torch.Device device) =>
         new(new Normalize(data.Mean.Select(v => (float)v).ToArray(), data.Std.Select(v => (float)v).ToArray()),
             new Pad(data.PadDivisor), device);
-
-    /// <summary>Keys whose non-reference values the pipeline does not implement fail loudly rather than being ignored.</summary>
-    private static void CheckSupported(DataConfig data)
-    {
-        if (!data.KeepRatio) throw new GflConfigException("data.keep_ratio: only keep_ratio true (mmdetection's default) is implemented") { Key = "data.keep_ratio" };
-        if (!data.ToRgb) throw new GflConfigException("data.to_rgb: images are decoded as RGB; to_rgb false (BGR statistics) is not implemented") { Key = "data.to_rgb" };
-        if (!data.GroupByAspectRatio) throw new GflConfigException("data.group_by_aspect_ratio: only true (mmdetection's group sampler) is implemented") { Key = "data.group_by_aspect_ratio" };
-    }
 
     /// <summary>The deterministic test-time transform (resize to data.img_scale, no flip).</summary>
     public static DetectionTransform EvalTransform(DataConfig data) => DetectionTransform.Eval(TestScale(data));

@@ -15,6 +15,8 @@ public sealed record LoaderOptions
     public long Seed { get; init; }
     public int Rank { get; init; }
     public int WorldSize { get; init; } = 1;
+    /// <summary>Batch landscape and portrait images apart (mmdetection's GroupSampler); see <see cref="GroupBatchSampler"/>.</summary>
+    public bool GroupByAspectRatio { get; init; } = true;
     /// <summary>Undecodable images skipped (with a warning) before training stops with an error.</summary>
     public int MaxBadImages { get; init; } = 10;
 }
@@ -63,7 +65,8 @@ internal sealed class DetectionLoader
 
     /// <summary>The batch plan of an epoch for this rank (dataset indices).</summary>
     public IReadOnlyList<int[]> Plan(int epoch) => _training
-        ? GroupBatchSampler.TrainBatches(_dataset.Entries, _options.BatchSize, _options.Seed, epoch, _options.Rank, _options.WorldSize)
+        ? GroupBatchSampler.TrainBatches(_dataset.Entries, _options.BatchSize, _options.Seed, epoch, _options.Rank, _options.WorldSize,
+            groupByAspectRatio: _options.GroupByAspectRatio)
         : GroupBatchSampler.EvalBatches(_dataset.Count, _options.BatchSize, _options.Rank, _options.WorldSize);
 
     public int BatchesPerEpoch => Plan(0).Count;

@@ -6,21 +6,26 @@ namespace GflTrainer.Data;
 /// (w/h ≥ 1 vs &lt; 1, from the annotation file's width/height) so a batch never mixes landscape and portrait
 /// padding; each group is shuffled and padded with its own first indices to a multiple of batch·world, cut into
 /// batches, and the batch order is shuffled; rank r takes every world-th batch. All randomness comes from
-/// <see cref="SampleRng.ForEpoch"/>, so every rank computes the same plan.
+/// <see cref="SampleRng.ForEpoch"/>, so every rank computes the same plan. Without grouping
+/// (<c>data.group_by_aspect_ratio: false</c>, mmdetection without GroupSampler) the whole set is one group, so a batch
+/// may mix orientations and pad to the larger extent.
 ///
 /// Evaluation: file order, no padding, rank r takes a contiguous slice, the last batch may be short.</summary>
 internal static class GroupBatchSampler
 {
     public static IReadOnlyList<int[]> TrainBatches(IReadOnlyList<DatasetEntry> entries, int batchSize, long seed, int epoch,
-        int rank = 0, int worldSize = 1, bool shuffle = true)
+        int rank = 0, int worldSize = 1, bool shuffle = true, bool groupByAspectRatio = true)
     {
         Validate(batchSize, rank, worldSize);
         var rng = SampleRng.ForEpoch(seed, epoch);
         var chunk = batchSize * worldSize;
         var batches = new List<int[]>();
-        foreach (bool landscape in new[] { false, true })
+        var groups = groupByAspectRatio
+            ? new[] { false, true }.Select(landscape =>
+                Enumerable.Range(0, entries.Count).Where(i => entries[i].Width >= entries[i].Height == landscape).ToArray())
+            : [Enumerable.Range(0, entries.Count).ToArray()];
+        foreach (var group in groups)
         {
-            var group = Enumerable.Range(0, entries.Count).Where(i => entries[i].Width >= entries[i].Height == landscape).ToArray();
             if (group.Length == 0) continue;
             if (shuffle) Shuffle(group, rng);
             int padded = (group.Length + chunk - 1) / chunk * chunk;

@@ -14,8 +14,8 @@ public static class Logging
 
     /// <summary>A command's console logger: debug and information lines to <paramref name="output"/>, warnings and
     /// errors to <paramref name="error"/> (so a redirected stdout keeps only what the command reports).</summary>
-    public static Logger ForConsole(LogEventLevel level, TextWriter output, TextWriter error) => new LoggerConfiguration()
-        .MinimumLevel.Is(level)
+    public static Logger ForConsole(LoggingLevelSwitch level, TextWriter output, TextWriter error) => new LoggerConfiguration()
+        .MinimumLevel.ControlledBy(level)
         .WriteTo.Sink(new SplitWriterSink(output, error))
         .CreateLogger();
 

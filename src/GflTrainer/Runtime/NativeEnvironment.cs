@@ -30,6 +30,16 @@ public static class NativeEnvironment
         SetEnv("OMP_WAIT_POLICY", "PASSIVE", 0);
     }
 
+    /// <summary>Sets a variable in the native environment (what libtorch, CUDA and cuBLAS read through getenv), unless
+    /// it is already set there. Returns false when it was set already or the platform has no setenv.</summary>
+    public static bool SetNativeDefault(string name, string value)
+    {
+        if (!OperatingSystem.IsLinux() && !OperatingSystem.IsMacOS()) return false;
+        if (Environment.GetEnvironmentVariable(name) is not null) return false;
+        Environment.SetEnvironmentVariable(name, value);
+        return SetEnv(name, value, 0) == 0;
+    }
+
     /// <summary>
     /// Makes glibc's malloc back large allocations with transparent huge pages, by re-executing the process once with
     /// <see cref="HugePageTunable"/> added to GLIBC_TUNABLES (glibc reads tunables only at start-up; there is no

@@ -55,7 +55,7 @@ internal sealed class OptimizerStep
         (_scaler is null ? loss : _scaler.ScaleLoss(loss)).backward();
         AfterBackward?.Invoke(_sgd.Parameters);
         // Every rank checks, clips and steps on the same averaged gradients, so all take the same decision below.
-        if (_collective.WorldSize > 1 || _collective is not SingleProcessCollective)
+        if (_collective.WorldSize > 1)
             _collective.AllReduceMean(_params.Select(p => p.grad ?? throw new InvalidOperationException("a trainable parameter has no gradient")).ToList());
         if (_scaler is not null)
         {

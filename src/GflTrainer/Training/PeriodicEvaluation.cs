@@ -8,9 +8,10 @@ namespace GflTrainer.Training;
 
 /// <summary>Validation during training: every <c>train.eval_interval</c> epochs and after the last one (only after the
 /// last when the interval is 0), the detector is evaluated on the validation split into <c>eval/epoch_N/</c> with the
-/// same code as <c>gfl eval</c>, and the metrics go to the run log.</summary>
+/// same code as <c>gfl eval</c>, and the metrics go to the run log (per-category AP always in
+/// <c>eval/epoch_N/metrics.json</c>; printed as mmdetection's classwise table with <c>evaluation.classwise</c>).</summary>
 internal sealed class PeriodicEvaluation(int interval, int epochs, DetectionLoader loader, GflPostprocessor postprocessor,
-    CategoryMap categories, CocoGroundTruth groundTruth, string workDir, RunLog runLog, ILogger log)
+    CategoryMap categories, CocoGroundTruth groundTruth, string workDir, RunLog runLog, ILogger log, bool classwise = false)
 {
     /// <param name="epoch">1-based epoch just completed.</param>
     public bool IsDue(int epoch) => interval > 0 ? epoch % interval == 0 || epoch == epochs : epoch == epochs;
@@ -23,6 +24,8 @@ internal sealed class PeriodicEvaluation(int interval, int epochs, DetectionLoad
             Path.Combine(workDir, "eval", $"epoch_{epoch}"), "validation detections", cancel: cancel);
         var metrics = result.Metrics;
         foreach (var line in metrics.SummaryLines) log.Information("{Line}", line);
+        if (classwise)
+            foreach (var line in metrics.PerCategoryTable()) log.Information("{Line}", line);
         runLog.WriteEval(epoch, iteration, metrics);
         log.Information("epoch {Epoch}: bbox AP {AP:F4}, AP50 {AP50:F4} ({Sec:F1} s)", epoch, metrics.AP, metrics.AP50, clock.Elapsed.TotalSeconds);
         return metrics;

@@ -4,8 +4,8 @@ using static TorchSharp.torch;
 namespace GflTrainer.Training;
 
 /// <summary>
-/// SGD with momentum and weight decay, the exact update of torch.optim.SGD (dampening 0, nesterov false) that
-/// mmdetection uses: d = g + wd·p; buf = d on the first step, else buf = m·buf + d; p −= lr·buf.
+/// SGD with momentum and weight decay, the exact update of torch.optim.SGD (dampening 0) that mmdetection uses:
+/// d = g + wd·p; buf = d on the first step, else buf = m·buf + d; p −= lr·buf, or with Nesterov p −= lr·(d + m·buf).
 /// Our own rather than TorchSharp's so that momentum buffers are keyed by parameter name: they go into
 /// checkpoints as plain tensors and a resumed run continues bit-identically.
 /// </summary>
@@ -17,12 +17,14 @@ public sealed class Sgd : IDisposable
     public double LearningRate { get; set; }
     public double Momentum { get; }
     public double WeightDecay { get; }
+    public bool Nesterov { get; }
 
     /// <param name="parameters">trainable parameters with their state-dict names (frozen ones excluded).</param>
-    public Sgd(IEnumerable<(string Name, Tensor Param)> parameters, double lr, double momentum, double weightDecay)
+    public Sgd(IEnumerable<(string Name, Tensor Param)> parameters, double lr, double momentum, double weightDecay, bool nesterov = false)
     {
+        if (nesterov && momentum == 0) throw new ArgumentException("Nesterov momentum requires a momentum > 0 (as torch.optim.SGD)", nameof(nesterov));
         _params = parameters.ToList();
-        LearningRate = lr; Momentum = momentum; WeightDecay = weightDecay;
+        LearningRate = lr; Momentum = momentum; WeightDecay = weightDecay; Nesterov = nesterov;
     }
 
     public IReadOnlyList<(string Name, Tensor Param)> Parameters => _params;
@@ -55,7 +57,8 @@ public sealed class Sgd : IDisposable
                     buf = d.clone().DetachFromDisposeScope();
                     _momentum[name] = buf;
                 }
-                d = buf;
+                // torch.optim.SGD: nesterov uses d + m·buf (d is the gradient tensor itself, already scratch).
+                d = Nesterov ? d.add_(buf, alpha: Momentum) : buf;
             }
             p.add_(d, alpha: -LearningRate);
         }

@@ -30,6 +30,7 @@ public static class TrainRun
         log.Information("gfl train {Config} -> {WorkDir}", request.ConfigPath, workDir);
 
         var device = DeviceSelector.Resolve(request.Device is null or "auto" ? cfg.Runtime.Device : request.Device, log);
+        DeterministicAlgorithms.Apply(cfg.Train.Deterministic, log);
         var store = new CheckpointStore(Path.Combine(workDir, "checkpoints"));
         string? resumeFrom = null;
         if (request.Resume is not null)
@@ -107,16 +108,14 @@ public static class TrainRun
         var t = cfg.Train;
         double lr = t.Optimizer.Lr;
         if (t.AutoScaleLr.Enabled) lr *= (double)cfg.Data.BatchSize / t.AutoScaleLr.BaseBatchSize;
-        if (t.Optimizer.Nesterov)
-            throw new GflConfigException("train.optimizer.nesterov: Nesterov momentum is not implemented (the reference uses plain momentum)") { Key = "train.optimizer.nesterov" };
         var named = model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, (torch.Tensor)p.parameter)).ToList();
-        var sgd = new Sgd(named, lr, t.Optimizer.Momentum, t.Optimizer.WeightDecay);
+        var sgd = new Sgd(named, lr, t.Optimizer.Momentum, t.Optimizer.WeightDecay, t.Optimizer.Nesterov);
         try
         {
             var loaderOptions = new LoaderOptions
             {
                 BatchSize = cfg.Data.BatchSize, Workers = cfg.Data.Workers, Prefetch = cfg.Data.Prefetch, Seed = seed,
-                MaxBadImages = cfg.Data.MaxBadImages,
+                MaxBadImages = cfg.Data.MaxBadImages, GroupByAspectRatio = cfg.Data.GroupByAspectRatio,
             };
             var trainLoader = DataPipelineFactory.CreateTrainLoader(cfg.Data, train, loaderOptions, device, log);
             int itersPerEpoch = trainLoader.BatchesPerEpoch;
@@ -143,7 +142,7 @@ public static class TrainRun
             {
                 var valLoader = DataPipelineFactory.CreateEvalLoader(cfg.Data, val, loaderOptions with { BatchSize = cfg.Data.ValBatchSize }, device, log);
                 evaluation = new PeriodicEvaluation(t.EvalInterval, t.Epochs, valLoader, Inference.GflPostprocessor.FromConfig(cfg.Model),
-                    train.Categories, valGt, workDir, runLog, log);
+                    train.Categories, valGt, workDir, runLog, log, classwise: cfg.Evaluation.Classwise);
             }
             return new TrainerParts(model, step, sgd, schedule, trainLoader, state, checkpoints, evaluation, runLog);
         }

@@ -117,8 +117,9 @@ public sealed class ConfigLoaderTests
         [
             "train.epochs=24",
             "train.optimizer.lr=0.02",
-            "data.keep_ratio=false",
-            "model.head.strides=[4, 8, 16, 32, 64]",
+            "data.group_by_aspect_ratio=false",
+            "model.head.strides=[8, 16, 32]",
+            "model.neck.num_outs=3",
             "train.schedule.steps=16,22",
             "train.schedule.policy=cosine",
             "train.amp=bf16",
@@ -131,8 +132,8 @@ public sealed class ConfigLoaderTests
 
         Assert.Equal(24, c.Train.Epochs);
         Assert.Equal(0.02, c.Train.Optimizer.Lr);
-        Assert.False(c.Data.KeepRatio);
-        Assert.Equal([4, 8, 16, 32, 64], c.Model.Head.Strides);
+        Assert.False(c.Data.GroupByAspectRatio);
+        Assert.Equal([8, 16, 32], c.Model.Head.Strides);
         Assert.Equal([16, 22], c.Train.Schedule.Steps);
         Assert.Equal(LrPolicy.Cosine, c.Train.Schedule.Policy);
         Assert.Equal(AmpMode.Bf16, c.Train.Amp);
@@ -255,6 +256,43 @@ public sealed class ConfigLoaderTests
         Assert.Equal(5, byKey["model.head.strides"].Line);
         Assert.Contains("num_outs is 5", byKey["model.head.strides"].Message);
         Assert.Contains("strictly increasing", byKey["train.schedule.steps"].Message);
+    }
+
+    /// <summary>Values only the GFL reference implements are rejected by the loader (so <c>gfl config check</c> says so),
+    /// not when training starts; each problem names its key and line.</summary>
+    [Fact]
+    public void ValuesOnlyTheReferenceImplements_AreRejectedAtLoad()
+    {
+        using var dir = new TempConfigDir();
+        var file = dir.Write("x.yaml", """
+            model:
+              neck:
+                start_level: 0
+                add_extra_convs: on_input
+                relu_before_extra_convs: true
+              head:
+                strides: [8, 16, 32, 64, 256]
+            data:
+              keep_ratio: false
+              to_rgb: false
+            train:
+              optimizer:
+                momentum: 0
+                nesterov: true
+            """);
+
+        var byKey = LoadFails(file).Problems.ToDictionary(p => p.Key);
+
+        Assert.Equal(3, byKey["model.neck.start_level"].Line);
+        Assert.Contains("only 1", byKey["model.neck.start_level"].Message);
+        Assert.Contains("only on_output", byKey["model.neck.add_extra_convs"].Message);
+        Assert.Contains("on_input", byKey["model.neck.add_extra_convs"].Message);
+        Assert.Equal(5, byKey["model.neck.relu_before_extra_convs"].Line);
+        Assert.Contains("8, 16, 32, 64, 128", byKey["model.head.strides"].Message);
+        Assert.Equal(9, byKey["data.keep_ratio"].Line);
+        Assert.Equal(10, byKey["data.to_rgb"].Line);
+        Assert.Contains("momentum > 0", byKey["train.optimizer.nesterov"].Message);
+        Assert.Equal(7, byKey.Count);
     }
 
     [Fact]

@@ -85,6 +85,19 @@ public sealed class DetectionLoaderTests : IDisposable
         Assert.Equal(Enumerable.Range(0, 10), plan.SelectMany(b => b).Order());
     }
 
+    /// <summary>data.group_by_aspect_ratio false: one group, so batches mix orientations; still each image once.</summary>
+    [Fact]
+    public void WithoutAspectGrouping_BatchesMixOrientations_EveryImageOnce()
+    {
+        var ds = Dataset();
+        var entries = ds.Entries.Select((e, i) => e with { Width = i % 2 == 0 ? 30 : 60, Height = 40 }).ToList();
+        bool Mixed(IReadOnlyList<int[]> plan) => plan.Any(b => b.Select(i => entries[i].Width >= entries[i].Height).Distinct().Count() > 1);
+        var plans = Enumerable.Range(0, 5).Select(epoch => GroupBatchSampler.TrainBatches(entries, 2, seed: 1, epoch: epoch, groupByAspectRatio: false)).ToList();
+        Assert.All(plans, p => Assert.Equal(Enumerable.Range(0, 10), p.SelectMany(b => b).Order()));
+        Assert.Contains(plans, Mixed);
+        Assert.DoesNotContain(Enumerable.Range(0, 5).Select(epoch => GroupBatchSampler.TrainBatches(entries, 2, seed: 1, epoch: epoch)), Mixed);
+    }
+
     [Fact]
     public void DistributedRanks_SplitTheEpochIntoEqualDisjointHalves()
     {

@@ -26,6 +26,30 @@ public class SgdTests
         Assert.True(a.bias!.equal(b.bias!).all().item<bool>());
     }
 
+    /// <summary>torch.optim.SGD(nesterov=True): p -= lr * (d + m * buf) after the buffer update.</summary>
+    [Fact]
+    public void Nesterov_MatchesTorchSharpSgdUpdateBitForBit()
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(3);
+        var a = nn.Linear(5, 3); var b = nn.Linear(5, 3); var plain = nn.Linear(5, 3);
+        b.load_state_dict(a.state_dict()); plain.load_state_dict(a.state_dict());
+        var ours = new Sgd(a.named_parameters().Select(p => (p.name, (Tensor)p.parameter)), 0.1, 0.9, 1e-4, nesterov: true);
+        var withoutNesterov = new Sgd(plain.named_parameters().Select(p => (p.name, (Tensor)p.parameter)), 0.1, 0.9, 1e-4);
+        var theirs = optim.SGD(b.parameters(), 0.1, momentum: 0.9, weight_decay: 1e-4, nesterov: true);
+        for (int i = 0; i < 3; i++)
+        {
+            var x = randn(4, 5);
+            ours.ZeroGrad(); a.forward(x).pow(2).sum().backward(); ours.Step();
+            withoutNesterov.ZeroGrad(); plain.forward(x).pow(2).sum().backward(); withoutNesterov.Step();
+            theirs.zero_grad(); b.forward(x).pow(2).sum().backward(); theirs.step();
+        }
+        Assert.True(a.weight!.equal(b.weight!).all().item<bool>());
+        Assert.True(a.bias!.equal(b.bias!).all().item<bool>());
+        Assert.False(a.weight!.equal(plain.weight!).all().item<bool>());   // the flag changes the update
+        Assert.Throws<ArgumentException>(() => new Sgd([], 0.1, 0, 0, nesterov: true));
+    }
+
     [Fact]
     public void RestoredMomentumContinuesIdentically()
     {

@@ -266,4 +266,45 @@ public class TrainRunTests
         // Weights stay fp32 masters (autocast only changes the compute type).
         Assert.All(ck.Model.Tensors.Values.Where(t => t.is_floating_point()), t => Assert.Equal(ScalarType.Float32, t.dtype));
     }
+
+    /// <summary>The config keys that change how a run executes reach it: deterministic kernels are switched on (and
+    /// announced), the classwise table is logged at validation, and Nesterov momentum, mixed-orientation batches and a
+    /// different ATSS anchor scale train to the end with finite losses.</summary>
+    [Fact]
+    public void RunOptionsFromTheConfig_ReachTheRun()
+    {
+        var root = Directory.CreateTempSubdirectory("gfl-options").FullName;
+        var cfg = TinyConfig(root, epochs: 1, extra: """
+            evaluation: { classwise: true }
+            """);
+        var sink = new GflTrainer.Tests.Runtime.Native.ListSink();
+        using var log = new Serilog.LoggerConfiguration().WriteTo.Sink(sink).CreateLogger();
+        try
+        {
+            var r = TrainRun.Execute(new TrainRequest(cfg, ["train.deterministic=true", "train.optimizer.nesterov=true",
+                "data.group_by_aspect_ratio=false", "model.head.octave_base_scale=6"], Path.Combine(root, "run")),
+                log, null, CancellationToken.None);
+            Assert.Equal(6, r.Iterations);
+            Assert.True(GflTrainer.Runtime.DeterministicAlgorithms.Enabled);
+            Assert.True(GflTrainer.Runtime.DeterministicAlgorithms.CuDnnDeterministic);
+            var messages = sink.Messages();
+            Assert.Contains(messages, m => m.StartsWith("train.deterministic: deterministic algorithms only", StringComparison.Ordinal));
+            // mmdetection's classwise table: a header row, then category | AP pairs.
+            Assert.Contains(messages, m => m.Contains("category") && m.Contains("AP"));
+            Assert.Contains(messages, m => m.Contains("rectangle") && m.Contains("ellipse") && m.Contains("triangle"));
+            var losses = File.ReadAllLines(Path.Combine(root, "run", "log.jsonl"))
+                .Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement)
+                .Where(e => e.TryGetProperty("loss", out _)).Select(e => e.GetProperty("loss").GetDouble()).ToList();
+            Assert.NotEmpty(losses);
+            Assert.All(losses, l => Assert.True(double.IsFinite(l)));
+
+            GflTrainer.Runtime.DeterministicAlgorithms.Apply(false, Serilog.Core.Logger.None);   // what a run without the key does
+            Assert.False(GflTrainer.Runtime.DeterministicAlgorithms.Enabled);
+            Assert.False(GflTrainer.Runtime.DeterministicAlgorithms.CuDnnDeterministic);
+        }
+        finally
+        {
+            GflTrainer.Runtime.DeterministicAlgorithms.Set(false);
+        }
+    }
 }

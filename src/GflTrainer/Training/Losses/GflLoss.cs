@@ -23,7 +23,7 @@ internal sealed class GflLoss
     public static GflLoss FromConfig(Config.ModelConfig m) => new(
         numClasses: m.Head.NumClasses, regMax: m.Head.RegMax, strides: m.Head.Strides, atssTopK: m.Assigner.TopK,
         qflBeta: m.Head.Loss.QflBeta, clsWeight: m.Head.Loss.QflWeight, boxWeight: m.Head.Loss.GiouWeight,
-        dflWeight: m.Head.Loss.DflWeight);
+        dflWeight: m.Head.Loss.DflWeight, octaveBaseScale: m.Head.OctaveBaseScale);
 
     /// <param name="numClasses">C (80 for COCO).</param>
     /// <param name="regMax">R (16): bins 0..R per side.</param>
@@ -33,13 +33,15 @@ internal sealed class GflLoss
     /// <param name="clsWeight">QFL loss weight (1).</param>
     /// <param name="boxWeight">GIoU loss weight (2).</param>
     /// <param name="dflWeight">DFL loss weight (0.25).</param>
+    /// <param name="octaveBaseScale">ATSS anchor side in strides (8); it changes which priors are assigned, nothing else
+    /// (GFL regresses from the anchor centre).</param>
     public GflLoss(int numClasses, int regMax = 16, IReadOnlyList<int>? strides = null, int atssTopK = 9,
-        double qflBeta = 2.0, double clsWeight = 1.0, double boxWeight = 2.0, double dflWeight = 0.25)
+        double qflBeta = 2.0, double clsWeight = 1.0, double boxWeight = 2.0, double dflWeight = 0.25, double octaveBaseScale = 8)
     {
         NumClasses = numClasses;
         _regMax = regMax;
         _strides = strides ?? new[] { 8, 16, 32, 64, 128 };
-        _targetBuilder = new GflTargetBuilder(new AnchorGenerator(_strides), new AtssAssigner(atssTopK), numClasses);
+        _targetBuilder = new GflTargetBuilder(new AnchorGenerator(_strides, octaveBaseScale), new AtssAssigner(atssTopK), numClasses);
         _qfl = new QualityFocalLoss(qflBeta, clsWeight);
         _giou = new GiouLoss(boxWeight);
         _dfl = new DistributionFocalLoss(dflWeight);

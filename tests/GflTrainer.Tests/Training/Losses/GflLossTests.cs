@@ -102,6 +102,32 @@ public class GflLossTests
             BoxOverlaps.Aligned(Cat(x => x.PredBoxes), Cat(x => x.TargetBoxes), OverlapMode.Giou), 1e-5, 0, $"{file} giou");
     }
 
+    /// <summary>model.head.octave_base_scale reaches the ATSS anchors through the config: with 4 instead of 8 every
+    /// anchor keeps its centre and has half the side.</summary>
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void OctaveBaseScale_FromConfig_ScalesTheAtssAnchorsAboutTheirCentres(string file)
+    {
+        using var scope = NewDisposeScope();
+        var c = Load(file);
+        var p = c.F.Params;
+        var model = new GflTrainer.Config.ModelConfig
+        {
+            Head = new GflTrainer.Config.HeadConfig
+            {
+                NumClasses = p.GetProperty("num_classes").GetInt32(), RegMax = p.GetProperty("reg_max").GetInt32(),
+                Strides = GflFixture.Ints(p.GetProperty("strides")), OctaveBaseScale = 4,
+            },
+            Assigner = new GflTrainer.Config.AssignerConfig { TopK = p.GetProperty("topk").GetInt32() },
+        };
+        var halved = GflLoss.FromConfig(model).Compute(new HeadOutputs(c.ClsScores, c.BoxPreds), c.GtBoxes, c.GtLabels, c.PadShapes);
+
+        var reference = GflFixture.ToTensor(c.F.Expected.GetProperty("targets").GetProperty("anchors"));
+        var centre = (reference[.., 0..2] + reference[.., 2..4]) / 2;
+        var expected = cat([centre + (reference[.., 0..2] - centre) / 2, centre + (reference[.., 2..4] - centre) / 2], 1);
+        TensorAssert.Close(expected, halved.Targets.Anchors, 1e-6, 0, $"{file} anchors at octave_base_scale 4");
+    }
+
     [Theory]
     [MemberData(nameof(Cases))]
     public void Loss_GradientsWrtRawHeadOutputs_MatchMmdetection(string file)
