@@ -60,6 +60,40 @@ public sealed class ConfigCommandTests
         Assert.Contains("config file not found", r.Err);
     }
 
+    /// <summary>What <c>gfl train</c> would reject at start is rejected by <c>gfl config check</c>: values only the
+    /// reference implements (with file and line), and num_classes against the train file's categories.</summary>
+    [Fact]
+    public void Check_RejectsWhatTrainingWouldReject()
+    {
+        using var dir = new TempConfigDir();
+        var ann = dir.Write("train.json", """
+            {"images": [{"id": 1, "file_name": "a.jpg", "width": 64, "height": 48}],
+             "annotations": [{"id": 1, "image_id": 1, "category_id": 7, "bbox": [1, 2, 10, 12], "area": 120, "iscrowd": 0}],
+             "categories": [{"id": 7, "name": "platelet"}, {"id": 9, "name": "rbc"}]}
+            """);
+        string Config(string name, string extra) => dir.Write(name, $$"""
+            model:
+              head: { num_classes: 3 }
+            data:
+              train: { ann_file: {{ann}}, img_prefix: {{dir.Root}}/ }
+            {{extra}}
+            """);
+
+        var wrongClasses = CliRunner.RunGfl("config", "check", "-c", Config("three.yaml", ""));
+        Assert.Equal(2, wrongClasses.ExitCode);
+        Assert.Contains("model.head.num_classes is 3 but", wrongClasses.Err);
+        Assert.Contains("2 categories (platelet, rbc)", wrongClasses.Err);
+
+        var right = CliRunner.RunGfl("config", "check", "-c", Config("two.yaml", ""), "--set", "model.head.num_classes=2");
+        Assert.Equal(0, right.ExitCode);
+        Assert.Contains("2 categories = model.head.num_classes", right.Out);
+
+        var file = Config("bgr.yaml", "  to_rgb: false");
+        var bgr = CliRunner.RunGfl("config", "check", "-c", file, "--set", "model.head.num_classes=2");
+        Assert.Equal(2, bgr.ExitCode);
+        Assert.Contains("bgr.yaml:5: data.to_rgb:", bgr.Err);
+    }
+
     [Fact]
     public void Keys_PrintsTheReferenceTable()
     {

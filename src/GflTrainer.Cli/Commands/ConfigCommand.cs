@@ -71,10 +71,12 @@ public static class ConfigCommand
     {
         var config = ConfigFileOption();
         var set = SetOption();
-        var cmd = new Command("check", "Validate a configuration; exit 0 when valid, 2 with every problem listed otherwise") { config, set };
+        var cmd = new Command("check", "Validate a configuration (and, when data.train.ann_file exists, its rules against that " +
+            "file); exit 0 when valid, 2 with every problem listed otherwise") { config, set };
         cmd.SetAction(parse => GlobalOptions.Execute(parse, ctx =>
         {
-            Load(parse, config, set);
+            var resolved = Load(parse, config, set);
+            if (Data.DataRules.CheckFiles(resolved) is { } checkedData) ctx.Out.WriteLine($"ok: {checkedData}");
             ctx.Out.WriteLine($"ok: {parse.GetValue(config)!.Name}");
             return ExitCodes.Ok;
         }));

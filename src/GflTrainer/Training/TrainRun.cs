@@ -58,9 +58,7 @@ public static class TrainRun
 
         DataPipelineFactory.SynthesizeIfRequested(cfg.Data, log);
         var train = DataPipelineFactory.LoadTrainSet(cfg.Data, log);
-        if (train.Categories.Categories.Count != cfg.Model.Head.NumClasses)
-            throw new GflConfigException($"model.head.num_classes is {cfg.Model.Head.NumClasses} but {cfg.Data.Train.AnnFile} has " +
-                $"{train.Categories.Categories.Count} categories ({string.Join(", ", train.Categories.Categories.Select(c => c.Name))})") { Key = "model.head.num_classes" };
+        DataRules.CheckClasses(cfg.Model, train.Categories, cfg.Data.Train.AnnFile);
         if (resume is not null)
         {
             var saved = resume.Meta.Classes.Select(c => c.CategoryId).ToList();
