@@ -14,6 +14,9 @@ public sealed record ErrorReport(int ExitCode, string Message, bool IsBug)
         GflConfigException => new(ExitCodes.Usage, e.Message, false),
         OperationCanceledException => new(ExitCodes.Interrupted, "interrupted", false),
         GflRuntimeException or CocoFormatException => new(ExitCodes.Failure, e.Message, false),
+        // A full disk or quota while writing a log, an evaluation or a plot (checkpoint writes raise DiskFullException
+        // with the space figures); .NET's message names the file.
+        IOException io when Runtime.DiskSpace.IsOutOfSpace(io) => new(ExitCodes.Failure, $"disk full: {io.Message}", false),
         _ => new(ExitCodes.Failure, $"{e.GetType().Name}: {e.Message}", true),
     };
 }

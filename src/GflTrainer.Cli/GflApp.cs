@@ -44,4 +44,7 @@ public static class GflApp
 public static class ExitCodes
 {
     public const int Ok = 0, Failure = 1, Usage = 2, Interrupted = 130, Terminated = 143;
+
+    /// <summary>SIGUSR1 (Slurm's <c>--signal=USR1@T</c> warning before a preemption kill): state saved, 128 + 10.</summary>
+    public const int Preempted = 138;
 }

@@ -36,3 +36,17 @@ public sealed class CheckpointException(string path, string message, string? ten
     /// <summary>The state-dict key of the offending tensor, when there is one.</summary>
     public string? Tensor { get; } = tensor;
 }
+
+/// <summary>A write failed because the file system is full or the quota is spent (ENOSPC, EDQUOT), or a free-space
+/// check before a write found too little room; names the path and, when known, the bytes needed and free.</summary>
+public sealed class DiskFullException(string path, string message, long neededBytes = 0, long freeBytes = -1, Exception? inner = null)
+    : GflRuntimeException($"disk full writing {path}: {message}", inner)
+{
+    public string Path { get; } = path;
+
+    /// <summary>Bytes the write needed (an estimate), 0 when unknown.</summary>
+    public long NeededBytes { get; } = neededBytes;
+
+    /// <summary>Bytes free for this user on that file system when the error was raised, -1 when unknown.</summary>
+    public long FreeBytes { get; } = freeBytes;
+}

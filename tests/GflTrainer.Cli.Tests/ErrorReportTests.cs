@@ -17,6 +17,12 @@ public sealed class ErrorReportTests
         Assert.Equal(new ErrorReport(ExitCodes.Failure, "d.json: no score", false), ErrorReport.Of(new CocoFormatException("d.json", "no score")));
         Assert.Equal(ExitCodes.Interrupted, ErrorReport.Of(new OperationCanceledException()).ExitCode);
         Assert.Equal(new ErrorReport(ExitCodes.Failure, "NullReferenceException: x", true), ErrorReport.Of(new NullReferenceException("x")));
+        Assert.Equal(new ErrorReport(ExitCodes.Failure, "disk full writing /r/last: needed ~2 MB, 1 MB free", false),
+            ErrorReport.Of(new DiskFullException("/r/last", "needed ~2 MB, 1 MB free")));
+        // ENOSPC from any other write (log, evaluation, plot): the kernel's errno 28, not a bug.
+        Assert.Equal(new ErrorReport(ExitCodes.Failure, "disk full: No space left on device : '/r/log.jsonl'", false),
+            ErrorReport.Of(new IOException("No space left on device : '/r/log.jsonl'", 28)));
+        Assert.True(ErrorReport.Of(new IOException("Permission denied", 13)).IsBug);
     }
 
     [Fact]

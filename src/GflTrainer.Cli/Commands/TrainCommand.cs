@@ -5,7 +5,8 @@ using GflTrainer.Training;
 
 namespace GflTrainer.Cli.Commands;
 
-/// <summary><c>gfl train --config FILE [--work-dir DIR] [--set k=v ...] [--resume [PATH]] [--auto-resume]</c>.</summary>
+/// <summary><c>gfl train --config FILE [--work-dir DIR] [--set k=v ...] [--resume [PATH]] [--auto-resume]
+/// [--resume-changed]</c>.</summary>
 public static class TrainCommand
 {
     public static Command Create()
@@ -19,7 +20,11 @@ public static class TrainCommand
             Arity = ArgumentArity.ZeroOrOne,
         };
         var autoResume = new Option<bool>("--auto-resume") { Description = "Resume if a last checkpoint exists, else start (for scheduled jobs)" };
-        var cmd = new Command("train", "Train a GFL detector") { config, workDir, set, resume, autoResume };
+        var resumeChanged = new Option<bool>("--resume-changed")
+        {
+            Description = "Resume although the config, training data or versions differ from the checkpoint's run (listed, then recorded in the run)",
+        };
+        var cmd = new Command("train", "Train a GFL detector") { config, workDir, set, resume, autoResume, resumeChanged };
         cmd.SetAction(parse => GlobalOptions.Execute(parse, ctx =>
         {
             // runtime.log_level applies unless --log-level was given; the run loads the same file again (milliseconds), so
@@ -27,20 +32,23 @@ public static class TrainCommand
             ctx.Levels.MinimumLevel = ConfigCommand.LogLevel(parse, ConfigLoader.Load(parse.GetValue(config)!, parse.GetValue(set) ?? []));
             string? resumeValue = parse.GetResult(resume) is null ? null : parse.GetValue(resume) ?? "";
             var request = new TrainRequest(parse.GetValue(config)!, parse.GetValue(set) ?? [], parse.GetValue(workDir),
-                resumeValue, parse.GetValue(autoResume), parse.GetValue(GlobalOptions.Device));
+                resumeValue, parse.GetValue(autoResume), parse.GetValue(GlobalOptions.Device), parse.GetValue(resumeChanged));
             using var cts = new CancellationTokenSource();
             int signalExit = ExitCodes.Interrupted;
-            // SIGINT/SIGTERM: finish the current iteration, save `last`, exit 130/143. A second signal kills.
+            // SIGINT/SIGTERM/SIGUSR1: finish the current iteration, save `last`, exit 130/143/138. A second signal kills
+            // (the checkpoint swap is atomic, so a kill during the save leaves the previous `last`).
             PosixSignalRegistration Register(PosixSignal sig, int code) => PosixSignalRegistration.Create(sig, signal =>
             {
                 if (cts.IsCancellationRequested) return;
                 signal.Cancel = true;
                 signalExit = code;
-                ctx.Error.WriteLine($"\n{sig}: stopping after the current iteration (send again to kill)");
+                ctx.Error.WriteLine($"\n{(sig == (PosixSignal)10 ? "SIGUSR1" : sig)}: stopping after the current iteration (send again to kill)");
                 cts.Cancel();
             });
             using var onInt = Register(PosixSignal.SIGINT, ExitCodes.Interrupted);
             using var onTerm = Register(PosixSignal.SIGTERM, ExitCodes.Terminated);
+            // SIGUSR1 has no PosixSignal name; .NET takes the raw Linux number (10) cast to the enum.
+            using var onUsr1 = OperatingSystem.IsLinux() ? Register((PosixSignal)10, ExitCodes.Preempted) : null;
             try
             {
                 TrainRun.Execute(request, ctx.Log, ctx.Terminal, cts.Token);

@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text.Json;
 using TorchSharp;
+using GflTrainer.Runtime;
 using GflTrainer.Runtime.Native;
 using static TorchSharp.torch;
 
@@ -31,7 +32,14 @@ internal sealed class CheckpointStore
 
     public CheckpointStore(string root) { Root = root; }
 
-    /// <summary>Writes checkpoint <paramref name="name"/> (e.g. "last", "best", "epoch_3") atomically.</summary>
+    /// <summary>Test seam: called with the step about to run ("model.safetensors", "optimizer.safetensors", "meta.json",
+    /// "sync", "retire", "publish"), so a test can fail a save at every write position.</summary>
+    internal Action<string>? BeforeStep { get; init; }
+
+    /// <summary>Writes checkpoint <paramref name="name"/> (e.g. "last", "best", "epoch_3") atomically and durably: free
+    /// space is checked first; the files are written and fsynced in a hidden folder, which is fsynced, renamed into
+    /// place and the parent fsynced before the previous copy is deleted. A failure (disk full included) removes the
+    /// partial folder and puts the previous checkpoint back under its name.</summary>
     public string Save(string name, IReadOnlyDictionary<string, Tensor> modelState,
         IReadOnlyDictionary<string, Tensor> optimizerState, TrainingCheckpoint meta)
     {
@@ -39,33 +47,104 @@ internal sealed class CheckpointStore
         var final = Path.Combine(Root, name);
         var tmp = Path.Combine(Root, $".{name}.tmp-{Environment.ProcessId}");
         var old = Path.Combine(Root, $".{name}.old");
-        if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
-        Directory.CreateDirectory(tmp);
-
-        Safetensors.Write(Path.Combine(tmp, ModelFile), modelState);
-        Safetensors.Write(Path.Combine(tmp, OptimizerFile), optimizerState);
-        var files = new Dictionary<string, FileDigest>
+        // The new copy is complete before the old one goes, so both must fit; 1 MiB for headers and meta.json.
+        long needed = Bytes(modelState) + Bytes(optimizerState) + (1 << 20);
+        DiskSpace.Require(Root, needed, $"checkpoint '{name}'");
+        bool retired = false;
+        string writing = tmp;
+        try
         {
-            [ModelFile] = FileDigest.Of(Path.Combine(tmp, ModelFile)),
-            [OptimizerFile] = FileDigest.Of(Path.Combine(tmp, OptimizerFile)),
-        };
-        WriteDurably(Path.Combine(tmp, MetaFile), JsonSerializer.SerializeToUtf8Bytes(new MetaDocument(meta, files), Json));
+            if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
+            Directory.CreateDirectory(tmp);
+            writing = Path.Combine(tmp, ModelFile); Step(ModelFile);
+            Safetensors.Write(writing, modelState);
+            writing = Path.Combine(tmp, OptimizerFile); Step(OptimizerFile);
+            Safetensors.Write(writing, optimizerState);
+            var files = new Dictionary<string, FileDigest>
+            {
+                [ModelFile] = FileDigest.Of(Path.Combine(tmp, ModelFile)),
+                [OptimizerFile] = FileDigest.Of(Path.Combine(tmp, OptimizerFile)),
+            };
+            writing = Path.Combine(tmp, MetaFile); Step(MetaFile);
+            WriteDurably(writing, JsonSerializer.SerializeToUtf8Bytes(new MetaDocument(meta, files), Json));
+            writing = tmp; Step("sync");
+            DiskSpace.SyncDirectory(tmp);
 
-        if (Directory.Exists(final))
-        {
-            if (Directory.Exists(old)) Directory.Delete(old, true);
-            Directory.Move(final, old);   // a kill here: final missing, old complete -> readers use old
+            if (Directory.Exists(final))
+            {
+                if (Directory.Exists(old)) Directory.Delete(old, true);
+                writing = final; Step("retire");
+                Directory.Move(final, old);   // a kill here: final missing, old complete -> readers use old
+                retired = true;
+            }
+            writing = final; Step("publish");
+            Directory.Move(tmp, final);
+            DiskSpace.SyncDirectory(Root);   // the rename is durable before the previous copy is deleted
         }
-        Directory.Move(tmp, final);
-        if (Directory.Exists(old)) Directory.Delete(old, true);
+        catch (Exception e)
+        {
+            Recover(tmp, final, old, retired);
+            throw DiskSpace.Describe(e, writing, needed);
+        }
+        // The new copy is durable; a failure to delete the old one only leaves .NAME.old behind (Find prefers NAME).
+        try { if (Directory.Exists(old)) Directory.Delete(old, true); }
+        catch (IOException) { }
         return final;
     }
+
+    private void Step(string step) => BeforeStep?.Invoke(step);
+
+    /// <summary>After a failed save: the partial folder goes, and a retired previous copy returns under its name.</summary>
+    private static void Recover(string tmp, string final, string old, bool retired)
+    {
+        try
+        {
+            if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
+            if (retired && !Directory.Exists(final) && Directory.Exists(old)) Directory.Move(old, final);
+        }
+        catch (IOException) { /* Find() still falls back to .NAME.old; the original error matters more */ }
+    }
+
+    private static long Bytes(IReadOnlyDictionary<string, Tensor> tensors) => tensors.Values.Sum(t => t.NumberOfElements * t.ElementSize);
 
     /// <summary>The complete checkpoint folder for <paramref name="name"/> (or its pre-replacement copy), or null.</summary>
     public string? Find(string name)
     {
         foreach (var candidate in new[] { Path.Combine(Root, name), Path.Combine(Root, $".{name}.old") })
             if (IsComplete(candidate)) return candidate;
+        return null;
+    }
+
+    /// <summary>The newest checkpoint of this run that loads with the digests its meta.json records, for a resume:
+    /// <c>last</c>, its pre-replacement copy and the <c>epoch_N</c> checkpoints, by iteration, newest first (<c>last</c>
+    /// first on a tie). Each one passed over is reported to <paramref name="skipped"/> (folder, reason: missing file,
+    /// corrupt digest with expected and actual values). Null when none is usable; <c>best</c> and <c>nan_iter_N</c>
+    /// are not resume points.</summary>
+    public LoadedCheckpoint? LoadNewestValid(Action<string, string> skipped)
+    {
+        var candidates = new List<(string Dir, long Iteration, int Order)>();
+        var dirs = new[] { Path.Combine(Root, "last"), Path.Combine(Root, ".last.old") }.Concat(EpochCheckpoints().Select(e => e.Path).Reverse());
+        int order = 0;
+        foreach (var dir in dirs)
+        {
+            order++;
+            if (!Directory.Exists(dir)) continue;
+            try
+            {
+                var doc = JsonSerializer.Deserialize<MetaDocument>(File.ReadAllBytes(Path.Combine(dir, MetaFile)), Json);
+                if (doc?.Checkpoint is null) throw new JsonException("no checkpoint record");
+                candidates.Add((dir, doc.Checkpoint.Iteration, order));
+            }
+            catch (Exception e) when (e is IOException or JsonException or UnauthorizedAccessException)
+            {
+                skipped(dir, $"unreadable {MetaFile}: {e.Message}");
+            }
+        }
+        foreach (var c in candidates.OrderByDescending(c => c.Iteration).ThenBy(c => c.Order))
+        {
+            try { return Load(c.Dir); }
+            catch (CheckpointException e) { skipped(c.Dir, e.Message); }
+        }
         return null;
     }
 
@@ -115,7 +194,8 @@ internal sealed class CheckpointStore
             if (!File.Exists(p)) throw new CheckpointException(dir, $"checkpoint incomplete, {file} missing");
             var actual = FileDigest.Of(p);
             if (actual != digest)
-                throw new CheckpointException(p, $"corrupt checkpoint file (size/sha256 differ from {MetaFile})");
+                throw new CheckpointException(p, $"corrupt or truncated checkpoint file: {actual.Bytes} bytes, sha256 {actual.Sha256}; " +
+                    $"{MetaFile} records {digest.Bytes} bytes, sha256 {digest.Sha256}");
         }
         var model = Safetensors.Read(Path.Combine(dir, ModelFile));
         var optimizer = loadOptimizer ? Safetensors.Read(Path.Combine(dir, OptimizerFile)) : null;

@@ -29,6 +29,16 @@ public sealed record TrainingCheckpoint(
 
     /// <summary>UTC time of writing.</summary>
     public DateTime WrittenUtc { get; init; } = DateTime.UtcNow;
+
+    /// <summary>The run's data and software at the time (null in checkpoints written before fingerprints).</summary>
+    public RunFingerprint? Fingerprint { get; init; }
+
+    /// <summary>Changes accepted on resume with <c>--resume-changed</c> ("iteration N: key: old -> new"), oldest first.
+    /// Empty for a run that is exactly what its configuration and data say.</summary>
+    public IReadOnlyList<string> Changes { get; init; } = [];
+
+    /// <summary>Whether the run went from start to here without an accepted change.</summary>
+    public bool Reproducible => Changes.Count == 0;
 }
 
 /// <summary>One class of the contiguous label map.</summary>

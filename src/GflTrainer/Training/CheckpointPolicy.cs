@@ -11,9 +11,11 @@ namespace GflTrainer.Training;
 /// every <c>train.checkpoint.interval</c> epochs and after the last (older ones pruned to <c>keep_last</c>),
 /// <c>last</c> after every epoch and on interrupt, <c>best</c> on a new best bbox AP, <c>nan_iter_N</c> before a
 /// non-finite step. A checkpoint holds the weights, the momentum, <see cref="TrainState"/>, the torch RNG, the fp16
-/// loss scale, the label map and the resolved config, so <see cref="Restore"/> continues bit-exactly.</summary>
+/// loss scale, the label map, the resolved config and the run's fingerprint and accepted changes
+/// (<see cref="RunRecord"/>), so <see cref="Restore"/> continues bit-exactly and a resume can tell a changed run.</summary>
 internal sealed class CheckpointPolicy(CheckpointStore store, CheckpointConfig config, int epochs, TrainState state,
-    GflDetector model, Sgd optimizer, LossScaler? scaler, CategoryMap categories, string configYaml, long seed, ILogger log)
+    GflDetector model, Sgd optimizer, LossScaler? scaler, CategoryMap categories, string configYaml, long seed, RunRecord record,
+    ILogger log)
 {
     public CheckpointStore Store => store;
 
@@ -71,7 +73,11 @@ internal sealed class CheckpointPolicy(CheckpointStore store, CheckpointConfig c
         var meta = new TrainingCheckpoint(epoch, state.Iteration, iterInEpoch, seed, rng, scaler?.Scale ?? 1,
             scaler?.CleanSteps ?? 0,
             categories.Categories.Select((c, i) => new CheckpointClass(i, c.Id, c.Name)).ToList(),
-            configYaml, state.BestAp, reason);
+            configYaml, state.BestAp, reason) { Fingerprint = record.Fingerprint, Changes = record.Changes };
         return store.Save(name, model.state_dict(), optimizer.MomentumBuffers.ToDictionary(kv => kv.Key, kv => kv.Value), meta);
     }
 }
+
+/// <summary>What every checkpoint of a run records about the run itself: its fingerprint and the changes accepted on
+/// resume (<see cref="RunChanges"/>).</summary>
+internal sealed record RunRecord(RunFingerprint Fingerprint, IReadOnlyList<string> Changes);

@@ -7,8 +7,10 @@ namespace GflTrainer.Training;
 /// <param name="Resume">null: no resume; "": resume from the work dir's last checkpoint; else a checkpoint path.</param>
 /// <param name="AutoResume">resume from last if it exists, else start fresh (scheduled jobs).</param>
 /// <param name="Device">--device, or null/"auto" to use runtime.device.</param>
+/// <param name="ResumeChanged">--resume-changed: continue although the configuration, data or software differ from the
+/// checkpoint's run (the differences are logged and recorded).</param>
 public sealed record TrainRequest(string ConfigPath, IReadOnlyList<string> Overrides, string? WorkDir = null,
-    string? Resume = null, bool AutoResume = false, string? Device = null);
+    string? Resume = null, bool AutoResume = false, string? Device = null, bool ResumeChanged = false);
 
 /// <summary>Outcome of a training run.</summary>
 public sealed record TrainResult(string WorkDir, int EpochsCompleted, long Iterations, double? LastAp, double? LastAp50,

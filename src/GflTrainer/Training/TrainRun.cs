@@ -32,20 +32,7 @@ public static class TrainRun
         var device = DeviceSelector.Resolve(request.Device is null or "auto" ? cfg.Runtime.Device : request.Device, log);
         DeterministicAlgorithms.Apply(cfg.Train.Deterministic, log);
         var store = new CheckpointStore(Path.Combine(workDir, "checkpoints"));
-        string? resumeFrom = null;
-        if (request.Resume is not null)
-        {
-            resumeFrom = request.Resume.Length > 0 ? request.Resume
-                : store.Find("last") ?? throw new GflConfigException($"--resume: no checkpoint 'last' in {store.Root}") { Key = "--resume" };
-            if (!Directory.Exists(resumeFrom) && !File.Exists(resumeFrom))
-                throw new GflConfigException($"--resume: checkpoint not found: {resumeFrom}") { Key = "--resume" };
-        }
-        else if (request.AutoResume)
-        {
-            resumeFrom = store.Find("last");
-            log.Information(resumeFrom is null ? "--auto-resume: no checkpoint yet, starting fresh" : "--auto-resume: found {Path}", resumeFrom);
-        }
-        using var resume = resumeFrom is null ? null : CheckpointStore.Load(resumeFrom);
+        using var resume = ResumePoint.Select(request, store, log);
 
         var yaml = ConfigWriter.ToYaml(cfg);
         var configPath = Path.Combine(workDir, "config.yaml");
@@ -59,13 +46,9 @@ public static class TrainRun
         DataPipelineFactory.SynthesizeIfRequested(cfg.Data, log);
         var train = DataPipelineFactory.LoadTrainSet(cfg.Data, log);
         DataRules.CheckClasses(cfg.Model, train.Categories, cfg.Data.Train.AnnFile);
-        if (resume is not null)
-        {
-            var saved = resume.Meta.Classes.Select(c => c.CategoryId).ToList();
-            var now = train.Categories.Categories.Select(c => c.Id).ToList();
-            if (!saved.SequenceEqual(now))
-                throw new GflConfigException($"--resume: the checkpoint's categories ({string.Join(",", saved)}) differ from {cfg.Data.Train.AnnFile} ({string.Join(",", now)})") { Key = "--resume" };
-        }
+        // One process until distributed training exists (issue 17): world size 1.
+        var fingerprint = RunChanges.Fingerprint(cfg.Data.Train.AnnFile, train.Count, worldSize: 1);
+        var changes = resume is null ? [] : AcceptedChanges(request, resume, cfg, fingerprint, train.Categories, log);
         CocoDataset? val = null;
         CocoGroundTruth? valGt = null;
         if (File.Exists(cfg.Data.Val.AnnFile))
@@ -86,7 +69,8 @@ public static class TrainRun
         // Move before the optimizer exists: Module.to() replaces Parameter objects (dotnet_peers.md B3).
         model.to(device);
 
-        var parts = BuildParts(cfg, yaml, device, workDir, log, model, train, val, valGt, seed, resume, afterBackwardForTests);
+        var parts = BuildParts(cfg, yaml, device, workDir, log, model, train, val, valGt, seed, resume,
+            new RunRecord(fingerprint, changes), afterBackwardForTests);
         using var optimizer = parts.Optimizer;
         var options = new TrainLoopOptions(cfg.Train.Epochs, cfg.Train.LogInterval, cfg.Data.BatchSize, device.ToString(),
             cfg.Train.Amp.ToString(), seed);
@@ -99,8 +83,26 @@ public static class TrainRun
 
     /// <summary>The loop's parts for this configuration: optimizer (with linear lr scaling), schedule, loaders, the
     /// train step, checkpoints (restored from <paramref name="resume"/>), run log and periodic evaluation.</summary>
+    /// <summary>The differences between the checkpoint's run and this one: none, or accepted by --resume-changed (logged,
+    /// and carried in every later checkpoint); otherwise the resume stops with the list (exit 2).</summary>
+    private static IReadOnlyList<string> AcceptedChanges(TrainRequest request, LoadedCheckpoint resume, GflConfig cfg,
+        RunFingerprint fingerprint, CategoryMap categories, ILogger log)
+    {
+        if (resume.Meta.Fingerprint is null)
+            log.Warning("{Dir} predates run fingerprints: only the configuration and the classes are compared", resume.Directory);
+        var diff = RunChanges.Between(resume.Meta, resume.Directory, cfg, fingerprint, categories);
+        if (diff.Count > 0 && !request.ResumeChanged)
+            throw new GflConfigException($"--resume: this run differs from the one {resume.Directory} recorded:\n  " +
+                string.Join("\n  ", diff) + "\nundo the changes, or pass --resume-changed to continue anyway (the run is then " +
+                "marked as changed: no longer exactly reproducible)") { Key = "--resume" };
+        foreach (var d in diff) log.Warning("--resume-changed: continuing with {Change}", d);
+        if (diff.Count > 0) log.Warning("this run is no longer exactly reproducible from its configuration (recorded in its checkpoints)");
+        return resume.Meta.Changes.Concat(diff.Select(d => $"iteration {resume.Meta.Iteration}: {d}")).ToList();
+    }
+
     private static TrainerParts BuildParts(GflConfig cfg, string yaml, torch.Device device, string workDir, ILogger log,
         GflDetector model, CocoDataset train, CocoDataset? val, CocoGroundTruth? valGt, long seed, LoadedCheckpoint? resume,
+        RunRecord record,
         Action<IReadOnlyList<(string Name, torch.Tensor Param)>>? afterBackwardForTests)
     {
         var t = cfg.Train;
@@ -127,7 +129,7 @@ public static class TrainRun
 
             var state = new TrainState();
             var checkpoints = new CheckpointPolicy(new CheckpointStore(Path.Combine(workDir, "checkpoints")), t.Checkpoint, t.Epochs,
-                state, model, sgd, step.Scaler, train.Categories, yaml, seed, log);
+                state, model, sgd, step.Scaler, train.Categories, yaml, seed, record, log);
             var runLog = new RunLog(workDir, log);
             if (resume is not null)
             {

@@ -167,7 +167,7 @@ public class TrainRunTests
             store.Save("last", model, ck.Optimizer!.Tensors, ck.Meta);
         }
         var e = Assert.Throws<NonFiniteLossException>(() =>
-            Train(new TrainRequest(cfg, ["train.epochs=2"], work, Resume: ""), CancellationToken.None));
+            Train(new TrainRequest(cfg, ["train.epochs=2"], work, Resume: "", ResumeChanged: true), CancellationToken.None));
         Assert.Equal(7, e.Iteration);
         Assert.Contains("loss_cls=NaN", e.Message);
         Assert.Contains("nan_iter_7", e.Message);
@@ -306,5 +306,97 @@ public class TrainRunTests
         {
             GflTrainer.Runtime.DeterministicAlgorithms.Set(false);
         }
+    }
+
+    /// <summary>A resume continues the same run: a changed hyper-parameter or training file is listed and refused
+    /// (exit 2) unless --resume-changed accepts it, which is then logged and recorded in every later checkpoint.
+    /// Harmless keys (logging cadence, loader threads, moved paths with the same contents) pass.</summary>
+    [Fact]
+    public void ResumeOfAChangedRun_IsRefusedUnlessAccepted_AndTheChangeIsRecorded()
+    {
+        var root = Directory.CreateTempSubdirectory("gfl-changed").FullName;
+        var cfg = TinyConfig(root, epochs: 1);
+        var work = Path.Combine(root, "run");
+        Train(new TrainRequest(cfg, ["train.eval_interval=0"], work), CancellationToken.None);
+
+        // The same annotations under another path, and one with an image removed.
+        var original = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(Dataset.Value, "annotations", "instances_train.json")))!;
+        var moved = Path.Combine(root, "moved.json");
+        File.Copy(Path.Combine(Dataset.Value, "annotations", "instances_train.json"), moved);
+        var images = original["images"]!.AsArray();
+        var dropped = images[^1]!["id"]!.GetValue<long>();
+        images.RemoveAt(images.Count - 1);
+        var anns = original["annotations"]!.AsArray();
+        foreach (var a in anns.Where(a => a!["image_id"]!.GetValue<long>() == dropped).ToList()) anns.Remove(a);
+        var fewer = Path.Combine(root, "fewer.json");
+        File.WriteAllText(fewer, original.ToJsonString());
+
+        var refused = Assert.Throws<GflConfigException>(() => Train(new TrainRequest(cfg,
+            ["train.eval_interval=0", "train.epochs=2", "train.optimizer.lr=0.02", $"data.train.ann_file={fewer}", "data.workers=0", "train.log_interval=1"],
+            work, Resume: ""), CancellationToken.None));
+        Assert.Equal("--resume", refused.Key);
+        Assert.Contains("train.epochs: 1 -> 2", refused.Message);
+        Assert.Contains("train.optimizer.lr: 0.01 -> 0.02", refused.Message);
+        Assert.Matches(@"training annotations: sha256 [0-9a-f]{12}\.\. \(12 images\) -> sha256 [0-9a-f]{12}\.\. \(11 images\)", refused.Message);
+        Assert.DoesNotContain("workers", refused.Message);
+        Assert.DoesNotContain("log_interval", refused.Message);
+        Assert.Contains("--resume-changed", refused.Message);
+
+        // Only harmless differences: the resume goes ahead (nothing left to train: the run already finished).
+        Train(new TrainRequest(cfg, ["train.eval_interval=0", $"data.train.ann_file={moved}", "data.workers=0"], work, Resume: ""),
+            CancellationToken.None);
+
+        var accepted = Train(new TrainRequest(cfg, ["train.eval_interval=0", "train.epochs=2"], work, Resume: "", ResumeChanged: true),
+            CancellationToken.None);
+        Assert.Equal(12, accepted.Iterations);
+        using var ck = CheckpointStore.Load(Path.Combine(work, "checkpoints", "last"));
+        Assert.Equal(["iteration 6: train.epochs: 1 -> 2"], ck.Meta.Changes);
+        Assert.False(ck.Meta.Reproducible);
+        Assert.Equal(12, ck.Meta.Fingerprint!.TrainImages);
+        Assert.Equal(1, ck.Meta.Fingerprint.WorldSize);
+        Assert.Contains("\"reproducible\": false", File.ReadAllText(Path.Combine(work, "checkpoints", "last", CheckpointStore.MetaFile)));
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill")] private static extern int Kill(int pid, int signal);
+
+    /// <summary>Slurm's preemption warning (SIGUSR1) mid-run: the iteration finishes, <c>last</c> is written, the
+    /// process exits 138 within a bound of one step plus a save, and an --auto-resume continues bit-exactly.</summary>
+    [Fact]
+    public void Sigusr1_SavesLastAndExits138_ThenAutoResumeEndsBitIdentical()
+    {
+        var root = Directory.CreateTempSubdirectory("gfl-usr1").FullName;
+        var cfg = TinyConfig(root, epochs: 2);
+        var full = Train(new TrainRequest(cfg, [], Path.Combine(root, "full")), CancellationToken.None);
+
+        var work = Path.Combine(root, "preempted");
+        var gfl = Path.Combine(AppContext.BaseDirectory, "gfl.dll");
+        var psi = new ProcessStartInfo("dotnet", $"\"{gfl}\" train --config \"{cfg}\" --work-dir \"{work}\"")
+        { RedirectStandardOutput = true, RedirectStandardError = true };
+        var stderr = new System.Text.StringBuilder();
+        TimeSpan stopped;
+        using (var p = Process.Start(psi)!)
+        {
+            p.OutputDataReceived += (_, _) => { };
+            p.ErrorDataReceived += (_, e) => { lock (stderr) stderr.AppendLine(e.Data); };
+            p.BeginOutputReadLine(); p.BeginErrorReadLine();
+            var deadline = DateTime.UtcNow.AddMinutes(2);
+            var log = Path.Combine(work, "log.jsonl");
+            while (DateTime.UtcNow < deadline && !p.HasExited && !(File.Exists(log) && File.ReadAllLines(log).Length >= 2))
+                Thread.Sleep(5);
+            Assert.False(p.HasExited, "training finished before the signal");
+            var sent = Stopwatch.StartNew();
+            Assert.Equal(0, Kill(p.Id, 10));
+            Assert.True(p.WaitForExit(TimeSpan.FromSeconds(60)), "no exit within 60 s of SIGUSR1");
+            stopped = sent.Elapsed;
+            p.WaitForExit();
+            Assert.True(p.ExitCode == 138, $"exit {p.ExitCode}; stderr:\n{stderr}");
+        }
+        Assert.Contains("SIGUSR1: stopping after the current iteration", stderr.ToString());
+        using (var ck = CheckpointStore.Load(Path.Combine(work, "checkpoints", "last")))
+            Assert.Equal("interrupt", ck.Meta.Reason);
+        Assert.True(stopped < TimeSpan.FromSeconds(60));
+        var resumed = Train(new TrainRequest(cfg, [], work, AutoResume: true), CancellationToken.None);
+        Assert.Equal(full.Iterations, resumed.Iterations);
+        AssertBitIdentical(Path.Combine(root, "full", "checkpoints", "last"), Path.Combine(work, "checkpoints", "last"));
     }
 }
