@@ -47,4 +47,7 @@ public static class ExitCodes
 
     /// <summary>SIGUSR1 (Slurm's <c>--signal=USR1@T</c> warning before a preemption kill): state saved, 128 + 10.</summary>
     public const int Preempted = 138;
+
+    /// <summary>Stopped by train.watchdog after an iteration hung; <c>last</c> saved when the hang was in data loading.</summary>
+    public const int Hung = Training.TrainRun.HungExitCode;
 }

@@ -42,6 +42,22 @@ public sealed record TrainConfig
     [Description("Epochs between validation runs (0 = after the last epoch only).")]
     [ConfigRange(0, double.PositiveInfinity)]
     public int EvalInterval { get; init; } = 1;
+
+    [Description("Stop a run whose iteration hangs (data stall, stuck kernel): report, save last, exit 124; null disables it.")]
+    public WatchdogConfig? Watchdog { get; init; } = new();
+}
+
+/// <summary>The training-loop watchdog: an iteration (data wait + step) running longer than
+/// max(factor x median iteration, min_seconds) is a hang.</summary>
+public sealed record WatchdogConfig
+{
+    [Description("Hang threshold: factor x the median iteration time (data wait + step).")]
+    [ConfigRange(1, double.PositiveInfinity, MinExclusive = true)]
+    public double Factor { get; init; } = 20;
+
+    [Description("Hang threshold floor in seconds (the limit until 5 iterations give a median).")]
+    [ConfigRange(0, double.PositiveInfinity, MinExclusive = true)]
+    public double MinSeconds { get; init; } = 600;
 }
 
 /// <summary>Optimizer kinds the trainer builds.</summary>

@@ -34,6 +34,8 @@ internal sealed class DetectionLoader
     readonly LoaderOptions _options;
     readonly bool _training;
     readonly ILogger _log;
+    readonly ConcurrentDictionary<long, (string File, long Started)> _inFlight = new();
+    long _loads;
     int _badImages;
 
     DetectionLoader(IDetectionDataset dataset, DetectionTransform transform, BatchCollator collator, LoaderOptions options, bool training, ILogger? log)
@@ -62,6 +64,15 @@ internal sealed class DetectionLoader
         LoaderOptions options, bool training, ILogger? log = null) => new(dataset, transform, collator, options, training, log);
 
     public int BadImages => _badImages;
+
+    /// <summary>The images being decoded and transformed right now, each with its file and how long it has taken, longest
+    /// first: what a hung iteration was waiting for (the watchdog reports it).</summary>
+    public IReadOnlyList<(string File, TimeSpan Elapsed)> InFlight()
+    {
+        long now = System.Diagnostics.Stopwatch.GetTimestamp();
+        return _inFlight.Values.Select(v => (v.File, System.Diagnostics.Stopwatch.GetElapsedTime(v.Started, now)))
+            .OrderByDescending(v => v.Item2).ToList();
+    }
 
     /// <summary>The batch plan of an epoch for this rank (dataset indices).</summary>
     public IReadOnlyList<int[]> Plan(int epoch) => _training
@@ -163,15 +174,19 @@ internal sealed class DetectionLoader
     SampleResult Load(int index, int epoch)
     {
         var entry = _dataset.Entries[index];
+        long ticket = Interlocked.Increment(ref _loads);
+        var path = _dataset.PathOf(entry);
+        _inFlight[ticket] = (path, System.Diagnostics.Stopwatch.GetTimestamp());
         try
         {
-            var image = ImageDecoder.Decode(_dataset.PathOf(entry));
+            var image = ImageDecoder.Decode(path);
             var sample = _transform.Apply(image, entry, SampleRng.For(_options.Seed, epoch, index));
             if (!ReferenceEquals(sample.Pixels, image.Pixels)) PixelBufferPool.Return(image.Pixels);
             return new SampleResult(sample, null);
         }
         catch (ImageDecodeException e) { return new SampleResult(null, e); }
         catch (Exception e) { return new SampleResult(null, new GflRuntimeException($"image {entry.FileName} (id {entry.ImageId}): {e.Message}", e)); }
+        finally { _inFlight.TryRemove(ticket, out _); }
     }
 
     /// <summary>Consumer-side handling of failed samples: during training a bad image is skipped with a warning

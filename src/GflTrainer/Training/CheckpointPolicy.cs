@@ -51,6 +51,10 @@ internal sealed class CheckpointPolicy(CheckpointStore store, CheckpointConfig c
     /// <summary>Stopped by a signal: <c>last</c> at the current iteration, so a resume redoes nothing.</summary>
     public string OnInterrupt() => Save("last", "interrupt", state.Epoch, state.IterInEpoch);
 
+    /// <summary>The watchdog stopped a run hung while waiting for data (no weight changed in that iteration):
+    /// <c>last</c> at the start of the hung iteration.</summary>
+    public string OnHang() => Save("last", "hang", state.Epoch, state.IterInEpoch);
+
     /// <summary>An evaluation after epoch <paramref name="done"/> scored <paramref name="ap"/>: writes <c>best</c> when it is
     /// the best so far and returns its path, else null.</summary>
     public string? OnEvaluated(int done, double ap) => state.OfferAp(ap) ? Save("best", "best", done, 0) : null;

@@ -13,6 +13,10 @@ namespace GflTrainer.Training;
 /// prepares data and model, and runs the <see cref="Trainer"/>.</summary>
 public static class TrainRun
 {
+    /// <summary>Exit code of a run stopped by <c>train.watchdog</c> (as <c>timeout(1)</c>): requeue after a look at the
+    /// report.</summary>
+    public const int HungExitCode = 124;
+
     /// <param name="console">the command's logger; the run adds train.log and events.jsonl in its work directory.</param>
     /// <param name="terminal">where a live progress bar is drawn (an interactive stderr), or null for plain log lines.</param>
     public static TrainResult Execute(TrainRequest request, ILogger console, TextWriter? terminal, CancellationToken cancel) =>
@@ -72,6 +76,11 @@ public static class TrainRun
         var parts = BuildParts(cfg, yaml, device, workDir, log, model, train, val, valGt, seed, resume,
             new RunRecord(fingerprint, changes), afterBackwardForTests);
         using var optimizer = parts.Optimizer;
+        using var watchdog = cfg.Train.Watchdog is { } w
+            ? new StepWatchdog(w.Factor, w.MinSeconds, () => DescribeLoading(parts.Loader),
+                hang => StopHungRun(hang, parts.Checkpoints, log), log)
+            : null;
+        parts = parts with { Watchdog = watchdog };
         var options = new TrainLoopOptions(cfg.Train.Epochs, cfg.Train.LogInterval, cfg.Data.BatchSize, device.ToString(),
             cfg.Train.Amp.ToString(), seed);
         var result = new Trainer(options, parts, log, terminal).Run(workDir, cancel);
@@ -81,8 +90,31 @@ public static class TrainRun
         return result;
     }
 
-    /// <summary>The loop's parts for this configuration: optimizer (with linear lr scaling), schedule, loaders, the
-    /// train step, checkpoints (restored from <paramref name="resume"/>), run log and periodic evaluation.</summary>
+    static string DescribeLoading(Data.DetectionLoader loader)
+    {
+        var inFlight = loader.InFlight();
+        return inFlight.Count == 0 ? "the data loader has no image in progress"
+            : "images still being read/decoded: " + string.Join(", ", inFlight.Select(f => $"{f.File} ({f.Elapsed.TotalSeconds:F0} s)"));
+    }
+
+    /// <summary>On the watchdog thread: report, save <c>last</c> when the loop hung waiting for data (the weights of that
+    /// iteration are untouched; inside the step they may be mid-update, so the previous <c>last</c> stays), flush the
+    /// logs and end the process: the hung thread cannot be unwound.</summary>
+    static void StopHungRun(HangReport hang, CheckpointPolicy checkpoints, ILogger log)
+    {
+        log.Error("watchdog: {Details}", hang.Details);
+        if (hang.Phase == "data")
+        {
+            try { log.Error("watchdog: saved {Path}; continue with --auto-resume", checkpoints.OnHang()); }
+            catch (Exception e) { log.Error("watchdog: could not save last: {Message}", e.Message); }
+        }
+        else
+            log.Error("watchdog: the hang is inside the training step: the previous checkpoint stays the resume point");
+        log.Error("watchdog: stopping with exit code {Code}", HungExitCode);
+        (log as IDisposable)?.Dispose();
+        Environment.Exit(HungExitCode);
+    }
+
     /// <summary>The differences between the checkpoint's run and this one: none, or accepted by --resume-changed (logged,
     /// and carried in every later checkpoint); otherwise the resume stops with the list (exit 2).</summary>
     private static IReadOnlyList<string> AcceptedChanges(TrainRequest request, LoadedCheckpoint resume, GflConfig cfg,
@@ -100,6 +132,8 @@ public static class TrainRun
         return resume.Meta.Changes.Concat(diff.Select(d => $"iteration {resume.Meta.Iteration}: {d}")).ToList();
     }
 
+    /// <summary>The loop's parts for this configuration: optimizer (with linear lr scaling), schedule, loaders, the
+    /// train step, checkpoints (restored from <paramref name="resume"/>), run log and periodic evaluation.</summary>
     private static TrainerParts BuildParts(GflConfig cfg, string yaml, torch.Device device, string workDir, ILogger log,
         GflDetector model, CocoDataset train, CocoDataset? val, CocoGroundTruth? valGt, long seed, LoadedCheckpoint? resume,
         RunRecord record,

@@ -14,8 +14,9 @@ internal sealed record TrainLoopOptions(int Epochs, int LogInterval, int BatchSi
 /// <summary>The parts one training run is made of; <see cref="TrainRun"/> builds them from the configuration, and a
 /// distributed or multi-dataset run builds its own (another loader, a collective in the step, logs on rank 0 only).</summary>
 /// <param name="Evaluation">null: no validation set.</param>
+/// <param name="Watchdog">null: train.watchdog is off.</param>
 internal sealed record TrainerParts(GflDetector Model, TrainStep Step, Sgd Optimizer, LrSchedule Schedule, DetectionLoader Loader,
-    TrainState State, CheckpointPolicy Checkpoints, PeriodicEvaluation? Evaluation, RunLog RunLog);
+    TrainState State, CheckpointPolicy Checkpoints, PeriodicEvaluation? Evaluation, RunLog RunLog, StepWatchdog? Watchdog = null);
 
 /// <summary>
 /// The training loop of <c>gfl train</c>: per batch the learning rate of the iteration, one <see cref="TrainStep"/> in
@@ -28,7 +29,7 @@ internal sealed class Trainer(TrainLoopOptions options, TrainerParts parts, ILog
 {
     public TrainResult Run(string workDir, CancellationToken cancel)
     {
-        var (model, step, sgd, schedule, loader, state, checkpoints, evaluation, runLog) = parts;
+        var (model, step, sgd, schedule, loader, state, checkpoints, evaluation, runLog, watchdog) = parts;
         int itersPerEpoch = loader.BatchesPerEpoch;
         long totalIters = (long)itersPerEpoch * options.Epochs;
         model.train();
@@ -46,7 +47,9 @@ internal sealed class Trainer(TrainLoopOptions options, TrainerParts parts, ILog
             while (true)
             {
                 stepWatch.Restart();
+                watchdog?.Enter("data", state.Iteration + 1);
                 if (!batches.MoveNext()) break;
+                watchdog?.Enter("step", state.Iteration + 1);
                 double dataTime = stepWatch.Elapsed.TotalSeconds;
                 double lr = schedule.At(state.Iteration, state.Epoch);
                 sgd.LearningRate = lr;
@@ -56,6 +59,7 @@ internal sealed class Trainer(TrainLoopOptions options, TrainerParts parts, ILog
                     result = step.Run(batch.Images, batch.GtBoxes, batch.GtLabels, batch.Metas.Select(m => (m.PadHeight, m.PadWidth)).ToList());
                 Check(result, checkpoints, state);
                 state.Iteration++; state.IterInEpoch++;
+                watchdog?.Complete();
                 StepBoundaryGc.AfterStep(state.Iteration);
                 double stepTime = stepWatch.Elapsed.TotalSeconds;
                 window.Add(result.Losses, stepTime, dataTime);
@@ -65,11 +69,13 @@ internal sealed class Trainer(TrainLoopOptions options, TrainerParts parts, ILog
                     runLog.WriteTrain(state, itersPerEpoch, lr, window.Drain());
                 if (cancel.IsCancellationRequested)
                 {
+                    watchdog?.Pause();
                     lastCkpt = checkpoints.OnInterrupt();
                     log.Warning("interrupted: saved {Path}; continue with --resume", lastCkpt);
                     return Result(workDir, lastCkpt, interrupted: true);
                 }
             }
+            watchdog?.Pause();
             int done = state.Epoch + 1;
             if (loader.BadImages > 0) log.Warning("{Count} unreadable training images skipped so far", loader.BadImages);
             lastCkpt = checkpoints.AfterEpoch(done);

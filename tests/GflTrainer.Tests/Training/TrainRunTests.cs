@@ -399,4 +399,47 @@ public class TrainRunTests
         Assert.Equal(full.Iterations, resumed.Iterations);
         AssertBitIdentical(Path.Combine(root, "full", "checkpoints", "last"), Path.Combine(work, "checkpoints", "last"));
     }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "mkfifo", SetLastError = true)]
+    private static extern int MkFifo(string path, uint mode);
+
+    /// <summary>An image read that never returns (a FIFO nobody writes: what a stalled NFS read looks like to the
+    /// loader) trips the watchdog: the report names the file, <c>last</c> is saved at the hung iteration, exit 124.</summary>
+    [Fact]
+    public void StalledImageRead_TripsTheWatchdog_NamesTheFile_SavesLast_Exits124()
+    {
+        var root = Directory.CreateTempSubdirectory("gfl-stall").FullName;
+        var data = Path.Combine(root, "data");
+        SyntheticShapes.Write(data, new SyntheticShapesOptions { Seed = 5, TrainImages = 6, ValImages = 2, ImageSize = 96, MinSide = 20, MaxSide = 60 });
+        var train = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(data, "annotations", "instances_train.json")))!;
+        var stalled = Path.Combine(data, "images", train["images"]![3]!["file_name"]!.GetValue<string>());
+        File.Delete(stalled);
+        Assert.Equal(0, MkFifo(stalled, Convert.ToUInt32("644", 8)));
+        var cfg = Path.Combine(root, "stall.yaml");
+        File.WriteAllText(cfg, File.ReadAllText(TinyConfig(root, epochs: 1)).Replace(Dataset.Value, data)
+            .Replace("  eval_interval: 1", "  eval_interval: 1\n  watchdog: { factor: 2, min_seconds: 3 }"));
+
+        var work = Path.Combine(root, "run");
+        var gfl = Path.Combine(AppContext.BaseDirectory, "gfl.dll");
+        var psi = new ProcessStartInfo("dotnet", $"\"{gfl}\" train --config \"{cfg}\" --work-dir \"{work}\"")
+        { RedirectStandardOutput = true, RedirectStandardError = true };
+        var output = new System.Text.StringBuilder();
+        using (var p = Process.Start(psi)!)
+        {
+            p.OutputDataReceived += (_, e) => { lock (output) output.AppendLine(e.Data); };
+            p.ErrorDataReceived += (_, e) => { lock (output) output.AppendLine(e.Data); };
+            p.BeginOutputReadLine(); p.BeginErrorReadLine();
+            if (!p.WaitForExit(TimeSpan.FromSeconds(120))) { p.Kill(true); Assert.Fail($"still running after 120 s:\n{output}"); }
+            p.WaitForExit();
+            Assert.True(p.ExitCode == 124, $"exit {p.ExitCode}:\n{output}");
+        }
+        var text = output.ToString();
+        Assert.Contains("made no progress for", text);
+        Assert.Contains("in phase 'data'", text);
+        Assert.Contains($"images still being read/decoded: {stalled} (", text);
+        Assert.Contains("watchdog: saved", text);
+        using var ck = CheckpointStore.Load(Path.Combine(work, "checkpoints", "last"));
+        Assert.Equal("hang", ck.Meta.Reason);
+        Assert.Contains("watchdog", File.ReadAllText(Path.Combine(work, "train.log")));
+    }
 }
