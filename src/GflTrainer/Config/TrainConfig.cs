@@ -43,6 +43,10 @@ public sealed record TrainConfig
     [ConfigRange(0, double.PositiveInfinity)]
     public int EvalInterval { get; init; } = 1;
 
+    [Description("Save last and stop when anonymous memory passes this fraction of the cgroup limit (before the OOM killer); null disables it.")]
+    [ConfigRange(0, 1, MinExclusive = true)]
+    public double? MemoryLimitFraction { get; init; } = 0.95;
+
     [Description("Stop a run whose iteration hangs (data stall, stuck kernel): report, save last, exit 124; null disables it.")]
     public WatchdogConfig? Watchdog { get; init; } = new();
 }

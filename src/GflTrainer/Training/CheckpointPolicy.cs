@@ -55,6 +55,9 @@ internal sealed class CheckpointPolicy(CheckpointStore store, CheckpointConfig c
     /// <c>last</c> at the start of the hung iteration.</summary>
     public string OnHang() => Save("last", "hang", state.Epoch, state.IterInEpoch);
 
+    /// <summary>Stopped near the cgroup memory limit, between iterations: <c>last</c> at the current iteration.</summary>
+    public string OnMemoryLimit() => Save("last", "memory", state.Epoch, state.IterInEpoch);
+
     /// <summary>An evaluation after epoch <paramref name="done"/> scored <paramref name="ap"/>: writes <c>best</c> when it is
     /// the best so far and returns its path, else null.</summary>
     public string? OnEvaluated(int done, double ap) => state.OfferAp(ap) ? Save("best", "best", done, 0) : null;

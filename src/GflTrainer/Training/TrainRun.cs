@@ -20,11 +20,11 @@ public static class TrainRun
     /// <param name="console">the command's logger; the run adds train.log and events.jsonl in its work directory.</param>
     /// <param name="terminal">where a live progress bar is drawn (an interactive stderr), or null for plain log lines.</param>
     public static TrainResult Execute(TrainRequest request, ILogger console, TextWriter? terminal, CancellationToken cancel) =>
-        Execute(request, console, terminal, cancel, null);
+        Execute(request, console, terminal, cancel, hooks: null);
 
-    /// <param name="afterBackwardForTests">test seam passed to <see cref="OptimizerStep.AfterBackward"/>.</param>
+    /// <param name="hooks">test seams (null: none).</param>
     internal static TrainResult Execute(TrainRequest request, ILogger console, TextWriter? terminal, CancellationToken cancel,
-        Action<IReadOnlyList<(string Name, torch.Tensor Param)>>? afterBackwardForTests)
+        TrainTestHooks? hooks)
     {
         var cfg = ConfigLoader.Load(request.ConfigPath, request.Overrides);
         var workDir = Path.GetFullPath(request.WorkDir ?? cfg.Runtime.WorkDir
@@ -74,13 +74,13 @@ public static class TrainRun
         model.to(device);
 
         var parts = BuildParts(cfg, yaml, device, workDir, log, model, train, val, valGt, seed, resume,
-            new RunRecord(fingerprint, changes), afterBackwardForTests);
+            new RunRecord(fingerprint, changes), hooks?.AfterBackward);
         using var optimizer = parts.Optimizer;
         using var watchdog = cfg.Train.Watchdog is { } w
             ? new StepWatchdog(w.Factor, w.MinSeconds, () => DescribeLoading(parts.Loader),
                 hang => StopHungRun(hang, parts.Checkpoints, log), log)
             : null;
-        parts = parts with { Watchdog = watchdog };
+        parts = parts with { Watchdog = watchdog, Memory = MemoryGuardFor(cfg, hooks?.Cgroup ?? CgroupMemory.Detect(), log) };
         var options = new TrainLoopOptions(cfg.Train.Epochs, cfg.Train.LogInterval, cfg.Data.BatchSize, device.ToString(),
             cfg.Train.Amp.ToString(), seed);
         var result = new Trainer(options, parts, log, terminal).Run(workDir, cancel);
@@ -88,6 +88,15 @@ public static class TrainRun
         log.Information("done: {Epochs} epochs, {Iters} iterations; last checkpoint {Ckpt}; best bbox AP {Best}",
             result.EpochsCompleted, result.Iterations, result.LastCheckpoint, result.BestAp?.ToString("F4") ?? "n/a");
         return result;
+    }
+
+    static MemoryGuard? MemoryGuardFor(GflConfig cfg, CgroupMemory? cgroup, ILogger log)
+    {
+        if (cgroup is null) { log.Debug("no cgroup memory limit found: train.memory_limit_fraction has nothing to watch"); return null; }
+        if (cfg.Train.MemoryLimitFraction is not { } fraction) return null;
+        log.Information("memory: cgroup limit {Limit} MB; the run saves last and stops above {Percent:F0} % of it",
+            cgroup.LimitBytes >> 20, 100 * fraction);
+        return new MemoryGuard(cgroup, fraction);
     }
 
     static string DescribeLoading(Data.DetectionLoader loader)
@@ -187,3 +196,9 @@ public static class TrainRun
         }
     }
 }
+
+/// <summary>Test seams of <see cref="TrainRun"/>.</summary>
+/// <param name="AfterBackward">passed to <see cref="OptimizerStep.AfterBackward"/>.</param>
+/// <param name="Cgroup">the cgroup memory to watch instead of this process's.</param>
+internal sealed record TrainTestHooks(Action<IReadOnlyList<(string Name, torch.Tensor Param)>>? AfterBackward = null,
+    CgroupMemory? Cgroup = null);

@@ -15,8 +15,10 @@ internal sealed record TrainLoopOptions(int Epochs, int LogInterval, int BatchSi
 /// distributed or multi-dataset run builds its own (another loader, a collective in the step, logs on rank 0 only).</summary>
 /// <param name="Evaluation">null: no validation set.</param>
 /// <param name="Watchdog">null: train.watchdog is off.</param>
+/// <param name="Memory">null: no cgroup memory limit, or train.memory_limit_fraction is off.</param>
 internal sealed record TrainerParts(GflDetector Model, TrainStep Step, Sgd Optimizer, LrSchedule Schedule, DetectionLoader Loader,
-    TrainState State, CheckpointPolicy Checkpoints, PeriodicEvaluation? Evaluation, RunLog RunLog, StepWatchdog? Watchdog = null);
+    TrainState State, CheckpointPolicy Checkpoints, PeriodicEvaluation? Evaluation, RunLog RunLog, StepWatchdog? Watchdog = null,
+    MemoryGuard? Memory = null);
 
 /// <summary>
 /// The training loop of <c>gfl train</c>: per batch the learning rate of the iteration, one <see cref="TrainStep"/> in
@@ -29,7 +31,7 @@ internal sealed class Trainer(TrainLoopOptions options, TrainerParts parts, ILog
 {
     public TrainResult Run(string workDir, CancellationToken cancel)
     {
-        var (model, step, sgd, schedule, loader, state, checkpoints, evaluation, runLog, watchdog) = parts;
+        var (model, step, sgd, schedule, loader, state, checkpoints, evaluation, runLog, watchdog, memory) = parts;
         int itersPerEpoch = loader.BatchesPerEpoch;
         long totalIters = (long)itersPerEpoch * options.Epochs;
         model.train();
@@ -67,6 +69,13 @@ internal sealed class Trainer(TrainLoopOptions options, TrainerParts parts, ILog
                     stepTime, options.BatchSize);
                 if (state.Iteration % options.LogInterval == 0 || state.IterInEpoch == itersPerEpoch)
                     runLog.WriteTrain(state, itersPerEpoch, lr, window.Drain());
+                if (memory?.Check() is { } over)
+                {
+                    watchdog?.Pause();
+                    lastCkpt = checkpoints.OnMemoryLimit();
+                    throw new MemoryLimitException($"{over}: saved {lastCkpt}; lower data.batch_size or data.workers, or raise " +
+                        "the limit, then continue with --auto-resume");
+                }
                 if (cancel.IsCancellationRequested)
                 {
                     watchdog?.Pause();
