@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SIGKILL soak of the checkpoint code (issue 16, item 8). Trains a tiny detector on a synthetic set with
-# --auto-resume and kills it with SIGKILL at random moments (uniform over each attempt's life, so some land inside
-# checkpoint writes: those are counted by the temporary folders the killed process leaves). After every kill it
+# --auto-resume and kills it with SIGKILL at random moments: two of three kills uniform over the attempt's life
+# (startup, steps, logging), every third one the moment a checkpoint's temporary folder appears (inside a checkpoint
+# write; counted by the temporary folders the killed process leaves behind). After every kill it
 # checks that the newest resume point verifies (sizes and SHA-256 of its files against meta.json, what gfl checks on
 # load), then lets the last attempt run to the end and compares the final weights with an uninterrupted run of the
 # same config, byte for byte. Run it once per change to the checkpoint code and record the result in
@@ -37,7 +38,7 @@ data:
   batch_size: 2
   workers: 1
 train:
-  epochs: 40
+  epochs: 100
   seed: 7
   log_interval: 6
   optimizer: { lr: 0.01 }
@@ -83,13 +84,21 @@ while [[ $kills -lt $KILLS ]]; do
   delay=$(python3 -c "import random; random.seed($SEED * 1000 + $attempts); print(f'{random.uniform(0.2, $MAX_DELAY):.3f}')")
   "$GFL" train --config "$WORK/tiny.yaml" --work-dir "$WORK/killed" --auto-resume --log-level error &
   pid=$!
-  sleep "$delay"
+  if (( attempts % 3 == 0 )); then
+    # Targeted: poll for a checkpoint being written (a checkpoint is written after every epoch) and kill at once.
+    deadline=$((SECONDS + 30))
+    while kill -0 "$pid" 2>/dev/null && (( SECONDS < deadline )) &&
+          ! compgen -G "$WORK/killed/checkpoints/.*.tmp-$pid" >/dev/null; do :; done
+    delay="in-save"
+  else
+    sleep "$delay"
+  fi
   if kill -0 "$pid" 2>/dev/null; then
     kill -KILL "$pid"; wait "$pid" 2>/dev/null || true
     kills=$((kills + 1))
-    tmp=$(find "$WORK/killed/checkpoints" -maxdepth 1 -name '.*.tmp-*' 2>/dev/null | wc -l)
+    tmp=$(find "$WORK/killed/checkpoints" -maxdepth 1 -name ".*.tmp-$pid" 2>/dev/null | wc -l)
     [[ $tmp -gt 0 ]] && in_save=$((in_save + 1))
-    printf 'kill %2d after %5.2f s%s: resume point %s\n' "$kills" "$delay" "$([[ $tmp -gt 0 ]] && echo ' (inside a checkpoint write)')" \
+    printf 'kill %2d after %7s s%s: resume point %s\n' "$kills" "$delay" "$([[ $tmp -gt 0 ]] && echo ' (inside a checkpoint write)')" \
       "$(verify "$WORK/killed/checkpoints")" || { echo "FAIL: no loadable checkpoint after kill $kills"; exit 1; }
   elif wait "$pid"; then
     echo "the run finished after $kills kills; lower --max-delay or raise train.epochs for more"; break
@@ -99,6 +108,8 @@ while [[ $kills -lt $KILLS ]]; do
 done
 echo "finishing with --auto-resume"
 "$GFL" train --config "$WORK/tiny.yaml" --work-dir "$WORK/killed" --auto-resume --log-level warning
+left=$(find "$WORK/killed/checkpoints" -maxdepth 1 -name '.*.tmp-*' | wc -l)
+[[ $left -eq 0 ]] || { echo "FAIL: $left temporary checkpoint folders of killed runs left behind"; exit 1; }
 if cmp -s "$WORK/full/checkpoints/last/model.safetensors" "$WORK/killed/checkpoints/last/model.safetensors" &&
    cmp -s "$WORK/full/checkpoints/last/optimizer.safetensors" "$WORK/killed/checkpoints/last/optimizer.safetensors"; then
   echo "PASS: $kills SIGKILLs ($in_save inside a checkpoint write), every resume point verified, final weights and momentum bit-identical"

@@ -107,6 +107,21 @@ internal sealed class CheckpointStore
 
     private static long Bytes(IReadOnlyDictionary<string, Tensor> tensors) => tensors.Values.Sum(t => t.NumberOfElements * t.ElementSize);
 
+    /// <summary>Deletes the temporary folders of saves that never finished (a run killed inside a checkpoint write leaves
+    /// its <c>.NAME.tmp-PID</c>, a whole checkpoint's size). Call only while holding the work dir's lock: then no other
+    /// process is writing here. Returns the folders removed.</summary>
+    public IReadOnlyList<string> RemoveUnfinishedSaves()
+    {
+        if (!Directory.Exists(Root)) return [];
+        var removed = new List<string>();
+        foreach (var dir in Directory.EnumerateDirectories(Root, ".*.tmp-*"))
+        {
+            try { Directory.Delete(dir, true); removed.Add(dir); }
+            catch (IOException) { }
+        }
+        return removed;
+    }
+
     /// <summary>The complete checkpoint folder for <paramref name="name"/> (or its pre-replacement copy), or null.</summary>
     public string? Find(string name)
     {

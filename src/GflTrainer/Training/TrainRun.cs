@@ -36,6 +36,8 @@ public static class TrainRun
         var device = DeviceSelector.Resolve(request.Device is null or "auto" ? cfg.Runtime.Device : request.Device, log);
         DeterministicAlgorithms.Apply(cfg.Train.Deterministic, log);
         var store = new CheckpointStore(Path.Combine(workDir, "checkpoints"));
+        foreach (var dir in store.RemoveUnfinishedSaves())
+            log.Warning("removed {Dir}: an unfinished checkpoint write of a run that was killed", dir);
         using var resume = ResumePoint.Select(request, store, log);
 
         var yaml = ConfigWriter.ToYaml(cfg);

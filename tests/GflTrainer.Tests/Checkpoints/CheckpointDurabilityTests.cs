@@ -146,6 +146,30 @@ public class CheckpointDurabilityTests
         Assert.Matches($"100 bytes, sha256 [0-9a-f]{{64}}; meta.json records {size} bytes, sha256 [0-9a-f]{{64}}", e.Message);
     }
 
+    /// <summary>A run killed inside a checkpoint write leaves its temporary folder (a whole checkpoint's size); the next
+    /// run (holding the work-dir lock) removes such folders and nothing else.</summary>
+    [Fact]
+    public void UnfinishedSavesOfKilledRuns_AreRemoved_CheckpointsKept()
+    {
+        using var scope = NewDisposeScope();
+        var root = Directory.CreateTempSubdirectory("gfl-unfinished").FullName;
+        var store = new CheckpointStore(root);
+        store.Save("last", Weights(1), Weights(1), Meta(3));
+        store.Save("epoch_1", Weights(1), Weights(1), Meta(3));
+        Directory.CreateDirectory(Path.Combine(root, ".last.old"));
+        foreach (var tmp in new[] { ".last.tmp-4242", ".epoch_2.tmp-77" })
+        {
+            Directory.CreateDirectory(Path.Combine(root, tmp));
+            File.WriteAllText(Path.Combine(root, tmp, ".model.safetensors.4242.tmp"), "half");
+        }
+
+        var removed = store.RemoveUnfinishedSaves();
+
+        Assert.Equal([".epoch_2.tmp-77", ".last.tmp-4242"], removed.Select(Path.GetFileName).Order());
+        Assert.Equal([".last.old", "epoch_1", "last"], Directory.GetDirectories(root).Select(Path.GetFileName).Order());
+        Assert.Empty(new CheckpointStore(Path.Combine(root, "absent")).RemoveUnfinishedSaves());
+    }
+
     static void FlipLastByte(string path)
     {
         var bytes = File.ReadAllBytes(path);
