@@ -36,3 +36,10 @@ public sealed class CheckpointException(string path, string message, string? ten
     /// <summary>The state-dict key of the offending tensor, when there is one.</summary>
     public string? Tensor { get; } = tensor;
 }
+
+/// <summary>Another <c>gfl train</c> holds the work directory's lock (<see cref="Training.WorkDirLock"/>): exit code 2,
+/// like any other usage error, since the fix is another work directory or waiting for that run.</summary>
+public sealed class WorkDirLockedException(string workDir, string message) : GflConfigException(message)
+{
+    public string WorkDir { get; } = workDir;
+}
