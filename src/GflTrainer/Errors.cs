@@ -50,3 +50,10 @@ public sealed class DiskFullException(string path, string message, long neededBy
     /// <summary>Bytes free for this user on that file system when the error was raised, -1 when unknown.</summary>
     public long FreeBytes { get; } = freeBytes;
 }
+
+/// <summary>Another <c>gfl train</c> holds the work directory's lock (<see cref="Training.WorkDirLock"/>): exit code 2,
+/// like any other usage error, since the fix is another work directory or waiting for that run.</summary>
+public sealed class WorkDirLockedException(string workDir, string message) : GflConfigException(message)
+{
+    public string WorkDir { get; } = workDir;
+}

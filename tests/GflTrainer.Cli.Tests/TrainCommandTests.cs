@@ -1,4 +1,5 @@
 using GflTrainer.Tests.Config;
+using GflTrainer.Training;
 using Xunit;
 
 namespace GflTrainer.Cli.Tests;
@@ -31,5 +32,28 @@ public sealed class TrainCommandTests
         Assert.DoesNotContain("gfl train", quiet.Out);
         Assert.Contains("gfl train", loud.Out);
         Assert.Contains("gfl train", Logged());
+    }
+
+    /// <summary>A second <c>gfl train</c> on a work dir whose lock is held stops with exit code 2 and the holder's
+    /// pid, before writing anything there. Without the lock the run would also exit 2 (its annotation file is
+    /// missing), so the message and the untouched work dir are what this checks.</summary>
+    [Fact]
+    public void WorkDirLockedByAnotherRun_Exits2_NamingTheHolder_AndWritesNothing()
+    {
+        using var dir = new TempConfigDir();
+        var config = dir.Write("locked.yaml", $$"""
+            runtime: { device: cpu }
+            data:
+              train: { ann_file: {{dir.Root}}/missing.json, img_prefix: {{dir.Root}}/ }
+            """);
+        var work = Directory.CreateDirectory(Path.Combine(dir.Root, "run")).FullName;
+
+        CliRunner.Result r;
+        using (WorkDirLock.Acquire(work, Serilog.Core.Logger.None))
+            r = CliRunner.RunGfl("train", "--config", config, "--work-dir", work);
+
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains($"work dir {work} is locked by pid {Environment.ProcessId} on host {Environment.MachineName}", r.Err);
+        Assert.Equal([WorkDirLock.FileName], Directory.GetFileSystemEntries(work).Select(Path.GetFileName));
     }
 }

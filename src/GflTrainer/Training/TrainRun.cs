@@ -30,6 +30,8 @@ public static class TrainRun
         var workDir = Path.GetFullPath(request.WorkDir ?? cfg.Runtime.WorkDir
             ?? Path.Combine("runs", Path.GetFileNameWithoutExtension(request.ConfigPath)));
         Directory.CreateDirectory(workDir);
+        // Before anything is written there: a second run on this work dir stops here instead of interleaving files.
+        using var workDirLock = WorkDirLock.Acquire(workDir, console);
         using var log = Logging.WithRunFiles(console, Path.Combine(workDir, "events.jsonl"), Path.Combine(workDir, "train.log"));
         log.Information("gfl train {Config} -> {WorkDir}", request.ConfigPath, workDir);
 
