@@ -13,8 +13,7 @@
 # Run from anywhere; JSON of every run lands in --out (default bench_out/<UTC time>). See docs/performance.md.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-GFL="$ROOT/src/GflTrainer.Cli/bin/Release/net10.0/linux-x64/gfl"
+source "$(dirname "${BASH_SOURCE[0]}")/gfl_binary.sh"
 PY=/usr/bin/python3
 ROUNDS=3
 THREADS=$(nproc)
@@ -97,7 +96,7 @@ PAD_H=$(( (HEIGHT + 31) / 32 * 32 ))
 DATA_BATCHES=$(( (DATA_IMAGES + 1) / 2 ))
 
 [[ $REPORT_ONLY == 1 ]] && ROUNDS_TO_RUN=0 || ROUNDS_TO_RUN=$ROUNDS
-[[ $REPORT_ONLY == 1 ]] || [[ -x $GFL ]] || { echo "no gfl binary at $GFL: dotnet build src/GflTrainer.Cli -c Release" >&2; exit 2; }
+[[ $REPORT_ONLY == 1 ]] || require_gfl
 mkdir -p "$OUT"
 export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS DOTNET_PROCESSOR_COUNT=$THREADS
 REF="$PY $ROOT/scripts/reference/bench.py"

@@ -11,8 +11,7 @@
 # Usage: scripts/kill_soak.sh [--kills 24] [--max-delay 4.0] [--seed 1] [--keep]
 # Needs: a Release build (dotnet build src/GflTrainer.Cli -c Release) and python3 (any, standard library only).
 set -euo pipefail
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-GFL="$ROOT/src/GflTrainer.Cli/bin/Release/net10.0/linux-x64/gfl"
+source "$(dirname "$0")/gfl_binary.sh"
 KILLS=24 MAX_DELAY=4.0 SEED=1 KEEP=0
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -20,7 +19,7 @@ while [[ $# -gt 0 ]]; do
     --keep) KEEP=1; shift ;; *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
-[[ -x "$GFL" ]] || { echo "build first: dotnet build src/GflTrainer.Cli -c Release" >&2; exit 2; }
+require_gfl
 command -v python3 >/dev/null || { echo "python3 is needed (standard library only)" >&2; exit 2; }
 
 WORK=$(mktemp -d /tmp/gfl-kill-soak.XXXXXX)

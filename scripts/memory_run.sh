@@ -7,8 +7,7 @@
 # from VmRSS sampled once a second, the RSS when 10 % of the run's time had passed (after warm-up), at 50 % and at
 # the end, and the growth from 10 % to the end. (The sampled VmRSS alone misses the short peaks inside a step.)
 set -euo pipefail
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-GFL="$ROOT/src/GflTrainer.Cli/bin/Release/net10.0/linux-x64/gfl"
+source "$(dirname "$0")/gfl_binary.sh"
 STEPS=500 DEPTH=18 SIZE=192 THREADS=2
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -16,7 +15,7 @@ while [[ $# -gt 0 ]]; do
     --threads) THREADS=$2; shift 2 ;; *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
-[[ -x "$GFL" ]] || { echo "build first: dotnet build src/GflTrainer.Cli -c Release" >&2; exit 2; }
+require_gfl
 
 watch_rss() {   # name, then the command; prints "name peak p10 p50 end growth" in MB
   local name=$1; shift

@@ -20,6 +20,7 @@ public static class GflApp
         root.Subcommands.Add(PredictCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(DoctorCommand.Create());
+        root.Subcommands.Add(StacksCommand.Create());
         return root;
     }
 

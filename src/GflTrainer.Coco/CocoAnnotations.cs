@@ -28,6 +28,9 @@ public sealed class CocoAnnotations
     public required IReadOnlyList<CocoAnnotation> Annotations { get; init; }
     public required IReadOnlyList<CocoCategory> Categories { get; init; }
     public required IReadOnlyList<CocoFieldIssue> Issues { get; init; }
+    /// <summary>SHA-256 of the file's bytes (lower-case hex), computed while parsing: what identifies a training set
+    /// when it moves, without a second read of a file that can be hundreds of MB.</summary>
+    public required string Sha256 { get; init; }
 
     /// <summary>Reads <paramref name="file"/>. Throws <see cref="CocoFormatException"/> naming the file, line and
     /// byte for malformed JSON or a missing top-level array; wrong-typed fields end up in <see cref="Issues"/>.</summary>
@@ -35,7 +38,9 @@ public sealed class CocoAnnotations
     {
         if (!File.Exists(file)) throw new CocoFormatException(file, "annotation file not found");
         var fs = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
-        using var json = new JsonTokenStream(fs, file);
+        using var sha = System.Security.Cryptography.SHA256.Create();
+        var hashed = new System.Security.Cryptography.CryptoStream(fs, sha, System.Security.Cryptography.CryptoStreamMode.Read);
+        using var json = new JsonTokenStream(hashed, file);
         var images = new List<CocoImage>();
         var anns = new List<CocoAnnotation>();
         var cats = new List<CocoCategory>();
@@ -54,7 +59,14 @@ public sealed class CocoAnnotations
         var missing = new[] { ("images", sawImages), ("annotations", sawAnns), ("categories", sawCats) }.Where(m => !m.Item2).Select(m => m.Item1).ToList();
         if (missing.Count > 0)
             throw new CocoFormatException(file, $"not a COCO instances file (no top-level {string.Join(", ", missing)})");
-        return new CocoAnnotations { SourceFile = file, Images = images, Annotations = anns, Categories = cats, Issues = issues };
+        // The parser stops at the closing brace: hash what follows it too (a CryptoStream finishes the hash at EOF).
+        var rest = new byte[4096];
+        while (hashed.Read(rest) > 0) { }
+        return new CocoAnnotations
+        {
+            SourceFile = file, Images = images, Annotations = anns, Categories = cats, Issues = issues,
+            Sha256 = Convert.ToHexString(sha.Hash!).ToLowerInvariant(),
+        };
     }
 
     static void ReadArray(JsonTokenStream json, string name, Action readElement)

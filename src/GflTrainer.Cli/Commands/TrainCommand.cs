@@ -27,12 +27,13 @@ public static class TrainCommand
         var cmd = new Command("train", "Train a GFL detector") { config, workDir, set, resume, autoResume, resumeChanged };
         cmd.SetAction(parse => GlobalOptions.Execute(parse, ctx =>
         {
-            // runtime.log_level applies unless --log-level was given; the run loads the same file again (milliseconds), so
-            // a config error is reported here, before anything is written.
-            ctx.Levels.MinimumLevel = ConfigCommand.LogLevel(parse, ConfigLoader.Load(parse.GetValue(config)!, parse.GetValue(set) ?? []));
+            // Loaded here, before anything is written: runtime.log_level applies (unless --log-level was given) from the
+            // run's first line on, and a config error is reported before a work dir exists.
+            var loaded = ConfigLoader.Load(parse.GetValue(config)!, parse.GetValue(set) ?? []);
+            ctx.Levels.MinimumLevel = ConfigCommand.LogLevel(parse, loaded);
             string? resumeValue = parse.GetResult(resume) is null ? null : parse.GetValue(resume) ?? "";
             var request = new TrainRequest(parse.GetValue(config)!, parse.GetValue(set) ?? [], parse.GetValue(workDir),
-                resumeValue, parse.GetValue(autoResume), parse.GetValue(GlobalOptions.Device), parse.GetValue(resumeChanged));
+                resumeValue, parse.GetValue(autoResume), parse.GetValue(GlobalOptions.Device), parse.GetValue(resumeChanged), loaded);
             using var cts = new CancellationTokenSource();
             int signalExit = ExitCodes.Interrupted;
             // SIGINT/SIGTERM/SIGUSR1: finish the current iteration, save `last`, exit 130/143/138. A second signal kills

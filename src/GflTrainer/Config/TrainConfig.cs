@@ -52,14 +52,14 @@ public sealed record TrainConfig
 }
 
 /// <summary>The training-loop watchdog: an iteration (data wait + step) running longer than
-/// max(factor x median iteration, min_seconds) is a hang.</summary>
+/// max(factor x median iteration, min_seconds), or an evaluation batch longer than min_seconds, is a hang.</summary>
 public sealed record WatchdogConfig
 {
     [Description("Hang threshold: factor x the median iteration time (data wait + step).")]
     [ConfigRange(1, double.PositiveInfinity, MinExclusive = true)]
     public double Factor { get; init; } = 20;
 
-    [Description("Hang threshold floor in seconds (the limit until 5 iterations give a median).")]
+    [Description("Hang threshold floor in seconds (the limit until 5 iterations give a median, and for each evaluation batch).")]
     [ConfigRange(0, double.PositiveInfinity, MinExclusive = true)]
     public double MinSeconds { get; init; } = 600;
 }

@@ -11,9 +11,10 @@ public sealed record CocoDatasetStats(
 /// (mmdet 2.x <c>_parse_ann_info</c> / <c>_filter_imgs</c>, 3.x <c>parse_data_info</c> / <c>filter_data</c>).</summary>
 internal sealed class CocoDataset : IDetectionDataset
 {
-    CocoDataset(string source, string imageRoot, CategoryMap categories, IReadOnlyList<DatasetEntry> entries, CocoDatasetStats stats)
+    CocoDataset(string source, string sourceSha256, string imageRoot, CategoryMap categories, IReadOnlyList<DatasetEntry> entries, CocoDatasetStats stats)
     {
         Source = source;
+        SourceSha256 = sourceSha256;
         ImageRoot = imageRoot;
         Categories = categories;
         Entries = entries;
@@ -22,6 +23,8 @@ internal sealed class CocoDataset : IDetectionDataset
 
     /// <summary>The annotation file.</summary>
     public string Source { get; }
+    /// <summary>SHA-256 of the annotation file's bytes (<see cref="CocoAnnotations.Sha256"/>).</summary>
+    public string SourceSha256 { get; }
     public string ImageRoot { get; }
     public CategoryMap Categories { get; }
     public IReadOnlyList<DatasetEntry> Entries { get; }
@@ -97,6 +100,6 @@ internal sealed class CocoDataset : IDetectionDataset
             entries.Add(new DatasetEntry(img.Id, img.FileName, img.Width, img.Height, boxes.ToArray(), labels.ToArray(), ignored.ToArray()));
         }
         var stats = new CocoDatasetStats(coco.Images.Count, entries.Count, noAnn, small, kept, crowd, tiny, outside, unknown, nonFinite);
-        return new CocoDataset(coco.SourceFile, imageRoot, map, entries, stats);
+        return new CocoDataset(coco.SourceFile, coco.Sha256, imageRoot, map, entries, stats);
     }
 }

@@ -2,9 +2,8 @@ namespace GflTrainer.Runtime;
 
 /// <summary>Every OS thread of this process as the kernel sees it: name, state and the kernel function it sleeps in
 /// (<c>/proc/self/task/TID/{comm,stat,wchan}</c>). A thread blocked on a stalled NFS read shows up as <c>D</c> in an
-/// <c>nfs_*</c>/<c>rpc_*</c> function, one waiting on a lock as <c>S</c> in <c>futex_wait_queue</c>. .NET cannot walk
-/// another thread's managed stack from inside the process (no <c>StackTrace(Thread)</c> since .NET Core); for those,
-/// run <c>dotnet-stack report -p PID</c> or <c>dotnet-dump collect -p PID</c> while it hangs.</summary>
+/// <c>nfs_*</c>/<c>rpc_*</c> function, one waiting on a lock as <c>S</c> in <c>futex_wait_queue</c>. The managed side
+/// of the same threads is <see cref="ManagedStacks"/>.</summary>
 public static class ThreadReport
 {
     public static IReadOnlyList<string> Lines()

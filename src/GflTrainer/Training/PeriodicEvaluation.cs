@@ -13,15 +13,21 @@ namespace GflTrainer.Training;
 internal sealed class PeriodicEvaluation(int interval, int epochs, DetectionLoader loader, GflPostprocessor postprocessor,
     CategoryMap categories, CocoGroundTruth groundTruth, string workDir, RunLog runLog, ILogger log, bool classwise = false)
 {
+    /// <summary>The validation loader (the watchdog's report lists what it is still reading).</summary>
+    public DetectionLoader Loader => loader;
+
     /// <param name="epoch">1-based epoch just completed.</param>
     public bool IsDue(int epoch) => interval > 0 ? epoch % interval == 0 || epoch == epochs : epoch == epochs;
 
-    public CocoMetrics Run(GflDetector model, int epoch, long iteration, CancellationToken cancel)
+    /// <param name="watchdog">told of every evaluated batch: a validation image read that stalls ends the run too.</param>
+    public CocoMetrics Run(GflDetector model, int epoch, long iteration, CancellationToken cancel, StepWatchdog? watchdog = null)
     {
+        watchdog?.Progress("eval", iteration);
         var clock = System.Diagnostics.Stopwatch.StartNew();
         log.Information("evaluating epoch {Epoch} on {Count} validation images", epoch, groundTruth.ImageIds.Count);
         var result = DetectionEvaluation.Run(model, loader, postprocessor, categories, groundTruth,
-            Path.Combine(workDir, "eval", $"epoch_{epoch}"), "validation detections", cancel: cancel);
+            Path.Combine(workDir, "eval", $"epoch_{epoch}"), "validation detections",
+            progress: watchdog is null ? null : (_, _) => watchdog.Progress("eval", iteration), cancel: cancel);
         var metrics = result.Metrics;
         foreach (var line in metrics.SummaryLines) log.Information("{Line}", line);
         if (classwise)

@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using GflTrainer.Checkpoints;
 using GflTrainer.Config;
 using GflTrainer.Data;
@@ -24,13 +23,10 @@ internal static class RunChanges
         Harmless.Any(h => h.EndsWith('.') ? key.StartsWith(h, StringComparison.Ordinal) : key == h);
 
     /// <summary>The fingerprint of the run about to start.</summary>
-    public static RunFingerprint Fingerprint(string trainAnnFile, int trainImages, int worldSize)
+    public static RunFingerprint Fingerprint(CocoDataset train, int worldSize)
     {
-        string sha;
-        using (var stream = File.OpenRead(trainAnnFile))
-            sha = Convert.ToHexString(SHA256.HashData(stream)).ToLowerInvariant();
         var version = typeof(RunChanges).Assembly.GetName().Version?.ToString(3) ?? "unknown";
-        return new RunFingerprint(sha, trainImages, worldSize, version, TorchSharp.torch.__version__);
+        return new RunFingerprint(train.SourceSha256, train.Count, worldSize, version, TorchSharp.torch.__version__);
     }
 
     /// <summary>Differences, one line each ("key: old -> new"); empty when the run is the same.</summary>

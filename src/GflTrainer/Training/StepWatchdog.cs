@@ -10,8 +10,8 @@ namespace GflTrainer.Training;
 /// scheduler's time limit. The loop marks where it is (<see cref="Enter"/>) and when an iteration is done
 /// (<see cref="Complete"/>); a background thread compares the running iteration's age with
 /// max(factor x median of the last iterations, min_seconds) and, once, hands a report (loop phase, what the loader
-/// is still decoding, every OS thread's kernel state) to <c>onHang</c>. Phases outside iterations (checkpoints,
-/// evaluation) are not timed (<see cref="Pause"/>).</summary>
+/// is still decoding, every OS thread's kernel state and managed stack) to <c>onHang</c>. Checkpoints are not timed (<see cref="Pause"/>);
+/// evaluation batches are, against min_seconds (<see cref="Progress"/>).</summary>
 internal sealed class StepWatchdog : IDisposable
 {
     /// <summary>Iterations needed before the median counts; before that only min_seconds applies.</summary>
@@ -33,6 +33,7 @@ internal sealed class StepWatchdog : IDisposable
     string _phase = "";
     long _iteration;
     bool _fired;
+    bool _betweenIterations;
 
     /// <param name="activity">what the data pipeline is doing (files being decoded and for how long).</param>
     /// <param name="onHang">called once, on the watchdog thread, when an iteration overruns.</param>
@@ -53,8 +54,8 @@ internal sealed class StepWatchdog : IDisposable
         if (Volatile.Read(ref _fired)) _never.Wait();
         lock (_gate)
         {
-            if (_startedAt is null || iteration != _iteration) _startedAt = _clock.Elapsed.TotalSeconds;
-            _phase = phase; _iteration = iteration;
+            if (_startedAt is null || iteration != _iteration || _betweenIterations) _startedAt = _clock.Elapsed.TotalSeconds;
+            _phase = phase; _iteration = iteration; _betweenIterations = false;
         }
     }
 
@@ -74,13 +75,27 @@ internal sealed class StepWatchdog : IDisposable
         }
     }
 
-    /// <summary>Outside an iteration (checkpoint, evaluation, plots): nothing is timed until the next <see cref="Enter"/>.</summary>
+    /// <summary>Outside an iteration (checkpoint, plots): nothing is timed until the next <see cref="Enter"/> or
+    /// <see cref="Progress"/>.</summary>
     public void Pause() { lock (_gate) _startedAt = null; }
+
+    /// <summary>A phase after <paramref name="iterationsDone"/> iterations made progress (an evaluation batch done, or
+    /// started): the clock restarts, and the limit is min_seconds alone, since its steps are not comparable with
+    /// training iterations.</summary>
+    public void Progress(string phase, long iterationsDone)
+    {
+        if (Volatile.Read(ref _fired)) _never.Wait();
+        lock (_gate)
+        {
+            _startedAt = _clock.Elapsed.TotalSeconds;
+            _phase = phase; _iteration = iterationsDone; _betweenIterations = true;
+        }
+    }
 
     /// <summary>The limit an iteration may take now, in seconds.</summary>
     public double LimitSeconds { get { lock (_gate) return Limit(); } }
 
-    double Limit() => double.IsNaN(_median) ? _minSeconds : Math.Max(_factor * _median, _minSeconds);
+    double Limit() => double.IsNaN(_median) || _betweenIterations ? _minSeconds : Math.Max(_factor * _median, _minSeconds);
 
     void Watch(TimeSpan poll)
     {
@@ -93,16 +108,21 @@ internal sealed class StepWatchdog : IDisposable
                 double age = _clock.Elapsed.TotalSeconds - start, limit = Limit();
                 if (age <= limit) continue;
                 _fired = true;
-                report = new HangReport(_iteration, _phase, age, _median, limit, "");
+                report = new HangReport(_iteration, _phase, age, _median, limit, "", _betweenIterations);
             }
             var text = new StringBuilder();
-            text.Append($"iteration {report.Iteration} made no progress for {report.Seconds:F0} s in phase '{report.Phase}' " +
-                        $"(limit {report.LimitSeconds:F0} s = max({_factor} x median iteration " +
-                        $"{(double.IsNaN(report.MedianSeconds) ? "n/a" : $"{report.MedianSeconds:F2} s")}, {_minSeconds} s))");
+            text.Append(report.BetweenIterations
+                ? $"phase '{report.Phase}' after iteration {report.Iteration} made no progress for {report.Seconds:F0} s " +
+                  $"(limit {report.LimitSeconds:F0} s = min_seconds)"
+                : $"iteration {report.Iteration} made no progress for {report.Seconds:F0} s in phase '{report.Phase}' " +
+                  $"(limit {report.LimitSeconds:F0} s = max({_factor} x median iteration " +
+                  $"{(double.IsNaN(report.MedianSeconds) ? "n/a" : $"{report.MedianSeconds:F2} s")}, {_minSeconds} s))");
             var activity = _activity();
             if (!string.IsNullOrEmpty(activity)) text.Append('\n').Append(activity);
-            text.Append($"\nthreads of pid {Environment.ProcessId} (managed stacks: dotnet-stack report -p {Environment.ProcessId}):");
+            text.Append($"\nthreads of pid {Environment.ProcessId} (kernel view):");
             foreach (var line in ThreadReport.Lines()) text.Append("\n  ").Append(line);
+            text.Append("\nmanaged stacks:");
+            foreach (var line in ManagedStacks.OfThisProcess(TimeSpan.FromSeconds(60))) text.Append("\n  ").Append(line);
             try { _onHang(report with { Details = text.ToString() }); }
             catch (Exception e) { _log.Error(e, "watchdog: handling the hang failed"); }
         }
@@ -125,4 +145,7 @@ internal sealed class StepWatchdog : IDisposable
 
 /// <summary>A hung iteration: where the loop was, for how long, against which limit; <see cref="Details"/> is the
 /// text for the log (loader activity, thread states).</summary>
-internal sealed record HangReport(long Iteration, string Phase, double Seconds, double MedianSeconds, double LimitSeconds, string Details);
+/// <param name="BetweenIterations">the hang is in a phase reported through <see cref="StepWatchdog.Progress"/>
+/// (evaluation), after iteration <paramref name="Iteration"/>.</param>
+internal sealed record HangReport(long Iteration, string Phase, double Seconds, double MedianSeconds, double LimitSeconds, string Details,
+    bool BetweenIterations = false);

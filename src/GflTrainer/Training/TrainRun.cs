@@ -26,7 +26,7 @@ public static class TrainRun
     internal static TrainResult Execute(TrainRequest request, ILogger console, TextWriter? terminal, CancellationToken cancel,
         TrainTestHooks? hooks)
     {
-        var cfg = ConfigLoader.Load(request.ConfigPath, request.Overrides);
+        var cfg = request.Loaded ?? ConfigLoader.Load(request.ConfigPath, request.Overrides);
         var workDir = Path.GetFullPath(request.WorkDir ?? cfg.Runtime.WorkDir
             ?? Path.Combine("runs", Path.GetFileNameWithoutExtension(request.ConfigPath)));
         Directory.CreateDirectory(workDir);
@@ -55,7 +55,7 @@ public static class TrainRun
         var train = DataPipelineFactory.LoadTrainSet(cfg.Data, log);
         DataRules.CheckClasses(cfg.Model, train.Categories, cfg.Data.Train.AnnFile);
         // One process until distributed training exists (issue 17): world size 1.
-        var fingerprint = RunChanges.Fingerprint(cfg.Data.Train.AnnFile, train.Count, worldSize: 1);
+        var fingerprint = RunChanges.Fingerprint(train, worldSize: 1);
         var changes = resume is null ? [] : AcceptedChanges(request, resume, cfg, fingerprint, train.Categories, log);
         CocoDataset? val = null;
         CocoGroundTruth? valGt = null;
@@ -81,7 +81,7 @@ public static class TrainRun
             new RunRecord(fingerprint, changes), hooks?.AfterBackward);
         using var optimizer = parts.Optimizer;
         using var watchdog = cfg.Train.Watchdog is { } w
-            ? new StepWatchdog(w.Factor, w.MinSeconds, () => DescribeLoading(parts.Loader),
+            ? new StepWatchdog(w.Factor, w.MinSeconds, () => DescribeLoading(parts.Loader, parts.Evaluation?.Loader),
                 hang => StopHungRun(hang, parts.Checkpoints, log), log)
             : null;
         parts = parts with { Watchdog = watchdog, Memory = MemoryGuardFor(cfg, hooks?.Cgroup ?? CgroupMemory.Detect(), log) };
@@ -103,9 +103,9 @@ public static class TrainRun
         return new MemoryGuard(cgroup, fraction);
     }
 
-    static string DescribeLoading(Data.DetectionLoader loader)
+    static string DescribeLoading(Data.DetectionLoader train, Data.DetectionLoader? val)
     {
-        var inFlight = loader.InFlight();
+        var inFlight = train.InFlight().Concat(val?.InFlight() ?? []).ToList();
         return inFlight.Count == 0 ? "the data loader has no image in progress"
             : "images still being read/decoded: " + string.Join(", ", inFlight.Select(f => $"{f.File} ({f.Elapsed.TotalSeconds:F0} s)"));
     }
@@ -121,6 +121,9 @@ public static class TrainRun
             try { log.Error("watchdog: saved {Path}; continue with --auto-resume", checkpoints.OnHang()); }
             catch (Exception e) { log.Error("watchdog: could not save last: {Message}", e.Message); }
         }
+        else if (hang.BetweenIterations)
+            log.Error("watchdog: the checkpoint written before this {Phase} stays the resume point (a resume does not redo " +
+                "that evaluation: run gfl eval on it)", hang.Phase);
         else
             log.Error("watchdog: the hang is inside the training step: the previous checkpoint stays the resume point");
         log.Error("watchdog: stopping with exit code {Code}", HungExitCode);

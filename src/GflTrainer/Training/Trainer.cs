@@ -90,7 +90,8 @@ internal sealed class Trainer(TrainLoopOptions options, TrainerParts parts, ILog
             lastCkpt = checkpoints.AfterEpoch(done);
             if (evaluation is not null && evaluation.IsDue(done))
             {
-                var metrics = evaluation.Run(model, done, state.Iteration, cancel);
+                var metrics = evaluation.Run(model, done, state.Iteration, cancel, watchdog);
+                watchdog?.Pause();
                 state.LastAp = metrics.AP; state.LastAp50 = metrics.AP50;
                 if (checkpoints.OnEvaluated(done, metrics.AP) is { } best)
                     log.Information("new best bbox AP {AP:F4}: {Path}", metrics.AP, best);

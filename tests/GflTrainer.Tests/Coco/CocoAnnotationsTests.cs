@@ -50,6 +50,21 @@ public class CocoAnnotationsTests
         Assert.Empty(coco.Issues);
     }
 
+
+    /// <summary>The digest computed while parsing is the file's: every byte, also past the closing brace and beyond
+    /// the parser's read-ahead buffer (a large whitespace tail).</summary>
+    [Theory]
+    [InlineData("")]
+    [InlineData("\n")]
+    [InlineData("large-tail")]
+    public void Sha256_IsTheDigestOfTheWholeFile(string tail)
+    {
+        using var dir = new TempDir();
+        var text = Sample + (tail == "large-tail" ? new string(' ', 300_000) + "\n" : tail);
+        var file = dir.File("ann.json", text);
+        var expected = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(file))).ToLowerInvariant();
+        Assert.Equal(expected, CocoAnnotations.Load(file).Sha256);
+    }
     [Fact]
     public void CategoryMap_AssignsContiguousLabelsInIdOrder_AndRoundTripsThroughJson()
     {

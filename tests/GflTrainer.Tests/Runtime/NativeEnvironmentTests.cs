@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text;
 using Xunit;
 using GflTrainer.Runtime;
+using GflTrainer.Tests.Support;
 
 namespace GflTrainer.Tests.Runtime;
 
@@ -41,17 +42,10 @@ public class NativeEnvironmentTests
     public void Gfl_ReexecutesWithHugePagesUnlessTheUserChose(string? userTunables)
     {
         if (!OperatingSystem.IsLinux()) return;
-        var gfl = Path.Combine(AppContext.BaseDirectory, "gfl.dll");
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { gfl, "info", "--device", "cpu" }) psi.ArgumentList.Add(a);
-        psi.Environment.Remove("GLIBC_TUNABLES");
-        if (userTunables is not null) psi.Environment["GLIBC_TUNABLES"] = userTunables;
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        Assert.True(p.WaitForExit(120_000), "gfl info did not finish");
-        Assert.True(p.ExitCode == 0, stderr.Result);
-        var output = stdout.Result;
+        using var p = GflChild.Start(["info", "--device", "cpu"], new Dictionary<string, string?> { ["GLIBC_TUNABLES"] = userTunables });
+        int code = p.WaitForExit(TimeSpan.FromMinutes(2));
+        var output = p.Output;
+        Assert.True(code == 0, output);
         Assert.Contains("--device       cpu", output);   // arguments survived the re-exec
         string? thp = File.Exists("/sys/kernel/mm/transparent_hugepage/enabled")
             ? File.ReadAllText("/sys/kernel/mm/transparent_hugepage/enabled") : null;

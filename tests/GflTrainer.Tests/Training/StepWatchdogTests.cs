@@ -26,8 +26,9 @@ public class StepWatchdogTests
         Assert.Contains("iteration 7 made no progress for", r.Details);
         Assert.Contains("reading a.jpg (3 s)", r.Details);
         Assert.Contains($"threads of pid {Environment.ProcessId}", r.Details);
-        Assert.Contains("thread ", r.Details.Split('\n').Last());
         Assert.Contains("'gfl-watchdog' state", r.Details);   // the kernel's view of every thread, this one included
+        // The managed stacks (a `gfl stacks` child attached to this test host): this test's thread, waiting for the report.
+        Assert.Contains($"at {typeof(StepWatchdogTests).FullName}.{nameof(AnIterationThatDoesNotFinish_IsReportedOnce_WithPhaseActivityAndThreads)}", r.Details);
     }
 
     [Fact]
@@ -69,5 +70,29 @@ public class StepWatchdogTests
         // The stopping run's loop must not go on (the watchdog may be writing `last`).
         var late = Task.Run(() => halted.Complete());
         Assert.False(late.Wait(300));
+    }
+
+    /// <summary>Evaluation between iterations: each batch restarts the clock, the limit is min_seconds alone (not the
+    /// much shorter factor x median of training iterations), and a stall there is reported as that phase.</summary>
+    [Fact]
+    public void EvaluationProgress_IsTimedAgainstMinSecondsAlone()
+    {
+        var reports = new List<HangReport>();
+        using var fired = new ManualResetEventSlim();
+        using var dog = Create(factor: 2, minSeconds: 0.6, r => { lock (reports) reports.Add(r); fired.Set(); });
+        for (int i = 1; i <= StepWatchdog.WarmupIterations; i++) { dog.Enter("data", i); dog.Complete(); }   // median ~0 s
+        Assert.InRange(dog.LimitSeconds, 0.6, 0.6);
+        for (int batch = 0; batch < 6; batch++)   // 6 x 0.25 s: longer than the limit in all, never between two batches
+        {
+            dog.Progress("eval", StepWatchdog.WarmupIterations);
+            Thread.Sleep(250);
+        }
+        Assert.Empty(reports);
+        dog.Progress("eval", StepWatchdog.WarmupIterations);   // then a batch that never finishes
+        Assert.True(fired.Wait(TimeSpan.FromSeconds(10)));
+        var r = Assert.Single(reports);
+        Assert.True(r.BetweenIterations);
+        Assert.Equal("eval", r.Phase);
+        Assert.StartsWith($"phase 'eval' after iteration {StepWatchdog.WarmupIterations} made no progress for", r.Details);
     }
 }

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using GflTrainer.Checkpoints;
 using GflTrainer.Data;
+using GflTrainer.Tests.Support;
 using GflTrainer.Training;
 using TorchSharp;
 using Xunit;
@@ -124,24 +125,13 @@ public class TrainRunTests
         var full = Train(new TrainRequest(cfg, [], Path.Combine(root, "full")), CancellationToken.None);
 
         var work = Path.Combine(root, "killed");
-        var gfl = Path.Combine(AppContext.BaseDirectory, "gfl.dll");
-        var psi = new ProcessStartInfo("dotnet", $"\"{gfl}\" train --config \"{cfg}\" --work-dir \"{work}\"")
-        { RedirectStandardOutput = true, RedirectStandardError = true };
-        using (var p = Process.Start(psi)!)
+        using (var p = GflChild.Start(["train", "--config", cfg, "--work-dir", work]))
         {
-            p.OutputDataReceived += (_, _) => { }; p.ErrorDataReceived += (_, _) => { };
-            p.BeginOutputReadLine(); p.BeginErrorReadLine();
-            var deadline = DateTime.UtcNow.AddMinutes(2);
             // Kill during epoch 2 (after epoch 1's checkpoints exist, mid-way through later iterations).
-            while (DateTime.UtcNow < deadline && !p.HasExited)
-            {
-                var log = Path.Combine(work, "log.jsonl");
-                if (File.Exists(log) && File.ReadAllLines(log).Length >= 5) break;
-                Thread.Sleep(5);
-            }
-            Assert.False(p.HasExited, "training finished before it could be killed");
-            p.Kill(entireProcessTree: true);   // SIGKILL
-            p.WaitForExit();
+            var log = Path.Combine(work, "log.jsonl");
+            Assert.True(p.WaitUntil(() => File.Exists(log) && File.ReadAllLines(log).Length >= 5, TimeSpan.FromMinutes(2)),
+                "training finished before it could be killed:\n" + p.Output);
+            p.Kill();   // SIGKILL
         }
         var store = new CheckpointStore(Path.Combine(work, "checkpoints"));
         Assert.NotNull(store.Find("last"));
@@ -225,17 +215,9 @@ public class TrainRunTests
         var root = Directory.CreateTempSubdirectory("gfl-mem").FullName;
         var cfg = TinyConfig(root, epochs: 40);
         var work = Path.Combine(root, "run");
-        var gfl = Path.Combine(AppContext.BaseDirectory, "gfl.dll");
-        var psi = new ProcessStartInfo("dotnet", $"\"{gfl}\" train --config \"{cfg}\" --work-dir \"{work}\" " +
-            "--set train.eval_interval=0 --set train.log_interval=6 --set train.checkpoint.interval=100")
-        { RedirectStandardOutput = true, RedirectStandardError = true };
-        using (var p = Process.Start(psi)!)
-        {
-            p.OutputDataReceived += (_, _) => { }; p.ErrorDataReceived += (_, _) => { };
-            p.BeginOutputReadLine(); p.BeginErrorReadLine();
-            Assert.True(p.WaitForExit(TimeSpan.FromMinutes(5)), "training did not finish");
-            Assert.Equal(0, p.ExitCode);
-        }
+        using (var p = GflChild.Start(["train", "--config", cfg, "--work-dir", work, "--set", "train.eval_interval=0",
+                   "--set", "train.log_interval=6", "--set", "train.checkpoint.interval=100"]))
+            Assert.True(p.WaitForExit(TimeSpan.FromMinutes(5)) == 0, p.Output);
         var mem = File.ReadAllLines(Path.Combine(work, "log.jsonl"))
             .Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement)
             .Select(e => (Iter: e.GetProperty("iter").GetInt64(), Mb: e.GetProperty("memory_mb").GetDouble())).ToList();
@@ -369,29 +351,21 @@ public class TrainRunTests
         var full = Train(new TrainRequest(cfg, [], Path.Combine(root, "full")), CancellationToken.None);
 
         var work = Path.Combine(root, "preempted");
-        var gfl = Path.Combine(AppContext.BaseDirectory, "gfl.dll");
-        var psi = new ProcessStartInfo("dotnet", $"\"{gfl}\" train --config \"{cfg}\" --work-dir \"{work}\"")
-        { RedirectStandardOutput = true, RedirectStandardError = true };
-        var stderr = new System.Text.StringBuilder();
         TimeSpan stopped;
-        using (var p = Process.Start(psi)!)
+        string output;
+        using (var p = GflChild.Start(["train", "--config", cfg, "--work-dir", work]))
         {
-            p.OutputDataReceived += (_, _) => { };
-            p.ErrorDataReceived += (_, e) => { lock (stderr) stderr.AppendLine(e.Data); };
-            p.BeginOutputReadLine(); p.BeginErrorReadLine();
-            var deadline = DateTime.UtcNow.AddMinutes(2);
             var log = Path.Combine(work, "log.jsonl");
-            while (DateTime.UtcNow < deadline && !p.HasExited && !(File.Exists(log) && File.ReadAllLines(log).Length >= 2))
-                Thread.Sleep(5);
-            Assert.False(p.HasExited, "training finished before the signal");
+            Assert.True(p.WaitUntil(() => File.Exists(log) && File.ReadAllLines(log).Length >= 2, TimeSpan.FromMinutes(2)),
+                "training finished before the signal:\n" + p.Output);
             var sent = Stopwatch.StartNew();
             Assert.Equal(0, Kill(p.Id, 10));
-            Assert.True(p.WaitForExit(TimeSpan.FromSeconds(60)), "no exit within 60 s of SIGUSR1");
+            int code = p.WaitForExit(TimeSpan.FromSeconds(60));
             stopped = sent.Elapsed;
-            p.WaitForExit();
-            Assert.True(p.ExitCode == 138, $"exit {p.ExitCode}; stderr:\n{stderr}");
+            output = p.Output;
+            Assert.True(code == 138, $"exit {code}; output:\n{output}");
         }
-        Assert.Contains("SIGUSR1: stopping after the current iteration", stderr.ToString());
+        Assert.Contains("SIGUSR1: stopping after the current iteration", output);
         using (var ck = CheckpointStore.Load(Path.Combine(work, "checkpoints", "last")))
             Assert.Equal("interrupt", ck.Meta.Reason);
         Assert.True(stopped < TimeSpan.FromSeconds(60));
@@ -404,15 +378,19 @@ public class TrainRunTests
     private static extern int MkFifo(string path, uint mode);
 
     /// <summary>An image read that never returns (a FIFO nobody writes: what a stalled NFS read looks like to the
-    /// loader) trips the watchdog: the report names the file, <c>last</c> is saved at the hung iteration, exit 124.</summary>
-    [Fact]
-    public void StalledImageRead_TripsTheWatchdog_NamesTheFile_SavesLast_Exits124()
+    /// loader) trips the watchdog, in a training iteration or in the evaluation after an epoch: the report names the file
+    /// and shows the managed stacks, exit 124. In training <c>last</c> is saved at the hung iteration; in evaluation the
+    /// epoch's checkpoint written just before stays the resume point.</summary>
+    [Theory]
+    [InlineData("train")]
+    [InlineData("val")]
+    public void StalledImageRead_TripsTheWatchdog_NamesTheFile_Exits124(string split)
     {
         var root = Directory.CreateTempSubdirectory("gfl-stall").FullName;
         var data = Path.Combine(root, "data");
         SyntheticShapes.Write(data, new SyntheticShapesOptions { Seed = 5, TrainImages = 6, ValImages = 2, ImageSize = 96, MinSide = 20, MaxSide = 60 });
-        var train = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(data, "annotations", "instances_train.json")))!;
-        var stalled = Path.Combine(data, "images", train["images"]![3]!["file_name"]!.GetValue<string>());
+        var annotations = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(data, "annotations", $"instances_{split}.json")))!;
+        var stalled = Path.Combine(data, "images", annotations["images"]![split == "train" ? 3 : 1]!["file_name"]!.GetValue<string>());
         File.Delete(stalled);
         Assert.Equal(0, MkFifo(stalled, Convert.ToUInt32("644", 8)));
         var cfg = Path.Combine(root, "stall.yaml");
@@ -420,27 +398,33 @@ public class TrainRunTests
             .Replace("  eval_interval: 1", "  eval_interval: 1\n  watchdog: { factor: 2, min_seconds: 3 }"));
 
         var work = Path.Combine(root, "run");
-        var gfl = Path.Combine(AppContext.BaseDirectory, "gfl.dll");
-        var psi = new ProcessStartInfo("dotnet", $"\"{gfl}\" train --config \"{cfg}\" --work-dir \"{work}\"")
-        { RedirectStandardOutput = true, RedirectStandardError = true };
-        var output = new System.Text.StringBuilder();
-        using (var p = Process.Start(psi)!)
+        string text;
+        using (var p = GflChild.Start(["train", "--config", cfg, "--work-dir", work]))
         {
-            p.OutputDataReceived += (_, e) => { lock (output) output.AppendLine(e.Data); };
-            p.ErrorDataReceived += (_, e) => { lock (output) output.AppendLine(e.Data); };
-            p.BeginOutputReadLine(); p.BeginErrorReadLine();
-            if (!p.WaitForExit(TimeSpan.FromSeconds(120))) { p.Kill(true); Assert.Fail($"still running after 120 s:\n{output}"); }
-            p.WaitForExit();
-            Assert.True(p.ExitCode == 124, $"exit {p.ExitCode}:\n{output}");
+            int code = p.WaitForExit(TimeSpan.FromSeconds(120));
+            text = p.Output;
+            Assert.True(code == 124, $"exit {code}:\n{text}");
         }
-        var text = output.ToString();
         Assert.Contains("made no progress for", text);
-        Assert.Contains("in phase 'data'", text);
         Assert.Contains($"images still being read/decoded: {stalled} (", text);
-        Assert.Contains("watchdog: saved", text);
-        using var ck = CheckpointStore.Load(Path.Combine(work, "checkpoints", "last"));
-        Assert.Equal("hang", ck.Meta.Reason);
+        // The managed stacks (read by a `gfl stacks` child through ptrace) show the loader thread blocked in the read.
+        Assert.Contains("managed stacks:", text);
+        Assert.Matches(@"at GflTrainer\.Data\.\S+", text);
         Assert.Contains("watchdog", File.ReadAllText(Path.Combine(work, "train.log")));
+        using var ck = CheckpointStore.Load(Path.Combine(work, "checkpoints", "last"));
+        if (split == "train")
+        {
+            Assert.Contains("in phase 'data'", text);
+            Assert.Contains("watchdog: saved", text);
+            Assert.Equal("hang", ck.Meta.Reason);
+        }
+        else
+        {
+            Assert.True(text.Contains("phase 'eval' after iteration 3 made no progress"), text);
+            Assert.Contains("stays the resume point", text);
+            Assert.Equal("final", ck.Meta.Reason);   // the last epoch's checkpoint
+            Assert.Equal(3, ck.Meta.Iteration);
+        }
     }
 
     /// <summary>Near the cgroup memory limit the run stops between iterations with a message and <c>last</c> saved,

@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using System.Text;
+using GflTrainer.Tests.Support;
 using System.Text.RegularExpressions;
 using GflTrainer.Tests.Runtime.Native;
 using GflTrainer.Training;
@@ -75,33 +75,16 @@ public class WorkDirLockTests
         var root = NewWorkDir();
         var cfg = TrainRunTests.TinyConfig(root, epochs: 1000);
         var work = Path.Combine(root, "run");
-        var gfl = Path.Combine(AppContext.BaseDirectory, "gfl.dll");
-        var psi = new ProcessStartInfo("dotnet", $"\"{gfl}\" train --config \"{cfg}\" --work-dir \"{work}\" --set train.eval_interval=0")
-        { RedirectStandardOutput = true, RedirectStandardError = true };
-        var output = new StringBuilder();
         int childPid;
-        using (var p = Process.Start(psi)!)
+        using (var p = GflChild.Start(["train", "--config", cfg, "--work-dir", work, "--set", "train.eval_interval=0"]))
         {
             childPid = p.Id;
-            p.OutputDataReceived += (_, a) => { lock (output) output.AppendLine(a.Data); };
-            p.ErrorDataReceived += (_, a) => { lock (output) output.AppendLine(a.Data); };
-            p.BeginOutputReadLine(); p.BeginErrorReadLine();
-            try
-            {
-                var deadline = DateTime.UtcNow.AddMinutes(2);
-                while (DateTime.UtcNow < deadline && !p.HasExited && !(Directory.Exists(work) && WorkDirLock.ReadHolder(work)?.Pid == childPid))
-                    Thread.Sleep(20);
-                Assert.False(p.HasExited, $"gfl train exited before the test could see its lock: {output}");
-                Assert.Equal(childPid, WorkDirLock.ReadHolder(work)?.Pid);
+            Assert.True(p.WaitUntil(() => Directory.Exists(work) && WorkDirLock.ReadHolder(work)?.Pid == childPid, TimeSpan.FromMinutes(2)),
+                $"gfl train exited before the test could see its lock: {p.Output}");
 
-                var e = Assert.Throws<WorkDirLockedException>(() => WorkDirLock.Acquire(work, Serilog.Core.Logger.None));
-                Assert.Contains($"is locked by pid {childPid} on host {Environment.MachineName} since ", e.Message);
-            }
-            finally
-            {
-                p.Kill(entireProcessTree: true);   // SIGKILL: no chance to release the lock itself
-                p.WaitForExit();
-            }
+            var e = Assert.Throws<WorkDirLockedException>(() => WorkDirLock.Acquire(work, Serilog.Core.Logger.None));
+            Assert.Contains($"is locked by pid {childPid} on host {Environment.MachineName} since ", e.Message);
+            p.Kill();   // SIGKILL: no chance to release the lock itself
         }
         Assert.NotEqual(0, new FileInfo(LockFile(work)).Length);   // the dead child's record is still there
 
