@@ -23,6 +23,7 @@ public static class BenchCommand
         bench.Subcommands.Add(TrainStep());
         bench.Subcommands.Add(Infer());
         bench.Subcommands.Add(Eval());
+        bench.Subcommands.Add(AllReduce());
         return bench;
     }
 
@@ -102,6 +103,19 @@ public static class BenchCommand
         var dets = new Option<string>("--detections") { Description = "Detections json", Required = true };
         var cmd = WithCommon(new Command("eval", "COCO evaluation time: load, evaluate, accumulate"), ann, dets);
         cmd.SetAction(p => GlobalOptions.Execute(p, ctx => Print(p, ctx, Bench.Eval(p.GetValue(ann)!, p.GetValue(dets)!, p.GetValue(Repeats)))));
+        return cmd;
+    }
+
+    static Command AllReduce()
+    {
+        var sizes = new Option<double[]>("--sizes-mb") { Description = "Message sizes in MB", DefaultValueFactory = _ => [1, 16, 128], AllowMultipleArgumentsPerToken = true };
+        var backend = new Option<Config.DistBackend>("--backend") { Description = "auto | mpi | nccl", DefaultValueFactory = _ => Config.DistBackend.Auto };
+        var cmd = WithCommon(new Command("allreduce", "Verify the collectives, then time the gradient all-reduce (run under mpirun/srun/torchrun)"), sizes, backend);
+        cmd.SetAction(p => GlobalOptions.Execute(p, ctx =>
+        {
+            var report = Bench.AllReduce(ctx.Log, DeviceOf(p), p.GetValue(backend), p.GetValue(sizes)!, p.GetValue(Repeats), p.GetValue(Warmup));
+            return report is null ? ExitCodes.Ok : Print(p, ctx, report);   // rank 0 prints
+        }));
         return cmd;
     }
 }

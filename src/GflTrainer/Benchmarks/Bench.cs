@@ -45,6 +45,17 @@ public static class Bench
         return TrainStepBenchmark.Report(TrainStepBenchmark.Inference(d, depth, batch, height, width, repeats, warmup));
     }
 
+    /// <summary>Collectives of a data-parallel run (start it under mpirun/srun/torchrun): verified, then timed. Only rank 0
+    /// gets a report; the others return null.</summary>
+    public static BenchReport? AllReduce(ILogger log, string? device, Config.DistBackend backend, IReadOnlyList<double> megabytes, int repeats, int warmup)
+    {
+        var launch = Runtime.Distributed.LaunchEnvironment.Detect();
+        using var ranks = Runtime.Distributed.DataParallel.Create(backend, launch, DeviceSelector.Resolve(device, log), log);
+        var result = AllReduceBenchmark.Run(ranks, megabytes, repeats, warmup);
+        ranks.Complete();
+        return ranks.IsMain ? AllReduceBenchmark.Report(result) : null;
+    }
+
     /// <summary>COCO evaluation alone: libtorch is never loaded.</summary>
     public static BenchReport Eval(string annotationFile, string detectionsFile, int repeats) =>
         CocoEvalBenchmark.Report(CocoEvalBenchmark.Run(annotationFile, detectionsFile, repeats));

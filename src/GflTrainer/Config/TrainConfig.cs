@@ -49,6 +49,29 @@ public sealed record TrainConfig
 
     [Description("Stop a run whose iteration hangs (data stall, stuck kernel): report, save last, exit 124; null disables it.")]
     public WatchdogConfig? Watchdog { get; init; } = new();
+
+    [Description("Data-parallel training over the processes a launcher (torchrun, mpirun, srun) started.")]
+    public DistConfig Dist { get; init; } = new();
+}
+
+/// <summary>Data-parallel training: one process per device, started by a launcher; see docs/distributed.md.</summary>
+public sealed record DistConfig
+{
+    [Description("Collective backend: auto (NCCL on CUDA, MPI on CPU, none for one process), nccl, mpi or none.")]
+    public DistBackend Backend { get; init; } = DistBackend.Auto;
+}
+
+/// <summary>Collective communication engine of a data-parallel run.</summary>
+public enum DistBackend
+{
+    /// <summary>NCCL on CUDA devices, Open MPI on the CPU, nothing for a single process.</summary>
+    Auto,
+    /// <summary>NVIDIA NCCL (libnccl.so.2), GPUs only.</summary>
+    Nccl,
+    /// <summary>Open MPI (libmpi.so.40), started by mpirun or srun.</summary>
+    Mpi,
+    /// <summary>One process; launcher variables are ignored.</summary>
+    None,
 }
 
 /// <summary>The training-loop watchdog: an iteration (data wait + step) running longer than
@@ -96,7 +119,7 @@ public sealed record OptimizerConfig
 /// <summary>mmdetection <c>auto_scale_lr</c>: lr × batch_size / base_batch_size when enabled.</summary>
 public sealed record AutoScaleLrConfig
 {
-    [Description("Scale lr by batch_size / base_batch_size.")]
+    [Description("Scale lr by the global batch (world size x data.batch_size) / base_batch_size (mmdetection's auto_scale_lr).")]
     public bool Enabled { get; init; }
 
     [Description("Batch size the configured lr is meant for.")]

@@ -21,7 +21,28 @@ internal static class DetectionEvaluation
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var dets = DetectionInference.Run(model, loader, postprocessor, categories, progress, cancel);
-        double seconds = clock.Elapsed.TotalSeconds;
+        return Evaluate(dets, clock.Elapsed.TotalSeconds, groundTruth, outDir, source);
+    }
+
+    /// <summary>Data-parallel evaluation: each rank runs its shard of the split (the loader's contiguous block of images,
+    /// <see cref="GroupBatchSampler.EvalBatches"/>), the detections are gathered in rank order, which is the split's
+    /// image order, so rank 0 evaluates exactly the list one process would have produced (COCOeval breaks score ties
+    /// by list order). Rank 0 writes and returns the result; the other ranks return null.</summary>
+    public static DetectionEvaluationResult? RunSharded(Runtime.ICollective ranks, GflDetector model, DetectionLoader loader,
+        GflPostprocessor postprocessor, CategoryMap categories, CocoGroundTruth groundTruth, string outDir, string source,
+        Action<int, int>? progress = null, CancellationToken cancel = default)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var mine = DetectionInference.Run(model, loader, postprocessor, categories, progress, cancel);
+        var all = ranks.AllGather(System.Runtime.InteropServices.MemoryMarshal.AsBytes(
+            System.Runtime.InteropServices.CollectionsMarshal.AsSpan(mine)).ToArray());
+        if (ranks.Rank != 0) return null;
+        var dets = all.SelectMany(bytes => System.Runtime.InteropServices.MemoryMarshal.Cast<byte, CocoDetection>(bytes).ToArray()).ToList();
+        return Evaluate(dets, clock.Elapsed.TotalSeconds, groundTruth, outDir, source);
+    }
+
+    static DetectionEvaluationResult Evaluate(List<CocoDetection> dets, double seconds, CocoGroundTruth groundTruth, string outDir, string source)
+    {
         Directory.CreateDirectory(outDir);
         DetectionInference.WriteResults(Path.Combine(outDir, "detections.json"), dets);
         var metrics = new CocoEvaluator(groundTruth).Evaluate(CocoDetections.Create(groundTruth, dets, source));

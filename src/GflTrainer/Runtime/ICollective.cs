@@ -2,11 +2,12 @@ using static TorchSharp.torch;
 
 namespace GflTrainer.Runtime;
 
-/// <summary>The collective operations a data-parallel run needs (torch.distributed's all_reduce and barrier, as DDP
-/// uses them): gradients are averaged over the ranks after backward, the logged loss values likewise, and every rank
-/// then takes the same optimizer step. <see cref="SingleProcessCollective"/> is the one-process case; an NCCL or MPI
-/// implementation binds the engines' C APIs.</summary>
-public interface ICollective
+/// <summary>The collective operations a data-parallel run needs (torch.distributed's all_reduce, broadcast,
+/// all_gather_object and barrier, as DDP and mmdetection use them): gradients and the loss normalisers are averaged
+/// over the ranks, the starting weights are broadcast from rank 0, and evaluation results are gathered.
+/// <see cref="SingleProcessCollective"/> is the one-process case; <see cref="Distributed.MpiCollective"/> binds Open MPI.
+/// Every rank must make the same calls in the same order.</summary>
+public interface ICollective : IDisposable
 {
     /// <summary>This process's rank, 0-based; rank 0 writes logs and checkpoints.</summary>
     int Rank { get; }
@@ -17,11 +18,21 @@ public interface ICollective
     /// <summary>In place: every rank ends with the element-wise mean over the ranks of each tensor.</summary>
     void AllReduceMean(IReadOnlyList<Tensor> tensors);
 
-    /// <summary>Element-wise mean over the ranks of host values (e.g. the step's loss terms).</summary>
+    /// <summary>Element-wise mean over the ranks of host values (the loss terms, the loss normalisers).</summary>
     double[] AllReduceMean(double[] values);
+
+    /// <summary>In place: every rank ends with <paramref name="root"/>'s values.</summary>
+    void Broadcast(IReadOnlyList<Tensor> tensors, int root = 0);
+
+    /// <summary>Every rank's bytes, indexed by rank, on every rank.</summary>
+    byte[][] AllGather(byte[] mine);
 
     /// <summary>Returns when every rank has called it.</summary>
     void Barrier();
+
+    /// <summary>Ends every process of the job with <paramref name="exitCode"/> (one rank's fatal error must not leave the
+    /// others waiting in a collective); returns only in a single process.</summary>
+    void Abort(int exitCode);
 }
 
 /// <summary>One process: the mean over one rank is the value itself.</summary>
@@ -35,5 +46,9 @@ public sealed class SingleProcessCollective : ICollective
     public int WorldSize => 1;
     public void AllReduceMean(IReadOnlyList<Tensor> tensors) { }
     public double[] AllReduceMean(double[] values) => values;
+    public void Broadcast(IReadOnlyList<Tensor> tensors, int root = 0) { }
+    public byte[][] AllGather(byte[] mine) => [mine];
     public void Barrier() { }
+    public void Abort(int exitCode) { }
+    public void Dispose() { }
 }

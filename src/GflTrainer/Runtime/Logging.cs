@@ -34,6 +34,13 @@ public static class Logging
     }
 
     /// <summary>The lowest level <paramref name="log"/> writes (Fatal when it writes nothing lower).</summary>
+    /// <summary>The console of a data-parallel rank other than 0: warnings and errors only (rank 0 reports the run, as
+    /// mmdetection's logger does; the launcher's output tags say which rank spoke).</summary>
+    public static Logger ForOtherRank(ILogger console) => new LoggerConfiguration()
+        .MinimumLevel.Warning()
+        .WriteTo.Logger(console)
+        .CreateLogger();
+
     public static LogEventLevel MinimumLevel(ILogger log) =>
         Enum.GetValues<LogEventLevel>().FirstOrDefault(log.IsEnabled, LogEventLevel.Fatal);
 

@@ -12,12 +12,17 @@ namespace GflTrainer.Training;
 /// <c>last</c> after every epoch and on interrupt, <c>best</c> on a new best bbox AP, <c>nan_iter_N</c> before a
 /// non-finite step. A checkpoint holds the weights, the momentum, <see cref="TrainState"/>, the torch RNG, the fp16
 /// loss scale, the label map, the resolved config and the run's fingerprint and accepted changes
-/// (<see cref="RunRecord"/>), so <see cref="Restore"/> continues bit-exactly and a resume can tell a changed run.</summary>
+/// (<see cref="RunRecord"/>), so <see cref="Restore"/> continues bit-exactly and a resume can tell a changed run.
+/// In a data-parallel run every rank holds the same state and only rank 0 writes (<paramref name="writes"/>); the
+/// others get the paths rank 0 writes to.</summary>
 internal sealed class CheckpointPolicy(CheckpointStore store, CheckpointConfig config, int epochs, TrainState state,
     GflDetector model, Sgd optimizer, LossScaler? scaler, CategoryMap categories, string configYaml, long seed, RunRecord record,
-    ILogger log)
+    ILogger log, bool writes = true)
 {
     public CheckpointStore Store => store;
+
+    /// <summary>False on data-parallel ranks other than 0, which only learn the paths rank 0 writes.</summary>
+    public bool Writes => writes;
 
     /// <summary>Continues from <paramref name="ck"/>: weights, momentum, state, RNG and loss scale.</summary>
     public void Restore(LoadedCheckpoint ck)
@@ -43,7 +48,7 @@ internal sealed class CheckpointPolicy(CheckpointStore store, CheckpointConfig c
         if (done % config.Interval == 0 || done == epochs)
         {
             Save($"epoch_{done}", "epoch", done, 0);
-            if (config.KeepLast is int keep) store.Prune(keep);
+            if (config.KeepLast is int keep && writes) store.Prune(keep);
         }
         return Save("last", done == epochs ? "final" : "epoch", done, 0);
     }
@@ -74,6 +79,7 @@ internal sealed class CheckpointPolicy(CheckpointStore store, CheckpointConfig c
     /// <param name="iterInEpoch">batches of that epoch already done.</param>
     private string Save(string name, string reason, int epoch, long iterInEpoch)
     {
+        if (!writes) return Path.Combine(store.Root, name);
         string rng;
         using (var generator = torch.random.get_rng_state())
             rng = Convert.ToBase64String(generator.data<byte>().ToArray());

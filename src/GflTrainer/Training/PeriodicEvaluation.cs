@@ -10,8 +10,10 @@ namespace GflTrainer.Training;
 /// last when the interval is 0), the detector is evaluated on the validation split into <c>eval/epoch_N/</c> with the
 /// same code as <c>gfl eval</c>, and the metrics go to the run log (per-category AP always in
 /// <c>eval/epoch_N/metrics.json</c>; printed as mmdetection's classwise table with <c>evaluation.classwise</c>).</summary>
+/// <param name="ranks">a data-parallel run evaluates sharded (each rank its part of the split, rank 0 the metric).</param>
 internal sealed class PeriodicEvaluation(int interval, int epochs, DetectionLoader loader, GflPostprocessor postprocessor,
-    CategoryMap categories, CocoGroundTruth groundTruth, string workDir, RunLog runLog, ILogger log, bool classwise = false)
+    CategoryMap categories, CocoGroundTruth groundTruth, string workDir, RunLog runLog, ILogger log, bool classwise = false,
+    Runtime.ICollective? ranks = null)
 {
     /// <summary>The validation loader (the watchdog's report lists what it is still reading).</summary>
     public DetectionLoader Loader => loader;
@@ -20,14 +22,18 @@ internal sealed class PeriodicEvaluation(int interval, int epochs, DetectionLoad
     public bool IsDue(int epoch) => interval > 0 ? epoch % interval == 0 || epoch == epochs : epoch == epochs;
 
     /// <param name="watchdog">told of every evaluated batch: a validation image read that stalls ends the run too.</param>
-    public CocoMetrics Run(GflDetector model, int epoch, long iteration, CancellationToken cancel, StepWatchdog? watchdog = null)
+    /// <returns>the metrics; null on data-parallel ranks other than 0.</returns>
+    public CocoMetrics? Run(GflDetector model, int epoch, long iteration, CancellationToken cancel, StepWatchdog? watchdog = null)
     {
         watchdog?.Progress("eval", iteration);
         var clock = System.Diagnostics.Stopwatch.StartNew();
         log.Information("evaluating epoch {Epoch} on {Count} validation images", epoch, groundTruth.ImageIds.Count);
-        var result = DetectionEvaluation.Run(model, loader, postprocessor, categories, groundTruth,
-            Path.Combine(workDir, "eval", $"epoch_{epoch}"), "validation detections",
-            progress: watchdog is null ? null : (_, _) => watchdog.Progress("eval", iteration), cancel: cancel);
+        Action<int, int>? progress = watchdog is null ? null : (_, _) => watchdog.Progress("eval", iteration);
+        var outDir = Path.Combine(workDir, "eval", $"epoch_{epoch}");
+        var result = ranks is { WorldSize: > 1 }
+            ? DetectionEvaluation.RunSharded(ranks, model, loader, postprocessor, categories, groundTruth, outDir, "validation detections", progress, cancel)
+            : DetectionEvaluation.Run(model, loader, postprocessor, categories, groundTruth, outDir, "validation detections", progress, cancel);
+        if (result is null) return null;
         var metrics = result.Metrics;
         foreach (var line in metrics.SummaryLines) log.Information("{Line}", line);
         if (classwise)

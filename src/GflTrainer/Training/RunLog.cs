@@ -10,16 +10,24 @@ namespace GflTrainer.Training;
 /// <summary>The machine-readable record of a run in its work directory: <c>log.jsonl</c> (one line per
 /// <c>log_interval</c> iterations: interval means of the loss terms by name, lr, timings, memory),
 /// <c>metrics.jsonl</c> (one line per evaluation) and the same scalars in TensorBoard (<c>train/loss_*</c>,
-/// <c>val/bbox_AP*</c>). The plots and the resume logic read these files.</summary>
+/// <c>val/bbox_AP*</c>). The plots and the resume logic read these files. Only rank 0 of a data-parallel run keeps it
+/// (<see cref="Disabled"/> on the others).</summary>
 internal sealed class RunLog
 {
     private readonly string _workDir;
     private readonly ILogger _log;
     private readonly TorchSharp.Modules.SummaryWriter? _tensorboard;
+    private readonly bool _writes = true;
 
-    public RunLog(string workDir, ILogger log)
+    /// <summary>A log that writes nothing (data-parallel ranks other than 0).</summary>
+    public static RunLog Disabled(string workDir, ILogger log) => new(workDir, log, writes: false);
+
+    public RunLog(string workDir, ILogger log) : this(workDir, log, writes: true) { }
+
+    private RunLog(string workDir, ILogger log, bool writes)
     {
-        _workDir = workDir; _log = log;
+        _workDir = workDir; _log = log; _writes = writes;
+        if (!writes) return;
         try { _tensorboard = TorchSharp.torch.utils.tensorboard.SummaryWriter(Path.Combine(workDir, "tensorboard")); }
         catch (Exception e) { _log.Warning("TensorBoard logging disabled: {Message}", e.Message); }
     }
@@ -33,6 +41,7 @@ internal sealed class RunLog
     public double ResumeAt(long iteration)
     {
         double best = double.NaN;
+        if (!_writes) return best;
         foreach (var row in TrainingPlots.ReadJsonLines(MetricsLog))
             if (row.TryGetValue("bbox.AP", out var ap) && (double.IsNaN(best) || ap > best)) best = ap;
         if (File.Exists(IterationLog))
@@ -52,6 +61,7 @@ internal sealed class RunLog
     /// <summary>One <c>log.jsonl</c> line and its TensorBoard scalars.</summary>
     public void WriteTrain(TrainState state, int itersPerEpoch, double lr, LossWindow.Summary w)
     {
+        if (!_writes) return;
         using var proc = Process.GetCurrentProcess();
         var rec = new JsonObject
         {
@@ -81,6 +91,7 @@ internal sealed class RunLog
     /// <summary>One <c>metrics.jsonl</c> line (bbox metrics and per-category AP) and the AP scalars.</summary>
     public void WriteEval(int epoch, long iteration, CocoMetrics metrics)
     {
+        if (!_writes) return;
         var doc = JsonNode.Parse(metrics.ToJson())!;
         var rec = new JsonObject
         {
@@ -98,6 +109,7 @@ internal sealed class RunLog
     /// <summary>Renders the loss and AP plots from the logs; a failure is a warning, never the end of the run.</summary>
     public void RenderPlots()
     {
+        if (!_writes) return;
         try { TrainingPlots.Render(_workDir); }
         catch (Exception e) { _log.Warning("plots not rendered: {Message}", e.Message); }
     }

@@ -6,6 +6,7 @@ using Serilog;
 using TorchSharp;
 using GflTrainer.Coco;
 using GflTrainer.Runtime;
+using GflTrainer.Runtime.Distributed;
 
 namespace GflTrainer.Training;
 
@@ -29,33 +30,44 @@ public static class TrainRun
         var cfg = request.Loaded ?? ConfigLoader.Load(request.ConfigPath, request.Overrides);
         var workDir = Path.GetFullPath(request.WorkDir ?? cfg.Runtime.WorkDir
             ?? Path.Combine("runs", Path.GetFileNameWithoutExtension(request.ConfigPath)));
-        Directory.CreateDirectory(workDir);
+        // One process per device under torchrun/mpirun/srun; rank 0 alone writes the work dir (lock, logs, checkpoints).
+        var device = DeviceSelector.Resolve(request.Device is null or "auto" ? cfg.Runtime.Device : request.Device, console);
+        using var ranks = DataParallel.Create(cfg.Train.Dist.Backend, LaunchEnvironment.Detect(), device, console);
+        device = ranks.Device;
+        if (ranks.IsMain) Directory.CreateDirectory(workDir);
         // Before anything is written there: a second run on this work dir stops here instead of interleaving files.
-        using var workDirLock = WorkDirLock.Acquire(workDir, console);
-        using var log = Logging.WithRunFiles(console, Path.Combine(workDir, "events.jsonl"), Path.Combine(workDir, "train.log"));
+        using var workDirLock = ranks.IsMain ? WorkDirLock.Acquire(workDir, console) : null;
+        using var log = ranks.IsMain
+            ? Logging.WithRunFiles(console, Path.Combine(workDir, "events.jsonl"), Path.Combine(workDir, "train.log"))
+            : Logging.ForOtherRank(console);
         log.Information("gfl train {Config} -> {WorkDir}", request.ConfigPath, workDir);
 
-        var device = DeviceSelector.Resolve(request.Device is null or "auto" ? cfg.Runtime.Device : request.Device, log);
         DeterministicAlgorithms.Apply(cfg.Train.Deterministic, log);
         var store = new CheckpointStore(Path.Combine(workDir, "checkpoints"));
-        foreach (var dir in store.RemoveUnfinishedSaves())
-            log.Warning("removed {Dir}: an unfinished checkpoint write of a run that was killed", dir);
+        if (ranks.IsMain)
+            foreach (var dir in store.RemoveUnfinishedSaves())
+                log.Warning("removed {Dir}: an unfinished checkpoint write of a run that was killed", dir);
+        ranks.Collective.Barrier();
         using var resume = ResumePoint.Select(request, store, log);
-
         var yaml = ConfigWriter.ToYaml(cfg);
-        var configPath = Path.Combine(workDir, "config.yaml");
-        File.WriteAllText(configPath + ".tmp", yaml);
-        File.Move(configPath + ".tmp", configPath, overwrite: true);
+        if (ranks.IsMain)
+        {
+            var configPath = Path.Combine(workDir, "config.yaml");
+            File.WriteAllText(configPath + ".tmp", yaml);
+            File.Move(configPath + ".tmp", configPath, overwrite: true);
+        }
 
+        // Every rank builds the same model from the same seed (rank 0's draw when none is set).
         long seed = resume?.Meta.Seed ?? cfg.Train.Seed ?? Random.Shared.Next(0, int.MaxValue);
+        seed = BitConverter.ToInt64(ranks.Collective.AllGather(BitConverter.GetBytes(seed))[0]);
         torch.manual_seed(seed);
         if (cfg.Train.Seed is null && resume is null) log.Information("train.seed not set: drew {Seed} (saved in checkpoints)", seed);
 
         DataPipelineFactory.SynthesizeIfRequested(cfg.Data, log);
         var train = DataPipelineFactory.LoadTrainSet(cfg.Data, log);
         DataRules.CheckClasses(cfg.Model, train.Categories, cfg.Data.Train.AnnFile);
-        // One process until distributed training exists (issue 17): world size 1.
-        var fingerprint = RunChanges.Fingerprint(train, worldSize: 1);
+        var fingerprint = RunChanges.Fingerprint(train, ranks.WorldSize);
+        SameRunOnEveryRank(ranks.Collective, yaml, fingerprint, resume);
         var changes = resume is null ? [] : AcceptedChanges(request, resume, cfg, fingerprint, train.Categories, log);
         CocoDataset? val = null;
         CocoGroundTruth? valGt = null;
@@ -77,7 +89,7 @@ public static class TrainRun
         // Move before the optimizer exists: Module.to() replaces Parameter objects (dotnet_peers.md B3).
         model.to(device);
 
-        var parts = BuildParts(cfg, yaml, device, workDir, log, model, train, val, valGt, seed, resume,
+        var parts = BuildParts(cfg, yaml, device, ranks.Collective, workDir, log, model, train, val, valGt, seed, resume,
             new RunRecord(fingerprint, changes), hooks?.AfterBackward);
         using var optimizer = parts.Optimizer;
         using var watchdog = cfg.Train.Watchdog is { } w
@@ -87,11 +99,34 @@ public static class TrainRun
         parts = parts with { Watchdog = watchdog, Memory = MemoryGuardFor(cfg, hooks?.Cgroup ?? CgroupMemory.Detect(), log) };
         var options = new TrainLoopOptions(cfg.Train.Epochs, cfg.Train.LogInterval, cfg.Data.BatchSize, device.ToString(),
             cfg.Train.Amp.ToString(), seed);
-        var result = new Trainer(options, parts, log, terminal).Run(workDir, cancel);
+        var result = new Trainer(options, parts, log, ranks.IsMain ? terminal : null).Run(workDir, cancel);
+        ranks.Complete();
         if (result.Interrupted) throw new OperationCanceledException("training interrupted; state saved to " + result.LastCheckpoint);
         log.Information("done: {Epochs} epochs, {Iters} iterations; last checkpoint {Ckpt}; best bbox AP {Best}",
             result.EpochsCompleted, result.Iterations, result.LastCheckpoint, result.BestAp?.ToString("F4") ?? "n/a");
         return result;
+    }
+
+    /// <summary>Every rank must train the same run: the same resolved config, training set and resume point (a config
+    /// edited between the launches of two nodes, or a checkpoint one node's file system does not see yet, would
+    /// otherwise train silently apart). All ranks compare with rank 0 and stop together on a difference.</summary>
+    static void SameRunOnEveryRank(ICollective ranks, string yaml, RunFingerprint fingerprint, LoadedCheckpoint? resume)
+    {
+        if (ranks.WorldSize == 1) return;
+        string Describe(string what, string value) => $"{what} {value}";
+        var mine = new[]
+        {
+            Describe("config sha256", Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(yaml)))[..16]),
+            Describe("training annotations sha256", fingerprint.TrainAnnSha256[..16]),
+            Describe("resume point", resume is null ? "none" : $"{Path.GetFileName(resume.Directory)} at iteration {resume.Meta.Iteration}"),
+        };
+        var all = ranks.AllGather(System.Text.Encoding.UTF8.GetBytes(string.Join("\n", mine)))
+            .Select(b => System.Text.Encoding.UTF8.GetString(b).Split('\n')).ToArray();
+        for (int r = 1; r < all.Length; r++)
+            for (int i = 0; i < mine.Length; i++)
+                if (all[r][i] != all[0][i])
+                    throw new GflConfigException($"data parallel: rank {r} differs from rank 0: {all[r][i]} vs {all[0][i]}; every rank " +
+                        "must see the same config, data and checkpoints (a shared file system)") { Key = "train.dist" };
     }
 
     static MemoryGuard? MemoryGuardFor(GflConfig cfg, CgroupMemory? cgroup, ILogger log)
@@ -150,14 +185,23 @@ public static class TrainRun
 
     /// <summary>The loop's parts for this configuration: optimizer (with linear lr scaling), schedule, loaders, the
     /// train step, checkpoints (restored from <paramref name="resume"/>), run log and periodic evaluation.</summary>
-    private static TrainerParts BuildParts(GflConfig cfg, string yaml, torch.Device device, string workDir, ILogger log,
+    private static TrainerParts BuildParts(GflConfig cfg, string yaml, torch.Device device, ICollective ranks, string workDir, ILogger log,
         GflDetector model, CocoDataset train, CocoDataset? val, CocoGroundTruth? valGt, long seed, LoadedCheckpoint? resume,
         RunRecord record,
         Action<IReadOnlyList<(string Name, torch.Tensor Param)>>? afterBackwardForTests)
     {
         var t = cfg.Train;
         double lr = t.Optimizer.Lr;
-        if (t.AutoScaleLr.Enabled) lr *= (double)cfg.Data.BatchSize / t.AutoScaleLr.BaseBatchSize;
+        // mmdetection's auto_scale_lr: the global batch (all ranks) against the batch the lr was tuned for.
+        int globalBatch = ranks.WorldSize * cfg.Data.BatchSize;
+        if (t.AutoScaleLr.Enabled)
+        {
+            lr *= (double)globalBatch / t.AutoScaleLr.BaseBatchSize;
+            log.Information("train.auto_scale_lr: lr {Lr} = {Base} x global batch {Global} / {BaseBatch}", lr, t.Optimizer.Lr, globalBatch, t.AutoScaleLr.BaseBatchSize);
+        }
+        else if (ranks.WorldSize > 1)
+            log.Information("global batch {Global} ({World} ranks x {Batch}); lr {Lr} as configured (train.auto_scale_lr off)",
+                globalBatch, ranks.WorldSize, cfg.Data.BatchSize, lr);
         var named = model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, (torch.Tensor)p.parameter)).ToList();
         var sgd = new Sgd(named, lr, t.Optimizer.Momentum, t.Optimizer.WeightDecay, t.Optimizer.Nesterov);
         try
@@ -166,6 +210,7 @@ public static class TrainRun
             {
                 BatchSize = cfg.Data.BatchSize, Workers = cfg.Data.Workers, Prefetch = cfg.Data.Prefetch, Seed = seed,
                 MaxBadImages = cfg.Data.MaxBadImages, GroupByAspectRatio = cfg.Data.GroupByAspectRatio,
+                Rank = ranks.Rank, WorldSize = ranks.WorldSize,
             };
             var trainLoader = DataPipelineFactory.CreateTrainLoader(cfg.Data, train, loaderOptions, device, log);
             int itersPerEpoch = trainLoader.BatchesPerEpoch;
@@ -175,12 +220,14 @@ public static class TrainRun
             var schedule = new LrSchedule(lr, s.Warmup == WarmupKind.None ? 0 : s.WarmupIters, s.WarmupRatio,
                 s.Policy == Config.LrPolicy.Cosine ? LrDecay.Cosine : LrDecay.Step, s.Steps, s.Gamma, s.ByEpoch,
                 (long)itersPerEpoch * t.Epochs, s.MinLr / lr, constantWarmup: s.Warmup == WarmupKind.Constant);
-            var step = TrainStep.FromConfig(cfg, model, sgd, device, afterBackwardForTests: afterBackwardForTests);
+            // DDP starts every rank from rank 0's weights (the same seed gives the same ones; this makes sure).
+            ranks.Broadcast(model.parameters().Select(p => (torch.Tensor)p).Concat(model.buffers()).ToList());
+            var step = TrainStep.FromConfig(cfg, model, sgd, device, ranks, afterBackwardForTests);
 
             var state = new TrainState();
             var checkpoints = new CheckpointPolicy(new CheckpointStore(Path.Combine(workDir, "checkpoints")), t.Checkpoint, t.Epochs,
-                state, model, sgd, step.Scaler, train.Categories, yaml, seed, record, log);
-            var runLog = new RunLog(workDir, log);
+                state, model, sgd, step.Scaler, train.Categories, yaml, seed, record, log, writes: ranks.Rank == 0);
+            var runLog = ranks.Rank == 0 ? new RunLog(workDir, log) : RunLog.Disabled(workDir, log);
             if (resume is not null)
             {
                 checkpoints.Restore(resume);
@@ -192,9 +239,9 @@ public static class TrainRun
             {
                 var valLoader = DataPipelineFactory.CreateEvalLoader(cfg.Data, val, loaderOptions with { BatchSize = cfg.Data.ValBatchSize }, device, log);
                 evaluation = new PeriodicEvaluation(t.EvalInterval, t.Epochs, valLoader, Inference.GflPostprocessor.FromConfig(cfg.Model),
-                    train.Categories, valGt, workDir, runLog, log, classwise: cfg.Evaluation.Classwise);
+                    train.Categories, valGt, workDir, runLog, log, classwise: cfg.Evaluation.Classwise, ranks);
             }
-            return new TrainerParts(model, step, sgd, schedule, trainLoader, state, checkpoints, evaluation, runLog);
+            return new TrainerParts(model, step, sgd, schedule, trainLoader, state, checkpoints, evaluation, runLog, Ranks: ranks);
         }
         catch
         {

@@ -42,7 +42,7 @@ internal sealed class TrainStep
     {
         var scaler = cfg.Train.Amp == AmpMode.Fp16 ? new LossScaler() : null;
         var update = new OptimizerStep(sgd, scaler, cfg.Train.GradClip, collective) { AfterBackward = afterBackwardForTests };
-        return new TrainStep(model, GflLoss.FromConfig(cfg.Model), update, AmpType(cfg.Train.Amp), device, collective) { Scaler = scaler };
+        return new TrainStep(model, GflLoss.FromConfig(cfg.Model, collective), update, AmpType(cfg.Train.Amp), device, collective) { Scaler = scaler };
     }
 
     public static ScalarType? AmpType(AmpMode amp) =>

@@ -16,9 +16,10 @@ internal sealed record TrainLoopOptions(int Epochs, int LogInterval, int BatchSi
 /// <param name="Evaluation">null: no validation set.</param>
 /// <param name="Watchdog">null: train.watchdog is off.</param>
 /// <param name="Memory">null: no cgroup memory limit, or train.memory_limit_fraction is off.</param>
+/// <param name="Ranks">the data-parallel collective (null: one process): the ranks agree on stopping.</param>
 internal sealed record TrainerParts(GflDetector Model, TrainStep Step, Sgd Optimizer, LrSchedule Schedule, DetectionLoader Loader,
     TrainState State, CheckpointPolicy Checkpoints, PeriodicEvaluation? Evaluation, RunLog RunLog, StepWatchdog? Watchdog = null,
-    MemoryGuard? Memory = null);
+    MemoryGuard? Memory = null, ICollective? Ranks = null);
 
 /// <summary>
 /// The training loop of <c>gfl train</c>: per batch the learning rate of the iteration, one <see cref="TrainStep"/> in
@@ -31,7 +32,7 @@ internal sealed class Trainer(TrainLoopOptions options, TrainerParts parts, ILog
 {
     public TrainResult Run(string workDir, CancellationToken cancel)
     {
-        var (model, step, sgd, schedule, loader, state, checkpoints, evaluation, runLog, watchdog, memory) = parts;
+        var (model, step, sgd, schedule, loader, state, checkpoints, evaluation, runLog, watchdog, memory, ranks) = parts;
         int itersPerEpoch = loader.BatchesPerEpoch;
         long totalIters = (long)itersPerEpoch * options.Epochs;
         model.train();
@@ -69,18 +70,19 @@ internal sealed class Trainer(TrainLoopOptions options, TrainerParts parts, ILog
                     stepTime, options.BatchSize);
                 if (state.Iteration % options.LogInterval == 0 || state.IterInEpoch == itersPerEpoch)
                     runLog.WriteTrain(state, itersPerEpoch, lr, window.Drain());
-                if (memory?.Check() is { } over)
+                var (stop, over) = StopRequests(cancel.IsCancellationRequested, memory?.Check(), ranks);
+                if (over is not null)
                 {
                     watchdog?.Pause();
                     lastCkpt = checkpoints.OnMemoryLimit();
                     throw new MemoryLimitException($"{over}: saved {lastCkpt}; lower data.batch_size or data.workers, or raise " +
                         "the limit, then continue with --auto-resume");
                 }
-                if (cancel.IsCancellationRequested)
+                if (stop)
                 {
                     watchdog?.Pause();
                     lastCkpt = checkpoints.OnInterrupt();
-                    log.Warning("interrupted: saved {Path}; continue with --resume", lastCkpt);
+                    if (checkpoints.Writes) log.Warning("interrupted: saved {Path}; continue with --resume", lastCkpt);
                     return Result(workDir, lastCkpt, interrupted: true);
                 }
             }
@@ -92,13 +94,26 @@ internal sealed class Trainer(TrainLoopOptions options, TrainerParts parts, ILog
             {
                 var metrics = evaluation.Run(model, done, state.Iteration, cancel, watchdog);
                 watchdog?.Pause();
-                state.LastAp = metrics.AP; state.LastAp50 = metrics.AP50;
-                if (checkpoints.OnEvaluated(done, metrics.AP) is { } best)
-                    log.Information("new best bbox AP {AP:F4}: {Path}", metrics.AP, best);
+                if (metrics is not null)   // null on data-parallel ranks other than 0
+                {
+                    state.LastAp = metrics.AP; state.LastAp50 = metrics.AP50;
+                    if (checkpoints.OnEvaluated(done, metrics.AP) is { } best)
+                        log.Information("new best bbox AP {AP:F4}: {Path}", metrics.AP, best);
+                }
             }
             runLog.RenderPlots();
         }
         return Result(workDir, lastCkpt, interrupted: false);
+    }
+
+    /// <summary>Whether to stop after this iteration (a signal) and why to stop for memory. In a data-parallel run all
+    /// ranks must stop at the same iteration, or the others would wait forever in the next all-reduce: one rank's
+    /// request stops every rank (one small all-reduce per iteration).</summary>
+    static (bool Stop, string? MemoryOver) StopRequests(bool cancelled, string? memoryOver, ICollective? ranks)
+    {
+        if (ranks is not { WorldSize: > 1 }) return (cancelled, memoryOver);
+        var any = ranks.AllReduceMean([cancelled ? 1 : 0, memoryOver is null ? 0 : 1]);
+        return (any[0] > 0, memoryOver ?? (any[1] > 0 ? "memory: another rank of this run is near its cgroup memory limit" : null));
     }
 
     /// <summary>A non-finite loss (no backward ran) or gradient (no update was made) ends the run, after saving the

@@ -109,6 +109,42 @@ public sealed class DetectionLoaderTests : IDisposable
         Assert.Equal(Enumerable.Range(0, 10), all.Distinct().Order());   // padding may repeat a few, none missing
     }
 
+    /// <summary>What makes W ranks train as one process (issue 17): for any world size and any mix of orientations,
+    /// the ranks' batch i, concatenated in rank order, is the single process's batch i at W times the batch size, and
+    /// each shard is padded (by repeating images of its group) to equal length.</summary>
+    [Theory]
+    [InlineData(2, 2, true)]
+    [InlineData(3, 2, true)]
+    [InlineData(4, 1, false)]
+    [InlineData(2, 3, false)]
+    public void RanksShardsOfEachGlobalBatch_AreTheSingleProcessBatch(int world, int batch, bool grouped)
+    {
+        var entries = Dataset().Entries.Select((e, i) => e with { Width = i % 3 == 0 ? 30 : 60, Height = 40 }).ToList();
+        for (int epoch = 0; epoch < 3; epoch++)
+        {
+            var single = GroupBatchSampler.TrainBatches(entries, batch * world, seed: 9, epoch: epoch, groupByAspectRatio: grouped);
+            var shards = Enumerable.Range(0, world)
+                .Select(r => GroupBatchSampler.TrainBatches(entries, batch, seed: 9, epoch: epoch, rank: r, worldSize: world, groupByAspectRatio: grouped))
+                .ToList();
+            Assert.All(shards, s => Assert.Equal(single.Count, s.Count));
+            for (int i = 0; i < single.Count; i++)
+                Assert.Equal(single[i], shards.SelectMany(s => s[i]).ToArray());
+            Assert.Equal(Enumerable.Range(0, entries.Count), single.SelectMany(b => b).Distinct().Order());
+        }
+    }
+
+    /// <summary>Sharded evaluation: contiguous blocks in file order, so the ranks' results concatenated in rank order are
+    /// the split in file order; every image exactly once.</summary>
+    [Theory]
+    [InlineData(10, 2, 1)]
+    [InlineData(10, 3, 2)]
+    [InlineData(3, 4, 2)]
+    public void EvaluationShards_InRankOrder_AreTheSplitInFileOrder(int count, int world, int batch)
+    {
+        var all = Enumerable.Range(0, world).SelectMany(r => GroupBatchSampler.EvalBatches(count, batch, r, world)).SelectMany(b => b);
+        Assert.Equal(Enumerable.Range(0, count), all);
+    }
+
     [Fact]
     public void Evaluation_KeepsFileOrder_NoFlip_LastBatchShort()
     {

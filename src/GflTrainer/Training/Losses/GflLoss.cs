@@ -19,11 +19,11 @@ internal sealed class GflLoss
     private readonly GiouLoss _giou;
     private readonly DistributionFocalLoss _dfl;
 
-    /// <summary>The loss of <c>model.head</c> and <c>model.assigner</c>.</summary>
-    public static GflLoss FromConfig(Config.ModelConfig m) => new(
+    /// <summary>The loss of <c>model.head</c> and <c>model.assigner</c>; <paramref name="ranks"/>: see <see cref="Ranks"/>.</summary>
+    public static GflLoss FromConfig(Config.ModelConfig m, Runtime.ICollective? ranks = null) => new(
         numClasses: m.Head.NumClasses, regMax: m.Head.RegMax, strides: m.Head.Strides, atssTopK: m.Assigner.TopK,
         qflBeta: m.Head.Loss.QflBeta, clsWeight: m.Head.Loss.QflWeight, boxWeight: m.Head.Loss.GiouWeight,
-        dflWeight: m.Head.Loss.DflWeight, octaveBaseScale: m.Head.OctaveBaseScale);
+        dflWeight: m.Head.Loss.DflWeight, octaveBaseScale: m.Head.OctaveBaseScale) { Ranks = ranks };
 
     /// <param name="numClasses">C (80 for COCO).</param>
     /// <param name="regMax">R (16): bins 0..R per side.</param>
@@ -50,6 +50,11 @@ internal sealed class GflLoss
     /// <summary>Number of foreground classes.</summary>
     public int NumClasses { get; }
 
+    /// <summary>Data-parallel ranks whose normalisers are averaged (mmdetection's <c>reduce_mean</c> of avg_factor and of
+    /// the box weight sum), so that with gradients averaged over ranks the update equals one process's on the union of
+    /// the shards; null: one process.</summary>
+    public Runtime.ICollective? Ranks { get; init; }
+
     /// <param name="outputs">raw head outputs, per level (N, C, h, w) and (N, 4(R+1), h, w).</param>
     /// <param name="gtBoxes">per image (G_i, 4) xyxy pixels of the padded input.</param>
     /// <param name="gtLabels">per image (G_i,) int64 in 0..C−1.</param>
@@ -70,6 +75,7 @@ internal sealed class GflLoss
         var featmapSizes = outputs.ClassScores.Select(t => ((int)t.shape[2], (int)t.shape[3])).ToArray();
         var targets = _targetBuilder.Build(featmapSizes, gtBoxes, gtLabels, imagePadShapes, device, ignoredBoxes);
         var clsAvgFactor = targets.ClassificationAvgFactor;
+        if (Ranks is { WorldSize: > 1 }) clsAvgFactor = Ranks.AllReduceMean([clsAvgFactor])[0];
 
         var cls = new Tensor[levels];
         var box = new Tensor[levels];
@@ -89,7 +95,12 @@ internal sealed class GflLoss
         // Python sum over levels in float32, clamped after summing (mmdetection PR #4978), then a constant.
         var weightSum = weightSums[0];
         for (var l = 1; l < levels; l++) weightSum = weightSum + weightSums[l];
-        var boxAvgFactor = (double)weightSum.clamp_min(1).item<float>();
+        // Over ranks: the mean of the ranks' sums, clamped at 1/W, i.e. the global batch's sum clamped at 1, so W ranks
+        // train exactly as one process on their union. (mmdetection clamps the mean at 1, the global sum at W: the two
+        // differ only while the positives' weights of a global batch sum to less than W, in the first iterations.)
+        var boxAvgFactor = Ranks is { WorldSize: > 1 }
+            ? Math.Max(Ranks.AllReduceMean([weightSum.item<float>()])[0], 1.0 / Ranks.WorldSize)
+            : (double)weightSum.clamp_min(1).item<float>();
         for (var l = 0; l < levels; l++)
         {
             box[l] = box[l] / boxAvgFactor;

@@ -1,0 +1,156 @@
+using static TorchSharp.torch;
+
+namespace GflTrainer.Runtime.Distributed;
+
+/// <summary><see cref="ICollective"/> over Open MPI's MPI_COMM_WORLD: the CPU backend of data-parallel training (and a
+/// slower GPU one, staging device tensors through host memory). Tensors are reduced in buckets of at most
+/// <see cref="BucketBytes"/> (DDP's default bucket_cap_mb 25): each bucket is packed into one contiguous host buffer,
+/// summed in place with MPI_Allreduce and divided by the world size, so there is one call per bucket instead of one per
+/// parameter and the extra memory is one bucket.</summary>
+public sealed unsafe class MpiCollective : ICollective
+{
+    public const long BucketBytes = 25L << 20;
+    const int MaxCount = int.MaxValue / 8;   // MPI counts are int: larger buffers go in pieces
+
+    readonly OpenMpi _mpi;
+    bool _disposed;
+
+    public int Rank { get; }
+    public int WorldSize { get; }
+
+    /// <summary>MPI_Init (once per process) and this rank's place in MPI_COMM_WORLD, which must be what the launcher
+    /// said: a process started by torchrun is a world of one to MPI.</summary>
+    public MpiCollective(LaunchEnvironment launch)
+    {
+        _mpi = OpenMpi.Api;
+        _mpi.Init();
+        int rank, size;
+        _mpi.Check(_mpi.CommRank(_mpi.CommWorld, &rank), "MPI_Comm_rank");
+        _mpi.Check(_mpi.CommSize(_mpi.CommWorld, &size), "MPI_Comm_size");
+        Rank = rank; WorldSize = size;
+        if (size != launch.WorldSize || rank != launch.Rank)
+            throw new GflConfigException($"train.dist.backend mpi: MPI sees rank {rank} of {size}, the launcher ({launch.Launcher}) " +
+                $"said rank {launch.Rank} of {launch.WorldSize}; start the processes with mpirun or srun (MPI), or use backend nccl " +
+                "under torchrun") { Key = "train.dist.backend" };
+    }
+
+    public void AllReduceMean(IReadOnlyList<Tensor> tensors)
+    {
+        if (WorldSize == 1 || tensors.Count == 0) return;
+        int start = 0;
+        while (start < tensors.Count)
+        {
+            var dtype = tensors[start].dtype;
+            long bytes = 0;
+            int end = start;
+            while (end < tensors.Count && tensors[end].dtype == dtype && (end == start || bytes + Bytes(tensors[end]) <= BucketBytes))
+                bytes += Bytes(tensors[end++]);
+            ReduceBucket(tensors, start, end, dtype);
+            start = end;
+        }
+    }
+
+    static long Bytes(Tensor t) => t.numel() * t.element_size();
+
+    void ReduceBucket(IReadOnlyList<Tensor> tensors, int start, int end, ScalarType dtype)
+    {
+        nint type = dtype switch
+        {
+            ScalarType.Float32 => _mpi.Float,
+            ScalarType.Float64 => _mpi.Double,
+            _ => throw new NotSupportedException($"MPI all-reduce of {dtype} tensors (gradients are float32 masters)"),
+        };
+        using var scope = NewDisposeScope();
+        var flat = cat(Enumerable.Range(start, end - start).Select(i => tensors[i].detach().reshape(-1).cpu()).ToList());
+        SumInPlace(flat, type);
+        flat.div_(WorldSize);
+        long offset = 0;
+        for (int i = start; i < end; i++)
+        {
+            var t = tensors[i];
+            long n = t.numel();
+            t.copy_(flat.narrow(0, offset, n).view_as(t));
+            offset += n;
+        }
+    }
+
+    /// <summary>Element-wise sum over the ranks of a contiguous CPU tensor, in place.</summary>
+    void SumInPlace(Tensor flat, nint type)
+    {
+        long n = flat.numel(), size = flat.element_size();
+        fixed (byte* p = flat.bytes)
+            for (long off = 0; off < n; off += MaxCount)
+            {
+                int count = (int)Math.Min(MaxCount, n - off);
+                _mpi.Check(_mpi.Allreduce(OpenMpi.InPlace, (nint)(p + off * size), count, type, _mpi.Sum, _mpi.CommWorld), "MPI_Allreduce");
+            }
+    }
+
+    public double[] AllReduceMean(double[] values)
+    {
+        var sum = (double[])values.Clone();
+        if (WorldSize == 1 || sum.Length == 0) return sum;
+        fixed (double* p = sum)
+            _mpi.Check(_mpi.Allreduce(OpenMpi.InPlace, (nint)p, sum.Length, _mpi.Double, _mpi.Sum, _mpi.CommWorld), "MPI_Allreduce");
+        for (int i = 0; i < sum.Length; i++) sum[i] /= WorldSize;
+        return sum;
+    }
+
+    public void Broadcast(IReadOnlyList<Tensor> tensors, int root = 0)
+    {
+        if (WorldSize == 1) return;
+        foreach (var t in tensors)
+        {
+            using var scope = NewDisposeScope();
+            var host = t.detach().cpu().contiguous().clone();
+            long n = Bytes(host);
+            fixed (byte* p = host.bytes)
+                for (long off = 0; off < n; off += MaxCount)
+                    _mpi.Check(_mpi.Bcast((nint)(p + off), (int)Math.Min(MaxCount, n - off), _mpi.Byte, root, _mpi.CommWorld), "MPI_Bcast");
+            t.detach().copy_(host);
+        }
+    }
+
+    public byte[][] AllGather(byte[] mine)
+    {
+        if (WorldSize == 1) return [mine];
+        var lengths = new int[WorldSize];
+        int length = mine.Length;
+        fixed (int* l = lengths)
+            _mpi.Check(_mpi.Allgather((nint)(&length), 1, _mpi.Int, (nint)l, 1, _mpi.Int, _mpi.CommWorld), "MPI_Allgather");
+        var displs = new int[WorldSize];
+        long total = 0;
+        for (int r = 0; r < WorldSize; r++)
+        {
+            if (total > int.MaxValue) throw new InvalidOperationException("all-gather of more than 2 GB");
+            displs[r] = (int)total;
+            total += lengths[r];
+        }
+        if (total > int.MaxValue) throw new InvalidOperationException("all-gather of more than 2 GB");
+        var all = new byte[total];
+        fixed (byte* send = mine)
+        fixed (byte* recv = all)
+        fixed (int* counts = lengths)
+        fixed (int* offsets = displs)
+            _mpi.Check(_mpi.Allgatherv((nint)send, mine.Length, _mpi.Byte, (nint)recv, counts, offsets, _mpi.Byte, _mpi.CommWorld), "MPI_Allgatherv");
+        return Enumerable.Range(0, WorldSize).Select(r => all.AsSpan(displs[r], lengths[r]).ToArray()).ToArray();
+    }
+
+    public void Barrier()
+    {
+        if (WorldSize > 1) _mpi.Check(_mpi.Barrier(_mpi.CommWorld), "MPI_Barrier");
+    }
+
+    /// <summary>Ends every rank of the job (MPI_Abort): a rank that fails alone must not leave the others waiting in a
+    /// collective.</summary>
+    public void Abort(int exitCode) => _mpi.Abort(_mpi.CommWorld, exitCode);
+
+    /// <summary>MPI_Finalize, after a barrier so no rank leaves while another still communicates.</summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        int finalized;
+        if (_mpi.Finalized(&finalized) == 0 && finalized == 0) _mpi.Finalize();
+    }
+}
