@@ -63,9 +63,8 @@ public sealed class DataParallel : IDisposable
         ICollective collective = backend switch
         {
             DistBackend.Mpi => new MpiCollective(launch),
-            DistBackend.Nccl => throw new GflConfigException("train.dist.backend nccl: not in this build yet (the MPI backend " +
-                "works on CPU and, staging through host memory, on GPUs: set train.dist.backend mpi and launch with mpirun/srun)")
-                { Key = "train.dist.backend" },
+            DistBackend.Nccl => new NcclCollective(launch with { MasterAddress = launch.MasterAddress ?? "127.0.0.1" }, device,
+                TimeSpan.FromSeconds(600)),
             _ => SingleProcessCollective.Instance,
         };
         log.Information("data parallel: {Launch}, backend {Backend}, device {Device}", launch.ToString(), backend.ToString().ToLowerInvariant(), device.ToString());
