@@ -14,7 +14,7 @@ public sealed class LayeringTests(ITestOutputHelper output)
     internal static readonly string[] Layers =
     [
         "Core", "Coco", "Config", "Runtime", "Boxes", "Model", "Training.Targets", "Training.Losses", "Data",
-        "Checkpoints", "Reporting", "Inference", "Training", "Diagnostics", "Benchmarks", "Cli",
+        "Checkpoints", "Reporting", "Inference", "Export", "Training", "Diagnostics", "Benchmarks", "Cli",
     ];
 
     /// <summary>Layers that must stay free of TorchSharp: the metric evaluates any results file, and a configuration

@@ -1,0 +1,74 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using GflTrainer.Checkpoints;
+using GflTrainer.Inference;
+using Serilog;
+using static TorchSharp.torch;
+
+namespace GflTrainer.Export;
+
+/// <summary>What <c>gfl export</c> asks for.</summary>
+/// <param name="Checkpoint">a gfl checkpoint folder (or a file in it), or bare weights with <paramref name="ConfigPath"/>.</param>
+/// <param name="Out">the .onnx file to write; the sample goes next to it as <c>OUT.sample.safetensors</c>.</param>
+public sealed record ExportRequest(string Checkpoint, string? ConfigPath, IReadOnlyList<string> Overrides, string Out, string Format = "onnx");
+
+/// <summary>What was written.</summary>
+public sealed record ExportResult(string Model, string Sample, long Bytes);
+
+/// <summary><c>gfl export</c>: the trained detector as an ONNX model (see <see cref="GflOnnxGraph"/> for the graph) with
+/// its metadata, and a sample (one input batch and gfl's own outputs for it) that any ONNX runtime can be checked with.</summary>
+public static class ExportRun
+{
+    public static ExportResult Execute(ExportRequest request, ILogger log)
+    {
+        if (!string.Equals(request.Format, "onnx", StringComparison.OrdinalIgnoreCase))
+            throw new GflConfigException($"--format {request.Format}: only onnx is supported") { Key = "--format" };
+        using var detector = TrainedDetector.Load(request.Checkpoint, request.ConfigPath, request.Overrides, CPU);
+        var cfg = detector.Config;
+        var weightsFile = Directory.Exists(request.Checkpoint) ? Path.Combine(request.Checkpoint, CheckpointStore.ModelFile)
+            : Path.GetFileName(request.Checkpoint) == CheckpointStore.MetaFile
+                ? Path.Combine(Path.GetDirectoryName(request.Checkpoint)!, CheckpointStore.ModelFile) : request.Checkpoint;
+        string digest;
+        using (var stream = File.OpenRead(weightsFile)) digest = Convert.ToHexString(SHA256.HashData(stream)).ToLowerInvariant();
+        // The size the model was trained for, padded as the pipeline pads (multiples of 32): the sample's input size.
+        int w = (cfg.Data.ImgScale[0] + 31) / 32 * 32, h = (cfg.Data.ImgScale[1] + 31) / 32 * 32;
+        var metadata = new List<KeyValuePair<string, string>>
+        {
+            new("gfl_version", typeof(ExportRun).Assembly.GetName().Version?.ToString(3) ?? "unknown"),
+            new("source_checkpoint", Path.GetFullPath(request.Checkpoint)),
+            new("source_sha256", digest),
+            new("classes", JsonSerializer.Serialize(detector.Categories.Categories.Select(c => c.Name))),
+            new("category_ids", JsonSerializer.Serialize(detector.Categories.Categories.Select(c => c.Id))),
+            new("img_scale", JsonSerializer.Serialize(cfg.Data.ImgScale)),
+            new("keep_ratio", cfg.Data.KeepRatio ? "true" : "false"),
+            new("size_divisor", "32"),
+            new("mean", JsonSerializer.Serialize(cfg.Data.Mean)),
+            new("std", JsonSerializer.Serialize(cfg.Data.Std)),
+            new("to_rgb", cfg.Data.ToRgb ? "true" : "false"),
+            new("score_threshold", cfg.Model.Test.ScoreThr.ToString("R", System.Globalization.CultureInfo.InvariantCulture)),
+            new("nms_iou", cfg.Model.Test.NmsIou.ToString("R", System.Globalization.CultureInfo.InvariantCulture)),
+            new("max_per_img", cfg.Model.Test.MaxPerImg.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+            new("nms_pre", cfg.Model.Test.NmsPre.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+        };
+        var encoded = GflOnnxExporter.Encode(detector.Model, cfg.Model, metadata);
+        GflOnnxExporter.Write(request.Out, encoded);
+
+        // The sample: a seeded normalised-looking input and gfl's outputs for it, named as the graph's input and outputs.
+        var sample = request.Out + ".sample.safetensors";
+        using (var scope = NewDisposeScope())
+        using (no_grad())
+        {
+            var generator = new TorchSharp.torch.Generator(0);
+            var images = randn(new long[] { 1, 3, h, w }, generator: generator);
+            var outputs = detector.Model.forward(images);
+            var (scores, boxes) = GflOnnxReference.Decode(detector.Model, outputs, cfg.Model.Head.RegMax, (h, w));
+            Safetensors.Write(sample, new Dictionary<string, Tensor>
+            {
+                [GflOnnxGraph.Input] = images, [GflOnnxGraph.Scores] = scores, [GflOnnxGraph.Boxes] = boxes,
+            }, new Dictionary<string, string> { ["model"] = Path.GetFileName(request.Out) });
+        }
+        log.Information("wrote {Model} ({MB:F1} MB, opset {Opset}) and {Sample} (input {H}x{W} and gfl's outputs)",
+            request.Out, encoded.Length / 1048576.0, Onnx.OnnxGraphBuilder.Opset, sample, h, w);
+        return new ExportResult(Path.GetFullPath(request.Out), Path.GetFullPath(sample), encoded.LongLength);
+    }
+}

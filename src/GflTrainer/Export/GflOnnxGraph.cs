@@ -1,0 +1,181 @@
+using GflTrainer.Config;
+using GflTrainer.Export.Onnx;
+using GflTrainer.Model;
+using static TorchSharp.torch;
+using A = GflTrainer.Export.Onnx.OnnxGraphBuilder;
+
+namespace GflTrainer.Export;
+
+/// <summary>The GFL detector as an ONNX graph, built from its state dict (mmdetection's names) and model config: the
+/// same operations as <see cref="GflDetector.forward"/> in eval mode. BatchNorms are folded into their convs with the
+/// formula of <see cref="ConvBatchNorm"/>; GroupNorm is Reshape -> InstanceNormalization -> Reshape -> Mul -> Add
+/// (TensorRT imports no GroupNormalization, mmdeploy exports it the same way); the FPN's nearest upsampling is a
+/// Resize to the finer level's runtime shape (asymmetric, floor: PyTorch's 'nearest'), so any input size works.
+/// Outputs: <c>scores</c> (N, A, C) class probabilities (sigmoid) and <c>bboxes</c> (N, A, 4) x1 y1 x2 y2 in input
+/// pixels, clamped to the input, for all A anchor points of P3..P7 (level by level, row-major, as
+/// <see cref="Inference.GflPostprocessor"/> orders them): the Integral (softmax over the R+1 bins times 0..R) times the
+/// stride, from the points (x·s, y·s) built from each level's runtime size. With <c>rawOutputs</c> also each level's
+/// head outputs, <c>cls_score_pL</c> (N, C, H_L, W_L) logits and <c>bbox_pred_pL</c> (N, 4(R+1), H_L, W_L).</summary>
+internal static class GflOnnxGraph
+{
+    public const string Input = "images";
+    public const string Scores = "scores";
+    public const string Boxes = "bboxes";
+    const double BatchNormEps = 1e-5, GroupNormEps = 1e-5;
+
+    public static OnnxProto.Graph Build(GflDetector model, ModelConfig config, bool rawOutputs = false)
+    {
+        using var scope = NewDisposeScope();
+        var sd = model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().cpu().to_type(ScalarType.Float32));
+        var g = new OnnxGraphBuilder();
+        Tensor W(string key) => sd.TryGetValue(key, out var t) ? t : throw new InvalidOperationException($"state dict has no {key}");
+
+        // Conv (bias-free) followed by an eval-mode BatchNorm, folded: w * g/sqrt(v+eps), b - m * g/sqrt(v+eps).
+        string ConvBn(string x, string conv, string bn, long stride, string hint)
+        {
+            var w = W(conv + ".weight");
+            var scale = W(bn + ".weight") * (W(bn + ".running_var") + BatchNormEps).rsqrt();
+            var weight = w * scale.view(-1, 1, 1, 1);
+            var bias = W(bn + ".bias") - W(bn + ".running_mean") * scale;
+            long k = w.shape[2];
+            return g.Conv(x, g.Initializer(conv + ".weight", weight), g.Initializer(conv + ".bias", bias), k, stride, k / 2, hint);
+        }
+        string Conv(string x, string conv, long stride, string hint)
+        {
+            var w = W(conv + ".weight");
+            long k = w.shape[2];
+            string? bias = sd.ContainsKey(conv + ".bias") ? g.Initializer(conv + ".bias", W(conv + ".bias")) : null;
+            return g.Conv(x, g.Initializer(conv + ".weight", w), bias, k, stride, k / 2, hint);
+        }
+
+        // Backbone: stem, max pool, four stages of residual blocks; C3..C5 out.
+        var b = config.Backbone;
+        var y = g.Relu(ConvBn(Input, "backbone.conv1", "backbone.bn1", 2, "stem"), "stem_relu");
+        y = g.Op("MaxPool", "stem_pool", [y], A.Attr("kernel_shape", 3L, 3L), A.Attr("strides", 2L, 2L), A.Attr("pads", 1L, 1L, 1L, 1L));
+        var stages = new List<string>();
+        for (int stage = 1; stage <= 4; stage++)
+        {
+            for (int block = 0; sd.ContainsKey($"backbone.layer{stage}.{block}.conv1.weight"); block++)
+            {
+                var p = $"backbone.layer{stage}.{block}";
+                long stride = stage > 1 && block == 0 ? 2 : 1;
+                bool bottleneck = sd.ContainsKey(p + ".conv3.weight");
+                // 'pytorch' style: the stride sits on the 3x3 conv (conv2) of a bottleneck, on conv1 of a basic block.
+                var z = g.Relu(ConvBn(y, p + ".conv1", p + ".bn1", bottleneck ? 1 : stride, p + ".conv1"), p + ".relu1");
+                z = ConvBn(z, p + ".conv2", p + ".bn2", bottleneck ? stride : 1, p + ".conv2");
+                if (bottleneck) z = ConvBn(g.Relu(z, p + ".relu2"), p + ".conv3", p + ".bn3", 1, p + ".conv3");
+                var identity = sd.ContainsKey(p + ".downsample.0.weight")
+                    ? ConvBn(y, p + ".downsample.0", p + ".downsample.1", stride, p + ".downsample") : y;
+                y = g.Relu(g.Add(z, identity, p + ".add"), p + ".out");
+            }
+            stages.Add(y);
+        }
+        var features = stages.Skip(1).ToList();   // C3, C4, C5
+
+        // FPN: laterals, top-down nearest upsampling to the finer level's size, 3x3 outputs, stride-2 extra levels on
+        // the last output ('on_output').
+        var laterals = features.Select((f, i) => Conv(f, $"neck.lateral_convs.{i}.conv", 1, $"lateral{i}")).ToArray();
+        for (int i = laterals.Length - 1; i > 0; i--)
+        {
+            var size = g.Op("Shape", $"lateral{i - 1}_shape", [laterals[i - 1]]);   // same N and channels: the full 4-D size
+            var up = g.Op("Resize", $"lateral{i}_up", [laterals[i], "", "", size], A.Attr("mode", "nearest"),
+                A.Attr("coordinate_transformation_mode", "asymmetric"), A.Attr("nearest_mode", "floor"));
+            laterals[i - 1] = g.Add(laterals[i - 1], up, $"lateral{i - 1}_merged");
+        }
+        var levels = new List<string>();
+        for (int i = 0; sd.ContainsKey($"neck.fpn_convs.{i}.conv.weight"); i++)
+            levels.Add(Conv(i < laterals.Length ? laterals[i] : levels[i - 1], $"neck.fpn_convs.{i}.conv", i < laterals.Length ? 1 : 2, $"p{i + 3}"));
+
+        // Head: per level two towers of conv-GN-ReLU, the classifier and the distribution regressor times the level's Scale.
+        var h = config.Head;
+        string GroupNorm(string x, string key, int groups, string hint)
+        {
+            var shape = g.Op("Shape", hint + "_shape", [x]);
+            var grouped = g.Op("Reshape", hint + "_grouped", [x, g.Ints(0, groups, -1)]);
+            var unitScale = g.Initializer($"gn_ones_{groups}", ones(groups));
+            var noShift = g.Initializer($"gn_zeros_{groups}", zeros(groups));
+            var normed = g.Op("InstanceNormalization", hint + "_normed", [grouped, unitScale, noShift], A.Attr("epsilon", (float)GroupNormEps));
+            var back = g.Op("Reshape", hint + "_ungrouped", [normed, shape]);
+            var gamma = g.Initializer(key + ".weight", W(key + ".weight").view(-1, 1, 1));
+            var beta = g.Initializer(key + ".bias", W(key + ".bias").view(-1, 1, 1));
+            return g.Add(g.Mul(back, gamma, hint + "_scaled"), beta, hint + "_gn");
+        }
+        string Tower(string x, string tower, int level)
+        {
+            for (int i = 0; sd.ContainsKey($"bbox_head.{tower}.{i}.conv.weight"); i++)
+            {
+                var p = $"bbox_head.{tower}.{i}";
+                x = g.Relu(GroupNorm(Conv(x, p + ".conv", 1, $"{p}.conv_p{level + 3}"), p + ".gn", h.NormGroups, $"{p}_p{level + 3}"), $"{p}_p{level + 3}_relu");
+            }
+            return x;
+        }
+        var raw = new List<OnnxProto.ValueInfo>();
+        var levelScores = new List<string>();
+        var levelBoxes = new List<string>();
+        var strides = model.Strides;
+        var project = g.Initializer("integral_project", linspace(0, h.RegMax, h.RegMax + 1, dtype: ScalarType.Float32));
+        for (int l = 0; l < levels.Count; l++)
+        {
+            var cls = g.Op("Identity", ClsOutput(l), [Conv(Tower(levels[l], "cls_convs", l), "bbox_head.gfl_cls", 1, $"cls_logits_p{l + 3}")]);
+            var reg = g.Op("Mul", RegOutput(l), [Conv(Tower(levels[l], "reg_convs", l), "bbox_head.gfl_reg", 1, $"reg_p{l + 3}"),
+                g.Initializer($"bbox_head.scales.{l}.scale", W($"bbox_head.scales.{l}.scale").reshape(1))]);
+            raw.Add(new OnnxProto.ValueInfo(ClsOutput(l), OnnxProto.DataType.Float, ["batch", h.NumClasses, $"h_p{l + 3}", $"w_p{l + 3}"]));
+            raw.Add(new OnnxProto.ValueInfo(RegOutput(l), OnnxProto.DataType.Float, ["batch", 4 * (h.RegMax + 1), $"h_p{l + 3}", $"w_p{l + 3}"]));
+            var (scores, boxes) = Decode(g, cls, reg, project, strides[l], h.NumClasses, h.RegMax, $"p{l + 3}");
+            levelScores.Add(scores);
+            levelBoxes.Add(boxes);
+        }
+        var allScores = g.Op("Concat", Scores, levelScores, A.Attr("axis", 1L));
+        var allBoxes = g.Op("Concat", "bboxes_unclamped", levelBoxes, A.Attr("axis", 1L));
+        // Clamp to the input: x in [0, W], y in [0, H] (mmdetection clamps to the image shape; the input is that image,
+        // padded to a multiple of 32).
+        var inputShape = g.Op("Cast", "input_shape_f", [g.Op("Shape", "input_shape", [Input])], A.Attr("to", (long)OnnxProto.DataType.Float));
+        var hw = g.Op("Gather", "input_hw", [inputShape, g.Ints(2, 3)], A.Attr("axis", 0L));
+        var wh = g.Op("Gather", "input_wh", [hw, g.Ints(1, 0)], A.Attr("axis", 0L));
+        var limit = g.Op("Concat", "box_limit", [wh, wh], A.Attr("axis", 0L));
+        g.Op("Min", Boxes, [g.Op("Max", "bboxes_nonneg", [allBoxes, g.Float(0)]), limit]);
+
+        var input = new OnnxProto.ValueInfo(Input, OnnxProto.DataType.Float, ["batch", 3, "height", "width"]);
+        var outputs = new List<OnnxProto.ValueInfo>
+        {
+            new(Scores, OnnxProto.DataType.Float, ["batch", "anchors", h.NumClasses]),
+            new(Boxes, OnnxProto.DataType.Float, ["batch", "anchors", 4]),
+        };
+        if (rawOutputs) outputs.AddRange(raw);
+        return g.Build("gfl", [input], outputs);
+    }
+
+    /// <summary>One level's (N, h·w, C) scores and (N, h·w, 4) boxes from its head outputs.</summary>
+    static (string Scores, string Boxes) Decode(OnnxGraphBuilder g, string cls, string reg, string project, int stride,
+        int numClasses, int regMax, string level)
+    {
+        var scores = g.Op("Sigmoid", $"scores_{level}", [g.Op("Reshape", $"cls_flat_{level}",
+            [g.Op("Transpose", $"cls_nhwc_{level}", [cls], A.Attr("perm", 0L, 2L, 3L, 1L)), g.Ints(0, -1, numClasses)])]);
+        var bins = g.Op("Reshape", $"bins_{level}",
+            [g.Op("Transpose", $"reg_nhwc_{level}", [reg], A.Attr("perm", 0L, 2L, 3L, 1L)), g.Ints(0, -1, 4, regMax + 1)]);
+        var expected = g.Op("MatMul", $"distance_bins_{level}", [g.Op("Softmax", $"bin_probs_{level}", [bins], A.Attr("axis", -1L)), project]);
+        var distances = g.Op("Mul", $"distances_{level}", [expected, g.Float(stride)]);   // (N, A, 4) l t r b in pixels
+
+        // Points (x·s, y·s), x fastest, from the level's runtime size.
+        var shape = g.Op("Shape", $"shape_{level}", [cls]);
+        var h = g.Op("Gather", $"h_{level}", [shape, g.Ints(2)], A.Attr("axis", 0L));
+        var w = g.Op("Gather", $"w_{level}", [shape, g.Ints(3)], A.Attr("axis", 0L));
+        var hw = g.Op("Concat", $"hw_{level}", [h, w], A.Attr("axis", 0L));
+        string Coordinates(string count, string axis) => g.Op("Mul", $"{axis}_{level}", [g.Op("Cast", $"{axis}_f_{level}",
+            [g.Op("Range", $"{axis}_i_{level}", [g.IntScalar(0), count, g.IntScalar(1)])], A.Attr("to", (long)OnnxProto.DataType.Float)), g.Float(stride)]);
+        var xs = g.Op("Expand", $"xs_grid_{level}", [g.Op("Unsqueeze", $"xs_row_{level}", [Coordinates(g.Op("Squeeze", $"w_s_{level}", [w, g.Ints(0)]), "xs"), g.Ints(0)]), hw]);
+        var ys = g.Op("Expand", $"ys_grid_{level}", [g.Op("Unsqueeze", $"ys_col_{level}", [Coordinates(g.Op("Squeeze", $"h_s_{level}", [h, g.Ints(0)]), "ys"), g.Ints(1)]), hw]);
+        var points = g.Op("Concat", $"points_{level}", [g.Op("Reshape", $"xs_flat_{level}", [xs, g.Ints(-1, 1)]),
+            g.Op("Reshape", $"ys_flat_{level}", [ys, g.Ints(-1, 1)])], A.Attr("axis", 1L));   // (A, 2)
+
+        // distance2bbox: (x - l, y - t, x + r, y + b).
+        var lt = g.Op("Slice", $"lt_{level}", [distances, g.Ints(0), g.Ints(2), g.Ints(-1)]);
+        var rb = g.Op("Slice", $"rb_{level}", [distances, g.Ints(2), g.Ints(4), g.Ints(-1)]);
+        var boxes = g.Op("Concat", $"boxes_{level}", [g.Op("Sub", $"x1y1_{level}", [points, lt]), g.Op("Add", $"x2y2_{level}", [points, rb])],
+            A.Attr("axis", -1L));
+        return (scores, boxes);
+    }
+
+    public static string ClsOutput(int level) => $"cls_score_p{level + 3}";
+    public static string RegOutput(int level) => $"bbox_pred_p{level + 3}";
+}
