@@ -10,7 +10,9 @@ namespace GflTrainer.Export;
 /// <summary>What <c>gfl export</c> asks for.</summary>
 /// <param name="Checkpoint">a gfl checkpoint folder (or a file in it), or bare weights with <paramref name="ConfigPath"/>.</param>
 /// <param name="Out">the .onnx file to write; the sample goes next to it as <c>OUT.sample.safetensors</c>.</param>
-public sealed record ExportRequest(string Checkpoint, string? ConfigPath, IReadOnlyList<string> Overrides, string Out, string Format = "onnx");
+/// <param name="Nms">post-processing in the graph: mmdeploy's <c>dets</c>/<c>labels</c> outputs instead of <c>scores</c>/<c>bboxes</c>.</param>
+public sealed record ExportRequest(string Checkpoint, string? ConfigPath, IReadOnlyList<string> Overrides, string Out, string Format = "onnx",
+    bool Nms = false);
 
 /// <summary>What was written.</summary>
 public sealed record ExportResult(string Model, string Sample, long Bytes);
@@ -50,7 +52,7 @@ public static class ExportRun
             new("max_per_img", cfg.Model.Test.MaxPerImg.ToString(System.Globalization.CultureInfo.InvariantCulture)),
             new("nms_pre", cfg.Model.Test.NmsPre.ToString(System.Globalization.CultureInfo.InvariantCulture)),
         };
-        var encoded = GflOnnxExporter.Encode(detector.Model, cfg.Model, metadata);
+        var encoded = GflOnnxExporter.Encode(detector.Model, cfg.Model, metadata, nms: request.Nms);
         GflOnnxExporter.Write(request.Out, encoded);
 
         // The sample: a seeded normalised-looking input and gfl's outputs for it, named as the graph's input and outputs.
@@ -61,11 +63,22 @@ public static class ExportRun
             var generator = new TorchSharp.torch.Generator(0);
             var images = randn(new long[] { 1, 3, h, w }, generator: generator);
             var outputs = detector.Model.forward(images);
-            var (scores, boxes) = GflOnnxReference.Decode(detector.Model, outputs, cfg.Model.Head.RegMax, (h, w));
-            Safetensors.Write(sample, new Dictionary<string, Tensor>
+            var tensors = new Dictionary<string, Tensor> { [GflOnnxGraph.Input] = images };
+            if (request.Nms)
             {
-                [GflOnnxGraph.Input] = images, [GflOnnxGraph.Scores] = scores, [GflOnnxGraph.Boxes] = boxes,
-            }, new Dictionary<string, string> { ["model"] = Path.GetFileName(request.Out) });
+                // One image: its detections fill every row (no padding rows), as gfl's post-processing returns them.
+                var d = GflPostprocessor.FromConfig(cfg.Model).PredictSingle(outputs.ClassScores.Select(t => t[0]).ToList(),
+                    outputs.BoxPredictions.Select(t => t[0]).ToList(), (h, w), 1.0, 1.0);
+                tensors[GflOnnxGraph.Dets] = cat([d.Boxes.to_type(ScalarType.Float32), d.Scores.to_type(ScalarType.Float32).unsqueeze(1)], 1).unsqueeze(0);
+                tensors[GflOnnxGraph.Labels] = d.Labels.to_type(ScalarType.Int64).unsqueeze(0);
+            }
+            else
+            {
+                var (scores, boxes) = GflOnnxReference.Decode(detector.Model, outputs, cfg.Model.Head.RegMax, (h, w));
+                tensors[GflOnnxGraph.Scores] = scores;
+                tensors[GflOnnxGraph.Boxes] = boxes;
+            }
+            Safetensors.Write(sample, tensors, new Dictionary<string, string> { ["model"] = Path.GetFileName(request.Out) });
         }
         log.Information("wrote {Model} ({MB:F1} MB, opset {Opset}) and {Sample} (input {H}x{W} and gfl's outputs)",
             request.Out, encoded.Length / 1048576.0, Onnx.OnnxGraphBuilder.Opset, sample, h, w);

@@ -23,7 +23,9 @@ internal static class GflOnnxGraph
     public const string Boxes = "bboxes";
     const double BatchNormEps = 1e-5, GroupNormEps = 1e-5;
 
-    public static OnnxProto.Graph Build(GflDetector model, ModelConfig config, bool rawOutputs = false)
+    /// <param name="nms">end with the post-processing (<see cref="Nms"/>) and output <c>dets</c>/<c>labels</c> instead of
+    /// <c>scores</c>/<c>bboxes</c>.</param>
+    public static OnnxProto.Graph Build(GflDetector model, ModelConfig config, bool rawOutputs = false, bool nms = false)
     {
         using var scope = NewDisposeScope();
         var sd = model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().cpu().to_type(ScalarType.Float32));
@@ -112,6 +114,12 @@ internal static class GflOnnxGraph
         var raw = new List<OnnxProto.ValueInfo>();
         var levelScores = new List<string>();
         var levelBoxes = new List<string>();
+        // Boxes are clamped to the input: x in [0, W], y in [0, H] (mmdetection clamps to the image shape; the input is
+        // that image, padded to a multiple of 32).
+        var inputShape = g.Op("Cast", "input_shape_f", [g.Op("Shape", "input_shape", [Input])], A.Attr("to", (long)OnnxProto.DataType.Float));
+        var hwInput = g.Op("Gather", "input_hw", [inputShape, g.Ints(2, 3)], A.Attr("axis", 0L));
+        var whInput = g.Op("Gather", "input_wh", [hwInput, g.Ints(1, 0)], A.Attr("axis", 0L));
+        var limit = g.Op("Concat", "box_limit", [whInput, whInput], A.Attr("axis", 0L));
         var strides = model.Strides;
         var project = g.Initializer("integral_project", linspace(0, h.RegMax, h.RegMax + 1, dtype: ScalarType.Float32));
         for (int l = 0; l < levels.Count; l++)
@@ -123,26 +131,95 @@ internal static class GflOnnxGraph
             raw.Add(new OnnxProto.ValueInfo(RegOutput(l), OnnxProto.DataType.Float, ["batch", 4 * (h.RegMax + 1), $"h_p{l + 3}", $"w_p{l + 3}"]));
             var (scores, boxes) = Decode(g, cls, reg, project, strides[l], h.NumClasses, h.RegMax, $"p{l + 3}");
             levelScores.Add(scores);
-            levelBoxes.Add(boxes);
+            levelBoxes.Add(g.Op("Min", $"boxes_clamped_p{l + 3}", [g.Op("Max", $"boxes_nonneg_p{l + 3}", [boxes, g.Float(0)]), limit]));
         }
-        var allScores = g.Op("Concat", Scores, levelScores, A.Attr("axis", 1L));
-        var allBoxes = g.Op("Concat", "bboxes_unclamped", levelBoxes, A.Attr("axis", 1L));
-        // Clamp to the input: x in [0, W], y in [0, H] (mmdetection clamps to the image shape; the input is that image,
-        // padded to a multiple of 32).
-        var inputShape = g.Op("Cast", "input_shape_f", [g.Op("Shape", "input_shape", [Input])], A.Attr("to", (long)OnnxProto.DataType.Float));
-        var hw = g.Op("Gather", "input_hw", [inputShape, g.Ints(2, 3)], A.Attr("axis", 0L));
-        var wh = g.Op("Gather", "input_wh", [hw, g.Ints(1, 0)], A.Attr("axis", 0L));
-        var limit = g.Op("Concat", "box_limit", [wh, wh], A.Attr("axis", 0L));
-        g.Op("Min", Boxes, [g.Op("Max", "bboxes_nonneg", [allBoxes, g.Float(0)]), limit]);
 
         var input = new OnnxProto.ValueInfo(Input, OnnxProto.DataType.Float, ["batch", 3, "height", "width"]);
-        var outputs = new List<OnnxProto.ValueInfo>
+        var outputs = new List<OnnxProto.ValueInfo>();
+        if (nms)
         {
-            new(Scores, OnnxProto.DataType.Float, ["batch", "anchors", h.NumClasses]),
-            new(Boxes, OnnxProto.DataType.Float, ["batch", "anchors", 4]),
-        };
+            Nms(g, levelScores, levelBoxes, config);
+            outputs.Add(new(Dets, OnnxProto.DataType.Float, ["batch", "detections", 5]));
+            outputs.Add(new(Labels, OnnxProto.DataType.Int64, ["batch", "detections"]));
+        }
+        else
+        {
+            g.Op("Concat", Scores, levelScores, A.Attr("axis", 1L));
+            g.Op("Concat", Boxes, levelBoxes, A.Attr("axis", 1L));
+            outputs.Add(new(Scores, OnnxProto.DataType.Float, ["batch", "anchors", h.NumClasses]));
+            outputs.Add(new(Boxes, OnnxProto.DataType.Float, ["batch", "anchors", 4]));
+        }
         if (rawOutputs) outputs.AddRange(raw);
         return g.Build("gfl", [input], outputs);
+    }
+
+    public const string Dets = "dets";
+    public const string Labels = "labels";
+
+    /// <summary>gfl's post-processing (<see cref="Inference.GflPostprocessor"/>) in the graph, with mmdeploy's outputs:
+    /// per level the <c>nms_pre</c> best (anchor, class) pairs (TopK over the flattened scores; pairs at or below
+    /// <c>score_thr</c> drop out in the NMS), boxes without area removed (min_bbox_size), per-class NonMaxSuppression
+    /// at <c>nms_iou</c>, then per image the <c>max_per_img</c> best. <c>dets</c> (N, D, 5) holds x1 y1 x2 y2 score and
+    /// <c>labels</c> (N, D) the class index, by descending score; D = min(max_per_img, detections of the whole batch),
+    /// and rows past an image's own detections have score 0 and label -1.</summary>
+    static void Nms(OnnxGraphBuilder g, IReadOnlyList<string> levelScores, IReadOnlyList<string> levelBoxes, ModelConfig config)
+    {
+        var t = config.Test;
+        long classes = config.Head.NumClasses;
+        var candScores = new List<string>();
+        var candLabels = new List<string>();
+        var candBoxes = new List<string>();
+        for (int l = 0; l < levelScores.Count; l++)
+        {
+            var level = $"p{l + 3}";
+            var flat = g.Op("Reshape", $"pair_scores_{level}", [levelScores[l], g.Ints(0, -1)]);   // (N, A_l * C), class fastest
+            var pairs = g.Op("Gather", $"pairs_{level}", [g.Op("Shape", $"pair_shape_{level}", [flat]), g.Ints(1)], A.Attr("axis", 0L));
+            var k = g.Op("Min", $"k_{level}", [pairs, g.Ints(t.NmsPre)]);
+            var top = g.OpMulti("TopK", [$"top_scores_{level}", $"top_pairs_{level}"], [flat, k], A.Attr("axis", 1L), A.Attr("largest", 1L), A.Attr("sorted", 1L));
+            var anchor = g.Op("Div", $"top_anchor_{level}", [top[1], g.Ints(classes)]);
+            candLabels.Add(g.Op("Mod", $"top_label_{level}", [top[1], g.Ints(classes)]));
+            candScores.Add(top[0]);
+            candBoxes.Add(g.Op("GatherND", $"top_boxes_{level}", [levelBoxes[l], g.Op("Unsqueeze", $"top_anchor3_{level}", [anchor, g.Ints(2)])],
+                A.Attr("batch_dims", 1L)));
+        }
+        var scores = g.Op("Concat", "cand_scores", candScores, A.Attr("axis", 1L));   // (N, K)
+        var labels = g.Op("Concat", "cand_labels", candLabels, A.Attr("axis", 1L));
+        var boxes = g.Op("Concat", "cand_boxes", candBoxes, A.Attr("axis", 1L));      // (N, K, 4)
+
+        // min_bbox_size: width and height must exceed it.
+        string Coordinate(int i) => g.Op("Squeeze", $"cand_c{i}", [g.Op("Slice", $"cand_s{i}", [boxes, g.Ints(i), g.Ints(i + 1), g.Ints(2)]), g.Ints(2)]);
+        var minSize = g.Float((float)t.MinBboxSize);
+        var wide = g.Op("Greater", "cand_wide", [g.Op("Sub", "cand_w", [Coordinate(2), Coordinate(0)]), minSize]);
+        var tall = g.Op("Greater", "cand_tall", [g.Op("Sub", "cand_h", [Coordinate(3), Coordinate(1)]), minSize]);
+        scores = g.Op("Where", "cand_scores_sized", [g.Op("And", "cand_sized", [wide, tall]), scores, g.Float(0)]);
+
+        // Per-class score planes (N, C, K): a pair's score in its class's plane, 0 elsewhere (removed by the threshold).
+        var classIds = g.Op("Reshape", "class_ids", [g.Op("Range", "class_range", [g.IntScalar(0), g.IntScalar(classes), g.IntScalar(1)]), g.Ints(1, -1, 1)]);
+        var inClass = g.Op("Equal", "cand_in_class", [g.Op("Unsqueeze", "cand_labels3", [labels, g.Ints(1)]), classIds]);
+        var planes = g.Op("Where", "class_planes", [inClass, g.Op("Unsqueeze", "cand_scores3", [scores, g.Ints(1)]), g.Float(0)]);
+        var selected = g.Op("NonMaxSuppression", "nms_selected", [boxes, planes, g.Ints(t.MaxPerImg),
+            g.Op("Constant", "nms_iou", [], new OnnxProto.Attribute("value_float", Float: (float)t.NmsIou)),
+            g.Op("Constant", "nms_score_thr", [], new OnnxProto.Attribute("value_float", Float: (float)t.ScoreThr))]);   // (S, 3) batch, class, pair
+
+        // Per image the max_per_img best of the kept pairs (mmdeploy's batched top-k over a (N, S) masked score matrix).
+        var selScores = g.Op("GatherND", "sel_scores", [planes, selected]);                                            // (S,)
+        var selBoxes = g.Op("GatherND", "sel_boxes", [boxes, g.Op("Gather", "sel_batch_pair", [selected, g.Ints(0, 2)], A.Attr("axis", 1L))]);   // (S, 4)
+        var selLabels = g.Op("Squeeze", "sel_labels", [g.Op("Slice", "sel_class", [selected, g.Ints(1), g.Ints(2), g.Ints(1)]), g.Ints(1)]);
+        var selImage = g.Op("Squeeze", "sel_image", [g.Op("Slice", "sel_batch", [selected, g.Ints(0), g.Ints(1), g.Ints(1)]), g.Ints(1)]);
+        var batch = g.Op("Gather", "batch_size", [g.Op("Shape", "scores_shape", [scores]), g.Ints(0)], A.Attr("axis", 0L));
+        var images = g.Op("Unsqueeze", "image_ids", [g.Op("Range", "image_range", [g.IntScalar(0),
+            g.Op("Squeeze", "batch_scalar", [batch, g.Ints(0)]), g.IntScalar(1)]), g.Ints(1)]);              // (N, 1)
+        var mine = g.Op("Equal", "sel_mine", [images, g.Op("Unsqueeze", "sel_image_row", [selImage, g.Ints(0)])]);   // (N, S)
+        var masked = g.Op("Where", "sel_masked", [mine, g.Op("Unsqueeze", "sel_scores_row", [selScores, g.Ints(0)]), g.Float(-1)]);
+        var count = g.Op("Gather", "sel_count", [g.Op("Shape", "sel_shape", [selScores]), g.Ints(0)], A.Attr("axis", 0L));
+        var d = g.Op("Min", "det_count", [count, g.Ints(t.MaxPerImg)]);
+        var best = g.OpMulti("TopK", ["det_scores_raw", "det_pick"], [masked, d], A.Attr("axis", 1L), A.Attr("largest", 1L), A.Attr("sorted", 1L));
+        var valid = g.Op("Greater", "det_valid", [best[0], g.Float(-0.5f)]);
+        var detScores = g.Op("Where", "det_scores", [valid, best[0], g.Float(0)]);
+        var detBoxes = g.Op("Gather", "det_boxes_raw", [selBoxes, best[1]], A.Attr("axis", 0L));                     // (N, D, 4)
+        detBoxes = g.Op("Where", "det_boxes", [g.Op("Unsqueeze", "det_valid3", [valid, g.Ints(2)]), detBoxes, g.Float(0)]);
+        g.Op("Concat", Dets, [detBoxes, g.Op("Unsqueeze", "det_scores3", [detScores, g.Ints(2)])], A.Attr("axis", 2L));
+        g.Op("Where", Labels, [valid, g.Op("Gather", "det_labels_raw", [selLabels, best[1]], A.Attr("axis", 0L)), g.Ints(-1)]);
     }
 
     /// <summary>One level's (N, h·w, C) scores and (N, h·w, 4) boxes from its head outputs.</summary>

@@ -42,7 +42,15 @@ public static class ManagedStacks
 
     static DataTarget AttachTo(int pid)
     {
-        if (OperatingSystem.IsLinux() && !Directory.Exists($"/proc/{pid}")) throw new InvalidOperationException($"no process with id {pid}");
+        if (OperatingSystem.IsLinux())
+        {
+            if (!Directory.Exists($"/proc/{pid}")) throw new InvalidOperationException($"no process with id {pid}");
+            // Only .NET processes are suspended: a native one is refused before any ptrace (nothing to read there).
+            bool dotnet;
+            try { dotnet = File.ReadLines($"/proc/{pid}/maps").Any(l => l.EndsWith("/libcoreclr.so", StringComparison.Ordinal)); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { dotnet = true; }   // let the attach say why
+            if (!dotnet) throw new InvalidOperationException($"process {pid} has no .NET runtime loaded");
+        }
         try { return DataTarget.AttachToProcess(pid, suspend: true); }
         catch (Exception e) when (e is not OutOfMemoryException)
         {

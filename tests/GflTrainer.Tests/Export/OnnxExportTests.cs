@@ -67,6 +67,57 @@ public sealed class OnnxExportTests
         Compare(boxes, byName[GflOnnxGraph.Boxes], "boxes (px)", 1e-3);
     }
 
+    /// <summary>With the post-processing in the graph (<c>--nms</c>), each image's detections are gfl's own
+    /// (<see cref="GflTrainer.Inference.GflPostprocessor"/> on the same head outputs, at scale 1): the same boxes
+    /// (1e-3 px), scores (1e-5) and labels in the same order, padded rows after them.</summary>
+    [Theory]
+    [InlineData(18, 1, 128, 96)]
+    [InlineData(18, 3, 96, 160)]
+    [InlineData(50, 2, 128, 128)]
+    public void WithNms_DetectionsAreGflsPostprocessing(int depth, int batch, int height, int width)
+    {
+        var cfg = Tiny(depth);
+        using var model = Model(cfg, seed: 10 + depth + batch);
+        using (no_grad())   // scores spread over (0, 1), so hundreds of pairs pass the 0.05 threshold and NMS has work
+        {
+            var bias = model.state_dict()["bbox_head.gfl_cls.bias"];
+            bias.copy_(randn_like(bias) * 1.5 - 1);
+        }
+        using var session = new InferenceSession(GflOnnxExporter.Encode(model, cfg, [], rawOutputs: true, nms: true));
+        manual_seed(2);
+        using var images = randn(batch, 3, height, width);
+        var heads = model.forward(images);
+        var input = new DenseTensor<float>(images.data<float>().ToArray(), [batch, 3, height, width]);
+        using var results = session.Run([NamedOnnxValue.CreateFromTensor(GflOnnxGraph.Input, input)]);
+        var dets = results.First(r => r.Name == GflOnnxGraph.Dets).AsTensor<float>();
+        var labels = results.First(r => r.Name == GflOnnxGraph.Labels).AsTensor<long>();
+        var post = GflTrainer.Inference.GflPostprocessor.FromConfig(cfg);
+        int total = 0;
+        for (int i = 0; i < batch; i++)
+        {
+            var expected = post.PredictSingle(heads.ClassScores.Select(t => t[i]).ToList(), heads.BoxPredictions.Select(t => t[i]).ToList(),
+                (height, width), 1.0, 1.0);
+            var (eb, es, el) = expected.ToHost();
+            total += es.Length;
+            int rows = dets.Dimensions[1];
+            Assert.True(rows >= es.Length, $"image {i}: {rows} rows for {es.Length} detections");
+            for (int j = 0; j < rows; j++)
+            {
+                if (j >= es.Length)
+                {
+                    Assert.Equal(-1, labels[i, j]);
+                    Assert.Equal(0f, dets[i, j, 4]);
+                    continue;
+                }
+                Assert.Equal(el[j], labels[i, j]);
+                Assert.True(Math.Abs(es[j] - dets[i, j, 4]) <= 1e-5, $"image {i} detection {j}: score {es[j]} vs {dets[i, j, 4]}");
+                for (int c = 0; c < 4; c++)
+                    Assert.True(Math.Abs(eb[4 * j + c] - dets[i, j, c]) <= 1e-3, $"image {i} detection {j}: box {c}");
+            }
+        }
+        Assert.True(total > 10, $"only {total} detections: the test would not exercise the NMS");
+    }
+
     static void Compare(TorchSharp.torch.Tensor expected, Microsoft.ML.OnnxRuntime.Tensors.Tensor<float> actual, string what, double tolerance)
     {
         Assert.Equal(expected.shape, actual.Dimensions.ToArray().Select(d => (long)d).ToArray());
@@ -79,8 +130,10 @@ public sealed class OnnxExportTests
     /// <summary><c>gfl export</c> of a trained checkpoint: the file passes the official <c>onnx</c> 1.12 checker with full
     /// strict shape inference (Debian's python3-onnx, installed by .ci/run), carries the metadata, and ONNX Runtime
     /// reproduces the sample outputs written beside it from the sample input.</summary>
-    [Fact]
-    public void Export_OfATrainedCheckpoint_PassesTheOnnxChecker_AndReproducesItsSample()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Export_OfATrainedCheckpoint_PassesTheOnnxChecker_AndReproducesItsSample(bool nms)
     {
         var root = Directory.CreateTempSubdirectory("gfl-export").FullName;
         var cfg = GflTrainer.Tests.Training.TrainRunTests.TinyConfig(root, epochs: 1);
@@ -88,7 +141,8 @@ public sealed class OnnxExportTests
         GflTrainer.Training.TrainRun.Execute(new GflTrainer.Training.TrainRequest(cfg, ["train.eval_interval=0"], work),
             Serilog.Core.Logger.None, null, CancellationToken.None);
         var onnxFile = Path.Combine(root, "out", "tiny.onnx");
-        var r = ExportRun.Execute(new ExportRequest(Path.Combine(work, "checkpoints", "last"), null, [], onnxFile), Serilog.Core.Logger.None);
+        var r = ExportRun.Execute(new ExportRequest(Path.Combine(work, "checkpoints", "last"), null, ["model.test.score_thr=0.01"], onnxFile,
+            Nms: nms), Serilog.Core.Logger.None);
         Assert.Equal(onnxFile + ".sample.safetensors", r.Sample);
 
         using var session = new InferenceSession(onnxFile);
@@ -100,9 +154,19 @@ public sealed class OnnxExportTests
         var images = sample.Tensors[GflOnnxGraph.Input];
         var input = new DenseTensor<float>(images.data<float>().ToArray(), images.shape.Select(d => (int)d).ToArray());
         using var results = session.Run([NamedOnnxValue.CreateFromTensor(GflOnnxGraph.Input, input)]);
-        var byName = results.ToDictionary(x => x.Name, x => x.AsTensor<float>());
-        Compare(sample.Tensors[GflOnnxGraph.Scores], byName[GflOnnxGraph.Scores], "sample scores", 1e-5);
-        Compare(sample.Tensors[GflOnnxGraph.Boxes], byName[GflOnnxGraph.Boxes], "sample boxes", 1e-3);
+        if (nms)
+        {
+            var dets = results.First(x => x.Name == GflOnnxGraph.Dets).AsTensor<float>();
+            Assert.True(dets.Dimensions[1] > 0, "no detections in the sample: the NMS path is not exercised");
+            Compare(sample.Tensors[GflOnnxGraph.Dets], dets, "sample dets", 1e-3);
+            Assert.Equal(sample.Tensors[GflOnnxGraph.Labels].data<long>().ToArray(), results.First(x => x.Name == GflOnnxGraph.Labels).AsTensor<long>().ToArray());
+        }
+        else
+        {
+            var byName = results.ToDictionary(x => x.Name, x => x.AsTensor<float>());
+            Compare(sample.Tensors[GflOnnxGraph.Scores], byName[GflOnnxGraph.Scores], "sample scores", 1e-5);
+            Compare(sample.Tensors[GflOnnxGraph.Boxes], byName[GflOnnxGraph.Boxes], "sample boxes", 1e-3);
+        }
 
         // The reference checker (what mmdeploy and TensorRT users run first).
         const string python = "/usr/bin/python3";
