@@ -11,8 +11,9 @@ namespace GflTrainer.Export;
 /// <param name="Checkpoint">a gfl checkpoint folder (or a file in it), or bare weights with <paramref name="ConfigPath"/>.</param>
 /// <param name="Out">the .onnx file to write; the sample goes next to it as <c>OUT.sample.safetensors</c>.</param>
 /// <param name="Nms">post-processing in the graph: mmdeploy's <c>dets</c>/<c>labels</c> outputs instead of <c>scores</c>/<c>bboxes</c>.</param>
+/// <param name="Fp16">float16 weights (half the file), float32 computation and I/O.</param>
 public sealed record ExportRequest(string Checkpoint, string? ConfigPath, IReadOnlyList<string> Overrides, string Out, string Format = "onnx",
-    bool Nms = false);
+    bool Nms = false, bool Fp16 = false);
 
 /// <summary>What was written.</summary>
 public sealed record ExportResult(string Model, string Sample, long Bytes);
@@ -51,8 +52,9 @@ public static class ExportRun
             new("nms_iou", cfg.Model.Test.NmsIou.ToString("R", System.Globalization.CultureInfo.InvariantCulture)),
             new("max_per_img", cfg.Model.Test.MaxPerImg.ToString(System.Globalization.CultureInfo.InvariantCulture)),
             new("nms_pre", cfg.Model.Test.NmsPre.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+            new("weights", request.Fp16 ? "float16" : "float32"),
         };
-        var encoded = GflOnnxExporter.Encode(detector.Model, cfg.Model, metadata, nms: request.Nms);
+        var encoded = GflOnnxExporter.Encode(detector.Model, cfg.Model, metadata, nms: request.Nms, fp16: request.Fp16);
         GflOnnxExporter.Write(request.Out, encoded);
 
         // The sample: a seeded normalised-looking input and gfl's outputs for it, named as the graph's input and outputs.
@@ -66,7 +68,8 @@ public static class ExportRun
             var tensors = new Dictionary<string, Tensor> { [GflOnnxGraph.Input] = images };
             if (request.Nms)
             {
-                // One image: its detections fill every row (no padding rows), as gfl's post-processing returns them.
+                // One image: its detections fill every row (no padding rows), as gfl's post-processing returns them. (The
+            // sample holds the float32 model's outputs also for --fp16: what the half weights are meant to reproduce.)
                 var d = GflPostprocessor.FromConfig(cfg.Model).PredictSingle(outputs.ClassScores.Select(t => t[0]).ToList(),
                     outputs.BoxPredictions.Select(t => t[0]).ToList(), (h, w), 1.0, 1.0);
                 tensors[GflOnnxGraph.Dets] = cat([d.Boxes.to_type(ScalarType.Float32), d.Scores.to_type(ScalarType.Float32).unsqueeze(1)], 1).unsqueeze(0);

@@ -10,14 +10,15 @@ internal static class GflOnnxExporter
     /// <summary>The model file's bytes.</summary>
     /// <param name="rawOutputs">also output each level's head outputs (checks, debugging).</param>
     /// <param name="nms">post-processing in the graph: <c>dets</c>/<c>labels</c> outputs.</param>
+    /// <param name="fp16">float16 weights, float32 computation and I/O.</param>
     public static byte[] Encode(GflDetector model, ModelConfig config, IReadOnlyList<KeyValuePair<string, string>> metadata,
-        bool rawOutputs = false, bool nms = false)
+        bool rawOutputs = false, bool nms = false, bool fp16 = false)
     {
         bool wasTraining = model.training;
         model.eval();
         try
         {
-            var graph = GflOnnxGraph.Build(model, config, rawOutputs, nms);
+            var graph = GflOnnxGraph.Build(model, config, rawOutputs, nms, fp16);
             var version = typeof(GflOnnxExporter).Assembly.GetName().Version?.ToString(3) ?? "unknown";
             return new OnnxProto.Model(graph, OnnxGraphBuilder.IrVersion, OnnxGraphBuilder.Opset, version,
                 "GFL detector (ResNet-FPN-GFL) exported by gfl", metadata).Encode();

@@ -25,11 +25,12 @@ internal static class GflOnnxGraph
 
     /// <param name="nms">end with the post-processing (<see cref="Nms"/>) and output <c>dets</c>/<c>labels</c> instead of
     /// <c>scores</c>/<c>bboxes</c>.</param>
-    public static OnnxProto.Graph Build(GflDetector model, ModelConfig config, bool rawOutputs = false, bool nms = false)
+    /// <param name="fp16">weights stored as float16 (see <see cref="OnnxGraphBuilder.HalfWeights"/>).</param>
+    public static OnnxProto.Graph Build(GflDetector model, ModelConfig config, bool rawOutputs = false, bool nms = false, bool fp16 = false)
     {
         using var scope = NewDisposeScope();
         var sd = model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().cpu().to_type(ScalarType.Float32));
-        var g = new OnnxGraphBuilder();
+        var g = new OnnxGraphBuilder { HalfWeights = fp16 };
         Tensor W(string key) => sd.TryGetValue(key, out var t) ? t : throw new InvalidOperationException($"state dict has no {key}");
 
         // Conv (bias-free) followed by an eval-mode BatchNorm, folded: w * g/sqrt(v+eps), b - m * g/sqrt(v+eps).

@@ -118,6 +118,26 @@ public sealed class OnnxExportTests
         Assert.True(total > 10, $"only {total} detections: the test would not exercise the NMS");
     }
 
+    /// <summary><c>--fp16</c>: float16 weights (half the file), float32 computation and I/O; the outputs move by the
+    /// weights' rounding only: scores within 2e-4 (measured 2e-5) and boxes within 0.5 px of the float32 model's (R50, 2 images).</summary>
+    [Fact]
+    public void HalfWeights_HalveTheFile_AndStayCloseToFloat32()
+    {
+        var cfg = Tiny(50);
+        using var model = Model(cfg, seed: 77);
+        var full = GflOnnxExporter.Encode(model, cfg, []);
+        var half = GflOnnxExporter.Encode(model, cfg, [], fp16: true);
+        Assert.InRange((double)half.Length / full.Length, 0.45, 0.6);
+        manual_seed(3);
+        using var images = randn(2, 3, 96, 128);
+        var (scores, boxes) = GflOnnxReference.Decode(model, model.forward(images), cfg.Head.RegMax, (96, 128));
+        using var session = new InferenceSession(half);
+        var input = new DenseTensor<float>(images.data<float>().ToArray(), [2, 3, 96, 128]);
+        using var results = session.Run([NamedOnnxValue.CreateFromTensor(GflOnnxGraph.Input, input)]);
+        Compare(scores, results.First(r => r.Name == GflOnnxGraph.Scores).AsTensor<float>(), "fp16 scores", 2e-4);
+        Compare(boxes, results.First(r => r.Name == GflOnnxGraph.Boxes).AsTensor<float>(), "fp16 boxes (px)", 0.5);
+    }
+
     static void Compare(TorchSharp.torch.Tensor expected, Microsoft.ML.OnnxRuntime.Tensors.Tensor<float> actual, string what, double tolerance)
     {
         Assert.Equal(expected.shape, actual.Dimensions.ToArray().Select(d => (long)d).ToArray());

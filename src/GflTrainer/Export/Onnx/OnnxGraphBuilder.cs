@@ -24,8 +24,23 @@ internal sealed class OnnxGraphBuilder
         return name;
     }
 
-    /// <summary>A float32 (or int64) weight as an initializer; returns its name.</summary>
+    /// <summary>Store float32 weights as float16 (half the file), each followed by a Cast back to float32, so the graph
+    /// computes and exchanges float32 as before.</summary>
+    public bool HalfWeights { get; init; }
+
+    /// <summary>A float32 (or int64) weight as an initializer; returns the name the graph reads it under.</summary>
     public string Initializer(string name, Tensor value)
+    {
+        if (HalfWeights && value.dtype == ScalarType.Float32)
+        {
+            using var half = value.detach().to_type(ScalarType.Float16);
+            var stored = Store(name + "/fp16", half);
+            return Op("Cast", name, [stored], Attr("to", (long)OnnxProto.DataType.Float));
+        }
+        return Store(name, value);
+    }
+
+    string Store(string name, Tensor value)
     {
         using var scope = NewDisposeScope();
         var host = value.detach().cpu().contiguous();
