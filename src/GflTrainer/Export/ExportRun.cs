@@ -33,8 +33,9 @@ public static class ExportRun
                 ? Path.Combine(Path.GetDirectoryName(request.Checkpoint)!, CheckpointStore.ModelFile) : request.Checkpoint;
         string digest;
         using (var stream = File.OpenRead(weightsFile)) digest = Convert.ToHexString(SHA256.HashData(stream)).ToLowerInvariant();
-        // The size the model was trained for, padded as the pipeline pads (multiples of 32): the sample's input size.
-        int w = (cfg.Data.ImgScale[0] + 31) / 32 * 32, h = (cfg.Data.ImgScale[1] + 31) / 32 * 32;
+        // The size the model was trained for, padded as the pipeline pads: the sample's input size.
+        int divisor = cfg.Data.PadDivisor;
+        int w = (cfg.Data.ImgScale[0] + divisor - 1) / divisor * divisor, h = (cfg.Data.ImgScale[1] + divisor - 1) / divisor * divisor;
         var metadata = new List<KeyValuePair<string, string>>
         {
             new("gfl_version", typeof(ExportRun).Assembly.GetName().Version?.ToString(3) ?? "unknown"),
@@ -44,7 +45,9 @@ public static class ExportRun
             new("category_ids", JsonSerializer.Serialize(detector.Categories.Categories.Select(c => c.Id))),
             new("img_scale", JsonSerializer.Serialize(cfg.Data.ImgScale)),
             new("keep_ratio", cfg.Data.KeepRatio ? "true" : "false"),
-            new("size_divisor", "32"),
+            new("size_divisor", divisor.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+            new("strides", JsonSerializer.Serialize(detector.Model.Strides)),
+            new("reg_max", cfg.Model.Head.RegMax.ToString(System.Globalization.CultureInfo.InvariantCulture)),
             new("mean", JsonSerializer.Serialize(cfg.Data.Mean)),
             new("std", JsonSerializer.Serialize(cfg.Data.Std)),
             new("to_rgb", cfg.Data.ToRgb ? "true" : "false"),
@@ -52,6 +55,7 @@ public static class ExportRun
             new("nms_iou", cfg.Model.Test.NmsIou.ToString("R", System.Globalization.CultureInfo.InvariantCulture)),
             new("max_per_img", cfg.Model.Test.MaxPerImg.ToString(System.Globalization.CultureInfo.InvariantCulture)),
             new("nms_pre", cfg.Model.Test.NmsPre.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+            new("min_bbox_size", cfg.Model.Test.MinBboxSize.ToString("R", System.Globalization.CultureInfo.InvariantCulture)),
             new("weights", request.Fp16 ? "float16" : "float32"),
         };
         var encoded = GflOnnxExporter.Encode(detector.Model, cfg.Model, metadata, nms: request.Nms, fp16: request.Fp16);

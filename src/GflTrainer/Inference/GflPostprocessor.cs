@@ -98,7 +98,25 @@ internal sealed class GflPostprocessor(
         (int H, int W) imageShape, double scaleW, double scaleH)
     {
         using var noGrad = no_grad();
-        var candidates = Candidates(classScores, boxPredictions, imageShape, scaleW, scaleH);
+        return Suppress(Candidates(classScores, boxPredictions, imageShape, scaleW, scaleH));
+    }
+
+    /// <summary>The same post-processing from already decoded per-level outputs (what an exported ONNX model without
+    /// <c>--nms</c> returns): <paramref name="levelProbabilities"/> (A_l, C) sigmoid scores and
+    /// <paramref name="levelBoxes"/> (A_l, 4) boxes in input pixels. The boxes are clamped to
+    /// <paramref name="imageShape"/> again: clamping to the padded input first changes nothing after that.</summary>
+    public Detections PredictDecoded(IReadOnlyList<Tensor> levelProbabilities, IReadOnlyList<Tensor> levelBoxes,
+        (int H, int W) imageShape, double scaleW, double scaleH)
+    {
+        using var noGrad = no_grad();
+        return Suppress(Select(levelProbabilities, (l, anchors) => levelBoxes[l].index_select(0, anchors)
+            .clamp_min(0).minimum(tensor(new float[] { imageShape.W, imageShape.H, imageShape.W, imageShape.H }, device: levelBoxes[l].device)),
+            scaleW, scaleH));
+    }
+
+    /// <summary>min_bbox_size, class-aware NMS, the max_per_img best.</summary>
+    private Detections Suppress(DetectionCandidates candidates)
+    {
         var boxes = candidates.Boxes;
         var scores = candidates.Scores;
         var labels = candidates.Labels;
@@ -116,21 +134,34 @@ internal sealed class GflPostprocessor(
         return new Detections(boxes.index_select(0, keep), scores.index_select(0, keep), labels.index_select(0, keep));
     }
 
-    /// <summary>The pre-NMS candidates (after the per-level top-k, decoded, clamped and rescaled).</summary>
     internal DetectionCandidates Candidates(IReadOnlyList<Tensor> classScores, IReadOnlyList<Tensor> boxPredictions,
         (int H, int W) imageShape, double scaleW, double scaleH)
     {
-        var device = classScores[0].device;
+        var probabilities = classScores.Select(c => c.permute(1, 2, 0).reshape(-1, c.shape[0]).sigmoid()).ToList();
+        // Only the selected anchors are decoded.
+        return Select(probabilities, (l, anchors) =>
+        {
+            var featmapSize = ((int)classScores[l].shape[1], (int)classScores[l].shape[2]);
+            var bins = boxPredictions[l].permute(1, 2, 0).reshape(-1, 4 * (regMax + 1)).index_select(0, anchors);
+            var distances = Integral.Forward(bins, regMax) * anchorGenerator.Strides[l];
+            var centers = AnchorGenerator.Centers(anchorGenerator.LevelAnchors(l, featmapSize, bins.device).index_select(0, anchors));
+            return DistancePointBoxCoder.Decode(centers, distances, imageShape);
+        }, scaleW, scaleH);
+    }
+
+    /// <summary>Per level the (anchor, class) pairs above score_thr, the nms_pre best of them, and their boxes
+    /// (<paramref name="boxesOf"/>: a level's boxes at the given anchors, in input pixels), scaled to the original image.</summary>
+    private DetectionCandidates Select(IReadOnlyList<Tensor> levelProbabilities, Func<int, Tensor, Tensor> boxesOf, double scaleW, double scaleH)
+    {
+        var device = levelProbabilities[0].device;
         var boxes = new List<Tensor>();
         var scores = new List<Tensor>();
         var labels = new List<Tensor>();
-        var above = new long[classScores.Count];
-        var kept = new long[classScores.Count];
-        for (var l = 0; l < classScores.Count; l++)
+        var above = new long[levelProbabilities.Count];
+        var kept = new long[levelProbabilities.Count];
+        for (var l = 0; l < levelProbabilities.Count; l++)
         {
-            var numClasses = classScores[l].shape[0];
-            var featmapSize = ((int)classScores[l].shape[1], (int)classScores[l].shape[2]);
-            var levelScores = classScores[l].permute(1, 2, 0).reshape(-1, numClasses).sigmoid();
+            var levelScores = levelProbabilities[l];
             // filter_scores_and_topk: (anchor, class) pairs, not anchors; one anchor may give several classes.
             var mask = levelScores > scoreThreshold;
             var pairs = mask.nonzero();                                   // (m, 2) [anchor, class], row-major
@@ -141,12 +172,7 @@ internal sealed class GflPostprocessor(
             kept[l] = k;
             var top = order.narrow(0, 0, k);
             var anchorIndex = pairs[TensorIndex.Colon, 0].index_select(0, top);
-            var stride = anchorGenerator.Strides[l];
-
-            var bins = boxPredictions[l].permute(1, 2, 0).reshape(-1, 4 * (regMax + 1)).index_select(0, anchorIndex);
-            var distances = Integral.Forward(bins, regMax) * stride;
-            var centers = AnchorGenerator.Centers(anchorGenerator.LevelAnchors(l, featmapSize, device).index_select(0, anchorIndex));
-            boxes.Add(DistancePointBoxCoder.Decode(centers, distances, imageShape));
+            boxes.Add(boxesOf(l, anchorIndex));
             scores.Add(sorted.narrow(0, 0, k));
             labels.Add(pairs[TensorIndex.Colon, 1].index_select(0, top));
         }

@@ -15,8 +15,10 @@ namespace GflTrainer.Inference;
 /// <summary>What <c>gfl predict</c> asks for.</summary>
 /// <param name="Input">an image file or a folder of images (jpg, jpeg, png, bmp, webp; not recursive).</param>
 /// <param name="ScoreThreshold">detections below it are neither drawn nor exported.</param>
+/// <param name="Onnx">a model written by <c>gfl export</c>, run in ONNX Runtime instead of <paramref name="Checkpoint"/>
+/// (which is then ignored).</param>
 public sealed record PredictRequest(string Checkpoint, string Input, string OutDir, double ScoreThreshold = 0.3,
-    string? ConfigPath = null, IReadOnlyList<string>? Overrides = null, string? Device = null);
+    string? ConfigPath = null, IReadOnlyList<string>? Overrides = null, string? Device = null, string? Onnx = null);
 
 /// <summary><c>gfl predict</c>: for each image, a JSON of detections (original pixels, category ids and names) and a
 /// copy of the image with boxes, names and scores drawn (embedded font: no system fonts needed).</summary>
@@ -33,13 +35,24 @@ public static class PredictRun
             : throw new GflConfigException($"--input {request.Input}: no such file or folder") { Key = "--input" };
         if (files.Count == 0) throw new GflConfigException($"--input {request.Input}: no images ({string.Join(", ", Extensions)})") { Key = "--input" };
 
-        var device = DeviceSelector.Resolve(request.Device, log);
-        using var detector = TrainedDetector.Load(request.Checkpoint, request.ConfigPath, request.Overrides ?? [], device);
-        var cfg = detector.Config;
-        // Export everything above the requested threshold, even when it is below test_cfg's 0.05.
-        var post = GflPostprocessor.FromConfig(cfg.Model, Math.Min(cfg.Model.Test.ScoreThr, request.ScoreThreshold));
-        var transform = DataPipelineFactory.EvalTransform(cfg.Data);
-        var collator = DataPipelineFactory.Collator(cfg.Data, device);
+        // The checkpoint through gfl's model, or an exported model through ONNX Runtime (CPU): the same pre- and
+        // post-processing either way, so the two can be compared image by image.
+        var device = request.Onnx is null ? DeviceSelector.Resolve(request.Device, log) : CPU;
+        using var detector = request.Onnx is null ? TrainedDetector.Load(request.Checkpoint, request.ConfigPath, request.Overrides ?? [], device) : null;
+        using var onnx = request.Onnx is null ? null : OnnxDetector.Load(request.Onnx, request.ScoreThreshold);
+        var data = detector?.Config.Data ?? onnx!.Data;
+        var categories = detector?.Categories ?? onnx!.Categories;
+        Func<DetectionBatch, Detections> detect;
+        if (detector is not null)
+        {
+            // Export everything above the requested threshold, even when it is below test_cfg's 0.05.
+            var post = GflPostprocessor.FromConfig(detector.Config.Model, Math.Min(detector.Config.Model.Test.ScoreThr, request.ScoreThreshold));
+            detect = b => post.Predict(detector.Model.forward(b.Images), b.Metas)[0];
+        }
+        else
+            detect = b => onnx!.Predict(b)[0];
+        var transform = DataPipelineFactory.EvalTransform(data);
+        var collator = DataPipelineFactory.Collator(data, device);
         Directory.CreateDirectory(request.OutDir);
         int failed = 0;
         foreach (var file in files)
@@ -60,16 +73,15 @@ public static class PredictRun
             using (no_grad())
             using (var batch = collator.Collate([sample]))
             {
-                var outputs = detector.Model.forward(batch.Images);
-                var d = post.Predict(outputs, batch.Metas)[0];
+                var d = detect(batch);
                 found = new();
                 var (boxes, scores, labels) = d.ToHost();
                 for (int k = 0; k < scores.Length; k++)
                     if (scores[k] >= request.ScoreThreshold) found.Add((boxes[(4 * k)..(4 * k + 4)], scores[k], (int)labels[k]));
             }
             var stem = Path.GetFileNameWithoutExtension(file);
-            WriteJson(Path.Combine(request.OutDir, stem + ".json"), file, image, found, detector.Categories);
-            Draw(Path.Combine(request.OutDir, stem + ".jpg"), image, found, detector.Categories);
+            WriteJson(Path.Combine(request.OutDir, stem + ".json"), file, image, found, categories);
+            Draw(Path.Combine(request.OutDir, stem + ".jpg"), image, found, categories);
             log.Information("{File}: {Count} detections >= {Thr}", file, found.Count, request.ScoreThreshold);
         }
         if (failed > 0) throw new GflRuntimeException($"{failed} of {files.Count} images could not be read (see the errors above)");

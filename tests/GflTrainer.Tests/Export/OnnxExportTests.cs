@@ -138,6 +138,58 @@ public sealed class OnnxExportTests
         Compare(boxes, results.First(r => r.Name == GflOnnxGraph.Boxes).AsTensor<float>(), "fp16 boxes (px)", 0.5);
     }
 
+    /// <summary><c>gfl predict --onnx</c>: the exported model in ONNX Runtime, with and without the post-processing in
+    /// the graph, finds on every validation image the detections the checkpoint finds (same count and classes, boxes
+    /// and scores to 1e-3).</summary>
+    [Fact]
+    public void PredictWithOnnx_FindsTheCheckpointsDetections()
+    {
+        var root = Directory.CreateTempSubdirectory("gfl-onnx-predict").FullName;
+        var cfg = GflTrainer.Tests.Training.TrainRunTests.TinyConfig(root, epochs: 2);
+        var work = Path.Combine(root, "run");
+        GflTrainer.Training.TrainRun.Execute(new GflTrainer.Training.TrainRequest(cfg, ["train.eval_interval=0"], work),
+            Serilog.Core.Logger.None, null, CancellationToken.None);
+        var checkpoint = Path.Combine(work, "checkpoints", "last");
+        var images = Path.Combine(Path.GetDirectoryName(Path.GetDirectoryName(
+            System.Text.RegularExpressions.Regex.Match(File.ReadAllText(cfg), @"ann_file: (\S+instances_val\.json)").Groups[1].Value)!)!, "images", "val");
+        var runs = new Dictionary<string, string>();
+        foreach (var (name, nms) in new[] { ("decoded", false), ("nms", true) })
+        {
+            var model = Path.Combine(root, name + ".onnx");
+            ExportRun.Execute(new ExportRequest(checkpoint, null, ["model.test.score_thr=0.01"], model, Nms: nms), Serilog.Core.Logger.None);
+            runs[name] = model;
+        }
+        string Predict(string name, string? onnx)
+        {
+            var dir = Path.Combine(root, "pred_" + name);
+            GflTrainer.Inference.PredictRun.Execute(new GflTrainer.Inference.PredictRequest(checkpoint, images, dir, 0.01,
+                Overrides: ["model.test.score_thr=0.01"], Onnx: onnx), Serilog.Core.Logger.None);
+            return dir;
+        }
+        var reference = Predict("checkpoint", null);
+        int total = 0;
+        foreach (var (name, model) in runs)
+        {
+            var dir = Predict(name, model);
+            foreach (var file in Directory.GetFiles(reference, "*.json"))
+            {
+                var a = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(file))!["detections"]!.AsArray();
+                var b = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(dir, Path.GetFileName(file))))!["detections"]!.AsArray();
+                Assert.True(a.Count == b.Count, $"{name} {Path.GetFileName(file)}: {b.Count} detections, the checkpoint {a.Count}");
+                total += a.Count;
+                for (int i = 0; i < a.Count; i++)
+                {
+                    Assert.Equal(a[i]!["category_id"]!.GetValue<long>(), b[i]!["category_id"]!.GetValue<long>());
+                    Assert.True(Math.Abs(a[i]!["score"]!.GetValue<double>() - b[i]!["score"]!.GetValue<double>()) <= 1e-3);
+                    for (int c = 0; c < 4; c++)
+                        Assert.True(Math.Abs(a[i]!["bbox_xyxy"]![c]!.GetValue<double>() - b[i]!["bbox_xyxy"]![c]!.GetValue<double>()) <= 1e-3,
+                            $"{name} {Path.GetFileName(file)} detection {i}");
+                }
+            }
+        }
+        Assert.True(total > 0, "no detections to compare");
+    }
+
     static void Compare(TorchSharp.torch.Tensor expected, Microsoft.ML.OnnxRuntime.Tensors.Tensor<float> actual, string what, double tolerance)
     {
         Assert.Equal(expected.shape, actual.Dimensions.ToArray().Select(d => (long)d).ToArray());
