@@ -29,10 +29,6 @@ public interface ICollective : IDisposable
 
     /// <summary>Returns when every rank has called it.</summary>
     void Barrier();
-
-    /// <summary>Ends every process of the job with <paramref name="exitCode"/> (one rank's fatal error must not leave the
-    /// others waiting in a collective); returns only in a single process.</summary>
-    void Abort(int exitCode);
 }
 
 /// <summary>One process: the mean over one rank is the value itself.</summary>
@@ -49,6 +45,5 @@ public sealed class SingleProcessCollective : ICollective
     public void Broadcast(IReadOnlyList<Tensor> tensors, int root = 0) { }
     public byte[][] AllGather(byte[] mine) => [mine];
     public void Barrier() { }
-    public void Abort(int exitCode) { }
     public void Dispose() { }
 }

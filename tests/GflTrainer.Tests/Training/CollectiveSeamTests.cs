@@ -21,7 +21,6 @@ public sealed class CollectiveSeamTests
         public void Broadcast(IReadOnlyList<Tensor> tensors, int root = 0) { }
         public byte[][] AllGather(byte[] mine) => [mine, []];
         public void Barrier() { }
-        public void Abort(int exitCode) { }
         public void Dispose() { }
     }
 

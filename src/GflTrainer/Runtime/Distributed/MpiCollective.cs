@@ -141,10 +141,6 @@ public sealed unsafe class MpiCollective : ICollective
         if (WorldSize > 1) _mpi.Check(_mpi.Barrier(_mpi.CommWorld), "MPI_Barrier");
     }
 
-    /// <summary>Ends every rank of the job (MPI_Abort): a rank that fails alone must not leave the others waiting in a
-    /// collective.</summary>
-    public void Abort(int exitCode) => _mpi.Abort(_mpi.CommWorld, exitCode);
-
     /// <summary>MPI_Finalize, after a barrier so no rank leaves while another still communicates.</summary>
     public void Dispose()
     {

@@ -24,7 +24,6 @@ internal sealed unsafe class Nccl
     public delegate* unmanaged<NcclUniqueId*, int> GetUniqueId;
     public delegate* unmanaged<nint*, int, NcclUniqueId, int, int> CommInitRank;
     public delegate* unmanaged<nint, int> CommDestroy;
-    public delegate* unmanaged<nint, int> CommAbort;
     public delegate* unmanaged<nint, nint, nuint, int, int, nint, nint, int> AllReduce;
     public delegate* unmanaged<nint, nint, nuint, int, int, nint, nint, int> Broadcast;
     public delegate* unmanaged<nint, nint, nuint, int, nint, nint, int> AllGather;
@@ -57,7 +56,6 @@ internal sealed unsafe class Nccl
             GetUniqueId = (delegate* unmanaged<NcclUniqueId*, int>)Get(lib, "ncclGetUniqueId", "libnccl"),
             CommInitRank = (delegate* unmanaged<nint*, int, NcclUniqueId, int, int>)Get(lib, "ncclCommInitRank", "libnccl"),
             CommDestroy = (delegate* unmanaged<nint, int>)Get(lib, "ncclCommDestroy", "libnccl"),
-            CommAbort = (delegate* unmanaged<nint, int>)Get(lib, "ncclCommAbort", "libnccl"),
             AllReduce = (delegate* unmanaged<nint, nint, nuint, int, int, nint, nint, int>)Get(lib, "ncclAllReduce", "libnccl"),
             Broadcast = (delegate* unmanaged<nint, nint, nuint, int, int, nint, nint, int>)Get(lib, "ncclBroadcast", "libnccl"),
             AllGather = (delegate* unmanaged<nint, nint, nuint, int, nint, nint, int>)Get(lib, "ncclAllGather", "libnccl"),

@@ -128,13 +128,6 @@ public sealed unsafe class NcclCollective : ICollective
         AllReduceMean([0.0]);   // returns to the host only after every rank contributed
     }
 
-    public void Abort(int exitCode)
-    {
-        if (_comm != 0) _nccl.CommAbort(_comm);
-        _comm = 0;
-        Environment.Exit(exitCode);
-    }
-
     public void Dispose()
     {
         if (_comm == 0) return;

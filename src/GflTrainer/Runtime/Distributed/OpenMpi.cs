@@ -25,7 +25,6 @@ internal sealed unsafe class OpenMpi
     public delegate* unmanaged<nint, int, nint, nint, int, nint, nint, int> Allgather;
     public delegate* unmanaged<nint, int, nint, nint, int*, int*, nint, nint, int> Allgatherv;
     public delegate* unmanaged<nint, int> Barrier;
-    public delegate* unmanaged<nint, int, int> Abort;
     public delegate* unmanaged<int, byte*, int*, int> ErrorString;
 
     [DllImport("libc", EntryPoint = "dlopen")] static extern nint DlOpen(string file, int mode);
@@ -66,7 +65,6 @@ internal sealed unsafe class OpenMpi
             Allgather = (delegate* unmanaged<nint, int, nint, nint, int, nint, nint, int>)Get("MPI_Allgather"),
             Allgatherv = (delegate* unmanaged<nint, int, nint, nint, int*, int*, nint, nint, int>)Get("MPI_Allgatherv"),
             Barrier = (delegate* unmanaged<nint, int>)Get("MPI_Barrier"),
-            Abort = (delegate* unmanaged<nint, int, int>)Get("MPI_Abort"),
             ErrorString = (delegate* unmanaged<int, byte*, int*, int>)Get("MPI_Error_string"),
         };
     }
