@@ -60,7 +60,7 @@ internal static class AllReduceBenchmark
         int r = c.Rank, w = c.WorldSize;
         using var scope = NewDisposeScope();
         // Mean of (rank + 1) * (i + 1) over ranks = (w + 1) / 2 * (i + 1); sizes straddle a bucket boundary.
-        long big = MpiCollective.BucketBytes / 4 + 3;
+        long big = GradientBuckets.MaxBytes / 4 + 3;
         var a = arange(1, big + 1, dtype: ScalarType.Float32, device: device) * (r + 1);
         var b = full(new long[] { 5, 7 }, (double)(r + 1), dtype: ScalarType.Float64, device: device);
         c.AllReduceMean([a, b]);

@@ -145,11 +145,7 @@ public sealed class OnnxExportTests
     public void PredictWithOnnx_FindsTheCheckpointsDetections()
     {
         var root = Directory.CreateTempSubdirectory("gfl-onnx-predict").FullName;
-        var cfg = GflTrainer.Tests.Training.TrainRunTests.TinyConfig(root, epochs: 2);
-        var work = Path.Combine(root, "run");
-        GflTrainer.Training.TrainRun.Execute(new GflTrainer.Training.TrainRequest(cfg, ["train.eval_interval=0"], work),
-            Serilog.Core.Logger.None, null, CancellationToken.None);
-        var checkpoint = Path.Combine(work, "checkpoints", "last");
+        var (cfg, checkpoint) = TrainTiny(root, epochs: 2);
         var images = Path.Combine(Path.GetDirectoryName(Path.GetDirectoryName(
             System.Text.RegularExpressions.Regex.Match(File.ReadAllText(cfg), @"ann_file: (\S+instances_val\.json)").Groups[1].Value)!)!, "images", "val");
         var runs = new Dictionary<string, string>();
@@ -190,6 +186,17 @@ public sealed class OnnxExportTests
         Assert.True(total > 0, "no detections to compare");
     }
 
+    /// <summary>The tiny training run of <see cref="GflTrainer.Tests.Training.TrainRunTests.TinyConfig"/>: its config and
+    /// the path of its <c>last</c> checkpoint.</summary>
+    static (string Config, string Checkpoint) TrainTiny(string root, int epochs)
+    {
+        var cfg = GflTrainer.Tests.Training.TrainRunTests.TinyConfig(root, epochs);
+        var work = Path.Combine(root, "run");
+        GflTrainer.Training.TrainRun.Execute(new GflTrainer.Training.TrainRequest(cfg, ["train.eval_interval=0"], work),
+            Serilog.Core.Logger.None, null, CancellationToken.None);
+        return (cfg, Path.Combine(work, "checkpoints", "last"));
+    }
+
     static void Compare(TorchSharp.torch.Tensor expected, Microsoft.ML.OnnxRuntime.Tensors.Tensor<float> actual, string what, double tolerance)
     {
         Assert.Equal(expected.shape, actual.Dimensions.ToArray().Select(d => (long)d).ToArray());
@@ -208,12 +215,9 @@ public sealed class OnnxExportTests
     public void Export_OfATrainedCheckpoint_PassesTheOnnxChecker_AndReproducesItsSample(bool nms)
     {
         var root = Directory.CreateTempSubdirectory("gfl-export").FullName;
-        var cfg = GflTrainer.Tests.Training.TrainRunTests.TinyConfig(root, epochs: 1);
-        var work = Path.Combine(root, "run");
-        GflTrainer.Training.TrainRun.Execute(new GflTrainer.Training.TrainRequest(cfg, ["train.eval_interval=0"], work),
-            Serilog.Core.Logger.None, null, CancellationToken.None);
+        var (_, checkpoint) = TrainTiny(root, epochs: 1);
         var onnxFile = Path.Combine(root, "out", "tiny.onnx");
-        var r = ExportRun.Execute(new ExportRequest(Path.Combine(work, "checkpoints", "last"), null, ["model.test.score_thr=0.01"], onnxFile,
+        var r = ExportRun.Execute(new ExportRequest(checkpoint, null, ["model.test.score_thr=0.01"], onnxFile,
             Nms: nms), Serilog.Core.Logger.None);
         Assert.Equal(onnxFile + ".sample.safetensors", r.Sample);
 

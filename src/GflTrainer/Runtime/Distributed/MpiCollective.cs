@@ -3,13 +3,10 @@ using static TorchSharp.torch;
 namespace GflTrainer.Runtime.Distributed;
 
 /// <summary><see cref="ICollective"/> over Open MPI's MPI_COMM_WORLD: the CPU backend of data-parallel training (and a
-/// slower GPU one, staging device tensors through host memory). Tensors are reduced in buckets of at most
-/// <see cref="BucketBytes"/> (DDP's default bucket_cap_mb 25): each bucket is packed into one contiguous host buffer,
-/// summed in place with MPI_Allreduce and divided by the world size, so there is one call per bucket instead of one per
-/// parameter and the extra memory is one bucket.</summary>
+/// slower GPU one, staging device tensors through host memory). Tensors are reduced in <see cref="GradientBuckets"/>
+/// packed in host memory, summed in place with MPI_Allreduce and divided by the world size.</summary>
 public sealed unsafe class MpiCollective : ICollective
 {
-    public const long BucketBytes = 25L << 20;
     const int MaxCount = int.MaxValue / 8;   // MPI counts are int: larger buffers go in pieces
 
     readonly OpenMpi _mpi;
@@ -37,41 +34,16 @@ public sealed unsafe class MpiCollective : ICollective
     public void AllReduceMean(IReadOnlyList<Tensor> tensors)
     {
         if (WorldSize == 1 || tensors.Count == 0) return;
-        int start = 0;
-        while (start < tensors.Count)
+        GradientBuckets.ReduceEach(tensors, CPU, flat =>
         {
-            var dtype = tensors[start].dtype;
-            long bytes = 0;
-            int end = start;
-            while (end < tensors.Count && tensors[end].dtype == dtype && (end == start || bytes + Bytes(tensors[end]) <= BucketBytes))
-                bytes += Bytes(tensors[end++]);
-            ReduceBucket(tensors, start, end, dtype);
-            start = end;
-        }
-    }
-
-    static long Bytes(Tensor t) => t.numel() * t.element_size();
-
-    void ReduceBucket(IReadOnlyList<Tensor> tensors, int start, int end, ScalarType dtype)
-    {
-        nint type = dtype switch
-        {
-            ScalarType.Float32 => _mpi.Float,
-            ScalarType.Float64 => _mpi.Double,
-            _ => throw new NotSupportedException($"MPI all-reduce of {dtype} tensors (gradients are float32 masters)"),
-        };
-        using var scope = NewDisposeScope();
-        var flat = cat(Enumerable.Range(start, end - start).Select(i => tensors[i].detach().reshape(-1).cpu()).ToList());
-        SumInPlace(flat, type);
-        flat.div_(WorldSize);
-        long offset = 0;
-        for (int i = start; i < end; i++)
-        {
-            var t = tensors[i];
-            long n = t.numel();
-            t.copy_(flat.narrow(0, offset, n).view_as(t));
-            offset += n;
-        }
+            SumInPlace(flat, flat.dtype switch
+            {
+                ScalarType.Float32 => _mpi.Float,
+                ScalarType.Float64 => _mpi.Double,
+                var t => throw new NotSupportedException($"MPI all-reduce of {t} tensors (gradients are float32 masters)"),
+            });
+            flat.div_(WorldSize);
+        });
     }
 
     /// <summary>Element-wise sum over the ranks of a contiguous CPU tensor, in place.</summary>
@@ -103,7 +75,7 @@ public sealed unsafe class MpiCollective : ICollective
         {
             using var scope = NewDisposeScope();
             var host = t.detach().cpu().contiguous().clone();
-            long n = Bytes(host);
+            long n = host.numel() * host.element_size();
             fixed (byte* p = host.bytes)
                 for (long off = 0; off < n; off += MaxCount)
                     _mpi.Check(_mpi.Bcast((nint)(p + off), (int)Math.Min(MaxCount, n - off), _mpi.Byte, root, _mpi.CommWorld), "MPI_Bcast");

@@ -5,7 +5,7 @@ namespace GflTrainer.Runtime.Distributed;
 
 /// <summary><see cref="ICollective"/> over NCCL on the local rank's GPU: the GPU backend. The communicator is made from
 /// rank 0's unique id (handed out by <see cref="TcpRendezvous"/> at MASTER_ADDR:MASTER_PORT). Gradients are reduced in
-/// place with ncclAvg in buckets of at most <see cref="MpiCollective.BucketBytes"/>, packed on the device; host values
+/// place with ncclAvg in <see cref="GradientBuckets"/> packed on the device; host values
 /// and byte arrays travel through small device tensors. NOT YET RUN on a GPU (no GPU session since it was written):
 /// see docs/distributed.md.</summary>
 public sealed unsafe class NcclCollective : ICollective
@@ -51,27 +51,7 @@ public sealed unsafe class NcclCollective : ICollective
     public void AllReduceMean(IReadOnlyList<Tensor> tensors)
     {
         if (WorldSize == 1 || tensors.Count == 0) return;
-        int start = 0;
-        while (start < tensors.Count)
-        {
-            var dtype = tensors[start].dtype;
-            long bytes = 0;
-            int end = start;
-            while (end < tensors.Count && tensors[end].dtype == dtype &&
-                   (end == start || bytes + tensors[end].numel() * tensors[end].element_size() <= MpiCollective.BucketBytes))
-                bytes += tensors[end].numel() * tensors[end++].element_size();
-            using var scope = NewDisposeScope();
-            var flat = cat(Enumerable.Range(start, end - start).Select(i => tensors[i].detach().reshape(-1).to(_device)).ToList());
-            AllReduceInPlace(flat, Nccl.Avg);
-            long offset = 0;
-            for (int i = start; i < end; i++)
-            {
-                long n = tensors[i].numel();
-                tensors[i].copy_(flat.narrow(0, offset, n).view_as(tensors[i]));
-                offset += n;
-            }
-            start = end;
-        }
+        GradientBuckets.ReduceEach(tensors, _device, flat => AllReduceInPlace(flat, Nccl.Avg));
     }
 
     void AllReduceInPlace(Tensor flat, int op)
