@@ -91,9 +91,16 @@ public static class BenchCommand
         var height = new Option<int>("--height") { DefaultValueFactory = _ => 800 };
         var width = new Option<int>("--width") { DefaultValueFactory = _ => 1344 };
         var batch = new Option<int>("--batch") { Description = "Images per forward", DefaultValueFactory = _ => 1 };
-        var cmd = WithCommon(new Command("infer", "Inference (model + post-processing) images/s at 1333x800"), Depth, batch, height, width);
+        var engine = new Option<string>("--engine")
+        {
+            Description = "torchsharp (gfl's model) or onnxruntime (the same model as gfl export writes it, in ONNX Runtime on the CPU, " +
+                "same threads and post-processing); run each in its own process to compare peak RSS",
+            DefaultValueFactory = _ => "torchsharp",
+        };
+        engine.AcceptOnlyFromAmong("torchsharp", "onnxruntime");
+        var cmd = WithCommon(new Command("infer", "Inference (model + post-processing) images/s at 1333x800"), Depth, batch, height, width, engine);
         cmd.SetAction(p => GlobalOptions.Execute(p, ctx => Print(p, ctx, Bench.Infer(ctx.Log, DeviceOf(p), p.GetValue(Depth), p.GetValue(batch), p.GetValue(height), p.GetValue(width), p.GetValue(Repeats),
-            p.GetValue(Warmup), p.GetValue(Threads)))));
+            p.GetValue(Warmup), p.GetValue(Threads), p.GetValue(engine)!))));
         return cmd;
     }
 

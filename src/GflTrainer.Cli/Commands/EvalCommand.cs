@@ -6,8 +6,9 @@ namespace GflTrainer.Cli.Commands;
 
 /// <summary><c>gfl eval</c>, two modes. Model: <c>--checkpoint PATH [--config FILE] [--split val] [--out-dir DIR]</c>
 /// runs inference and writes detections.json + metrics.json. File: <c>--annotations GT.json --detections DETS.json
-/// [--out metrics.json]</c> evaluates a results file (drop-in for the usual pycocotools script). Both print the
-/// 12-line summary (identical to pycocotools) and the per-category AP table.</summary>
+/// [--out metrics.json]</c> evaluates a results file (drop-in for the usual pycocotools script). ONNX: <c>--onnx MODEL
+/// (--config FILE [--split val] | --annotations GT.json --images DIR)</c> evaluates an exported model in ONNX Runtime.
+/// All print the 12-line summary (identical to pycocotools) and the per-category AP table.</summary>
 public static class EvalCommand
 {
     public static Command Create()
@@ -38,6 +39,12 @@ public static class EvalCommand
         };
         var splitOption = new Option<string>("--split") { Description = "Model mode: val | test | train", DefaultValueFactory = _ => "val" };
         var outDirOption = new Option<string>("--out-dir") { Description = "Model mode: folder for detections.json and metrics.json" };
+        var onnxOption = new Option<string>("--onnx")
+        {
+            HelpName = "MODEL.onnx",
+            Description = "ONNX mode: a model written by gfl export, run in ONNX Runtime over --config's split or --annotations/--images",
+        };
+        var imagesOption = new Option<string>("--images") { HelpName = "DIR", Description = "ONNX mode without --config: the folder the annotations' file_names are relative to" };
         var setOption = new Option<string[]>("--set") { Description = "Model mode: override a config key (key.path=value)", AllowMultipleArgumentsPerToken = true };
 
         var cmd = new Command("eval", "COCO bbox evaluation (pycocotools-equal): of a model (--checkpoint) or of a detections file (--annotations --detections)");
@@ -49,11 +56,23 @@ public static class EvalCommand
         cmd.Options.Add(splitOption);
         cmd.Options.Add(outDirOption);
         cmd.Options.Add(setOption);
+        cmd.Options.Add(onnxOption);
+        cmd.Options.Add(imagesOption);
         cmd.SetAction(parse => GlobalOptions.Execute(parse, ctx =>
         {
             var annotations = parse.GetValue(annotationsOption);
             var detections = parse.GetValue(detectionsOption);
             var checkpoint = parse.GetValue(checkpointOption);
+            var onnx = parse.GetValue(onnxOption);
+            if (onnx is not null)
+            {
+                if (checkpoint is not null || detections is not null)
+                    throw new GflConfigException("gfl eval --onnx: --checkpoint and --detections belong to the other modes") { Key = "--onnx" };
+                Print(ctx, EvalRun.Execute(new EvalRequest("", parse.GetValue(configOption), parse.GetValue(setOption) ?? [],
+                    parse.GetValue(splitOption) ?? "val", parse.GetValue(outDirOption), Onnx: onnx, Annotations: annotations,
+                    Images: parse.GetValue(imagesOption)), ctx.Log));
+                return ExitCodes.Ok;
+            }
             if (checkpoint is not null)
             {
                 if (annotations is not null || detections is not null)
@@ -64,7 +83,7 @@ public static class EvalCommand
                 return ExitCodes.Ok;
             }
             if (annotations is null || detections is null)
-                throw new GflConfigException("gfl eval needs --checkpoint PATH, or --annotations GT.json and --detections DETS.json");
+                throw new GflConfigException("gfl eval needs --checkpoint PATH, --onnx MODEL, or --annotations GT.json and --detections DETS.json");
             return EvaluateFiles(ctx, annotations, detections, parse.GetValue(outOption));
         }));
         return cmd;

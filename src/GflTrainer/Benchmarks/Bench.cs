@@ -38,11 +38,13 @@ public static class Bench
         return TrainStepBenchmark.Report(TrainStepBenchmark.TrainStep(d, depth, batch, height, width, repeats, warmup, amp, cfg));
     }
 
-    public static BenchReport Infer(ILogger log, string? device, int depth, int batch, int height, int width, int repeats, int warmup, int threads)
+    /// <param name="engine">torchsharp or onnxruntime (<see cref="TrainStepBenchmark.Inference"/>).</param>
+    public static BenchReport Infer(ILogger log, string? device, int depth, int batch, int height, int width, int repeats, int warmup, int threads,
+        string engine = "torchsharp")
     {
         BenchReport.UseThreads(threads);
         var d = DeviceSelector.Resolve(device, log);
-        return TrainStepBenchmark.Report(TrainStepBenchmark.Inference(d, depth, batch, height, width, repeats, warmup));
+        return TrainStepBenchmark.Report(TrainStepBenchmark.Inference(d, depth, batch, height, width, repeats, warmup, engine));
     }
 
     /// <summary>Collectives of a data-parallel run (start it under mpirun/srun/torchrun): verified, then timed. Only rank 0

@@ -13,7 +13,7 @@ namespace GflTrainer.Benchmarks;
 /// <summary>Timing of one benchmark: median and all samples in milliseconds per call.</summary>
 public sealed record StepTiming(string Name, string Device, int Batch, int Height, int Width, int Iterations,
     double MedianMs, double ImagesPerSecond, IReadOnlyList<double> SamplesMs, long PeakRssBytes, int Threads, string Amp,
-    double? GradCheckMedianMs = null);
+    double? GradCheckMedianMs = null, string Engine = "torchsharp");
 
 /// <summary>
 /// The R50-GFL training step and inference on synthetic inputs shaped like COCO at (1333, 800): images padded to
@@ -66,31 +66,69 @@ public static class TrainStepBenchmark
         return Result("train-step", device, batch, height, width, samples, amp) with { GradCheckMedianMs = BenchClock.Median(check) };
     }
 
+    /// <param name="engine">torchsharp (gfl's model) or onnxruntime: the same seeded model exported by <c>gfl export</c>'s
+    /// writer (decoded outputs) and run in ONNX Runtime on as many threads as libtorch has, with the same post-processing
+    /// (<see cref="OnnxDetector"/>, as <c>gfl predict --onnx</c>). Peak RSS is per process: run each engine in its own.</param>
     public static StepTiming Inference(Device device, int depth = 50, int batch = 1, int height = 800, int width = 1344,
-        int iterations = 5, int warmup = 2)
+        int iterations = 5, int warmup = 2, string engine = "torchsharp")
     {
+        if (engine is not ("torchsharp" or "onnxruntime"))
+            throw new GflConfigException($"--engine {engine}: expected torchsharp or onnxruntime") { Key = "--engine" };
+        if (engine == "onnxruntime" && device.type != DeviceType.CPU)
+            throw new GflConfigException("--engine onnxruntime runs on the CPU: add --device cpu") { Key = "--engine" };
         torch.manual_seed(0);
-        using var model = GflDetector.Create(depth);
-        model.to(device);
-        model.eval();
-        var post = new GflPostprocessor(new AnchorGenerator(new[] { 8, 16, 32, 64, 128 }));
+        var model = GflDetector.Create(depth);
         using var images = randn(batch, 3, height, width, device: device);
         var metas = Enumerable.Range(0, batch).Select(i => new Data.ImageMeta(i, "", height, Math.Min(width, 1333), height, Math.Min(width, 1333), height, width,
             1, 1, false)).ToList();
-        var samples = BenchClock.SampleMs(device, warmup, iterations, () =>
+        Func<IReadOnlyList<Detections>> detect;
+        OnnxDetector? onnx = null;
+        if (engine == "torchsharp")
         {
-            using var _ = no_grad();
-            var dets = post.Predict(model.forward(images), metas);
-            foreach (var d in dets) d.Scores.cpu();   // the boxes reach the host, as a user's results would
-        });
-        return Result("infer", device, batch, height, width, samples, "off");
+            model.to(device);
+            model.eval();
+            var post = new GflPostprocessor(new AnchorGenerator(model.Strides));
+            detect = () => post.Predict(model.forward(images), metas);
+        }
+        else
+        {
+            var cfg = new GflConfig { Model = new ModelConfig { Backbone = new BackboneConfig { Depth = depth } } };
+            var classes = new Data.CategoryMap(Enumerable.Range(1, cfg.Model.Head.NumClasses).Select(i => new Data.CategoryEntry(i, $"class{i}")).ToList());
+            // Written to a file and loaded from there, as a user would: only ONNX Runtime's copy of the weights stays,
+            // so the peak RSS is the engine's, not that of gfl's model or of the export.
+            var file = Path.Combine(Path.GetTempPath(), $"gfl-bench-{Environment.ProcessId}.onnx");
+            Export.GflOnnxExporter.Write(file, Export.GflOnnxExporter.Encode(model, cfg.Model,
+                Export.ExportRun.Metadata(cfg, classes, model.Strides, "gfl bench infer (seeded random weights)", "", fp16: false)));
+            model.Dispose();
+            System.Runtime.GCSettings.LargeObjectHeapCompactionMode = System.Runtime.GCLargeObjectHeapCompactionMode.CompactOnce;
+            GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+            NativeEnvironment.TrimHeap();
+            try { onnx = OnnxDetector.Load(file, threads: torch.get_num_threads()); }
+            finally { File.Delete(file); }
+            detect = () => onnx.Predict(images, metas);
+        }
+        try
+        {
+            var samples = BenchClock.SampleMs(device, warmup, iterations, () =>
+            {
+                using var _ = no_grad();
+                foreach (var d in detect()) d.Scores.cpu();   // the boxes reach the host, as a user's results would
+            });
+            return Result("infer", device, batch, height, width, samples, "off") with { Engine = engine };
+        }
+        finally
+        {
+            onnx?.Dispose();
+            model.Dispose();
+        }
     }
 
     /// <summary>The rows of <c>gfl bench train-step</c> and <c>gfl bench infer</c>.</summary>
     public static BenchReport Report(StepTiming r)
     {
-        var report = new BenchReport(r.Name, r.Device)
-            .Add("batch", r.Batch).Add("height", r.Height).Add("width", r.Width).Add("amp", r.Amp).Add("median_ms", r.MedianMs)
+        var report = new BenchReport(r.Name, r.Device);
+        if (r.Name == "infer") report.Add("engine", r.Engine);
+        report.Add("batch", r.Batch).Add("height", r.Height).Add("width", r.Width).Add("amp", r.Amp).Add("median_ms", r.MedianMs)
             .Add("images_per_s", r.ImagesPerSecond).Add("samples_ms", r.SamplesMs).Add("peak_rss_mb", r.PeakRssBytes / 1048576.0);
         if (r.GradCheckMedianMs is { } check) report.Add("grad_check_ms", check);   // included in median_ms
         return report;

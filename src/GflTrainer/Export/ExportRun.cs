@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text.Json;
 using GflTrainer.Checkpoints;
+using GflTrainer.Config;
 using GflTrainer.Inference;
 using Serilog;
 using static TorchSharp.torch;
@@ -36,28 +37,7 @@ public static class ExportRun
         // The size the model was trained for, padded as the pipeline pads: the sample's input size.
         int divisor = cfg.Data.PadDivisor;
         int w = (cfg.Data.ImgScale[0] + divisor - 1) / divisor * divisor, h = (cfg.Data.ImgScale[1] + divisor - 1) / divisor * divisor;
-        var metadata = new List<KeyValuePair<string, string>>
-        {
-            new("gfl_version", typeof(ExportRun).Assembly.GetName().Version?.ToString(3) ?? "unknown"),
-            new("source_checkpoint", Path.GetFullPath(request.Checkpoint)),
-            new("source_sha256", digest),
-            new("classes", JsonSerializer.Serialize(detector.Categories.Categories.Select(c => c.Name))),
-            new("category_ids", JsonSerializer.Serialize(detector.Categories.Categories.Select(c => c.Id))),
-            new("img_scale", JsonSerializer.Serialize(cfg.Data.ImgScale)),
-            new("keep_ratio", cfg.Data.KeepRatio ? "true" : "false"),
-            new("size_divisor", divisor.ToString(System.Globalization.CultureInfo.InvariantCulture)),
-            new("strides", JsonSerializer.Serialize(detector.Model.Strides)),
-            new("reg_max", cfg.Model.Head.RegMax.ToString(System.Globalization.CultureInfo.InvariantCulture)),
-            new("mean", JsonSerializer.Serialize(cfg.Data.Mean)),
-            new("std", JsonSerializer.Serialize(cfg.Data.Std)),
-            new("to_rgb", cfg.Data.ToRgb ? "true" : "false"),
-            new("score_threshold", cfg.Model.Test.ScoreThr.ToString("R", System.Globalization.CultureInfo.InvariantCulture)),
-            new("nms_iou", cfg.Model.Test.NmsIou.ToString("R", System.Globalization.CultureInfo.InvariantCulture)),
-            new("max_per_img", cfg.Model.Test.MaxPerImg.ToString(System.Globalization.CultureInfo.InvariantCulture)),
-            new("nms_pre", cfg.Model.Test.NmsPre.ToString(System.Globalization.CultureInfo.InvariantCulture)),
-            new("min_bbox_size", cfg.Model.Test.MinBboxSize.ToString("R", System.Globalization.CultureInfo.InvariantCulture)),
-            new("weights", request.Fp16 ? "float16" : "float32"),
-        };
+        var metadata = Metadata(cfg, detector.Categories, detector.Model.Strides, Path.GetFullPath(request.Checkpoint), digest, request.Fp16);
         var encoded = GflOnnxExporter.Encode(detector.Model, cfg.Model, metadata, nms: request.Nms, fp16: request.Fp16);
         GflOnnxExporter.Write(request.Out, encoded);
 
@@ -91,4 +71,30 @@ public static class ExportRun
             request.Out, encoded.Length / 1048576.0, Onnx.OnnxGraphBuilder.Opset, sample, h, w);
         return new ExportResult(Path.GetFullPath(request.Out), Path.GetFullPath(sample), encoded.LongLength);
     }
+
+    /// <summary>The model's metadata props: everything <see cref="Inference.OnnxDetector"/> (or a user's service) needs to
+    /// pre- and post-process as gfl does, and where the weights came from.</summary>
+    internal static List<KeyValuePair<string, string>> Metadata(GflConfig cfg, Data.CategoryMap categories, IReadOnlyList<int> strides,
+        string source, string sha256, bool fp16) =>
+    [
+        new("gfl_version", typeof(ExportRun).Assembly.GetName().Version?.ToString(3) ?? "unknown"),
+        new("source_checkpoint", source),
+        new("source_sha256", sha256),
+        new("classes", JsonSerializer.Serialize(categories.Categories.Select(c => c.Name))),
+        new("category_ids", JsonSerializer.Serialize(categories.Categories.Select(c => c.Id))),
+        new("img_scale", JsonSerializer.Serialize(cfg.Data.ImgScale)),
+        new("keep_ratio", cfg.Data.KeepRatio ? "true" : "false"),
+        new("size_divisor", cfg.Data.PadDivisor.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+        new("strides", JsonSerializer.Serialize(strides)),
+        new("reg_max", cfg.Model.Head.RegMax.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+        new("mean", JsonSerializer.Serialize(cfg.Data.Mean)),
+        new("std", JsonSerializer.Serialize(cfg.Data.Std)),
+        new("to_rgb", cfg.Data.ToRgb ? "true" : "false"),
+        new("score_threshold", cfg.Model.Test.ScoreThr.ToString("R", System.Globalization.CultureInfo.InvariantCulture)),
+        new("nms_iou", cfg.Model.Test.NmsIou.ToString("R", System.Globalization.CultureInfo.InvariantCulture)),
+        new("max_per_img", cfg.Model.Test.MaxPerImg.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+        new("nms_pre", cfg.Model.Test.NmsPre.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+        new("min_bbox_size", cfg.Model.Test.MinBboxSize.ToString("R", System.Globalization.CultureInfo.InvariantCulture)),
+        new("weights", fp16 ? "float16" : "float32"),
+    ];
 }

@@ -24,6 +24,16 @@ internal static class DetectionEvaluation
         return Evaluate(dets, clock.Elapsed.TotalSeconds, groundTruth, outDir, source);
     }
 
+    /// <summary>The same for any detector (an exported model in ONNX Runtime): see <see cref="DetectionInference.Run(Func{DetectionBatch, IReadOnlyList{Detections}}, DetectionLoader, CategoryMap, Action{int, int}?, CancellationToken)"/>.</summary>
+    public static DetectionEvaluationResult Run(Func<DetectionBatch, IReadOnlyList<Detections>> detect, DetectionLoader loader,
+        CategoryMap categories, CocoGroundTruth groundTruth, string outDir, string source,
+        Action<int, int>? progress = null, CancellationToken cancel = default)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var dets = DetectionInference.Run(detect, loader, categories, progress, cancel);
+        return Evaluate(dets, clock.Elapsed.TotalSeconds, groundTruth, outDir, source);
+    }
+
     /// <summary>Data-parallel evaluation: each rank runs its shard of the split (the loader's contiguous block of images,
     /// <see cref="GroupBatchSampler.EvalBatches"/>), the detections are gathered in rank order, which is the split's
     /// image order, so rank 0 evaluates exactly the list one process would have produced (COCOeval breaks score ties

@@ -15,38 +15,45 @@ internal static class DetectionInference
     public static List<CocoDetection> Run(GflDetector model, DetectionLoader loader, GflPostprocessor postprocessor,
         CategoryMap categories, Action<int, int>? progress = null, CancellationToken cancel = default)
     {
-        var results = new List<CocoDetection>();
         bool wasTraining = model.training;
         model.eval();
         try
         {
-            using var noGrad = no_grad();
-            int done = 0, total = loader.BatchesPerEpoch;
-            foreach (var batch in loader.Epoch(0))
-            {
-                cancel.ThrowIfCancellationRequested();
-                using var scope = NewDisposeScope();
-                using var b = batch;
-                var outputs = model.forward(b.Images);
-                var dets = postprocessor.Predict(outputs, b.Metas);
-                for (int i = 0; i < dets.Count; i++)
-                {
-                    var meta = b.Metas[i];
-                    var (boxes, scores, labels) = dets[i].ToHost();
-                    for (int k = 0; k < scores.Length; k++)
-                    {
-                        double x1 = boxes[4 * k], y1 = boxes[4 * k + 1], x2 = boxes[4 * k + 2], y2 = boxes[4 * k + 3];
-                        results.Add(new CocoDetection(meta.ImageId, categories.ToCategoryId((int)labels[k]),
-                            x1, y1, x2 - x1, y2 - y1, scores[k]));
-                    }
-                }
-                progress?.Invoke(++done, total);
-                StepBoundaryGc.AfterStep(done);
-            }
+            return Run(b => postprocessor.Predict(model.forward(b.Images), b.Metas), loader, categories, progress, cancel);
         }
         finally
         {
             if (wasTraining) model.train();
+        }
+    }
+
+    /// <param name="detect">the detections of each image of a batch, in original pixels: gfl's model and
+    /// post-processing, or an exported model in ONNX Runtime (<see cref="OnnxDetector.Predict"/>).</param>
+    public static List<CocoDetection> Run(Func<DetectionBatch, IReadOnlyList<Detections>> detect, DetectionLoader loader,
+        CategoryMap categories, Action<int, int>? progress = null, CancellationToken cancel = default)
+    {
+        var results = new List<CocoDetection>();
+        using var noGrad = no_grad();
+        int done = 0, total = loader.BatchesPerEpoch;
+        foreach (var batch in loader.Epoch(0))
+        {
+            cancel.ThrowIfCancellationRequested();
+            using var scope = NewDisposeScope();
+            using var b = batch;
+            var dets = detect(b);
+            for (int i = 0; i < dets.Count; i++)
+            {
+                var meta = b.Metas[i];
+                var (boxes, scores, labels) = dets[i].ToHost();
+                for (int k = 0; k < scores.Length; k++)
+                {
+                    double x1 = boxes[4 * k], y1 = boxes[4 * k + 1], x2 = boxes[4 * k + 2], y2 = boxes[4 * k + 3];
+                    results.Add(new CocoDetection(meta.ImageId, categories.ToCategoryId((int)labels[k]),
+                        x1, y1, x2 - x1, y2 - y1, scores[k]));
+                }
+            }
+            progress?.Invoke(++done, total);
+            StepBoundaryGc.AfterStep(done);
         }
         return results;
     }

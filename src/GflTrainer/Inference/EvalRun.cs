@@ -12,42 +12,86 @@ namespace GflTrainer.Inference;
 /// <summary>What <c>gfl eval --checkpoint</c> asks for.</summary>
 /// <param name="Split">val (default), test or train: which data section's ann_file/img_prefix to use.</param>
 /// <param name="OutDir">where detections.json and metrics.json go (default: beside the checkpoint, eval_SPLIT).</param>
+/// <param name="Onnx">a model written by <c>gfl export</c>, evaluated in ONNX Runtime instead of <paramref name="Checkpoint"/>:
+/// its pre- and post-processing come from the model's metadata; the images and ground truth from the config's split,
+/// or from <paramref name="Annotations"/> and <paramref name="Images"/> when no config is given.</param>
 public sealed record EvalRequest(string Checkpoint, string? ConfigPath, IReadOnlyList<string> Overrides, string Split = "val",
-    string? OutDir = null, string? Device = null);
+    string? OutDir = null, string? Device = null, string? Onnx = null, string? Annotations = null, string? Images = null);
 
 /// <summary>Runs a trained detector over a split and evaluates it: the model path of <c>gfl eval</c>.</summary>
 public static class EvalRun
 {
     public static CocoMetrics Execute(EvalRequest request, ILogger log, CancellationToken cancel = default)
     {
-        SplitConfig Pick(GflConfig c) => request.Split.ToLowerInvariant() switch
-        {
-            "val" => c.Data.Val,
-            "test" => c.Data.Test,
-            "train" => c.Data.Train,
-            var s => throw new GflConfigException($"--split {s}: expected val, test or train") { Key = "--split" },
-        };
+        if (request.Onnx is not null) return ExecuteOnnx(request, log, cancel);
         var device = DeviceSelector.Resolve(request.Device, log);
         using var detector = TrainedDetector.Load(request.Checkpoint, request.ConfigPath, request.Overrides, device,
-            c => Pick(c).AnnFile);
+            c => Pick(c, request.Split).AnnFile);
         var cfg = detector.Config;
-        var split = Pick(cfg);
-        var (dataset, gt) = DataPipelineFactory.LoadEvalSet(split, cfg.Data, detector.Categories, log);
-        var loader = DataPipelineFactory.CreateEvalLoader(cfg.Data, dataset,
-            new LoaderOptions { BatchSize = cfg.Data.ValBatchSize, Workers = cfg.Data.Workers, Prefetch = cfg.Data.Prefetch }, device, log);
-        var post = GflPostprocessor.FromConfig(cfg.Model);
         var outDir = request.OutDir ?? Path.Combine(
             File.Exists(request.Checkpoint) ? Path.GetDirectoryName(Path.GetFullPath(request.Checkpoint))! : request.Checkpoint,
             $"eval_{request.Split}");
+        var post = GflPostprocessor.FromConfig(cfg.Model);
+        return Evaluate(cfg.Data, Pick(cfg, request.Split), detector.Categories, device, outDir, "model detections", log,
+            (loader, categories, gt, progress) => DetectionEvaluation.Run(detector.Model, loader, post, categories, gt, outDir,
+                "model detections", progress, cancel));
+    }
+
+    /// <summary>The exported model in ONNX Runtime (CPU) over the same images: the deployment artefact's AP, to be
+    /// compared with the checkpoint's (docs/export.md).</summary>
+    static CocoMetrics ExecuteOnnx(EvalRequest request, ILogger log, CancellationToken cancel)
+    {
+        using var onnx = OnnxDetector.Load(request.Onnx!);
+        DataConfig data;
+        SplitConfig split;
+        if (request.ConfigPath is not null)
+        {
+            if (request.Annotations is not null || request.Images is not null)
+                throw new GflConfigException("gfl eval --onnx: give either --config (its data split) or --annotations and --images") { Key = "--annotations" };
+            var cfg = ConfigLoader.Load(request.ConfigPath, request.Overrides);
+            split = Pick(cfg, request.Split);
+            data = cfg.Data;
+        }
+        else
+        {
+            if (request.Annotations is null || request.Images is null)
+                throw new GflConfigException("gfl eval --onnx needs --config FILE (and --split), or --annotations GT.json and --images DIR") { Key = "--annotations" };
+            split = new SplitConfig { AnnFile = request.Annotations, ImgPrefix = request.Images };
+            data = new DataConfig();
+        }
+        // What the model was trained with, from its metadata, whatever the config says.
+        data = data with { ImgScale = onnx.Data.ImgScale, Mean = onnx.Data.Mean, Std = onnx.Data.Std, ToRgb = onnx.Data.ToRgb,
+            PadDivisor = onnx.Data.PadDivisor };
+        var outDir = request.OutDir ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(request.Onnx!))!,
+            $"{Path.GetFileNameWithoutExtension(request.Onnx)}_eval_{request.Split}");
+        return Evaluate(data, split, onnx.Categories, torch.CPU, outDir, "ONNX detections", log,
+            (loader, categories, gt, progress) => DetectionEvaluation.Run(onnx.Predict, loader, categories, gt, outDir,
+                "ONNX detections", progress, cancel));
+    }
+
+    static SplitConfig Pick(GflConfig c, string split) => split.ToLowerInvariant() switch
+    {
+        "val" => c.Data.Val,
+        "test" => c.Data.Test,
+        "train" => c.Data.Train,
+        var s => throw new GflConfigException($"--split {s}: expected val, test or train") { Key = "--split" },
+    };
+
+    static CocoMetrics Evaluate(DataConfig data, SplitConfig split, CategoryMap categories, torch.Device device, string outDir,
+        string what, ILogger log,
+        Func<DetectionLoader, CategoryMap, CocoGroundTruth, Action<int, int>, DetectionEvaluationResult> run)
+    {
+        var (dataset, gt) = DataPipelineFactory.LoadEvalSet(split, data, categories, log);
+        var loader = DataPipelineFactory.CreateEvalLoader(data, dataset,
+            new LoaderOptions { BatchSize = data.ValBatchSize, Workers = data.Workers, Prefetch = data.Prefetch }, device, log);
         int lastPct = -1;
-        var result = DetectionEvaluation.Run(detector.Model, loader, post, detector.Categories, gt, outDir, "model detections",
-            (done, total) =>
-            {
-                int pct = 100 * done / Math.Max(1, total);
-                if (pct / 10 != lastPct / 10) { lastPct = pct; log.Information("inference {Done}/{Total} batches", done, total); }
-            }, cancel);
-        log.Information("inference: {Images} images, {Dets} detections in {Sec:F1} s ({Ips:F1} images/s)",
-            dataset.Count, result.Detections, result.Seconds, dataset.Count / result.Seconds);
+        var result = run(loader, categories, gt, (done, total) =>
+        {
+            int pct = 100 * done / Math.Max(1, total);
+            if (pct / 10 != lastPct / 10) { lastPct = pct; log.Information("inference {Done}/{Total} batches", done, total); }
+        });
+        log.Information("inference ({What}): {Images} images, {Dets} detections in {Sec:F1} s ({Ips:F1} images/s)",
+            what, dataset.Count, result.Detections, result.Seconds, dataset.Count / result.Seconds);
         log.Information("wrote {Dir}/detections.json and metrics.json", outDir);
         return result.Metrics;
     }

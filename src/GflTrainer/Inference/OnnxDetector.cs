@@ -32,13 +32,17 @@ internal sealed class OnnxDetector : IDisposable
     }
 
     /// <param name="scoreThreshold">the lowest score wanted (a model without --nms keeps pairs above the smaller of
-    /// this and its own threshold, as gfl predict does).</param>
-    public static OnnxDetector Load(string path, double scoreThreshold)
+    /// this and its own threshold, as gfl predict does); null: the model's own (evaluation).</param>
+    /// <param name="threads">ONNX Runtime's intra-op threads; 0: its default (one per physical core).</param>
+    public static OnnxDetector Load(string path, double? scoreThreshold = null, int threads = 0)
     {
         if (!File.Exists(path)) throw new GflConfigException($"--onnx {path}: no such file") { Key = "--onnx" };
         InferenceSession session;
-        try { session = new InferenceSession(path); }
-        catch (OnnxRuntimeException e) { throw new GflConfigException($"--onnx {path}: ONNX Runtime cannot load it: {e.Message}", e) { Key = "--onnx" }; }
+        using (var options = new SessionOptions { IntraOpNumThreads = threads })
+        {
+            try { session = new InferenceSession(path, options); }
+            catch (OnnxRuntimeException e) { throw new GflConfigException($"--onnx {path}: ONNX Runtime cannot load it: {e.Message}", e) { Key = "--onnx" }; }
+        }
         try
         {
             var meta = session.ModelMetadata.CustomMetadataMap;
@@ -56,7 +60,7 @@ internal sealed class OnnxDetector : IDisposable
             var categories = new CategoryMap(ids.Zip(names, (id, name) => new CategoryEntry(id, name)).ToList());
             var strides = Json<int[]>("strides");
             var post = new GflPostprocessor(new AnchorGenerator(strides), (int)Number("reg_max"), (int)Number("nms_pre"),
-                Math.Min(Number("score_threshold"), scoreThreshold), Number("nms_iou"), (int)Number("max_per_img"), Number("min_bbox_size"));
+                Math.Min(Number("score_threshold"), scoreThreshold ?? double.PositiveInfinity), Number("nms_iou"), (int)Number("max_per_img"), Number("min_bbox_size"));
             bool hasNms = session.OutputMetadata.ContainsKey(Export.GflOnnxGraph.Dets);
             return new OnnxDetector(path, session, data, categories, post, strides, hasNms);
         }
@@ -68,17 +72,20 @@ internal sealed class OnnxDetector : IDisposable
     }
 
     /// <summary>Detections of each image of a collated batch, in original image pixels.</summary>
-    public IReadOnlyList<Detections> Predict(DetectionBatch batch)
+    public IReadOnlyList<Detections> Predict(DetectionBatch batch) => Predict(batch.Images, batch.Metas);
+
+    /// <summary>Detections of each image of normalised, padded <paramref name="images"/> (N, 3, H, W).</summary>
+    public IReadOnlyList<Detections> Predict(TorchSharp.torch.Tensor imagesIn, IReadOnlyList<ImageMeta> metas)
     {
-        var images = batch.Images.cpu().contiguous();
+        var images = imagesIn.cpu().contiguous();
         var shape = images.shape.Select(d => (int)d).ToArray();
         var input = new DenseTensor<float>(images.data<float>().ToArray(), shape);
         using var results = _session.Run([NamedOnnxValue.CreateFromTensor(Export.GflOnnxGraph.Input, input)]);
         var byName = results.ToDictionary(r => r.Name);
-        var found = new List<Detections>(batch.Metas.Count);
-        for (int i = 0; i < batch.Metas.Count; i++)
+        var found = new List<Detections>(metas.Count);
+        for (int i = 0; i < metas.Count; i++)
         {
-            var meta = batch.Metas[i];
+            var meta = metas[i];
             double sw = (double)meta.ImageWidth / meta.OriginalWidth, sh = (double)meta.ImageHeight / meta.OriginalHeight;
             found.Add(_hasNms ? FromDets(byName, i, meta, sw, sh) : FromDecoded(byName, i, meta, shape[2], shape[3], sw, sh));
         }

@@ -46,8 +46,9 @@ internal sealed class OnnxGraphBuilder
         var host = value.detach().cpu().contiguous();
         var (type, bytes) = host.dtype switch
         {
-            ScalarType.Float32 => (OnnxProto.DataType.Float, MemoryMarshal.AsBytes(host.data<float>().ToArray().AsSpan()).ToArray()),
-            ScalarType.Int64 => (OnnxProto.DataType.Int64, MemoryMarshal.AsBytes(host.data<long>().ToArray().AsSpan()).ToArray()),
+            // raw_data is little-endian, as the tensor's own bytes on x86-64 and ARM64.
+            ScalarType.Float32 => (OnnxProto.DataType.Float, host.bytes.ToArray()),
+            ScalarType.Int64 => (OnnxProto.DataType.Int64, host.bytes.ToArray()),
             ScalarType.Float16 => (OnnxProto.DataType.Float16, host.bytes.ToArray()),
             var t => throw new NotSupportedException($"initializer of {t}"),
         };
