@@ -72,3 +72,25 @@ def giou_loss(pred, target, weight=None, avg_factor=None, eps=1e-6, loss_weight=
     if weight is not None and weight.dim() > 1:
         weight = weight.mean(-1)
     return loss_weight * weight_reduce(giou_loss_elementwise(pred, target, eps), weight, avg_factor)
+
+
+def sigmoid_focal_loss_elementwise(logits, labels, gamma=2.0, alpha=0.25):
+    """Focal Loss (Lin et al. 2017) with a sigmoid per class, as mmdetection's py_sigmoid_focal_loss computes it
+    (mmdet/models/losses/focal_loss.py; the mmcv CUDA op gives the same values): one-hot targets over num_classes + 1
+    columns with the background column dropped, pt = (1 - p) t + p (1 - t),
+    focal_weight = (alpha t + (1 - alpha)(1 - t)) pt^gamma, loss = BCEWithLogits(z, t) * focal_weight. (N, C)."""
+    num_classes = logits.size(1)
+    target = F.one_hot(labels.long(), num_classes=num_classes + 1)[:, :num_classes].type_as(logits)
+    pred_sigmoid = logits.sigmoid()
+    pt = (1 - pred_sigmoid) * target + pred_sigmoid * (1 - target)
+    focal_weight = (alpha * target + (1 - alpha) * (1 - target)) * pt.pow(gamma)
+    return F.binary_cross_entropy_with_logits(logits, target, reduction="none") * focal_weight
+
+
+def sigmoid_focal_loss(logits, labels, weight=None, avg_factor=None, gamma=2.0, alpha=0.25, loss_weight=1.0):
+    """mmdetection FocalLoss(use_sigmoid=True).forward with reduction 'mean': a per-row weight (N,) is broadcast over
+    the classes (weight.view(-1, 1)), then weight_reduce_loss."""
+    loss = sigmoid_focal_loss_elementwise(logits, labels, gamma, alpha)
+    if weight is not None:
+        weight = weight.view(-1, 1)
+    return loss_weight * weight_reduce(loss, weight, avg_factor)

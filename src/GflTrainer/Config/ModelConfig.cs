@@ -126,9 +126,33 @@ public sealed record HeadConfig
     public LossConfig Loss { get; init; } = new();
 }
 
+/// <summary>The classification loss of the head.</summary>
+public enum ClsLossType
+{
+    /// <summary>Quality Focal Loss (GFL): the target is the IoU of the predicted box on the gt class.</summary>
+    Qfl,
+    /// <summary>Focal Loss (RetinaNet): one-hot targets, α-balanced; the GFL paper's ablation baseline.</summary>
+    Focal,
+}
+
 /// <summary>Weights of the three GFL losses (gfl_spec.md §5.2–5.4).</summary>
 public sealed record LossConfig
 {
+    [Description("Classification loss: qfl (GFL) or focal (sigmoid Focal Loss with one-hot targets, mmdetection's FocalLoss; the GFL paper's ablation).")]
+    public ClsLossType Cls { get; init; } = ClsLossType.Qfl;
+
+    [Description("Focal Loss weight (cls: focal).")]
+    [ConfigRange(0, double.PositiveInfinity)]
+    public double FocalWeight { get; init; } = 1.0;
+
+    [Description("Focal Loss focusing exponent gamma in (1 - p_t)^gamma (cls: focal).")]
+    [ConfigRange(0, double.PositiveInfinity)]
+    public double FocalGamma { get; init; } = 2.0;
+
+    [Description("Focal Loss foreground weight alpha (1 - alpha for background; cls: focal).")]
+    [ConfigRange(0, 1)]
+    public double FocalAlpha { get; init; } = 0.25;
+
     [Description("Quality focal loss weight.")]
     [ConfigRange(0, double.PositiveInfinity)]
     public double QflWeight { get; init; } = 1.0;

@@ -23,7 +23,12 @@ internal sealed class GflLoss
     public static GflLoss FromConfig(Config.ModelConfig m, Runtime.ICollective? ranks = null) => new(
         numClasses: m.Head.NumClasses, regMax: m.Head.RegMax, strides: m.Head.Strides, atssTopK: m.Assigner.TopK,
         qflBeta: m.Head.Loss.QflBeta, clsWeight: m.Head.Loss.QflWeight, boxWeight: m.Head.Loss.GiouWeight,
-        dflWeight: m.Head.Loss.DflWeight, octaveBaseScale: m.Head.OctaveBaseScale) { Ranks = ranks };
+        dflWeight: m.Head.Loss.DflWeight, octaveBaseScale: m.Head.OctaveBaseScale)
+    {
+        Ranks = ranks,
+        Focal = m.Head.Loss.Cls == Config.ClsLossType.Focal
+            ? new FocalLoss(m.Head.Loss.FocalGamma, m.Head.Loss.FocalAlpha, m.Head.Loss.FocalWeight) : null,
+    };
 
     /// <param name="numClasses">C (80 for COCO).</param>
     /// <param name="regMax">R (16): bins 0..R per side.</param>
@@ -46,6 +51,10 @@ internal sealed class GflLoss
         _giou = new GiouLoss(boxWeight);
         _dfl = new DistributionFocalLoss(dflWeight);
     }
+
+    /// <summary>When set, the classification loss instead of QFL (<c>model.head.loss.cls: focal</c>): one-hot targets on
+    /// the same ATSS positives, normalised by the same count (the GFL paper's ablation baseline).</summary>
+    public FocalLoss? Focal { get; init; }
 
     /// <summary>Number of foreground classes.</summary>
     public int NumClasses { get; }
@@ -176,7 +185,8 @@ internal sealed class GflLoss
                 zeros(0, dtype: logits.dtype, device: device), none);
         }
 
-        var clsLoss = _qfl.Forward(logits, labels, quality, labelWeights, clsAvgFactor);
+        var clsLoss = Focal is { } focal ? focal.Forward(logits, labels, labelWeights, clsAvgFactor)
+            : _qfl.Forward(logits, labels, quality, labelWeights, clsAvgFactor);
         return (clsLoss, boxLoss, dflLoss, weightSum, quality.reshape(batch, count), levelPositives);
     }
 }

@@ -13,7 +13,10 @@ public class GflLossTests
     public static IEnumerable<object[]> Cases => TestPaths.JsonCases("gfl", "head_loss");
 
     private sealed record Case(GflFixture F, GflLoss Loss, Tensor[] ClsScores, Tensor[] BoxPreds,
-        IReadOnlyList<Tensor> GtBoxes, IReadOnlyList<Tensor> GtLabels, (int H, int W)[] PadShapes);
+        IReadOnlyList<Tensor> GtBoxes, IReadOnlyList<Tensor> GtLabels, (int H, int W)[] PadShapes)
+    {
+        public LossBreakdown Run() => Loss.Compute(new HeadOutputs(ClsScores, BoxPreds), GtBoxes, GtLabels, PadShapes);
+    }
 
     private static Case Load(string file)
     {
@@ -34,8 +37,7 @@ public class GflLossTests
             GflFixture.ToTensors(f.Inputs.GetProperty("gt_labels")), GflFixture.Shapes(p.GetProperty("image_pad_shapes")));
     }
 
-    private static LossBreakdown Run(Case c) =>
-        c.Loss.Compute(new HeadOutputs(c.ClsScores, c.BoxPreds), c.GtBoxes, c.GtLabels, c.PadShapes);
+    private static LossBreakdown Run(Case c) => c.Run();
 
     private static void AssertLosses(JsonElement expected, IReadOnlyList<Tensor> actual, string what)
     {
@@ -71,6 +73,35 @@ public class GflLossTests
         Assert.Equal(e.GetProperty("total_loss").GetDouble(), scalars.Total, 4);
         Assert.Equal(["loss_cls", "loss_bbox", "loss_dfl"], scalars.Terms.Select(t => t.Name));
         Assert.Equal(e.GetProperty("loss_dfl_sum").GetDouble(), scalars["loss_dfl"], 4);
+    }
+
+    /// <summary><c>model.head.loss.cls: focal</c>: each level's classification term is Focal Loss with one-hot targets on
+    /// the same ATSS assignment, label weights and normaliser; the box terms are those of QFL's run.</summary>
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void FocalCls_IsFocalLossOnTheSameTargets_AndLeavesTheBoxTermsAlone(string file)
+    {
+        using var scope = NewDisposeScope();
+        var c = Load(file);
+        var qfl = Run(c);
+        var focal = new FocalLoss(gamma: 2.0, alpha: 0.25, lossWeight: 1.5);
+        var b = (c with { Loss = new GflLoss(c.Loss.NumClasses, c.F.Params.GetProperty("reg_max").GetInt32(),
+            GflFixture.Ints(c.F.Params.GetProperty("strides")), c.F.Params.GetProperty("topk").GetInt32(),
+            boxWeight: c.F.Params.GetProperty("loss_bbox").GetProperty("loss_weight").GetDouble(),
+            dflWeight: c.F.Params.GetProperty("loss_dfl").GetProperty("loss_weight").GetDouble()) { Focal = focal } }).Run();
+        long offset = 0;
+        for (int l = 0; l < c.ClsScores.Length; l++)
+        {
+            var n = b.Targets.AnchorsPerLevel[l];
+            var logits = c.ClsScores[l].detach().permute(0, 2, 3, 1).reshape(-1, c.Loss.NumClasses);
+            var expected = focal.Forward(logits, b.Targets.Labels.narrow(1, offset, n).reshape(-1),
+                b.Targets.LabelWeights.narrow(1, offset, n).reshape(-1), qfl.ClsAvgFactor);
+            TensorAssert.Scalar(expected.item<float>(), b.ClsPerLevel[l], 1e-7, 1e-6, $"{file} focal P{l + 3}");
+            Assert.NotEqual(qfl.ClsPerLevel[l].item<float>(), b.ClsPerLevel[l].item<float>());
+            TensorAssert.Scalar(qfl.BoxPerLevel[l].item<float>(), b.BoxPerLevel[l], 0, 0, $"{file} bbox P{l + 3}");
+            TensorAssert.Scalar(qfl.DflPerLevel[l].item<float>(), b.DflPerLevel[l], 0, 0, $"{file} dfl P{l + 3}");
+            offset += n;
+        }
     }
 
     [Theory]

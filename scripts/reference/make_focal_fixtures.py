@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""Fixtures of mmdetection's sigmoid Focal Loss (issue 19) in the public set's format (gfl-fixture/1, see
+tests/GflTrainer.Tests/Fixtures/gfl/README.md), from gflref.losses.sigmoid_focal_loss, which transcribes
+mmdetection's py_sigmoid_focal_loss and FocalLoss.forward.
+
+Run with Debian's interpreter (torch 1.13): /usr/bin/python3 scripts/reference/make_focal_fixtures.py
+Writes tests/GflTrainer.Tests/Fixtures/gfl/focal/*.json (values and gradients: the element-wise loss, its sum's
+gradient, the reduced loss and its gradient).
+"""
+import json
+import os
+import re
+import struct
+import sys
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from gflref.losses import sigmoid_focal_loss, sigmoid_focal_loss_elementwise  # noqa: E402
+
+OUT = os.path.join(HERE, "..", "..", "tests", "GflTrainer.Tests", "Fixtures", "gfl", "focal")
+REFERENCE = ("mmdetection v3.3.0 (44ebd17b) FocalLoss(use_sigmoid=True) / py_sigmoid_focal_loss / weight_reduce_loss "
+             "logic (scripts/reference/gflref/losses.py), float32, PyTorch " + torch.__version__ + " CPU")
+
+
+def shortest(x):
+    """The shortest decimal that reads back to the same float32."""
+    for digits in range(6, 12):
+        s = f"{x:.{digits}g}"
+        if struct.unpack("f", struct.pack("f", float(s)))[0] == x:
+            return float(s)
+    return float(x)
+
+
+def tensor(t):
+    t = t.detach().contiguous()
+    if t.dtype == torch.int64:
+        return {"shape": list(t.shape), "dtype": "int64", "data": t.flatten().tolist()}
+    return {"shape": list(t.shape), "dtype": "float32", "data": [shortest(v) for v in t.flatten().tolist()]}
+
+
+def case(name, description, rows, classes, gamma, alpha, loss_weight, g, scale=2.5, fg=0.3, all_background=False):
+    logits = torch.randn(rows, classes, generator=g) * scale - 2.0
+    labels = torch.randint(0, classes, (rows,), generator=g)
+    background = torch.rand(rows, generator=g) > fg
+    if all_background:
+        background[:] = True
+    labels[background] = classes
+    weight = torch.tensor([0.0, 0.5, 1.0, 2.0])[torch.randint(0, 4, (rows,), generator=g)]
+    avg_factor = float(max(int((~background).sum()), 1))
+
+    a = logits.clone().requires_grad_(True)
+    elementwise = sigmoid_focal_loss_elementwise(a, labels, gamma, alpha)
+    elementwise.sum().backward()
+    b = logits.clone().requires_grad_(True)
+    reduced = sigmoid_focal_loss(b, labels, weight, avg_factor, gamma, alpha, loss_weight)
+    reduced.backward()
+    doc = {
+        "format": "gfl-fixture/1", "kind": "focal", "name": name, "description": description, "reference": REFERENCE,
+        "params": {"gamma": gamma, "alpha": alpha, "loss_weight": loss_weight, "num_classes": classes,
+                   "avg_factor": avg_factor, "reduction": "mean"},
+        "inputs": {"logits": tensor(logits), "labels": tensor(labels), "weight": tensor(weight)},
+        "expected": {"loss_elementwise": tensor(elementwise), "loss_per_sample": tensor(elementwise.sum(1)),
+                     "grad_sum_elementwise_wrt_logits": tensor(a.grad), "loss_reduced": shortest(reduced.item()),
+                     "grad_reduced_wrt_logits": tensor(b.grad)},
+    }
+    os.makedirs(OUT, exist_ok=True)
+    text = json.dumps(doc, indent=2)
+    # Each tensor's data on one line, as the public set writes them.
+    text = re.sub(r'"data": \[([^\]]*)\]', lambda m: '"data": [' + ", ".join(x.strip() for x in m.group(1).split(",")) + "]", text)
+    text = re.sub(r'\{\s*"shape": \[([^\]]*)\],\s*"dtype": "(\w+)",\s*"data"',
+                  lambda m: '{"shape": [' + ", ".join(x.strip() for x in m.group(1).split(",")) + '], "dtype": "' + m.group(2) + '", "data"', text)
+    with open(os.path.join(OUT, name + ".json"), "w") as f:
+        f.write(text + "\n")
+
+
+def main():
+    g = torch.Generator().manual_seed(0)
+    case("c4_mixed", "FocalLoss (sigmoid, gamma 2, alpha 0.25), 60 rows x 4 classes: about 30% foreground rows, "
+         "weights 0 / 0.5 / 1 / 2. labels == num_classes is background (an all-zero one-hot row).",
+         60, 4, 2.0, 0.25, 1.0, g)
+    case("c80_realistic", "FocalLoss as RetinaNet/ATSS use it: 40 rows x 80 classes, logits around -2 "
+         "(p ~ 0.1), 10% foreground.", 40, 80, 2.0, 0.25, 1.0, g, scale=1.5, fg=0.1)
+    case("extreme_logits", "Logits up to +-40 (saturated sigmoid: the loss must stay finite), loss_weight 2.",
+         50, 3, 2.0, 0.25, 2.0, g, scale=15.0, fg=0.5)
+    case("other_gamma_alpha", "gamma 1.5, alpha 0.5: both factors are parameters, not constants.",
+         40, 5, 1.5, 0.5, 1.0, g)
+    case("no_positives", "Every row background: only the (1 - alpha) p^gamma term; avg_factor clamps to 1.",
+         30, 4, 2.0, 0.25, 1.0, g, all_background=True)
+
+
+if __name__ == "__main__":
+    main()
