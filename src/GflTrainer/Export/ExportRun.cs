@@ -34,9 +34,7 @@ public static class ExportRun
                 ? Path.Combine(Path.GetDirectoryName(request.Checkpoint)!, CheckpointStore.ModelFile) : request.Checkpoint;
         string digest;
         using (var stream = File.OpenRead(weightsFile)) digest = Convert.ToHexString(SHA256.HashData(stream)).ToLowerInvariant();
-        // The size the model was trained for, padded as the pipeline pads: the sample's input size.
-        int divisor = cfg.Data.PadDivisor;
-        int w = (cfg.Data.ImgScale[0] + divisor - 1) / divisor * divisor, h = (cfg.Data.ImgScale[1] + divisor - 1) / divisor * divisor;
+        var (h, w) = SampleSize(cfg.Data.ImgScale, cfg.Data.PadDivisor);
         var metadata = Metadata(cfg, detector.Categories, detector.Model.Strides, Path.GetFullPath(request.Checkpoint), digest, request.Fp16);
         var encoded = GflOnnxExporter.Encode(detector.Model, cfg.Model, metadata, nms: request.Nms, fp16: request.Fp16);
         GflOnnxExporter.Write(request.Out, encoded);
@@ -70,6 +68,17 @@ public static class ExportRun
         log.Information("wrote {Model} ({MB:F1} MB, opset {Opset}) and {Sample} (input {H}x{W} and gfl's outputs)",
             request.Out, encoded.Length / 1048576.0, Onnx.OnnxGraphBuilder.Opset, sample, h, w);
         return new ExportResult(Path.GetFullPath(request.Out), Path.GetFullPath(sample), encoded.LongLength);
+    }
+
+    /// <summary>The sample's input (H, W): a 4:3 landscape image resized as the pipeline resizes (keep ratio: the short
+    /// side to the scale's short side unless the long side would pass the long one), padded to the divisor. A
+    /// keep-ratio scale such as (100000, 320), "short side 320", gives 320x427 -> 320x448, not a 100000 px wide input.</summary>
+    internal static (int H, int W) SampleSize(IReadOnlyList<int> imgScale, int divisor)
+    {
+        double longest = Math.Max(imgScale[0], imgScale[1]), shortest = Math.Min(imgScale[0], imgScale[1]);
+        double factor = Math.Min(shortest / 3, longest / 4);   // a 4 x 3 image scaled to fit
+        int w = (int)(4 * factor + 0.5), h = (int)(3 * factor + 0.5);
+        return ((h + divisor - 1) / divisor * divisor, (w + divisor - 1) / divisor * divisor);
     }
 
     /// <summary>The model's metadata props: everything <see cref="Inference.OnnxDetector"/> (or a user's service) needs to

@@ -289,5 +289,29 @@ public sealed class OnnxExportTests
         Assert.True(p.ExitCode == 0, stderr.Result.Contains("No module named 'onnx'")
             ? "python3-onnx is not installed: apt-get install python3-onnx (.ci/run does)" : stderr.Result);
         Assert.Equal("checked 8 17", stdout.Result.Trim());
+
+        // ONNX Runtime's Node.js binding reproduces the sample too: the artefact checked with no .NET code of ours.
+        var script = Path.Combine(TestPaths.RepoRoot(), "scripts", "onnx-node");
+        if (!Directory.Exists(Path.Combine(script, "node_modules", "onnxruntime-node")))
+            throw new Xunit.Sdk.XunitException($"onnxruntime-node is not installed: cd {script} && npm ci --ignore-scripts (.ci/run does)");
+        var node = new System.Diagnostics.ProcessStartInfo("node") { RedirectStandardOutput = true, RedirectStandardError = true };
+        node.ArgumentList.Add(Path.Combine(script, "check_sample.mjs"));
+        node.ArgumentList.Add(onnxFile);
+        using var n = System.Diagnostics.Process.Start(node)!;
+        var nodeOut = n.StandardOutput.ReadToEndAsync();
+        var nodeErr = n.StandardError.ReadToEndAsync();
+        Assert.True(n.WaitForExit(TimeSpan.FromMinutes(2)));
+        Assert.True(n.ExitCode == 0, nodeOut.Result + nodeErr.Result);
+        Assert.Contains("all outputs equal gfl's sample", nodeOut.Result);
     }
+
+    /// <summary>The sample's input size: a 4:3 image resized as the pipeline would, padded; a "short side" keep-ratio
+    /// scale such as (100000, 320) must not give a 100000 px wide input.</summary>
+    [Theory]
+    [InlineData(1333, 800, 32, 800, 1088)]   // 1067x800 -> 1088x800
+    [InlineData(100000, 320, 32, 320, 448)]  // 427x320 -> 448x320
+    [InlineData(96, 96, 32, 96, 96)]         // 96x72 -> 96x96
+    [InlineData(640, 640, 1, 480, 640)]
+    public void SampleSize_IsA4By3ImageResizedAndPadded(int scaleLong, int scaleShort, int divisor, int h, int w) =>
+        Assert.Equal((h, w), ExportRun.SampleSize([scaleLong, scaleShort], divisor));
 }
