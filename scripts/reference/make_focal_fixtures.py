@@ -7,37 +7,19 @@ Run with Debian's interpreter (torch 1.13): /usr/bin/python3 scripts/reference/m
 Writes tests/GflTrainer.Tests/Fixtures/gfl/focal/*.json (values and gradients: the element-wise loss, its sum's
 gradient, the reduced loss and its gradient).
 """
-import json
 import os
-import re
-import struct
 import sys
 
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+from gflref.fixture_json import shortest, tensor, write  # noqa: E402
 from gflref.losses import sigmoid_focal_loss, sigmoid_focal_loss_elementwise  # noqa: E402
 
 OUT = os.path.join(HERE, "..", "..", "tests", "GflTrainer.Tests", "Fixtures", "gfl", "focal")
 REFERENCE = ("mmdetection v3.3.0 (44ebd17b) FocalLoss(use_sigmoid=True) / py_sigmoid_focal_loss / weight_reduce_loss "
              "logic (scripts/reference/gflref/losses.py), float32, PyTorch " + torch.__version__ + " CPU")
-
-
-def shortest(x):
-    """The shortest decimal that reads back to the same float32."""
-    for digits in range(6, 12):
-        s = f"{x:.{digits}g}"
-        if struct.unpack("f", struct.pack("f", float(s)))[0] == x:
-            return float(s)
-    return float(x)
-
-
-def tensor(t):
-    t = t.detach().contiguous()
-    if t.dtype == torch.int64:
-        return {"shape": list(t.shape), "dtype": "int64", "data": t.flatten().tolist()}
-    return {"shape": list(t.shape), "dtype": "float32", "data": [shortest(v) for v in t.flatten().tolist()]}
 
 
 def case(name, description, rows, classes, gamma, alpha, loss_weight, g, scale=2.5, fg=0.3, all_background=False):
@@ -56,23 +38,13 @@ def case(name, description, rows, classes, gamma, alpha, loss_weight, g, scale=2
     b = logits.clone().requires_grad_(True)
     reduced = sigmoid_focal_loss(b, labels, weight, avg_factor, gamma, alpha, loss_weight)
     reduced.backward()
-    doc = {
-        "format": "gfl-fixture/1", "kind": "focal", "name": name, "description": description, "reference": REFERENCE,
-        "params": {"gamma": gamma, "alpha": alpha, "loss_weight": loss_weight, "num_classes": classes,
-                   "avg_factor": avg_factor, "reduction": "mean"},
-        "inputs": {"logits": tensor(logits), "labels": tensor(labels), "weight": tensor(weight)},
-        "expected": {"loss_elementwise": tensor(elementwise), "loss_per_sample": tensor(elementwise.sum(1)),
-                     "grad_sum_elementwise_wrt_logits": tensor(a.grad), "loss_reduced": shortest(reduced.item()),
-                     "grad_reduced_wrt_logits": tensor(b.grad)},
-    }
-    os.makedirs(OUT, exist_ok=True)
-    text = json.dumps(doc, indent=2)
-    # Each tensor's data on one line, as the public set writes them.
-    text = re.sub(r'"data": \[([^\]]*)\]', lambda m: '"data": [' + ", ".join(x.strip() for x in m.group(1).split(",")) + "]", text)
-    text = re.sub(r'\{\s*"shape": \[([^\]]*)\],\s*"dtype": "(\w+)",\s*"data"',
-                  lambda m: '{"shape": [' + ", ".join(x.strip() for x in m.group(1).split(",")) + '], "dtype": "' + m.group(2) + '", "data"', text)
-    with open(os.path.join(OUT, name + ".json"), "w") as f:
-        f.write(text + "\n")
+    write(OUT, "focal", name, description, REFERENCE,
+          {"gamma": gamma, "alpha": alpha, "loss_weight": loss_weight, "num_classes": classes,
+           "avg_factor": avg_factor, "reduction": "mean"},
+          {"logits": tensor(logits), "labels": tensor(labels), "weight": tensor(weight)},
+          {"loss_elementwise": tensor(elementwise), "loss_per_sample": tensor(elementwise.sum(1)),
+           "grad_sum_elementwise_wrt_logits": tensor(a.grad), "loss_reduced": shortest(reduced.item()),
+           "grad_reduced_wrt_logits": tensor(b.grad)})
 
 
 def main():

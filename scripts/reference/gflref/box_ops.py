@@ -67,3 +67,70 @@ def anchor_center(anchors):
     cx = (anchors[..., 2] + anchors[..., 0]) / 2
     cy = (anchors[..., 3] + anchors[..., 1]) / 2
     return torch.stack([cx, cy], dim=-1)
+
+
+def bbox2delta(proposals, gt, means=(0.0, 0.0, 0.0, 0.0), stds=(1.0, 1.0, 1.0, 1.0)):
+    """mmdetection DeltaXYWHBBoxCoder.encode (delta_xywh_bbox_coder.bbox2delta): centre offsets in units of the prior's
+    width/height and log size ratios, then (delta - means) / stds."""
+    proposals = proposals.float()
+    gt = gt.float()
+    px = (proposals[..., 0] + proposals[..., 2]) * 0.5
+    py = (proposals[..., 1] + proposals[..., 3]) * 0.5
+    pw = proposals[..., 2] - proposals[..., 0]
+    ph = proposals[..., 3] - proposals[..., 1]
+    gx = (gt[..., 0] + gt[..., 2]) * 0.5
+    gy = (gt[..., 1] + gt[..., 3]) * 0.5
+    gw = gt[..., 2] - gt[..., 0]
+    gh = gt[..., 3] - gt[..., 1]
+    dx = (gx - px) / pw
+    dy = (gy - py) / ph
+    dw = torch.log(gw / pw)
+    dh = torch.log(gh / ph)
+    deltas = torch.stack([dx, dy, dw, dh], dim=-1)
+    means = deltas.new_tensor(means).unsqueeze(0)
+    stds = deltas.new_tensor(stds).unsqueeze(0)
+    return deltas.sub_(means).div_(stds)
+
+
+def delta2bbox(rois, deltas, means=(0.0, 0.0, 0.0, 0.0), stds=(1.0, 1.0, 1.0, 1.0), max_shape=None,
+               wh_ratio_clip=16 / 1000, clip_border=True):
+    """mmdetection DeltaXYWHBBoxCoder.decode (delta2bbox, add_ctr_clamp False): denormalise, size ratios clamped to
+    |log(wh_ratio_clip)|, boxes clipped to max_shape (H, W) when given."""
+    import numpy as np
+    num_bboxes, num_classes = deltas.size(0), deltas.size(1) // 4
+    deltas = deltas.reshape(-1, 4)
+    means_t = deltas.new_tensor(means).view(1, -1)
+    stds_t = deltas.new_tensor(stds).view(1, -1)
+    denorm = deltas * stds_t + means_t
+    dxy = denorm[:, :2]
+    dwh = denorm[:, 2:]
+    rois_ = rois.repeat(1, num_classes).reshape(-1, 4)
+    pxy = (rois_[:, :2] + rois_[:, 2:]) * 0.5
+    pwh = rois_[:, 2:] - rois_[:, :2]
+    dxy_wh = pwh * dxy
+    max_ratio = np.abs(np.log(wh_ratio_clip))
+    dwh = dwh.clamp(min=-max_ratio, max=max_ratio)
+    gxy = pxy + dxy_wh
+    gwh = pwh * dwh.exp()
+    x1y1 = gxy - (gwh * 0.5)
+    x2y2 = gxy + (gwh * 0.5)
+    bboxes = torch.cat([x1y1, x2y2], dim=-1)
+    if clip_border and max_shape is not None:
+        bboxes[..., 0::2].clamp_(min=0, max=max_shape[1])
+        bboxes[..., 1::2].clamp_(min=0, max=max_shape[0])
+    return bboxes.reshape(num_bboxes, -1)
+
+
+def centerness_target(anchors, gts):
+    """mmdetection ATSSHead.centerness_target: sqrt(min(l, r)/max(l, r) * min(t, b)/max(t, b)) of the anchor centre's
+    distances to the sides of its assigned gt."""
+    anchors_cx = (anchors[:, 2] + anchors[:, 0]) / 2
+    anchors_cy = (anchors[:, 3] + anchors[:, 1]) / 2
+    l_ = anchors_cx - gts[:, 0]
+    t_ = anchors_cy - gts[:, 1]
+    r_ = gts[:, 2] - anchors_cx
+    b_ = gts[:, 3] - anchors_cy
+    left_right = torch.stack([l_, r_], dim=1)
+    top_bottom = torch.stack([t_, b_], dim=1)
+    return torch.sqrt((left_right.min(dim=-1)[0] / left_right.max(dim=-1)[0]) *
+                      (top_bottom.min(dim=-1)[0] / top_bottom.max(dim=-1)[0]))
