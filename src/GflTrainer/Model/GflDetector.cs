@@ -68,7 +68,7 @@ internal sealed class GflDetector : Module<Tensor, HeadOutputs>
     {
         using var scope = NewDisposeScope();
         var outputs = bbox_head.forward(neck.forward(backbone.forward(images)));
-        foreach (var t in outputs.ClassScores.Concat(outputs.BoxPredictions)) t.MoveToOuterDisposeScope();
+        foreach (var t in outputs.ClassScores.Concat(outputs.BoxPredictions).Concat(outputs.Centerness ?? [])) t.MoveToOuterDisposeScope();
         return outputs;
     }
 }

@@ -10,7 +10,7 @@ namespace GflTrainer.Model;
 /// <c>gfl_cls</c> predicts the joint class-IoU score (sigmoid logits, no background channel) and <c>gfl_reg</c>
 /// 4 (R+1) distribution logits, multiplied by the level's learnable <c>Scale</c> before any softmax.
 /// Keys: <c>cls_convs.i.conv/gn</c>, <c>reg_convs.i.conv/gn</c>, <c>gfl_cls</c>, <c>gfl_reg</c>, <c>scales.l.scale</c>.</summary>
-internal sealed class GflHead : Module<IReadOnlyList<Tensor>, HeadOutputs>
+internal sealed class GflHead : DenseHead
 {
     private readonly ModuleList<ConvModule> cls_convs;
     private readonly ModuleList<ConvModule> reg_convs;
@@ -19,7 +19,7 @@ internal sealed class GflHead : Module<IReadOnlyList<Tensor>, HeadOutputs>
     private readonly ModuleList<Scale> scales;
 
     /// <summary>Number of foreground classes C.</summary>
-    public int NumClasses { get; }
+    public override int NumClasses { get; }
 
     /// <summary>Largest bin index R of the distance distribution (reference: 16, so R + 1 = 17 bins per side).</summary>
     public int RegMax { get; }
@@ -35,29 +35,13 @@ internal sealed class GflHead : Module<IReadOnlyList<Tensor>, HeadOutputs>
             throw new ArgumentException($"head feature channels {featureChannels} are not divisible by {groupNormGroups} GroupNorm groups");
         NumClasses = numClasses;
         RegMax = regMax;
-        cls_convs = new ModuleList<ConvModule>(Tower(inChannels, featureChannels, stackedConvs, groupNormGroups));
-        reg_convs = new ModuleList<ConvModule>(Tower(inChannels, featureChannels, stackedConvs, groupNormGroups));
+        cls_convs = new ModuleList<ConvModule>(GroupNormTower(inChannels, featureChannels, stackedConvs, groupNormGroups));
+        reg_convs = new ModuleList<ConvModule>(GroupNormTower(inChannels, featureChannels, stackedConvs, groupNormGroups));
         gfl_cls = nn.Conv2d(featureChannels, numClasses, 3, padding: 1);
         gfl_reg = nn.Conv2d(featureChannels, 4 * (regMax + 1), 3, padding: 1);
         scales = new ModuleList<Scale>(Enumerable.Range(0, levels).Select(_ => new Scale(1.0f)).ToArray());
         RegisterComponents();
-        InitializeWeights(priorProbability);
-    }
-
-    private static ConvModule[] Tower(long inChannels, long channels, int depth, int groups) =>
-        Enumerable.Range(0, depth).Select(i => new ConvModule(i == 0 ? inChannels : channels, channels, 3, groupNormGroups: groups)).ToArray();
-
-    /// <summary>mmdetection GFLHead init: Normal(0, 0.01) on every conv, bias 0, except the cls bias
-    /// -log((1 - p) / p) so the initial sigmoid equals the prior p (focal-loss init, Lin et al. 2017).
-    /// GroupNorm keeps gamma 1, beta 0; the towers are not re-initialised by ConvModule's Kaiming init.</summary>
-    private void InitializeWeights(double priorProbability)
-    {
-        using var _ = no_grad();
-        foreach (var conv in cls_convs.Concat(reg_convs)) nn.init.normal_(conv.Weight, 0, 0.01);
-        nn.init.normal_(gfl_cls.weight, 0, 0.01);
-        nn.init.constant_(gfl_cls.bias, -Math.Log((1 - priorProbability) / priorProbability));
-        nn.init.normal_(gfl_reg.weight, 0, 0.01);
-        nn.init.zeros_(gfl_reg.bias);
+        InitializeWeights(cls_convs.Concat(reg_convs), gfl_cls, [gfl_reg], priorProbability);
     }
 
     /// <param name="features">[P3..P7], (N, inChannels, h_l, w_l).</param>
