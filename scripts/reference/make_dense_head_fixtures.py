@@ -5,6 +5,9 @@ gflref's transcriptions of mmdetection 3.x:
                 (0.1, 0.1, 0.2, 0.2) and RetinaNet's (1, 1, 1, 1), the wh-ratio clamp, clipping to max_shape;
                 plus ATSSHead.centerness_target on the same anchors and boxes.
   max_iou/      MaxIoUAssigner as RetinaNet configures it (gflref.max_iou_assigner).
+  atss_loss/    ATSSHead.loss_by_feat (gflref.atss_loss) on the gts, feature-map sizes and pad shapes of every
+                head_loss/ case of the public set, with seeded random class, delta and centerness maps: per-level
+                losses, normalisers and the gradients with respect to every head output.
 
 Run with Debian's interpreter (torch 1.13): /usr/bin/python3 scripts/reference/make_dense_head_fixtures.py
 """
@@ -18,6 +21,8 @@ sys.path.insert(0, HERE)
 from gflref.box_ops import bbox2delta, centerness_target, delta2bbox  # noqa: E402
 from gflref.fixture_json import tensor, write  # noqa: E402
 from gflref.max_iou_assigner import max_iou_assign  # noqa: E402
+from gflref.atss_loss import AtssLoss  # noqa: E402
+import json  # noqa: E402
 
 FIXTURES = os.path.join(HERE, "..", "..", "tests", "GflTrainer.Tests", "Fixtures", "gfl")
 REFERENCE = ("mmdetection v3.3.0 (44ebd17b) DeltaXYWHBBoxCoder / ATSSHead.centerness_target / MaxIoUAssigner logic "
@@ -85,8 +90,56 @@ def max_iou_case(name, description, gts, labels, h=64, w=96):
            "num_pos": int((inds > 0).sum()), "num_neg": int((inds == 0).sum()), "num_ignored": int((inds < 0).sum())})
 
 
+def from_fixture(t):
+    dtype = {"float32": torch.float32, "int64": torch.long}[t["dtype"]]
+    return torch.tensor(t["data"], dtype=dtype).reshape(t["shape"])
+
+
+def atss_loss_case(source, g):
+    """The gts and shapes of a head_loss case of the public set; the head outputs are ATSS's, drawn here."""
+    with open(source) as f:
+        src = json.load(f)
+    p = src["params"]
+    num_classes = p["num_classes"]
+    gt_bboxes = [from_fixture(t) for t in src["inputs"]["gt_bboxes"]]
+    gt_labels = [from_fixture(t) for t in src["inputs"]["gt_labels"]]
+    pad_shapes = [tuple(s) for s in p["image_pad_shapes"]]
+    batch = len(pad_shapes)
+    sizes = [tuple(s) for s in src["inputs"]["featmap_sizes"]]
+    cls = [(torch.randn(batch, num_classes, h, w, generator=g) * 1.5 - 3).requires_grad_(True) for h, w in sizes]
+    box = [(torch.randn(batch, 4, h, w, generator=g) * 0.5).requires_grad_(True) for h, w in sizes]
+    ctr = [torch.randn(batch, 1, h, w, generator=g).requires_grad_(True) for h, w in sizes]
+    trace = {}
+    losses = AtssLoss(num_classes, strides=tuple(p["strides"]), topk=p["topk"])(cls, box, ctr, gt_bboxes, gt_labels,
+                                                                                  pad_shapes, trace)
+    total = sum(sum(v) for v in losses.values())
+    total.backward()
+    name = os.path.splitext(os.path.basename(source))[0]
+    write(os.path.join(FIXTURES, "atss_loss"), "atss_loss", name,
+          "ATSSHead.loss_by_feat on the gts and shapes of head_loss/" + name + " with seeded random ATSS head outputs "
+          "(class logits around -3, deltas std 0.5, centerness logits std 1).", REFERENCE,
+          {"num_classes": num_classes, "strides": p["strides"], "topk": p["topk"], "image_pad_shapes": p["image_pad_shapes"],
+           "loss_cls": {"type": "FocalLoss", "gamma": 2.0, "alpha": 0.25, "loss_weight": 1.0},
+           "loss_bbox": {"type": "GIoULoss", "loss_weight": 2.0},
+           "loss_centerness": {"type": "CrossEntropyLoss", "use_sigmoid": True, "loss_weight": 1.0},
+           "bbox_coder": {"type": "DeltaXYWHBBoxCoder", "target_means": [0.0] * 4, "target_stds": [0.1, 0.1, 0.2, 0.2]}},
+          {"featmap_sizes": [list(s) for s in sizes], "cls_scores": [tensor(t) for t in cls],
+           "bbox_preds": [tensor(t) for t in box], "centernesses": [tensor(t) for t in ctr],
+           "gt_bboxes": src["inputs"]["gt_bboxes"], "gt_labels": src["inputs"]["gt_labels"]},
+          {"loss_cls": [float(x) for x in losses["loss_cls"]], "loss_bbox": [float(x) for x in losses["loss_bbox"]],
+           "loss_centerness": [float(x) for x in losses["loss_centerness"]], "total_loss": float(total),
+           "num_pos_per_image": trace["targets"].num_pos, "avg_factor": trace["avg_factor"],
+           "centerness_sum_per_level": trace["centerness_sum_per_level"], "bbox_avg_factor": trace["bbox_avg_factor"],
+           "grad_cls_scores": [tensor(t.grad) for t in cls], "grad_bbox_preds": [tensor(t.grad) for t in box],
+           "grad_centernesses": [tensor(t.grad) for t in ctr]})
+
+
 def main():
     g = torch.Generator().manual_seed(0)
+    head_loss = os.path.join(FIXTURES, "head_loss")
+    for source in sorted(os.listdir(head_loss)):
+        if source.endswith(".json"):
+            atss_loss_case(os.path.join(head_loss, source), torch.Generator().manual_seed(len(source)))
     delta_case("atss_stds", "ATSS's coder (stds 0.1, 0.1, 0.2, 0.2): 40 anchor/gt pairs, anchors centred inside their "
                "gt (three exactly on the vertical centre line: centerness sqrt(1 * t/b ratio)), decode of small deltas "
                "with and without clipping to a 256x320 image.", g, (0.1, 0.1, 0.2, 0.2), (256, 320))

@@ -25,6 +25,15 @@ public sealed record LossScalars(double Total, IReadOnlyList<LossTerm> Terms)
     public double this[string name] => Terms.FirstOrDefault(t => t.Name == name) is { Name: not null } t
         ? t.Value : throw new KeyNotFoundException($"no loss term {name} (have {string.Join(", ", Terms.Select(x => x.Name))})");
 
+    /// <summary>Reads <paramref name="total"/> and every term with one device sync.</summary>
+    internal static LossScalars Read(IReadOnlyList<(string Name, Tensor Value)> terms, Tensor total)
+    {
+        var all = terms.Select(t => t.Value).Append(total).Select(t => t.detach().to(float64).reshape(1)).ToList();
+        using var stacked = cat(all, 0).cpu();
+        var v = stacked.data<double>().ToArray();
+        return new LossScalars(v[^1], terms.Select((t, i) => new LossTerm(t.Name, v[i])).ToList());
+    }
+
     /// <summary><c>loss_cls=…, loss_bbox=…</c> in the terms' order.</summary>
     public override string ToString() => string.Join(", ", Terms.Select(t => $"{t.Name}={t.Value}"));
 }
@@ -62,12 +71,5 @@ internal sealed record LossBreakdown(
     public IReadOnlyList<(string Name, Tensor Value)> Terms => [("loss_cls", Cls), ("loss_bbox", Box), ("loss_dfl", Dfl)];
 
     /// <summary>Reads the total and every term with one device sync.</summary>
-    public LossScalars ToScalars()
-    {
-        var terms = Terms;
-        var all = terms.Select(t => t.Value).Append(Total).Select(t => t.detach().to(float64).reshape(1)).ToList();
-        using var stacked = cat(all, 0).cpu();
-        var v = stacked.data<double>().ToArray();
-        return new LossScalars(v[^1], terms.Select((t, i) => new LossTerm(t.Name, v[i])).ToList());
-    }
+    public LossScalars ToScalars() => LossScalars.Read(Terms, Total);
 }

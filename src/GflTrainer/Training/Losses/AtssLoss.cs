@@ -1,0 +1,135 @@
+using GflTrainer.Boxes;
+using GflTrainer.Model;
+using GflTrainer.Training.Targets;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace GflTrainer.Training.Losses;
+
+/// <summary>ATSS losses of one batch (mmdetection's loss dict: loss_cls, loss_bbox, loss_centerness, per level).</summary>
+/// <param name="BoxPerLevel">GIoU per level, already divided by <paramref name="BoxAvgFactor"/>.</param>
+/// <param name="ClsAvgFactor">Σ over images of max(num_pos, 1) (averaged over ranks): Focal Loss's and the centerness
+/// BCE's normaliser.</param>
+/// <param name="BoxAvgFactor">max(Σ of the positives' centerness targets, 1).</param>
+/// <param name="CenternessSumPerLevel">(L,) Σ of each level's centerness targets.</param>
+internal sealed record AtssLossBreakdown(IReadOnlyList<Tensor> ClsPerLevel, IReadOnlyList<Tensor> BoxPerLevel,
+    IReadOnlyList<Tensor> CenternessPerLevel, Tensor Cls, Tensor Box, Tensor Centerness, Tensor Total, double ClsAvgFactor,
+    double BoxAvgFactor, Tensor CenternessSumPerLevel, GflTargets Targets)
+{
+    public IReadOnlyList<(string Name, Tensor Value)> Terms => [("loss_cls", Cls), ("loss_bbox", Box), ("loss_centerness", Centerness)];
+
+    public LossScalars ToScalars() => LossScalars.Read(Terms, Total);
+}
+
+/// <summary>
+/// mmdetection <c>ATSSHead.loss_by_feat</c> (Zhang et al. 2020): the same ATSS targets as GFL (one square anchor per
+/// location, <see cref="GflTargetBuilder"/>); per level Focal Loss over every valid anchor, normalised by Σ_images
+/// max(num_pos, 1); on the positives the deltas are decoded from the anchors (<see cref="DeltaXywhBoxCoder"/>, stds
+/// 0.1/0.1/0.2/0.2; reg_decoded_bbox) and compared with the gt boxes by GIoU weighted by the centerness target (avg
+/// factor 1), and the centerness logit is trained by BCE against that target with the classification normaliser; every
+/// level's GIoU is finally divided by the batch's Σ of centerness targets clamped at 1.
+/// </summary>
+internal sealed class AtssLoss
+{
+    private readonly GflTargetBuilder _targetBuilder;
+    private readonly FocalLoss _focal;
+    private readonly GiouLoss _giou;
+    private readonly DeltaXywhBoxCoder _coder;
+    private readonly double _centernessWeight;
+
+    /// <param name="octaveBaseScale">anchor side in strides (8).</param>
+    public AtssLoss(int numClasses, IReadOnlyList<int>? strides = null, int atssTopK = 9, FocalLoss? focal = null,
+        double boxWeight = 2.0, double centernessWeight = 1.0, double octaveBaseScale = 8)
+    {
+        NumClasses = numClasses;
+        _targetBuilder = new GflTargetBuilder(new AnchorGenerator(strides ?? [8, 16, 32, 64, 128], octaveBaseScale),
+            new AtssAssigner(atssTopK), numClasses);
+        _focal = focal ?? new FocalLoss();
+        _giou = new GiouLoss(boxWeight);
+        _coder = new DeltaXywhBoxCoder(stds: [0.1, 0.1, 0.2, 0.2]);
+        _centernessWeight = centernessWeight;
+    }
+
+    public int NumClasses { get; }
+
+    /// <summary>Data-parallel ranks whose normalisers are averaged (mmdetection's <c>reduce_mean</c>), as in
+    /// <see cref="GflLoss.Ranks"/>; null: one process.</summary>
+    public Runtime.ICollective? Ranks { get; init; }
+
+    /// <param name="outputs">per level (N, C, h, w) logits, (N, 4, h, w) deltas and <see cref="HeadOutputs.Centerness"/>
+    /// (N, 1, h, w) logits.</param>
+    /// <param name="gtBoxes">per image (G_i, 4) xyxy pixels of the padded input.</param>
+    /// <param name="gtLabels">per image (G_i,) int64 in 0..C−1.</param>
+    /// <param name="imagePadShapes">per image its own padded (H, W).</param>
+    public AtssLossBreakdown Compute(HeadOutputs outputs, IReadOnlyList<Tensor> gtBoxes, IReadOnlyList<Tensor> gtLabels,
+        IReadOnlyList<(int H, int W)> imagePadShapes)
+    {
+        var centernessMaps = outputs.Centerness ?? throw new ArgumentException("ATSS loss: the head outputs have no centerness maps");
+        int levels = outputs.ClassScores.Count;
+        var device = outputs.ClassScores[0].device;
+        var batch = outputs.ClassScores[0].shape[0];
+        var featmapSizes = outputs.ClassScores.Select(t => ((int)t.shape[2], (int)t.shape[3])).ToArray();
+        var targets = _targetBuilder.Build(featmapSizes, gtBoxes, gtLabels, imagePadShapes, device);
+        var avgFactor = targets.ClassificationAvgFactor;
+        if (Ranks is { WorldSize: > 1 }) avgFactor = Ranks.AllReduceMean([avgFactor])[0];
+
+        var cls = new Tensor[levels];
+        var box = new Tensor[levels];
+        var ctr = new Tensor[levels];
+        var sums = new Tensor[levels];
+        long offset = 0;
+        for (int l = 0; l < levels; l++)
+        {
+            var count = targets.AnchorsPerLevel[l];
+            var logits = outputs.ClassScores[l].permute(0, 2, 3, 1).reshape(-1, NumClasses);
+            var deltas = outputs.BoxPredictions[l].permute(0, 2, 3, 1).reshape(-1, 4);
+            var centerness = centernessMaps[l].permute(0, 2, 3, 1).reshape(-1);
+            var anchors = targets.Anchors.narrow(0, offset, count).repeat(batch, 1);
+            var labels = targets.Labels.narrow(1, offset, count).reshape(-1);
+            var labelWeights = targets.LabelWeights.narrow(1, offset, count).reshape(-1);
+            var boxTargets = targets.BoxTargets.narrow(1, offset, count).reshape(-1, 4);
+            cls[l] = _focal.Forward(logits, labels, labelWeights, avgFactor);
+            var positive = ((labels >= 0) & (labels < NumClasses)).nonzero().squeeze(1);
+            if (positive.shape[0] > 0)
+            {
+                var posAnchors = anchors.index_select(0, positive);
+                var posTargets = boxTargets.index_select(0, positive);
+                Tensor centernessTargets;
+                using (no_grad()) centernessTargets = CenternessTarget.Compute(posAnchors, posTargets);
+                var decoded = _coder.Decode(posAnchors, deltas.index_select(0, positive));
+                box[l] = _giou.Forward(decoded, posTargets, centernessTargets, avgFactor: 1.0);
+                var bce = F.binary_cross_entropy_with_logits(centerness.index_select(0, positive), centernessTargets, reduction: nn.Reduction.None);
+                ctr[l] = _centernessWeight * WeightReduceLoss.Mean(bce, avgFactor);
+                sums[l] = centernessTargets.sum();
+            }
+            else
+            {
+                // The reference keeps the graph connected with bbox_pred.sum() * 0 and centerness.sum() * 0.
+                box[l] = deltas.sum() * 0;
+                ctr[l] = centerness.sum() * 0;
+                sums[l] = zeros(1, dtype: logits.dtype, device: device).squeeze();
+            }
+            offset += count;
+        }
+        // Σ over levels in float32, then over ranks (the mean of the ranks' sums clamped at 1/W: the global sum clamped
+        // at 1, as GflLoss does; mmdetection clamps the mean at 1), then a constant divisor.
+        var sum = sums[0];
+        for (int l = 1; l < levels; l++) sum = sum + sums[l];
+        var boxAvgFactor = Ranks is { WorldSize: > 1 }
+            ? Math.Max(Ranks.AllReduceMean([sum.item<float>()])[0], 1.0 / Ranks.WorldSize)
+            : (double)sum.clamp_min(1).item<float>();
+        for (int l = 0; l < levels; l++) box[l] = box[l] / boxAvgFactor;
+        var clsTotal = Sum(cls);
+        var boxTotal = Sum(box);
+        var ctrTotal = Sum(ctr);
+        return new AtssLossBreakdown(cls, box, ctr, clsTotal, boxTotal, ctrTotal, clsTotal + boxTotal + ctrTotal, avgFactor,
+            boxAvgFactor, stack(sums, 0), targets);
+    }
+
+    private static Tensor Sum(IReadOnlyList<Tensor> values)
+    {
+        var total = values[0];
+        for (var i = 1; i < values.Count; i++) total = total + values[i];
+        return total;
+    }
+}
