@@ -8,6 +8,9 @@ gflref's transcriptions of mmdetection 3.x:
   atss_loss/    ATSSHead.loss_by_feat (gflref.atss_loss) on the gts, feature-map sizes and pad shapes of every
                 head_loss/ case of the public set, with seeded random class, delta and centerness maps: per-level
                 losses, normalisers and the gradients with respect to every head output.
+  atss_postprocess/  ATSS's test-time path (gflref.postprocess.predict_single_atss) on the class maps, image shapes
+                and scale factors of every postprocess/ case of the public set, with seeded random deltas and
+                centerness maps.
 
 Run with Debian's interpreter (torch 1.13): /usr/bin/python3 scripts/reference/make_dense_head_fixtures.py
 """
@@ -22,6 +25,7 @@ from gflref.box_ops import bbox2delta, centerness_target, delta2bbox  # noqa: E4
 from gflref.fixture_json import tensor, write  # noqa: E402
 from gflref.max_iou_assigner import max_iou_assign  # noqa: E402
 from gflref.atss_loss import AtssLoss  # noqa: E402
+from gflref.postprocess import predict_single_atss  # noqa: E402
 import json  # noqa: E402
 
 FIXTURES = os.path.join(HERE, "..", "..", "tests", "GflTrainer.Tests", "Fixtures", "gfl")
@@ -134,8 +138,35 @@ def atss_loss_case(source, g):
            "grad_centernesses": [tensor(t.grad) for t in ctr]})
 
 
+def atss_postprocess_case(source, g):
+    with open(source) as f:
+        src = json.load(f)
+    p = src["params"]
+    cls = [from_fixture(t) for t in src["inputs"]["cls_scores"]]
+    sizes = [tuple(c.shape[-2:]) for c in cls]
+    box = [torch.randn(4, h, w, generator=g) * 0.7 for h, w in sizes]
+    ctr = [torch.randn(1, h, w, generator=g) * 2 for h, w in sizes]
+    img_shape = tuple(src["inputs"]["img_shape"])
+    scale = src["inputs"]["scale_factor"]
+    dets, pre = predict_single_atss(cls, box, ctr, img_shape, scale, strides=tuple(p["strides"]))
+    name = os.path.splitext(os.path.basename(source))[0]
+    params = {k: p[k] for k in ("nms_pre", "min_bbox_size", "score_thr", "iou_threshold", "max_per_img", "num_classes", "strides")}
+    params["bbox_coder"] = {"type": "DeltaXYWHBBoxCoder", "target_means": [0.0] * 4, "target_stds": [0.1, 0.1, 0.2, 0.2]}
+    write(os.path.join(FIXTURES, "atss_postprocess"), "atss_postprocess", name,
+          "ATSS test-time post-processing on the class maps, image shape and scale of postprocess/" + name +
+          " with seeded random deltas (std 0.7) and centerness logits (std 2).", REFERENCE, params,
+          {"cls_scores": src["inputs"]["cls_scores"], "bbox_preds": [tensor(t) for t in box],
+           "centernesses": [tensor(t) for t in ctr], "img_shape": list(img_shape), "scale_factor": scale},
+          {"bboxes": tensor(dets.bboxes), "scores": tensor(dets.scores), "labels": tensor(dets.labels),
+           "pre_nms": {"bboxes": tensor(pre.bboxes), "scores": tensor(pre.scores), "labels": tensor(pre.labels)}})
+
+
 def main():
     g = torch.Generator().manual_seed(0)
+    post = os.path.join(FIXTURES, "postprocess")
+    for source in sorted(os.listdir(post)):
+        if source.endswith(".json"):
+            atss_postprocess_case(os.path.join(post, source), torch.Generator().manual_seed(len(source)))
     head_loss = os.path.join(FIXTURES, "head_loss")
     for source in sorted(os.listdir(head_loss)):
         if source.endswith(".json"):

@@ -98,6 +98,8 @@ def delta2bbox(rois, deltas, means=(0.0, 0.0, 0.0, 0.0), stds=(1.0, 1.0, 1.0, 1.
     |log(wh_ratio_clip)|, boxes clipped to max_shape (H, W) when given."""
     import numpy as np
     num_bboxes, num_classes = deltas.size(0), deltas.size(1) // 4
+    if num_bboxes == 0:
+        return deltas
     deltas = deltas.reshape(-1, 4)
     means_t = deltas.new_tensor(means).view(1, -1)
     stds_t = deltas.new_tensor(stds).view(1, -1)

@@ -78,3 +78,44 @@ def predict_single(cls_scores, bbox_preds, img_shape, scale_factor, cfg=TestConf
         trace["num_after_size_filter"] = int(boxes.size(0))
     keep = batched_nms(boxes, scores, labels, cfg.iou_threshold)[:cfg.max_per_img]
     return Detections(boxes[keep], scores[keep], labels[keep])
+
+
+def predict_single_atss(cls_scores, bbox_preds, centernesses, img_shape, scale_factor, cfg=TestConfig(), strides=STRIDES,
+                        stds=(0.1, 0.1, 0.2, 0.2)):
+    """mmdetection 3.x BaseDenseHead._predict_by_feat_single + _bbox_post_process as ATSSHead runs it (with_score_factors):
+    the (anchor, class) pairs are selected on sigmoid(cls) alone (score_thr, nms_pre), their deltas decoded from the
+    anchors (DeltaXYWH, clipped to img_shape), and after rescaling each score is multiplied by sigmoid(centerness) of its
+    anchor before the size filter and NMS. Returns (Detections, pre-NMS Detections with the multiplied scores)."""
+    from .box_ops import delta2bbox
+    device = cls_scores[0].device
+    num_classes = cls_scores[0].size(0)
+    mlvl_boxes, mlvl_scores, mlvl_labels, mlvl_factors = [], [], [], []
+    for cls_score, bbox_pred, centerness, stride in zip(cls_scores, bbox_preds, centernesses, strides):
+        h, w = cls_score.shape[-2:]
+        bbox_pred = bbox_pred.permute(1, 2, 0).reshape(-1, 4)
+        score_factor = centerness.permute(1, 2, 0).reshape(-1).sigmoid()
+        scores = cls_score.permute(1, 2, 0).reshape(-1, num_classes).sigmoid()
+        valid_mask = scores > cfg.score_thr
+        kept_scores = scores[valid_mask]
+        valid_idxs = torch.nonzero(valid_mask)
+        num_topk = min(cfg.nms_pre, valid_idxs.size(0))
+        kept_scores, idxs = kept_scores.sort(descending=True)
+        kept_scores = kept_scores[:num_topk]
+        keep_idxs, labels = valid_idxs[idxs[:num_topk]].unbind(dim=1)
+        priors = level_anchors((h, w), stride, device=device)[keep_idxs]
+        bboxes = delta2bbox(priors, bbox_pred[keep_idxs], (0.0, 0.0, 0.0, 0.0), stds, max_shape=img_shape)
+        mlvl_boxes.append(bboxes)
+        mlvl_scores.append(kept_scores)
+        mlvl_labels.append(labels)
+        mlvl_factors.append(score_factor[keep_idxs])
+    boxes = torch.cat(mlvl_boxes)
+    inv = boxes.new_tensor([1 / scale_factor[0], 1 / scale_factor[1]]).repeat(2)
+    boxes = boxes * inv
+    scores = torch.cat(mlvl_scores) * torch.cat(mlvl_factors)
+    labels = torch.cat(mlvl_labels)
+    pre_nms = Detections(boxes, scores, labels)
+    if cfg.min_bbox_size >= 0:
+        keep = ((boxes[:, 2] - boxes[:, 0]) > cfg.min_bbox_size) & ((boxes[:, 3] - boxes[:, 1]) > cfg.min_bbox_size)
+        boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+    keep = batched_nms(boxes, scores, labels, cfg.iou_threshold)[:cfg.max_per_img]
+    return Detections(boxes[keep], scores[keep], labels[keep]), pre_nms

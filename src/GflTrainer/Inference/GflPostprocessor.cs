@@ -37,6 +37,10 @@ internal sealed record DetectionCandidates(Tensor Boxes, Tensor Scores, Tensor L
 /// around the anchor centre and clamp to the unpadded image; then rescale by float32(1/scale), drop boxes with width
 /// or height ≤ <c>minBoxSize</c>, class-aware NMS, keep the best <c>maxPerImage</c>.
 /// Defaults are gfl_r50_fpn_1x_coco's test_cfg.
+/// With <c>deltaCoder</c> it is ATSS's path (mmdetection's <c>BaseDenseHead._predict_by_feat_single</c> with score
+/// factors): the pairs are selected on sigmoid(cls) alone, the anchors' deltas decoded by the coder and clipped to the
+/// image, and each selected score multiplied by sigmoid(centerness) of its anchor before the size filter and NMS.
+/// (mmdetection multiplies; the square root of the product that the ATSS paper's code reports is not its test path.)
 /// </summary>
 internal sealed class GflPostprocessor(
     AnchorGenerator anchorGenerator,
@@ -45,7 +49,8 @@ internal sealed class GflPostprocessor(
     double scoreThreshold = 0.05,
     double iouThreshold = 0.6,
     int maxPerImage = 100,
-    double minBoxSize = 0)
+    double minBoxSize = 0,
+    DeltaXywhBoxCoder? deltaCoder = null)
 {
     /// <summary>The post-processing of <c>model.test</c>; <paramref name="scoreThreshold"/> replaces its score_thr.</summary>
     public static GflPostprocessor FromConfig(Config.ModelConfig m, double? scoreThreshold = null) => new(
@@ -66,7 +71,7 @@ internal sealed class GflPostprocessor(
                 outputs.ClassScores.Select(t => t[i]).ToArray(),
                 outputs.BoxPredictions.Select(t => t[i]).ToArray(),
                 (meta.ImageHeight, meta.ImageWidth), ScaleOf(meta.ImageWidth, meta.OriginalWidth, meta.ScaleW),
-                ScaleOf(meta.ImageHeight, meta.OriginalHeight, meta.ScaleH));
+                ScaleOf(meta.ImageHeight, meta.OriginalHeight, meta.ScaleH), outputs.Centerness?.Select(t => t[i]).ToArray());
             if (meta.Flipped)
             {
                 // Horizontal flip of the original image: x1' = W − x2, x2' = W − x1.
@@ -94,11 +99,12 @@ internal sealed class GflPostprocessor(
     /// <param name="imageShape">(H, W) of the resized image before padding: boxes are clamped to it.</param>
     /// <param name="scaleW">resized / original width (mmdetection scale_factor[0]).</param>
     /// <param name="scaleH">resized / original height.</param>
+    /// <param name="centerness">ATSS: per level (1, h, w) centerness logits.</param>
     public Detections PredictSingle(IReadOnlyList<Tensor> classScores, IReadOnlyList<Tensor> boxPredictions,
-        (int H, int W) imageShape, double scaleW, double scaleH)
+        (int H, int W) imageShape, double scaleW, double scaleH, IReadOnlyList<Tensor>? centerness = null)
     {
         using var noGrad = no_grad();
-        return Suppress(Candidates(classScores, boxPredictions, imageShape, scaleW, scaleH));
+        return Suppress(Candidates(classScores, boxPredictions, imageShape, scaleW, scaleH, centerness));
     }
 
     /// <summary>The same post-processing from already decoded per-level outputs (what an exported ONNX model without
@@ -135,23 +141,31 @@ internal sealed class GflPostprocessor(
     }
 
     internal DetectionCandidates Candidates(IReadOnlyList<Tensor> classScores, IReadOnlyList<Tensor> boxPredictions,
-        (int H, int W) imageShape, double scaleW, double scaleH)
+        (int H, int W) imageShape, double scaleW, double scaleH, IReadOnlyList<Tensor>? centerness = null)
     {
+        if ((deltaCoder is null) != (centerness is null))
+            throw new ArgumentException(deltaCoder is null ? "GFL post-processing got centerness maps" : "ATSS post-processing needs the centerness maps");
         var probabilities = classScores.Select(c => c.permute(1, 2, 0).reshape(-1, c.shape[0]).sigmoid()).ToList();
         // Only the selected anchors are decoded.
         return Select(probabilities, (l, anchors) =>
         {
             var featmapSize = ((int)classScores[l].shape[1], (int)classScores[l].shape[2]);
+            var device = boxPredictions[l].device;
+            var priors = anchorGenerator.LevelAnchors(l, featmapSize, device).index_select(0, anchors);
+            if (deltaCoder is not null)
+                return deltaCoder.Decode(priors, boxPredictions[l].permute(1, 2, 0).reshape(-1, 4).index_select(0, anchors), imageShape);
             var bins = boxPredictions[l].permute(1, 2, 0).reshape(-1, 4 * (regMax + 1)).index_select(0, anchors);
             var distances = Integral.Forward(bins, regMax) * anchorGenerator.Strides[l];
-            var centers = AnchorGenerator.Centers(anchorGenerator.LevelAnchors(l, featmapSize, bins.device).index_select(0, anchors));
-            return DistancePointBoxCoder.Decode(centers, distances, imageShape);
-        }, scaleW, scaleH);
+            return DistancePointBoxCoder.Decode(AnchorGenerator.Centers(priors), distances, imageShape);
+        }, scaleW, scaleH,
+        centerness is null ? null : (l, anchors) => centerness[l].reshape(-1).index_select(0, anchors).sigmoid());
     }
 
     /// <summary>Per level the (anchor, class) pairs above score_thr, the nms_pre best of them, and their boxes
-    /// (<paramref name="boxesOf"/>: a level's boxes at the given anchors, in input pixels), scaled to the original image.</summary>
-    private DetectionCandidates Select(IReadOnlyList<Tensor> levelProbabilities, Func<int, Tensor, Tensor> boxesOf, double scaleW, double scaleH)
+    /// (<paramref name="boxesOf"/>: a level's boxes at the given anchors, in input pixels), scaled to the original image;
+    /// <paramref name="factorOf"/> (ATSS's centerness) multiplies the selected scores.</summary>
+    private DetectionCandidates Select(IReadOnlyList<Tensor> levelProbabilities, Func<int, Tensor, Tensor> boxesOf, double scaleW, double scaleH,
+        Func<int, Tensor, Tensor>? factorOf = null)
     {
         var device = levelProbabilities[0].device;
         var boxes = new List<Tensor>();
@@ -173,7 +187,8 @@ internal sealed class GflPostprocessor(
             var top = order.narrow(0, 0, k);
             var anchorIndex = pairs[TensorIndex.Colon, 0].index_select(0, top);
             boxes.Add(boxesOf(l, anchorIndex));
-            scores.Add(sorted.narrow(0, 0, k));
+            var selected = sorted.narrow(0, 0, k);
+            scores.Add(factorOf is null ? selected : selected * factorOf(l, anchorIndex));
             labels.Add(pairs[TensorIndex.Colon, 1].index_select(0, top));
         }
 
