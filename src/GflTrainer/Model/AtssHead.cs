@@ -26,9 +26,7 @@ internal sealed class AtssHead : DenseHead
     public AtssHead(int numClasses, long inChannels = 256, long featureChannels = 256, int stackedConvs = 4,
         int groupNormGroups = 32, int levels = 5, double priorProbability = 0.01) : base(nameof(AtssHead))
     {
-        if (numClasses < 1) throw new ArgumentOutOfRangeException(nameof(numClasses), $"num_classes {numClasses} must be at least 1");
-        if (featureChannels % groupNormGroups != 0)
-            throw new ArgumentException($"head feature channels {featureChannels} are not divisible by {groupNormGroups} GroupNorm groups");
+        CheckTowerArguments(numClasses, featureChannels, groupNormGroups);
         NumClasses = numClasses;
         cls_convs = new ModuleList<ConvModule>(GroupNormTower(inChannels, featureChannels, stackedConvs, groupNormGroups));
         reg_convs = new ModuleList<ConvModule>(GroupNormTower(inChannels, featureChannels, stackedConvs, groupNormGroups));

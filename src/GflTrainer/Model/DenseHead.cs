@@ -13,6 +13,14 @@ internal abstract class DenseHead(string name) : Module<IReadOnlyList<Tensor>, H
     /// <summary>Number of foreground classes C (sigmoid classifiers, no background channel).</summary>
     public abstract int NumClasses { get; }
 
+    /// <summary>The arguments every GroupNorm-tower head rejects: no classes, groups that do not divide the channels.</summary>
+    protected static void CheckTowerArguments(int numClasses, long featureChannels, int groupNormGroups)
+    {
+        if (numClasses < 1) throw new ArgumentOutOfRangeException(nameof(numClasses), $"num_classes {numClasses} must be at least 1");
+        if (featureChannels % groupNormGroups != 0)
+            throw new ArgumentException($"head feature channels {featureChannels} are not divisible by {groupNormGroups} GroupNorm groups");
+    }
+
     /// <summary>The classification and regression towers of mmdetection's GFL/ATSS heads: <paramref name="depth"/> x
     /// conv3x3 -> GroupNorm -> ReLU, the first reading the FPN's channels.</summary>
     protected static ConvModule[] GroupNormTower(long inChannels, long channels, int depth, int groups) =>

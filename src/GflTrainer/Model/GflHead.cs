@@ -29,10 +29,8 @@ internal sealed class GflHead : DenseHead
     public GflHead(int numClasses, long inChannels = 256, long featureChannels = 256, int stackedConvs = 4,
         int groupNormGroups = 32, int regMax = 16, int levels = 5, double priorProbability = 0.01) : base(nameof(GflHead))
     {
-        if (numClasses < 1) throw new ArgumentOutOfRangeException(nameof(numClasses), $"num_classes {numClasses} must be at least 1");
+        CheckTowerArguments(numClasses, featureChannels, groupNormGroups);
         if (regMax < 1) throw new ArgumentOutOfRangeException(nameof(regMax), $"reg_max {regMax} must be at least 1");
-        if (featureChannels % groupNormGroups != 0)
-            throw new ArgumentException($"head feature channels {featureChannels} are not divisible by {groupNormGroups} GroupNorm groups");
         NumClasses = numClasses;
         RegMax = regMax;
         cls_convs = new ModuleList<ConvModule>(GroupNormTower(inChannels, featureChannels, stackedConvs, groupNormGroups));

@@ -113,23 +113,16 @@ internal sealed class AtssLoss
         }
         // Σ over levels in float32, then over ranks (the mean of the ranks' sums clamped at 1/W: the global sum clamped
         // at 1, as GflLoss does; mmdetection clamps the mean at 1), then a constant divisor.
-        var sum = sums[0];
-        for (int l = 1; l < levels; l++) sum = sum + sums[l];
+        var sum = LossScalars.SumLevels(sums);
         var boxAvgFactor = Ranks is { WorldSize: > 1 }
             ? Math.Max(Ranks.AllReduceMean([sum.item<float>()])[0], 1.0 / Ranks.WorldSize)
             : (double)sum.clamp_min(1).item<float>();
         for (int l = 0; l < levels; l++) box[l] = box[l] / boxAvgFactor;
-        var clsTotal = Sum(cls);
-        var boxTotal = Sum(box);
-        var ctrTotal = Sum(ctr);
+        var clsTotal = LossScalars.SumLevels(cls);
+        var boxTotal = LossScalars.SumLevels(box);
+        var ctrTotal = LossScalars.SumLevels(ctr);
         return new AtssLossBreakdown(cls, box, ctr, clsTotal, boxTotal, ctrTotal, clsTotal + boxTotal + ctrTotal, avgFactor,
             boxAvgFactor, stack(sums, 0), targets);
     }
 
-    private static Tensor Sum(IReadOnlyList<Tensor> values)
-    {
-        var total = values[0];
-        for (var i = 1; i < values.Count; i++) total = total + values[i];
-        return total;
-    }
 }

@@ -102,8 +102,7 @@ internal sealed class GflLoss
         }
 
         // Python sum over levels in float32, clamped after summing (mmdetection PR #4978), then a constant.
-        var weightSum = weightSums[0];
-        for (var l = 1; l < levels; l++) weightSum = weightSum + weightSums[l];
+        var weightSum = LossScalars.SumLevels(weightSums);
         // Over ranks: the mean of the ranks' sums, clamped at 1/W, i.e. the global batch's sum clamped at 1, so W ranks
         // train exactly as one process on their union. (mmdetection clamps the mean at 1, the global sum at W: the two
         // differ only while the positives' weights of a global batch sum to less than W, in the first iterations.)
@@ -116,19 +115,13 @@ internal sealed class GflLoss
             dfl[l] = dfl[l] / boxAvgFactor;
         }
 
-        var clsTotal = Sum(cls);
-        var boxTotal = Sum(box);
-        var dflTotal = Sum(dfl);
+        var clsTotal = LossScalars.SumLevels(cls);
+        var boxTotal = LossScalars.SumLevels(box);
+        var dflTotal = LossScalars.SumLevels(dfl);
         return new LossBreakdown(cls, box, dfl, clsTotal, boxTotal, dflTotal, clsTotal + boxTotal + dflTotal,
             clsAvgFactor, boxAvgFactor, stack(weightSums, 0), targets, cat(quality, 1), positives);
     }
 
-    private static Tensor Sum(IReadOnlyList<Tensor> values)
-    {
-        var total = values[0];
-        for (var i = 1; i < values.Count; i++) total = total + values[i];
-        return total;
-    }
 
     // loss_by_feat_single for one level of the whole batch; box and DFL losses are not yet divided by the global
     // weight sum. Returns the level's QFL targets as (N, A_l).

@@ -25,6 +25,14 @@ public sealed record LossScalars(double Total, IReadOnlyList<LossTerm> Terms)
     public double this[string name] => Terms.FirstOrDefault(t => t.Name == name) is { Name: not null } t
         ? t.Value : throw new KeyNotFoundException($"no loss term {name} (have {string.Join(", ", Terms.Select(x => x.Name))})");
 
+    /// <summary>Σ of per-level losses left to right (Python's sum over the level list, in the tensors' dtype).</summary>
+    internal static Tensor SumLevels(IReadOnlyList<Tensor> values)
+    {
+        var total = values[0];
+        for (var i = 1; i < values.Count; i++) total = total + values[i];
+        return total;
+    }
+
     /// <summary>Reads <paramref name="total"/> and every term with one device sync.</summary>
     internal static LossScalars Read(IReadOnlyList<(string Name, Tensor Value)> terms, Tensor total)
     {
