@@ -81,16 +81,26 @@ public static class TrainStepBenchmark
         using var images = randn(batch, 3, height, width, device: device);
         var metas = Enumerable.Range(0, batch).Select(i => new Data.ImageMeta(i, "", height, Math.Min(width, 1333), height, Math.Min(width, 1333), height, width,
             1, 1, false)).ToList();
-        Func<IReadOnlyList<Detections>> detect;
         OnnxDetector? onnx = null;
-        if (engine == "torchsharp")
+        try
+        {
+            return Time(device, batch, height, width, iterations, warmup, engine, engine == "torchsharp" ? TorchSharp() : OnnxRuntime());
+        }
+        finally
+        {
+            onnx?.Dispose();
+            model.Dispose();
+        }
+
+        Func<IReadOnlyList<Detections>> TorchSharp()
         {
             model.to(device);
             model.eval();
             var post = new GflPostprocessor(new AnchorGenerator(model.Strides));
-            detect = () => post.Predict(model.forward(images), metas);
+            return () => post.Predict(model.forward(images), metas);
         }
-        else
+
+        Func<IReadOnlyList<Detections>> OnnxRuntime()
         {
             var cfg = new GflConfig { Model = new ModelConfig { Backbone = new BackboneConfig { Depth = depth } } };
             var classes = new Data.CategoryMap(Enumerable.Range(1, cfg.Model.Head.NumClasses).Select(i => new Data.CategoryEntry(i, $"class{i}")).ToList());
@@ -105,22 +115,19 @@ public static class TrainStepBenchmark
             NativeEnvironment.TrimHeap();
             try { onnx = OnnxDetector.Load(file, threads: torch.get_num_threads()); }
             finally { File.Delete(file); }
-            detect = () => onnx.Predict(images, metas);
+            return () => onnx.Predict(images, metas);
         }
-        try
+    }
+
+    static StepTiming Time(Device device, int batch, int height, int width, int iterations, int warmup, string engine,
+        Func<IReadOnlyList<Detections>> detect)
+    {
+        var samples = BenchClock.SampleMs(device, warmup, iterations, () =>
         {
-            var samples = BenchClock.SampleMs(device, warmup, iterations, () =>
-            {
-                using var _ = no_grad();
-                foreach (var d in detect()) d.Scores.cpu();   // the boxes reach the host, as a user's results would
-            });
-            return Result("infer", device, batch, height, width, samples, "off") with { Engine = engine };
-        }
-        finally
-        {
-            onnx?.Dispose();
-            model.Dispose();
-        }
+            using var _ = no_grad();
+            foreach (var d in detect()) d.Scores.cpu();   // the boxes reach the host, as a user's results would
+        });
+        return Result("infer", device, batch, height, width, samples, "off") with { Engine = engine };
     }
 
     /// <summary>The rows of <c>gfl bench train-step</c> and <c>gfl bench infer</c>.</summary>

@@ -31,10 +31,9 @@ public static class EvalRun
         var outDir = request.OutDir ?? Path.Combine(
             File.Exists(request.Checkpoint) ? Path.GetDirectoryName(Path.GetFullPath(request.Checkpoint))! : request.Checkpoint,
             $"eval_{request.Split}");
-        var post = GflPostprocessor.FromConfig(cfg.Model);
+        var post = GflPostprocessor.FromConfig(cfg.Model);   // the model is in eval mode (TrainedDetector.Load)
         return Evaluate(cfg.Data, Pick(cfg, request.Split), detector.Categories, device, outDir, "model detections", log,
-            (loader, categories, gt, progress) => DetectionEvaluation.Run(detector.Model, loader, post, categories, gt, outDir,
-                "model detections", progress, cancel));
+            b => post.Predict(detector.Model.forward(b.Images), b.Metas), cancel);
     }
 
     /// <summary>The exported model in ONNX Runtime (CPU) over the same images: the deployment artefact's AP, to be
@@ -64,9 +63,7 @@ public static class EvalRun
             PadDivisor = onnx.Data.PadDivisor };
         var outDir = request.OutDir ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(request.Onnx!))!,
             $"{Path.GetFileNameWithoutExtension(request.Onnx)}_eval_{request.Split}");
-        return Evaluate(data, split, onnx.Categories, torch.CPU, outDir, "ONNX detections", log,
-            (loader, categories, gt, progress) => DetectionEvaluation.Run(onnx.Predict, loader, categories, gt, outDir,
-                "ONNX detections", progress, cancel));
+        return Evaluate(data, split, onnx.Categories, torch.CPU, outDir, "ONNX detections", log, onnx.Predict, cancel);
     }
 
     static SplitConfig Pick(GflConfig c, string split) => split.ToLowerInvariant() switch
@@ -77,19 +74,19 @@ public static class EvalRun
         var s => throw new GflConfigException($"--split {s}: expected val, test or train") { Key = "--split" },
     };
 
+    /// <param name="what">names the detections in messages (e.g. a detection on an unknown image) and in the log.</param>
     static CocoMetrics Evaluate(DataConfig data, SplitConfig split, CategoryMap categories, torch.Device device, string outDir,
-        string what, ILogger log,
-        Func<DetectionLoader, CategoryMap, CocoGroundTruth, Action<int, int>, DetectionEvaluationResult> run)
+        string what, ILogger log, Func<DetectionBatch, IReadOnlyList<Detections>> detect, CancellationToken cancel)
     {
         var (dataset, gt) = DataPipelineFactory.LoadEvalSet(split, data, categories, log);
         var loader = DataPipelineFactory.CreateEvalLoader(data, dataset,
             new LoaderOptions { BatchSize = data.ValBatchSize, Workers = data.Workers, Prefetch = data.Prefetch }, device, log);
         int lastPct = -1;
-        var result = run(loader, categories, gt, (done, total) =>
+        var result = DetectionEvaluation.Run(detect, loader, categories, gt, outDir, what, (done, total) =>
         {
             int pct = 100 * done / Math.Max(1, total);
             if (pct / 10 != lastPct / 10) { lastPct = pct; log.Information("inference {Done}/{Total} batches", done, total); }
-        });
+        }, cancel);
         log.Information("inference ({What}): {Images} images, {Dets} detections in {Sec:F1} s ({Ips:F1} images/s)",
             what, dataset.Count, result.Detections, result.Seconds, dataset.Count / result.Seconds);
         log.Information("wrote {Dir}/detections.json and metrics.json", outDir);
