@@ -13,6 +13,14 @@ public static class BenchCommand
     static readonly Option<int> Warmup = new("--warmup") { Description = "Untimed warm-up repetitions", DefaultValueFactory = _ => 1 };
     static readonly Option<int> Depth = new("--depth") { Description = "ResNet depth", DefaultValueFactory = _ => 50 };
     static readonly Option<int> Batch = new("--batch") { Description = "Images per step", DefaultValueFactory = _ => 2 };
+    static readonly Option<string> Head = HeadOption();
+
+    static Option<string> HeadOption()
+    {
+        var head = new Option<string>("--head") { Description = "Dense head of the R50 model: gfl or atss", DefaultValueFactory = _ => "gfl" };
+        head.AcceptOnlyFromAmong("gfl", "atss");
+        return head;
+    }
 
     public static Command Create()
     {
@@ -80,9 +88,9 @@ public static class BenchCommand
             Description = "Time the model, loss and grad clipping of this config (e.g. configs/quickstart.yaml) instead of R50-GFL; " +
                 "--depth is then ignored, --batch/--height/--width still apply",
         };
-        var cmd = WithCommon(new Command("train-step", "Full SGD step of R50-GFL (forward, targets, losses, backward, update)"), Depth, Batch, amp, height, width, config);
+        var cmd = WithCommon(new Command("train-step", "Full SGD step of R50-GFL (forward, targets, losses, backward, update)"), Depth, Batch, amp, height, width, config, Head);
         cmd.SetAction(p => GlobalOptions.Execute(p, ctx => Print(p, ctx, Bench.TrainStep(ctx.Log, DeviceOf(p), p.GetValue(Depth), p.GetValue(Batch), p.GetValue(amp) ?? "off", p.GetValue(height), p.GetValue(width),
-            p.GetValue(Repeats), p.GetValue(Warmup), p.GetValue(config), p.GetValue(Threads)))));
+            p.GetValue(Repeats), p.GetValue(Warmup), p.GetValue(config), p.GetValue(Threads), p.GetValue(Head)!))));
         return cmd;
     }
 
@@ -98,9 +106,9 @@ public static class BenchCommand
             DefaultValueFactory = _ => "torchsharp",
         };
         engine.AcceptOnlyFromAmong("torchsharp", "onnxruntime");
-        var cmd = WithCommon(new Command("infer", "Inference (model + post-processing) images/s at 1333x800"), Depth, batch, height, width, engine);
+        var cmd = WithCommon(new Command("infer", "Inference (model + post-processing) images/s at 1333x800"), Depth, batch, height, width, engine, Head);
         cmd.SetAction(p => GlobalOptions.Execute(p, ctx => Print(p, ctx, Bench.Infer(ctx.Log, DeviceOf(p), p.GetValue(Depth), p.GetValue(batch), p.GetValue(height), p.GetValue(width), p.GetValue(Repeats),
-            p.GetValue(Warmup), p.GetValue(Threads), p.GetValue(engine)!))));
+            p.GetValue(Warmup), p.GetValue(Threads), p.GetValue(engine)!, p.GetValue(Head)!))));
         return cmd;
     }
 

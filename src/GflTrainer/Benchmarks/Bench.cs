@@ -29,22 +29,23 @@ public static class Bench
     }
 
     /// <param name="configFile">time this configuration's model, loss and clipping instead of R50-GFL.</param>
+    /// <param name="head">gfl or atss: the R50 reference's head when no config is given.</param>
     public static BenchReport TrainStep(ILogger log, string? device, int depth, int batch, string amp, int height, int width, int repeats,
-        int warmup, string? configFile, int threads)
+        int warmup, string? configFile, int threads, string head = "gfl")
     {
         BenchReport.UseThreads(threads);
         var d = DeviceSelector.Resolve(device, log);
         var cfg = configFile is null ? null : ConfigLoader.Load(configFile);
-        return TrainStepBenchmark.Report(TrainStepBenchmark.TrainStep(d, depth, batch, height, width, repeats, warmup, amp, cfg));
+        return TrainStepBenchmark.Report(TrainStepBenchmark.TrainStep(d, depth, batch, height, width, repeats, warmup, amp, cfg, HeadOf(head)));
     }
 
     /// <param name="engine">torchsharp or onnxruntime (<see cref="TrainStepBenchmark.Inference"/>).</param>
     public static BenchReport Infer(ILogger log, string? device, int depth, int batch, int height, int width, int repeats, int warmup, int threads,
-        string engine = "torchsharp")
+        string engine = "torchsharp", string head = "gfl")
     {
         BenchReport.UseThreads(threads);
         var d = DeviceSelector.Resolve(device, log);
-        return TrainStepBenchmark.Report(TrainStepBenchmark.Inference(d, depth, batch, height, width, repeats, warmup, engine));
+        return TrainStepBenchmark.Report(TrainStepBenchmark.Inference(d, depth, batch, height, width, repeats, warmup, engine, HeadOf(head)));
     }
 
     /// <summary>Collectives of a data-parallel run (start it under mpirun/srun/torchrun): verified, then timed. Only rank 0
@@ -61,4 +62,11 @@ public static class Bench
     /// <summary>COCO evaluation alone: libtorch is never loaded.</summary>
     public static BenchReport Eval(string annotationFile, string detectionsFile, int repeats) =>
         CocoEvalBenchmark.Report(CocoEvalBenchmark.Run(annotationFile, detectionsFile, repeats));
+
+    static HeadType HeadOf(string head) => head switch
+    {
+        "gfl" => HeadType.Gfl,
+        "atss" => HeadType.Atss,
+        _ => throw new GflConfigException($"--head {head}: expected gfl or atss") { Key = "--head" },
+    };
 }

@@ -13,7 +13,7 @@ namespace GflTrainer.Benchmarks;
 /// <summary>Timing of one benchmark: median and all samples in milliseconds per call.</summary>
 public sealed record StepTiming(string Name, string Device, int Batch, int Height, int Width, int Iterations,
     double MedianMs, double ImagesPerSecond, IReadOnlyList<double> SamplesMs, long PeakRssBytes, int Threads, string Amp,
-    double? GradCheckMedianMs = null, string Engine = "torchsharp");
+    double? GradCheckMedianMs = null, string Engine = "torchsharp", string Head = "gfl");
 
 /// <summary>
 /// The R50-GFL training step and inference on synthetic inputs shaped like COCO at (1333, 800): images padded to
@@ -25,13 +25,15 @@ public static class TrainStepBenchmark
     /// <param name="config">when given, the model, loss and gradient clipping of this configuration (e.g.
     /// configs/quickstart.yaml) instead of the R50-GFL of <paramref name="depth"/>; the input size and batch stay
     /// the benchmark's arguments.</param>
+    /// <param name="head">the head of the R50 model when no <paramref name="config"/> is given (gfl or atss).</param>
     public static StepTiming TrainStep(Device device, int depth = 50, int batch = 2, int height = 800, int width = 1344,
-        int iterations = 5, int warmup = 2, string amp = "off", GflConfig? config = null)
+        int iterations = 5, int warmup = 2, string amp = "off", GflConfig? config = null, HeadType head = HeadType.Gfl)
     {
         AmpMode ampMode = amp switch { "bf16" => AmpMode.Bf16, "fp16" => AmpMode.Fp16, "off" => AmpMode.Off,
             _ => throw new GflConfigException($"--amp {amp}: expected off, bf16 or fp16") { Key = "--amp" } };
-        // The reference R50-GFL when no config is given: mmdetection's gfl_r50_fpn_1x_coco (no gradient clipping).
-        var cfg = config ?? new GflConfig { Model = new ModelConfig { Backbone = new BackboneConfig { Depth = depth } } };
+        // The reference R50 when no config is given: mmdetection's gfl_r50_fpn_1x_coco or atss_r50_fpn_1x_coco (no
+        // gradient clipping).
+        var cfg = config ?? Reference(depth, head);
         cfg = cfg with { Train = cfg.Train with { Amp = ampMode } };
         torch.manual_seed(0);
         using var model = DetectorFactory.CreateDetector(cfg.Model);
@@ -63,28 +65,36 @@ public static class TrainStepBenchmark
             check.Add(sw.Elapsed.TotalMilliseconds);
         }
         images.Dispose(); foreach (var t in boxes.Concat(labels)) t.Dispose();
-        return Result("train-step", device, batch, height, width, samples, amp) with { GradCheckMedianMs = BenchClock.Median(check) };
+        return Result("train-step", device, batch, height, width, samples, amp) with
+        {
+            GradCheckMedianMs = BenchClock.Median(check), Head = cfg.Model.Head.Type.ToString().ToLowerInvariant(),
+        };
     }
+
+    static GflConfig Reference(int depth, HeadType head) =>
+        new() { Model = new ModelConfig { Backbone = new BackboneConfig { Depth = depth }, Head = new HeadConfig { Type = head } } };
 
     /// <param name="engine">torchsharp (gfl's model) or onnxruntime: the same seeded model exported by <c>gfl export</c>'s
     /// writer (decoded outputs) and run in ONNX Runtime on as many threads as libtorch has, with the same post-processing
     /// (<see cref="OnnxDetector"/>, as <c>gfl predict --onnx</c>). Peak RSS is per process: run each engine in its own.</param>
     public static StepTiming Inference(Device device, int depth = 50, int batch = 1, int height = 800, int width = 1344,
-        int iterations = 5, int warmup = 2, string engine = "torchsharp")
+        int iterations = 5, int warmup = 2, string engine = "torchsharp", HeadType head = HeadType.Gfl)
     {
         if (engine is not ("torchsharp" or "onnxruntime"))
             throw new GflConfigException($"--engine {engine}: expected torchsharp or onnxruntime") { Key = "--engine" };
         if (engine == "onnxruntime" && device.type != DeviceType.CPU)
             throw new GflConfigException("--engine onnxruntime runs on the CPU: add --device cpu") { Key = "--engine" };
         torch.manual_seed(0);
-        var model = GflDetector.Create(depth);
+        var cfg = Reference(depth, head);
+        var model = DetectorFactory.CreateDetector(cfg.Model);
         using var images = randn(batch, 3, height, width, device: device);
         var metas = Enumerable.Range(0, batch).Select(i => new Data.ImageMeta(i, "", height, Math.Min(width, 1333), height, Math.Min(width, 1333), height, width,
             1, 1, false)).ToList();
         OnnxDetector? onnx = null;
         try
         {
-            return Time(device, batch, height, width, iterations, warmup, engine, engine == "torchsharp" ? TorchSharp() : OnnxRuntime());
+            return Time(device, batch, height, width, iterations, warmup, engine, engine == "torchsharp" ? TorchSharp() : OnnxRuntime())
+                with { Head = cfg.Model.Head.Type.ToString().ToLowerInvariant() };
         }
         finally
         {
@@ -96,13 +106,12 @@ public static class TrainStepBenchmark
         {
             model.to(device);
             model.eval();
-            var post = new GflPostprocessor(new AnchorGenerator(model.Strides));
+            var post = GflPostprocessor.FromConfig(cfg.Model);
             return () => post.Predict(model.forward(images), metas);
         }
 
         Func<IReadOnlyList<Detections>> OnnxRuntime()
         {
-            var cfg = new GflConfig { Model = new ModelConfig { Backbone = new BackboneConfig { Depth = depth } } };
             var classes = new Data.CategoryMap(Enumerable.Range(1, cfg.Model.Head.NumClasses).Select(i => new Data.CategoryEntry(i, $"class{i}")).ToList());
             // Written to a file and loaded from there, as a user would: only ONNX Runtime's copy of the weights stays,
             // so the peak RSS is the engine's, not that of gfl's model or of the export.
@@ -134,6 +143,7 @@ public static class TrainStepBenchmark
     public static BenchReport Report(StepTiming r)
     {
         var report = new BenchReport(r.Name, r.Device);
+        report.Add("head", r.Head);
         if (r.Name == "infer") report.Add("engine", r.Engine);
         report.Add("batch", r.Batch).Add("height", r.Height).Add("width", r.Width).Add("amp", r.Amp).Add("median_ms", r.MedianMs)
             .Add("images_per_s", r.ImagesPerSecond).Add("samples_ms", r.SamplesMs).Add("peak_rss_mb", r.PeakRssBytes / 1048576.0);

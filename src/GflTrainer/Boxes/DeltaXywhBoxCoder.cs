@@ -13,6 +13,9 @@ internal sealed class DeltaXywhBoxCoder(IReadOnlyList<double>? means = null, IRe
     public IReadOnlyList<double> Means { get; } = means ?? [0, 0, 0, 0];
     public IReadOnlyList<double> Stds { get; } = stds ?? [1, 1, 1, 1];
 
+    /// <summary>atss_r50_fpn_1x_coco's coder: target_stds (0.1, 0.1, 0.2, 0.2).</summary>
+    public static DeltaXywhBoxCoder Atss { get; } = new(stds: [0.1, 0.1, 0.2, 0.2]);
+
     /// <summary>The smallest/largest size ratio a decoded box may have to its prior: dw, dh are clamped to
     /// ±|log(whRatioClip)| (4.135 for mmdetection's 16/1000) so that exp cannot overflow.</summary>
     public double WhRatioClip { get; } = whRatioClip;

@@ -12,7 +12,7 @@ public sealed record ModelConfig
     [Description("Feature pyramid network.")]
     public NeckConfig Neck { get; init; } = new();
 
-    [Description("GFL head: towers, priors, distribution range, loss weights.")]
+    [Description("Dense head (gfl or atss): towers, priors, distribution range, loss weights.")]
     public HeadConfig Head { get; init; } = new();
 
     [Description("ATSS target assignment.")]
@@ -86,9 +86,21 @@ public sealed record NeckConfig
     public bool ReluBeforeExtraConvs { get; init; }
 }
 
-/// <summary>mmdetection <c>GFLHead</c> with its anchor generator and losses (gfl_spec.md §3, §5).</summary>
+/// <summary>Which dense head the detector has (the GFL paper's baseline family, all on the same backbone and FPN).</summary>
+public enum HeadType
+{
+    /// <summary>GFL (Li et al. 2020): QFL on the joint class-IoU score, General distribution box regression with DFL.</summary>
+    Gfl,
+    /// <summary>ATSS (Zhang et al. 2020): Focal Loss, DeltaXYWH box deltas with GIoU, a centerness branch.</summary>
+    Atss,
+}
+
+/// <summary>mmdetection <c>GFLHead</c> / <c>ATSSHead</c> with its anchor generator and losses (gfl_spec.md §3, §5).</summary>
 public sealed record HeadConfig
 {
+    [Description("Head: gfl (mmdetection GFLHead, the default) or atss (ATSSHead: Focal Loss, delta boxes with GIoU, centerness).")]
+    public HeadType Type { get; init; } = HeadType.Gfl;
+
     [Description("Foreground classes (sigmoid, no background channel).")]
     [ConfigRange(1, 100000)]
     public int NumClasses { get; init; } = 80;
@@ -105,7 +117,7 @@ public sealed record HeadConfig
     [ConfigRange(1, 4096)]
     public int NormGroups { get; init; } = 32;
 
-    [Description("Largest distance bin n (n + 1 bins per side, stride units).")]
+    [Description("Largest distance bin n (n + 1 bins per side, stride units; gfl head only).")]
     [ConfigRange(1, 256)]
     public int RegMax { get; init; } = 16;
 
@@ -135,21 +147,21 @@ public enum ClsLossType
     Focal,
 }
 
-/// <summary>Weights of the three GFL losses (gfl_spec.md §5.2–5.4).</summary>
+/// <summary>Weights of the head's losses: GFL's three (gfl_spec.md §5.2–5.4), ATSS's Focal Loss, GIoU and centerness.</summary>
 public sealed record LossConfig
 {
-    [Description("Classification loss: qfl (GFL) or focal (sigmoid Focal Loss with one-hot targets, mmdetection's FocalLoss; the GFL paper's ablation).")]
+    [Description("Classification loss of the gfl head: qfl or focal (sigmoid Focal Loss with one-hot targets, mmdetection's FocalLoss; the GFL paper's ablation). The atss head always uses focal.")]
     public ClsLossType Cls { get; init; } = ClsLossType.Qfl;
 
-    [Description("Focal Loss weight (cls: focal).")]
+    [Description("Focal Loss weight (cls: focal, and the atss head).")]
     [ConfigRange(0, double.PositiveInfinity)]
     public double FocalWeight { get; init; } = 1.0;
 
-    [Description("Focal Loss focusing exponent gamma in (1 - p_t)^gamma (cls: focal).")]
+    [Description("Focal Loss focusing exponent gamma in (1 - p_t)^gamma (cls: focal, and the atss head).")]
     [ConfigRange(0, double.PositiveInfinity)]
     public double FocalGamma { get; init; } = 2.0;
 
-    [Description("Focal Loss foreground weight alpha (1 - alpha for background; cls: focal).")]
+    [Description("Focal Loss foreground weight alpha (1 - alpha for background; cls: focal, and the atss head).")]
     [ConfigRange(0, 1)]
     public double FocalAlpha { get; init; } = 0.25;
 
@@ -161,13 +173,17 @@ public sealed record LossConfig
     [ConfigRange(0, double.PositiveInfinity)]
     public double QflBeta { get; init; } = 2.0;
 
-    [Description("Distribution focal loss weight.")]
+    [Description("Distribution focal loss weight (gfl head).")]
     [ConfigRange(0, double.PositiveInfinity)]
     public double DflWeight { get; init; } = 0.25;
 
-    [Description("GIoU loss weight.")]
+    [Description("GIoU loss weight (gfl and atss heads).")]
     [ConfigRange(0, double.PositiveInfinity)]
     public double GiouWeight { get; init; } = 2.0;
+
+    [Description("Centerness BCE weight (atss head).")]
+    [ConfigRange(0, double.PositiveInfinity)]
+    public double CenternessWeight { get; init; } = 1.0;
 }
 
 /// <summary>ATSS assigner (gfl_spec.md §4).</summary>

@@ -48,21 +48,24 @@ public static class ExportRun
             var images = randn(new long[] { 1, 3, h, w }, generator: generator);
             var outputs = detector.Model.forward(images);
             var tensors = new Dictionary<string, Tensor> { [GflOnnxGraph.Input] = images };
+            var (scores, boxes) = GflOnnxReference.Decode(detector.Model, outputs, cfg.Model, (h, w));
             if (request.Nms)
             {
-                // One image: its detections fill every row (no padding rows), as gfl's post-processing returns them. (The
-            // sample holds the float32 model's outputs also for --fp16: what the half weights are meant to reproduce.)
-                var d = GflPostprocessor.FromConfig(cfg.Model).PredictSingle(outputs.ClassScores.Select(t => t[0]).ToList(),
-                    outputs.BoxPredictions.Select(t => t[0]).ToList(), (h, w), 1.0, 1.0);
+                // One image: its detections fill every row (no padding rows). The post-processing of the decoded outputs,
+                // as the graph's: with the image the whole input, the same detections as the checkpoint's for GFL; ATSS
+                // selects on sigmoid(cls)·sigmoid(centerness) as mmdeploy does. (The sample holds the float32 model's
+                // outputs also for --fp16: what the half weights are meant to reproduce.)
+                var d = GflPostprocessor.FromConfig(cfg.Model).PredictDecoded(Levels(scores), Levels(boxes), (h, w), 1.0, 1.0);
                 tensors[GflOnnxGraph.Dets] = cat([d.Boxes.to_type(ScalarType.Float32), d.Scores.to_type(ScalarType.Float32).unsqueeze(1)], 1).unsqueeze(0);
                 tensors[GflOnnxGraph.Labels] = d.Labels.to_type(ScalarType.Int64).unsqueeze(0);
             }
             else
             {
-                var (scores, boxes) = GflOnnxReference.Decode(detector.Model, outputs, cfg.Model.Head.RegMax, (h, w));
                 tensors[GflOnnxGraph.Scores] = scores;
                 tensors[GflOnnxGraph.Boxes] = boxes;
             }
+            // Image 0's rows split by level (the post-processing's nms_pre is per level).
+            Tensor[] Levels(Tensor all) => all[0].split(outputs.ClassScores.Select(c => c.shape[2] * c.shape[3]).ToArray(), 0);
             Safetensors.Write(sample, tensors, new Dictionary<string, string> { ["model"] = Path.GetFileName(request.Out) });
         }
         log.Information("wrote {Model} ({MB:F1} MB, opset {Opset}) and {Sample} (input {H}x{W} and gfl's outputs)",
@@ -95,7 +98,9 @@ public static class ExportRun
         new("keep_ratio", cfg.Data.KeepRatio ? "true" : "false"),
         new("size_divisor", cfg.Data.PadDivisor.ToString(System.Globalization.CultureInfo.InvariantCulture)),
         new("strides", JsonSerializer.Serialize(strides)),
+        new("head", cfg.Model.Head.Type.ToString().ToLowerInvariant()),
         new("reg_max", cfg.Model.Head.RegMax.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+        new("octave_base_scale", cfg.Model.Head.OctaveBaseScale.ToString("R", System.Globalization.CultureInfo.InvariantCulture)),
         new("mean", JsonSerializer.Serialize(cfg.Data.Mean)),
         new("std", JsonSerializer.Serialize(cfg.Data.Std)),
         new("to_rgb", cfg.Data.ToRgb ? "true" : "false"),

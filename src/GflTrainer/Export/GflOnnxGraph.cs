@@ -122,15 +122,26 @@ internal static class GflOnnxGraph
         var whInput = g.Op("Gather", "input_wh", [hwInput, g.Ints(1, 0)], A.Attr("axis", 0L));
         var limit = g.Op("Concat", "box_limit", [whInput, whInput], A.Attr("axis", 0L));
         var strides = model.Strides;
-        var project = g.Initializer("integral_project", linspace(0, h.RegMax, h.RegMax + 1, dtype: ScalarType.Float32));
+        bool atss = h.Type == HeadType.Atss;
+        var project = atss ? null : g.Initializer("integral_project", linspace(0, h.RegMax, h.RegMax + 1, dtype: ScalarType.Float32));
         for (int l = 0; l < levels.Count; l++)
         {
-            var cls = g.Op("Identity", ClsOutput(l), [Conv(Tower(levels[l], "cls_convs", l), "bbox_head.gfl_cls", 1, $"cls_logits_p{l + 3}")]);
-            var reg = g.Op("Mul", RegOutput(l), [Conv(Tower(levels[l], "reg_convs", l), "bbox_head.gfl_reg", 1, $"reg_p{l + 3}"),
+            var (clsKey, regKey) = atss ? ("bbox_head.atss_cls", "bbox_head.atss_reg") : ("bbox_head.gfl_cls", "bbox_head.gfl_reg");
+            var regTower = Tower(levels[l], "reg_convs", l);
+            var cls = g.Op("Identity", ClsOutput(l), [Conv(Tower(levels[l], "cls_convs", l), clsKey, 1, $"cls_logits_p{l + 3}")]);
+            var reg = g.Op("Mul", RegOutput(l), [Conv(regTower, regKey, 1, $"reg_p{l + 3}"),
                 g.Initializer($"bbox_head.scales.{l}.scale", W($"bbox_head.scales.{l}.scale").reshape(1))]);
             raw.Add(new OnnxProto.ValueInfo(ClsOutput(l), OnnxProto.DataType.Float, ["batch", h.NumClasses, $"h_p{l + 3}", $"w_p{l + 3}"]));
-            raw.Add(new OnnxProto.ValueInfo(RegOutput(l), OnnxProto.DataType.Float, ["batch", 4 * (h.RegMax + 1), $"h_p{l + 3}", $"w_p{l + 3}"]));
-            var (scores, boxes) = Decode(g, cls, reg, project, strides[l], h.NumClasses, h.RegMax, $"p{l + 3}");
+            raw.Add(new OnnxProto.ValueInfo(RegOutput(l), OnnxProto.DataType.Float, ["batch", atss ? 4 : 4 * (h.RegMax + 1), $"h_p{l + 3}", $"w_p{l + 3}"]));
+            string scores, boxes;
+            if (atss)
+            {
+                var centerness = g.Op("Identity", CenternessOutput(l), [Conv(regTower, "bbox_head.atss_centerness", 1, $"centerness_p{l + 3}")]);
+                raw.Add(new OnnxProto.ValueInfo(CenternessOutput(l), OnnxProto.DataType.Float, ["batch", 1, $"h_p{l + 3}", $"w_p{l + 3}"]));
+                (scores, boxes) = DecodeAtss(g, cls, reg, centerness, strides[l], h.OctaveBaseScale, h.NumClasses, $"p{l + 3}");
+            }
+            else
+                (scores, boxes) = Decode(g, cls, reg, project!, strides[l], h.NumClasses, h.RegMax, $"p{l + 3}");
             levelScores.Add(scores);
             levelBoxes.Add(g.Op("Min", $"boxes_clamped_p{l + 3}", [g.Op("Max", $"boxes_nonneg_p{l + 3}", [boxes, g.Float(0)]), limit]));
         }
@@ -151,7 +162,7 @@ internal static class GflOnnxGraph
             outputs.Add(new(Boxes, OnnxProto.DataType.Float, ["batch", "anchors", 4]));
         }
         if (rawOutputs) outputs.AddRange(raw);
-        return g.Build("gfl", [input], outputs);
+        return g.Build(atss ? "atss" : "gfl", [input], outputs);
     }
 
     public const string Dets = "dets";
@@ -234,17 +245,7 @@ internal static class GflOnnxGraph
         var expected = g.Op("MatMul", $"distance_bins_{level}", [g.Op("Softmax", $"bin_probs_{level}", [bins], A.Attr("axis", -1L)), project]);
         var distances = g.Op("Mul", $"distances_{level}", [expected, g.Float(stride)]);   // (N, A, 4) l t r b in pixels
 
-        // Points (x·s, y·s), x fastest, from the level's runtime size.
-        var shape = g.Op("Shape", $"shape_{level}", [cls]);
-        var h = g.Op("Gather", $"h_{level}", [shape, g.Ints(2)], A.Attr("axis", 0L));
-        var w = g.Op("Gather", $"w_{level}", [shape, g.Ints(3)], A.Attr("axis", 0L));
-        var hw = g.Op("Concat", $"hw_{level}", [h, w], A.Attr("axis", 0L));
-        string Coordinates(string count, string axis) => g.Op("Mul", $"{axis}_{level}", [g.Op("Cast", $"{axis}_f_{level}",
-            [g.Op("Range", $"{axis}_i_{level}", [g.IntScalar(0), count, g.IntScalar(1)])], A.Attr("to", (long)OnnxProto.DataType.Float)), g.Float(stride)]);
-        var xs = g.Op("Expand", $"xs_grid_{level}", [g.Op("Unsqueeze", $"xs_row_{level}", [Coordinates(g.Op("Squeeze", $"w_s_{level}", [w, g.Ints(0)]), "xs"), g.Ints(0)]), hw]);
-        var ys = g.Op("Expand", $"ys_grid_{level}", [g.Op("Unsqueeze", $"ys_col_{level}", [Coordinates(g.Op("Squeeze", $"h_s_{level}", [h, g.Ints(0)]), "ys"), g.Ints(1)]), hw]);
-        var points = g.Op("Concat", $"points_{level}", [g.Op("Reshape", $"xs_flat_{level}", [xs, g.Ints(-1, 1)]),
-            g.Op("Reshape", $"ys_flat_{level}", [ys, g.Ints(-1, 1)])], A.Attr("axis", 1L));   // (A, 2)
+        var points = Points(g, cls, stride, level);
 
         // distance2bbox: (x - l, y - t, x + r, y + b).
         var lt = g.Op("Slice", $"lt_{level}", [distances, g.Ints(0), g.Ints(2), g.Ints(-1)]);
@@ -254,6 +255,50 @@ internal static class GflOnnxGraph
         return (scores, boxes);
     }
 
+    /// <summary>A level's anchor points (x·s, y·s), (h·w, 2), x fastest, from the runtime size of its map <paramref name="map"/>.</summary>
+    static string Points(OnnxGraphBuilder g, string map, int stride, string level)
+    {
+        var shape = g.Op("Shape", $"shape_{level}", [map]);
+        var h = g.Op("Gather", $"h_{level}", [shape, g.Ints(2)], A.Attr("axis", 0L));
+        var w = g.Op("Gather", $"w_{level}", [shape, g.Ints(3)], A.Attr("axis", 0L));
+        var hw = g.Op("Concat", $"hw_{level}", [h, w], A.Attr("axis", 0L));
+        string Coordinates(string count, string axis) => g.Op("Mul", $"{axis}_{level}", [g.Op("Cast", $"{axis}_f_{level}",
+            [g.Op("Range", $"{axis}_i_{level}", [g.IntScalar(0), count, g.IntScalar(1)])], A.Attr("to", (long)OnnxProto.DataType.Float)), g.Float(stride)]);
+        var xs = g.Op("Expand", $"xs_grid_{level}", [g.Op("Unsqueeze", $"xs_row_{level}", [Coordinates(g.Op("Squeeze", $"w_s_{level}", [w, g.Ints(0)]), "xs"), g.Ints(0)]), hw]);
+        var ys = g.Op("Expand", $"ys_grid_{level}", [g.Op("Unsqueeze", $"ys_col_{level}", [Coordinates(g.Op("Squeeze", $"h_s_{level}", [h, g.Ints(0)]), "ys"), g.Ints(1)]), hw]);
+        return g.Op("Concat", $"points_{level}", [g.Op("Reshape", $"xs_flat_{level}", [xs, g.Ints(-1, 1)]),
+            g.Op("Reshape", $"ys_flat_{level}", [ys, g.Ints(-1, 1)])], A.Attr("axis", 1L));   // (A, 2)
+    }
+
+    /// <summary>ATSS: one level's (N, h·w, C) scores sigmoid(cls)·sigmoid(centerness) (mmdeploy's score for heads with
+    /// score factors) and (N, h·w, 4) boxes decoded from the square anchors by DeltaXYWH (stds 0.1, 0.1, 0.2, 0.2;
+    /// dw, dh clamped at |log(16/1000)|), as <see cref="GflTrainer.Boxes.DeltaXywhBoxCoder.Decode"/>.</summary>
+    static (string Scores, string Boxes) DecodeAtss(OnnxGraphBuilder g, string cls, string reg, string centerness, int stride,
+        double octaveBaseScale, int numClasses, string level)
+    {
+        var probabilities = g.Op("Sigmoid", $"cls_probs_{level}", [g.Op("Reshape", $"cls_flat_{level}",
+            [g.Op("Transpose", $"cls_nhwc_{level}", [cls], A.Attr("perm", 0L, 2L, 3L, 1L)), g.Ints(0, -1, numClasses)])]);
+        var factors = g.Op("Sigmoid", $"centerness_probs_{level}", [g.Op("Reshape", $"centerness_flat_{level}", [centerness, g.Ints(0, -1, 1)])]);
+        var scores = g.Op("Mul", $"scores_{level}", [probabilities, factors]);
+        var coder = GflTrainer.Boxes.DeltaXywhBoxCoder.Atss;
+        var deltas = g.Op("Reshape", $"deltas_{level}", [g.Op("Transpose", $"reg_nhwc_{level}", [reg], A.Attr("perm", 0L, 2L, 3L, 1L)), g.Ints(0, -1, 4)]);
+        var denorm = g.Op("Add", $"deltas_denorm_{level}", [g.Op("Mul", $"deltas_scaled_{level}", [deltas,
+            g.Floats(coder.Stds.Select(v => (float)v).ToArray())]), g.Floats(coder.Means.Select(v => (float)v).ToArray())]);
+        var maxRatio = (float)Math.Abs(Math.Log(coder.WhRatioClip));
+        var dxy = g.Op("Slice", $"dxy_{level}", [denorm, g.Ints(0), g.Ints(2), g.Ints(-1)]);
+        var dwh = g.Op("Clip", $"dwh_{level}", [g.Op("Slice", $"dwh_raw_{level}", [denorm, g.Ints(2), g.Ints(4), g.Ints(-1)]),
+            g.Float(-maxRatio), g.Float(maxRatio)]);
+        // Anchors are squares of side octave_base_scale·stride centred on the points: centre = point, size = side.
+        var centres = Points(g, cls, stride, level);
+        var side = g.Float((float)(2 * (float)(0.5 * octaveBaseScale * stride)));
+        var gxy = g.Op("Add", $"gxy_{level}", [centres, g.Op("Mul", $"gxy_offset_{level}", [dxy, side])]);
+        var half = g.Op("Mul", $"gwh_half_{level}", [g.Op("Mul", $"gwh_{level}", [g.Op("Exp", $"dwh_exp_{level}", [dwh]), side]), g.Float(0.5f)]);
+        var boxes = g.Op("Concat", $"boxes_{level}", [g.Op("Sub", $"x1y1_{level}", [gxy, half]), g.Op("Add", $"x2y2_{level}", [gxy, half])],
+            A.Attr("axis", -1L));
+        return (scores, boxes);
+    }
+
     public static string ClsOutput(int level) => $"cls_score_p{level + 3}";
     public static string RegOutput(int level) => $"bbox_pred_p{level + 3}";
+    public static string CenternessOutput(int level) => $"centerness_p{level + 3}";
 }

@@ -52,10 +52,12 @@ internal sealed class GflPostprocessor(
     double minBoxSize = 0,
     DeltaXywhBoxCoder? deltaCoder = null)
 {
-    /// <summary>The post-processing of <c>model.test</c>; <paramref name="scoreThreshold"/> replaces its score_thr.</summary>
+    /// <summary>The post-processing of <c>model.test</c> for <c>model.head.type</c>; <paramref name="scoreThreshold"/>
+    /// replaces its score_thr.</summary>
     public static GflPostprocessor FromConfig(Config.ModelConfig m, double? scoreThreshold = null) => new(
-        new AnchorGenerator(m.Head.Strides), m.Head.RegMax, m.Test.NmsPre, scoreThreshold ?? m.Test.ScoreThr,
-        m.Test.NmsIou, m.Test.MaxPerImg, m.Test.MinBboxSize);
+        new AnchorGenerator(m.Head.Strides, m.Head.OctaveBaseScale), m.Head.RegMax, m.Test.NmsPre, scoreThreshold ?? m.Test.ScoreThr,
+        m.Test.NmsIou, m.Test.MaxPerImg, m.Test.MinBboxSize,
+        deltaCoder: m.Head.Type == Config.HeadType.Atss ? DeltaXywhBoxCoder.Atss : null);
 
     /// <summary>Detections of every image of a batch; flipped images are mapped back to the unflipped original.</summary>
     /// <param name="outputs">per level (N, C, h, w) and (N, 4(R+1), h, w) raw head outputs.</param>

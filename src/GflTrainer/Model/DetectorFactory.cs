@@ -22,6 +22,7 @@ internal static class DetectorFactory
             groupNormGroups: m.Head.NormGroups,
             backboneBaseChannels: m.Backbone.BaseChannels,
             priorProbability: m.Head.PriorProb,
-            zeroInitResidual: m.Backbone.ZeroInitResidual);
+            zeroInitResidual: m.Backbone.ZeroInitResidual,
+            headType: m.Head.Type);
     }
 }

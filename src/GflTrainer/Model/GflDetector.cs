@@ -1,17 +1,18 @@
+using GflTrainer.Config;
 using TorchSharp;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 
 namespace GflTrainer.Model;
 
-/// <summary>The GFL one-stage detector: ResNet backbone -> FPN neck -> GFL head. State-dict keys are
-/// <c>backbone.*</c>, <c>neck.*</c>, <c>bbox_head.*</c>, exactly mmdetection's, so a converted
-/// <c>gfl_r50_fpn_1x_coco</c> checkpoint maps 1:1.</summary>
+/// <summary>The one-stage detector: ResNet backbone -> FPN neck -> dense head (GFL, or the ATSS baseline). State-dict
+/// keys are <c>backbone.*</c>, <c>neck.*</c>, <c>bbox_head.*</c>, exactly mmdetection's, so a converted
+/// <c>gfl_r50_fpn_1x_coco</c> or <c>atss_r50_fpn_1x_coco</c> checkpoint maps 1:1.</summary>
 internal sealed class GflDetector : Module<Tensor, HeadOutputs>
 {
     private readonly Backbone backbone;
     private readonly Fpn neck;
-    private readonly GflHead bbox_head;
+    private readonly DenseHead bbox_head;
 
     /// <summary>The backbone (C3..C5 for ResNet).</summary>
     public Backbone Backbone => backbone;
@@ -19,14 +20,14 @@ internal sealed class GflDetector : Module<Tensor, HeadOutputs>
     /// <summary>The FPN neck (P3..P7).</summary>
     public Fpn Neck => neck;
 
-    /// <summary>The GFL head.</summary>
-    public GflHead Head => bbox_head;
+    /// <summary>The dense head (<see cref="GflHead"/> or <see cref="AtssHead"/>).</summary>
+    public DenseHead Head => bbox_head;
 
     /// <summary>Strides of the head's levels in input pixels: the backbone's, then doubling for each extra FPN level
     /// (P3..P7 = 8..128 for ResNet).</summary>
     public IReadOnlyList<int> Strides { get; }
 
-    private GflDetector(Backbone backbone, Fpn neck, GflHead head) : base(nameof(GflDetector))
+    private GflDetector(Backbone backbone, Fpn neck, DenseHead head) : base(nameof(GflDetector))
     {
         this.backbone = backbone;
         this.neck = neck;
@@ -50,14 +51,22 @@ internal sealed class GflDetector : Module<Tensor, HeadOutputs>
     /// <param name="backboneBaseChannels">ResNet stem width (64 for the real network; smaller only for tests).</param>
     /// <param name="featChannels">head tower width (reference: 256 = the FPN width); null = <paramref name="fpnChannels"/>.</param>
     /// <param name="priorProbability">initial foreground probability of the classifier bias (reference: 0.01).</param>
+    /// <param name="headType">GFL (the default) or the ATSS baseline; <paramref name="regMax"/> is GFL's only.</param>
     public static GflDetector Create(int depth = 50, int numClasses = 80, int regMax = 16, int frozenStages = 1,
         bool normEval = true, int fpnChannels = 256, int stackedConvs = 4, int groupNormGroups = 32,
-        int backboneBaseChannels = 64, int? featChannels = null, double priorProbability = 0.01, bool zeroInitResidual = true)
+        int backboneBaseChannels = 64, int? featChannels = null, double priorProbability = 0.01, bool zeroInitResidual = true,
+        HeadType headType = HeadType.Gfl)
     {
         var backbone = new ResNet(depth, frozenStages, normEval, backboneBaseChannels, zeroInitResidual);
         var neck = new Fpn(backbone.OutChannels, fpnChannels, outputLevels: 5);
-        var head = new GflHead(numClasses, fpnChannels, featChannels ?? fpnChannels, stackedConvs, groupNormGroups, regMax,
-            levels: 5, priorProbability);
+        DenseHead head = headType switch
+        {
+            HeadType.Gfl => new GflHead(numClasses, fpnChannels, featChannels ?? fpnChannels, stackedConvs, groupNormGroups, regMax,
+                levels: 5, priorProbability),
+            HeadType.Atss => new AtssHead(numClasses, fpnChannels, featChannels ?? fpnChannels, stackedConvs, groupNormGroups,
+                levels: 5, priorProbability),
+            _ => throw new ArgumentOutOfRangeException(nameof(headType), headType, "unknown head type"),
+        };
         return new GflDetector(backbone, neck, head);
     }
 

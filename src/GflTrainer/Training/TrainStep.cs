@@ -23,13 +23,13 @@ public sealed record TrainStepResult(LossScalars Losses, OptimizerStepOutcome? U
 internal sealed class TrainStep
 {
     private readonly GflDetector _model;
-    private readonly GflLoss _loss;
+    private readonly IDenseHeadLoss _loss;
     private readonly OptimizerStep _update;
     private readonly ScalarType? _ampType;
     private readonly Device _device;
     private readonly ICollective _collective;
 
-    public TrainStep(GflDetector model, GflLoss loss, OptimizerStep update, ScalarType? ampType, Device device, ICollective? collective = null)
+    public TrainStep(GflDetector model, IDenseHeadLoss loss, OptimizerStep update, ScalarType? ampType, Device device, ICollective? collective = null)
     {
         _model = model; _loss = loss; _update = update; _ampType = ampType; _device = device;
         _collective = collective ?? SingleProcessCollective.Instance;
@@ -42,7 +42,7 @@ internal sealed class TrainStep
     {
         var scaler = cfg.Train.Amp == AmpMode.Fp16 ? new LossScaler() : null;
         var update = new OptimizerStep(sgd, scaler, cfg.Train.GradClip, collective) { AfterBackward = afterBackwardForTests };
-        return new TrainStep(model, GflLoss.FromConfig(cfg.Model, collective), update, AmpType(cfg.Train.Amp), device, collective) { Scaler = scaler };
+        return new TrainStep(model, DenseHeadLoss.FromConfig(cfg.Model, collective), update, AmpType(cfg.Train.Amp), device, collective) { Scaler = scaler };
     }
 
     public static ScalarType? AmpType(AmpMode amp) =>

@@ -43,6 +43,24 @@ public sealed class ConfigLoaderTests
         Assert.Equal(ConfigWriter.ToYaml(expected), ConfigWriter.ToYaml(c));
     }
 
+    /// <summary>mmdetection's atss_r50_fpn_1x_coco: the GFL file with the ATSS head and its losses (Focal Loss γ 2,
+    /// α 0.25; GIoU 2; centerness 1), nothing else changed.</summary>
+    [Fact]
+    public void Atss_R50_1x_IsTheGflReferenceWithTheAtssHead()
+    {
+        var c = ConfigLoader.Load(RepoConfig("atss_r50_1x.yaml"));
+        var gfl = ConfigLoader.Load(RepoConfig("r50_1x.yaml"));
+        Assert.Equal(HeadType.Atss, c.Model.Head.Type);
+        var expected = gfl with
+        {
+            Model = gfl.Model with { Head = gfl.Model.Head with { Type = HeadType.Atss } },
+            Runtime = gfl.Runtime with { WorkDir = "runs/atss_r50_1x" },
+        };
+        Assert.Equal(ConfigWriter.ToYaml(expected), ConfigWriter.ToYaml(c));
+        Assert.Equal((2.0, 0.25, 1.0, 2.0, 1.0), (c.Model.Head.Loss.FocalGamma, c.Model.Head.Loss.FocalAlpha,
+            c.Model.Head.Loss.FocalWeight, c.Model.Head.Loss.GiouWeight, c.Model.Head.Loss.CenternessWeight));
+    }
+
     [Theory]
     [InlineData("quickstart.yaml", 3, 18)]
     [InlineData("bccd.yaml", 3, 18)]

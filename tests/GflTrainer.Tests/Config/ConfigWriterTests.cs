@@ -14,6 +14,7 @@ public sealed class ConfigWriterTests
 
     [Theory]
     [InlineData("r50_1x.yaml")]
+    [InlineData("atss_r50_1x.yaml")]
     [InlineData("quickstart.yaml")]
     [InlineData("bccd.yaml")]
     public void Dump_OfEveryShippedConfig_LoadsBackToTheSameConfig(string file)

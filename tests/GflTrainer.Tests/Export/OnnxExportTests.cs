@@ -12,11 +12,11 @@ namespace GflTrainer.Tests.Export;
 [Collection("training")]
 public sealed class OnnxExportTests
 {
-    static ModelConfig Tiny(int depth) => new()
+    static ModelConfig Tiny(int depth, HeadType head = HeadType.Gfl) => new()
     {
         Backbone = new BackboneConfig { Depth = depth, BaseChannels = 8, FrozenStages = -1, NormEval = true, Pretrained = null },
         Neck = new NeckConfig { OutChannels = 16 },
-        Head = new HeadConfig { NumClasses = 3, FeatChannels = 16, StackedConvs = 2, NormGroups = 4 },
+        Head = new HeadConfig { Type = head, NumClasses = 3, FeatChannels = 16, StackedConvs = 2, NormGroups = 4 },
     };
 
     /// <summary>Random weights, and BatchNorm statistics and GroupNorm affines away from their identity defaults, so a
@@ -37,13 +37,15 @@ public sealed class OnnxExportTests
     }
 
     [Theory]
-    [InlineData(18, 1, 96, 128)]
-    [InlineData(18, 3, 160, 64)]
-    [InlineData(50, 1, 128, 96)]
-    [InlineData(50, 3, 64, 160)]
-    public void RawHeadOutputs_MatchGflsForward(int depth, int batch, int height, int width)
+    [InlineData(18, 1, 96, 128, HeadType.Gfl)]
+    [InlineData(18, 3, 160, 64, HeadType.Gfl)]
+    [InlineData(50, 1, 128, 96, HeadType.Gfl)]
+    [InlineData(50, 3, 64, 160, HeadType.Gfl)]
+    [InlineData(18, 3, 160, 64, HeadType.Atss)]
+    [InlineData(50, 1, 128, 96, HeadType.Atss)]
+    public void RawHeadOutputs_MatchGflsForward(int depth, int batch, int height, int width, HeadType head)
     {
-        var cfg = Tiny(depth);
+        var cfg = Tiny(depth, head);
         using var model = Model(cfg, seed: depth + batch);
         var bytes = GflOnnxExporter.Encode(model, cfg, [new("classes", "a,b,c")], rawOutputs: true);
         using var session = new InferenceSession(bytes);
@@ -59,28 +61,35 @@ public sealed class OnnxExportTests
         {
             Compare(expected.ClassScores[l], byName[GflOnnxGraph.ClsOutput(l)], $"cls p{l + 3}", 1e-4);
             Compare(expected.BoxPredictions[l], byName[GflOnnxGraph.RegOutput(l)], $"reg p{l + 3}", 1e-4);
+            if (head == HeadType.Atss)
+                Compare(expected.Centerness![l], byName[GflOnnxGraph.CenternessOutput(l)], $"centerness p{l + 3}", 1e-4);
+            else
+                Assert.False(byName.ContainsKey(GflOnnxGraph.CenternessOutput(l)));
         }
 
         // Decoded as GflPostprocessor decodes every anchor point.
-        var (scores, boxes) = GflOnnxReference.Decode(model, expected, cfg.Head.RegMax, (height, width));
+        var (scores, boxes) = GflOnnxReference.Decode(model, expected, cfg, (height, width));
         Compare(scores, byName[GflOnnxGraph.Scores], "scores", 1e-5);
         Compare(boxes, byName[GflOnnxGraph.Boxes], "boxes (px)", 1e-3);
     }
 
     /// <summary>With the post-processing in the graph (<c>--nms</c>), each image's detections are gfl's own
     /// (<see cref="GflTrainer.Inference.GflPostprocessor"/> on the same head outputs, at scale 1): the same boxes
-    /// (1e-3 px), scores (1e-5) and labels in the same order, padded rows after them.</summary>
+    /// (1e-3 px), scores (1e-5) and labels in the same order, padded rows after them. ATSS's graph selects on
+    /// sigmoid(cls)·sigmoid(centerness), as mmdeploy: its reference is the post-processing of the decoded outputs
+    /// (<see cref="GflTrainer.Inference.GflPostprocessor.PredictDecoded"/>).</summary>
     [Theory]
-    [InlineData(18, 1, 128, 96)]
-    [InlineData(18, 3, 96, 160)]
-    [InlineData(50, 2, 128, 128)]
-    public void WithNms_DetectionsAreGflsPostprocessing(int depth, int batch, int height, int width)
+    [InlineData(18, 1, 128, 96, HeadType.Gfl)]
+    [InlineData(18, 3, 96, 160, HeadType.Gfl)]
+    [InlineData(50, 2, 128, 128, HeadType.Gfl)]
+    [InlineData(18, 3, 96, 160, HeadType.Atss)]
+    public void WithNms_DetectionsAreGflsPostprocessing(int depth, int batch, int height, int width, HeadType head)
     {
-        var cfg = Tiny(depth);
+        var cfg = Tiny(depth, head);
         using var model = Model(cfg, seed: 10 + depth + batch);
         using (no_grad())   // scores spread over (0, 1), so hundreds of pairs pass the 0.05 threshold and NMS has work
         {
-            var bias = model.state_dict()["bbox_head.gfl_cls.bias"];
+            var bias = model.state_dict()[head == HeadType.Atss ? "bbox_head.atss_cls.bias" : "bbox_head.gfl_cls.bias"];
             bias.copy_(randn_like(bias) * 1.5 - 1);
         }
         using var session = new InferenceSession(GflOnnxExporter.Encode(model, cfg, [], rawOutputs: true, nms: true));
@@ -92,11 +101,15 @@ public sealed class OnnxExportTests
         var dets = results.First(r => r.Name == GflOnnxGraph.Dets).AsTensor<float>();
         var labels = results.First(r => r.Name == GflOnnxGraph.Labels).AsTensor<long>();
         var post = GflTrainer.Inference.GflPostprocessor.FromConfig(cfg);
+        var (decodedScores, decodedBoxes) = GflOnnxReference.Decode(model, heads, cfg, (height, width));
+        var levelSizes = heads.ClassScores.Select(c => c.shape[2] * c.shape[3]).ToArray();
         int total = 0;
         for (int i = 0; i < batch; i++)
         {
-            var expected = post.PredictSingle(heads.ClassScores.Select(t => t[i]).ToList(), heads.BoxPredictions.Select(t => t[i]).ToList(),
-                (height, width), 1.0, 1.0);
+            var expected = head == HeadType.Atss
+                ? post.PredictDecoded(decodedScores[i].split(levelSizes, 0), decodedBoxes[i].split(levelSizes, 0), (height, width), 1.0, 1.0)
+                : post.PredictSingle(heads.ClassScores.Select(t => t[i]).ToList(), heads.BoxPredictions.Select(t => t[i]).ToList(),
+                    (height, width), 1.0, 1.0);
             var (eb, es, el) = expected.ToHost();
             total += es.Length;
             int rows = dets.Dimensions[1];
@@ -130,7 +143,7 @@ public sealed class OnnxExportTests
         Assert.InRange((double)half.Length / full.Length, 0.45, 0.6);
         manual_seed(3);
         using var images = randn(2, 3, 96, 128);
-        var (scores, boxes) = GflOnnxReference.Decode(model, model.forward(images), cfg.Head.RegMax, (96, 128));
+        var (scores, boxes) = GflOnnxReference.Decode(model, model.forward(images), cfg, (96, 128));
         using var session = new InferenceSession(half);
         var input = new DenseTensor<float>(images.data<float>().ToArray(), [2, 3, 96, 128]);
         using var results = session.Run([NamedOnnxValue.CreateFromTensor(GflOnnxGraph.Input, input)]);
@@ -216,6 +229,30 @@ public sealed class OnnxExportTests
         }
     }
 
+    /// <summary><c>model.head.type: atss</c> end to end: training logs ATSS's three losses and learns (AP50 above
+    /// chance), the checkpoint evaluates, and its export in ONNX Runtime gives the checkpoint's metrics: exactly (1e-4)
+    /// for AR and for AP within 0.01, since the graph, as mmdeploy, applies score_thr and nms_pre to
+    /// sigmoid(cls)·sigmoid(centerness) where mmdetection applies them to sigmoid(cls) before the product.</summary>
+    [Fact]
+    public void AtssHead_TrainsEvaluatesAndExports()
+    {
+        var root = Directory.CreateTempSubdirectory("gfl-atss").FullName;
+        var (cfg, checkpoint) = TrainTiny(root, epochs: 10, "model.head.type=atss", "train.optimizer.lr=0.02", "train.schedule.steps=[8]");
+        var log = File.ReadAllLines(Path.Combine(root, "run", "log.jsonl")).Where(l => l.Contains("loss_centerness")).ToList();
+        Assert.NotEmpty(log);
+        Assert.DoesNotContain(File.ReadAllText(Path.Combine(root, "run", "log.jsonl")), "loss_dfl");
+        string[] low = ["model.test.score_thr=0.01"];
+        var expected = GflTrainer.Inference.EvalRun.Execute(new GflTrainer.Inference.EvalRequest(checkpoint, null, low,
+            OutDir: Path.Combine(root, "eval_checkpoint")), Serilog.Core.Logger.None);
+        Assert.True(expected.Stats[1] > 0.05, $"the tiny ATSS model finds almost nothing (AP50 {expected.Stats[1]:F3})");
+        var model = Path.Combine(root, "atss.onnx");
+        ExportRun.Execute(new ExportRequest(checkpoint, null, low, model), Serilog.Core.Logger.None);
+        var actual = GflTrainer.Inference.EvalRun.Execute(new GflTrainer.Inference.EvalRequest("", cfg, low, Onnx: model), Serilog.Core.Logger.None);
+        for (int i = 0; i < expected.Stats.Count; i++)
+            Assert.True(Math.Abs(expected.Stats[i] - actual.Stats[i]) <= 0.01,
+                $"stat {i}: {actual.Stats[i]:F5}, the checkpoint {expected.Stats[i]:F5}");
+    }
+
     /// <summary>The tiny training run of <see cref="GflTrainer.Tests.Training.TrainRunTests.TinyConfig"/>: its config and
     /// the path of its <c>last</c> checkpoint.</summary>
     static (string Config, string Checkpoint) TrainTiny(string root, int epochs, params string[] overrides)
@@ -240,12 +277,13 @@ public sealed class OnnxExportTests
     /// strict shape inference (Debian's python3-onnx, installed by .ci/run), carries the metadata, and ONNX Runtime
     /// reproduces the sample outputs written beside it from the sample input.</summary>
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public void Export_OfATrainedCheckpoint_PassesTheOnnxChecker_AndReproducesItsSample(bool nms)
+    [InlineData(false, HeadType.Gfl)]
+    [InlineData(true, HeadType.Gfl)]
+    [InlineData(true, HeadType.Atss)]
+    public void Export_OfATrainedCheckpoint_PassesTheOnnxChecker_AndReproducesItsSample(bool nms, HeadType head)
     {
         var root = Directory.CreateTempSubdirectory("gfl-export").FullName;
-        var (_, checkpoint) = TrainTiny(root, epochs: 1);
+        var (_, checkpoint) = TrainTiny(root, epochs: 1, $"model.head.type={head.ToString().ToLowerInvariant()}");
         var onnxFile = Path.Combine(root, "out", "tiny.onnx");
         var r = ExportRun.Execute(new ExportRequest(checkpoint, null, ["model.test.score_thr=0.01"], onnxFile,
             Nms: nms), Serilog.Core.Logger.None);
@@ -256,6 +294,7 @@ public sealed class OnnxExportTests
         Assert.Equal("[\"rectangle\",\"ellipse\",\"triangle\"]", meta["classes"]);
         Assert.Equal("[96,96]", meta["img_scale"]);
         Assert.Matches("^[0-9a-f]{64}$", meta["source_sha256"]);
+        Assert.Equal(head.ToString().ToLowerInvariant(), meta["head"]);
         using var sample = GflTrainer.Checkpoints.Safetensors.Read(r.Sample);
         var images = sample.Tensors[GflOnnxGraph.Input];
         var input = new DenseTensor<float>(images.data<float>().ToArray(), images.shape.Select(d => (int)d).ToArray());

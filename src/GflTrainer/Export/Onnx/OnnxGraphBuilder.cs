@@ -88,6 +88,18 @@ internal sealed class OnnxGraphBuilder
         return _constants[key] = name;
     }
 
+    /// <summary>A small float32 vector constant (coder parameters), shared between uses and never halved: float16 would
+    /// change 0.1 and 0.2.</summary>
+    public string Floats(params float[] values)
+    {
+        var key = "f32v:" + string.Join(",", values.Select(v => v.ToString("R")));
+        if (_constants.TryGetValue(key, out var name)) return name;
+        name = Fresh("const_fv");
+        _initializers.Add(new OnnxProto.Tensor(name, OnnxProto.DataType.Float, [values.Length],
+            MemoryMarshal.AsBytes(values.AsSpan()).ToArray()));
+        return _constants[key] = name;
+    }
+
     /// <summary>Adds one node; returns its (first) output.</summary>
     public string Op(string opType, string outputHint, IReadOnlyList<string> inputs, params OnnxProto.Attribute[] attributes) =>
         OpMulti(opType, [outputHint], inputs, attributes)[0];

@@ -14,7 +14,7 @@ namespace GflTrainer.Training.Losses;
 /// <param name="CenternessSumPerLevel">(L,) Σ of each level's centerness targets.</param>
 internal sealed record AtssLossBreakdown(IReadOnlyList<Tensor> ClsPerLevel, IReadOnlyList<Tensor> BoxPerLevel,
     IReadOnlyList<Tensor> CenternessPerLevel, Tensor Cls, Tensor Box, Tensor Centerness, Tensor Total, double ClsAvgFactor,
-    double BoxAvgFactor, Tensor CenternessSumPerLevel, GflTargets Targets)
+    double BoxAvgFactor, Tensor CenternessSumPerLevel, GflTargets Targets) : IHeadLosses
 {
     public IReadOnlyList<(string Name, Tensor Value)> Terms => [("loss_cls", Cls), ("loss_bbox", Box), ("loss_centerness", Centerness)];
 
@@ -29,13 +29,23 @@ internal sealed record AtssLossBreakdown(IReadOnlyList<Tensor> ClsPerLevel, IRea
 /// factor 1), and the centerness logit is trained by BCE against that target with the classification normaliser; every
 /// level's GIoU is finally divided by the batch's Σ of centerness targets clamped at 1.
 /// </summary>
-internal sealed class AtssLoss
+internal sealed class AtssLoss : IDenseHeadLoss
 {
     private readonly GflTargetBuilder _targetBuilder;
     private readonly FocalLoss _focal;
     private readonly GiouLoss _giou;
     private readonly DeltaXywhBoxCoder _coder;
     private readonly double _centernessWeight;
+
+    /// <summary>The loss of <c>model.head</c> (type atss) and <c>model.assigner</c>: mmdetection's atss_r50_fpn_1x_coco
+    /// (FocalLoss γ 2, α 0.25, weight 1; GIoULoss weight 2; centerness BCE weight 1).</summary>
+    public static AtssLoss FromConfig(Config.ModelConfig m, Runtime.ICollective? ranks = null) => new(
+        numClasses: m.Head.NumClasses, strides: m.Head.Strides, atssTopK: m.Assigner.TopK,
+        focal: new FocalLoss(m.Head.Loss.FocalGamma, m.Head.Loss.FocalAlpha, m.Head.Loss.FocalWeight),
+        boxWeight: m.Head.Loss.GiouWeight, centernessWeight: m.Head.Loss.CenternessWeight, octaveBaseScale: m.Head.OctaveBaseScale)
+    {
+        Ranks = ranks,
+    };
 
     /// <param name="octaveBaseScale">anchor side in strides (8).</param>
     public AtssLoss(int numClasses, IReadOnlyList<int>? strides = null, int atssTopK = 9, FocalLoss? focal = null,
@@ -46,7 +56,7 @@ internal sealed class AtssLoss
             new AtssAssigner(atssTopK), numClasses);
         _focal = focal ?? new FocalLoss();
         _giou = new GiouLoss(boxWeight);
-        _coder = new DeltaXywhBoxCoder(stds: [0.1, 0.1, 0.2, 0.2]);
+        _coder = DeltaXywhBoxCoder.Atss;
         _centernessWeight = centernessWeight;
     }
 
@@ -55,6 +65,9 @@ internal sealed class AtssLoss
     /// <summary>Data-parallel ranks whose normalisers are averaged (mmdetection's <c>reduce_mean</c>), as in
     /// <see cref="GflLoss.Ranks"/>; null: one process.</summary>
     public Runtime.ICollective? Ranks { get; init; }
+
+    IHeadLosses IDenseHeadLoss.Compute(HeadOutputs outputs, IReadOnlyList<Tensor> gtBoxes, IReadOnlyList<Tensor> gtLabels,
+        IReadOnlyList<(int H, int W)> imagePadShapes) => Compute(outputs, gtBoxes, gtLabels, imagePadShapes);
 
     /// <param name="outputs">per level (N, C, h, w) logits, (N, 4, h, w) deltas and <see cref="HeadOutputs.Centerness"/>
     /// (N, 1, h, w) logits.</param>

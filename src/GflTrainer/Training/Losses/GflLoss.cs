@@ -10,7 +10,7 @@ namespace GflTrainer.Training.Losses;
 /// positives in stride units weighted by the detached max class score. Normalisers are batch-global: QFL by
 /// Σ_images max(num_pos, 1), and every level's GIoU and DFL by max(Σ of all positives' weights, 1).
 /// </summary>
-internal sealed class GflLoss
+internal sealed class GflLoss : IDenseHeadLoss
 {
     private readonly int _regMax;
     private readonly IReadOnlyList<int> _strides;
@@ -63,6 +63,9 @@ internal sealed class GflLoss
     /// the box weight sum), so that with gradients averaged over ranks the update equals one process's on the union of
     /// the shards; null: one process.</summary>
     public Runtime.ICollective? Ranks { get; init; }
+
+    IHeadLosses IDenseHeadLoss.Compute(HeadOutputs outputs, IReadOnlyList<Tensor> gtBoxes, IReadOnlyList<Tensor> gtLabels,
+        IReadOnlyList<(int H, int W)> imagePadShapes) => Compute(outputs, gtBoxes, gtLabels, imagePadShapes);
 
     /// <param name="outputs">raw head outputs, per level (N, C, h, w) and (N, 4(R+1), h, w).</param>
     /// <param name="gtBoxes">per image (G_i, 4) xyxy pixels of the padded input.</param>

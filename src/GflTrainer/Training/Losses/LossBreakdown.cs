@@ -73,7 +73,7 @@ internal sealed record LossBreakdown(
     Tensor WeightSumPerLevel,
     GflTargets Targets,
     Tensor QualityTargets,
-    IReadOnlyList<LevelPositives> Positives)
+    IReadOnlyList<LevelPositives> Positives) : IHeadLosses
 {
     /// <summary>The named terms whose sum is <see cref="Total"/> (mmdetection's loss dict keys).</summary>
     public IReadOnlyList<(string Name, Tensor Value)> Terms => [("loss_cls", Cls), ("loss_bbox", Box), ("loss_dfl", Dfl)];
