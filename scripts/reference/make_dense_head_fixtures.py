@@ -25,7 +25,8 @@ from gflref.box_ops import bbox2delta, centerness_target, delta2bbox  # noqa: E4
 from gflref.fixture_json import tensor, write  # noqa: E402
 from gflref.max_iou_assigner import max_iou_assign  # noqa: E402
 from gflref.atss_loss import AtssLoss  # noqa: E402
-from gflref.postprocess import predict_single_atss  # noqa: E402
+from gflref.postprocess import TestConfig, predict_single_atss  # noqa: E402
+from gflref.retina import RetinaLoss, predict_single_retina  # noqa: E402
 import json  # noqa: E402
 
 FIXTURES = os.path.join(HERE, "..", "..", "tests", "GflTrainer.Tests", "Fixtures", "gfl")
@@ -161,6 +162,74 @@ def atss_postprocess_case(source, g):
            "pre_nms": {"bboxes": tensor(pre.bboxes), "scores": tensor(pre.scores), "labels": tensor(pre.labels)}})
 
 
+def retina_loss_case(source, g, giou=False):
+    """The gts and shapes of a head_loss case of the public set with seeded RetinaNet head outputs (9 anchors)."""
+    with open(source) as f:
+        src = json.load(f)
+    p = src["params"]
+    num_classes = p["num_classes"]
+    gt_bboxes = [from_fixture(t) for t in src["inputs"]["gt_bboxes"]]
+    gt_labels = [from_fixture(t) for t in src["inputs"]["gt_labels"]]
+    pad_shapes = [tuple(s) for s in p["image_pad_shapes"]]
+    batch = len(pad_shapes)
+    sizes = [tuple(s) for s in src["inputs"]["featmap_sizes"]]
+    cls = [(torch.randn(batch, 9 * num_classes, h, w, generator=g) * 1.5 - 3).requires_grad_(True) for h, w in sizes]
+    box = [(torch.randn(batch, 36, h, w, generator=g) * 0.5).requires_grad_(True) for h, w in sizes]
+    trace = {}
+    losses = RetinaLoss(num_classes, strides=tuple(p["strides"]), giou=giou)(cls, box, gt_bboxes, gt_labels, pad_shapes, trace)
+    total = sum(sum(v) for v in losses.values())
+    total.backward()
+    name = os.path.splitext(os.path.basename(source))[0] + ("_giou" if giou else "")
+    write(os.path.join(FIXTURES, "retina_loss"), "retina_loss", name,
+          "RetinaNet's AnchorHead.loss_by_feat on the gts and shapes of head_loss/" + name.replace("_giou", "") +
+          " with seeded random head outputs (9 anchors per location; class logits around -3, deltas std 0.5)" +
+          (", GIoU on decoded boxes (reg_decoded_bbox)." if giou else ", L1 on the deltas."), REFERENCE,
+          {"num_classes": num_classes, "strides": p["strides"], "image_pad_shapes": p["image_pad_shapes"],
+           "anchor_generator": {"octave_base_scale": 4, "scales_per_octave": 3, "ratios": [0.5, 1.0, 2.0]},
+           "assigner": {"type": "MaxIoUAssigner", "pos_iou_thr": 0.5, "neg_iou_thr": 0.4, "min_pos_iou": 0.0},
+           "loss_cls": {"type": "FocalLoss", "gamma": 2.0, "alpha": 0.25, "loss_weight": 1.0},
+           "loss_bbox": {"type": "GIoULoss", "loss_weight": 2.0} if giou else {"type": "L1Loss", "loss_weight": 1.0},
+           "bbox_coder": {"type": "DeltaXYWHBBoxCoder", "target_means": [0.0] * 4, "target_stds": [1.0] * 4}},
+          {"featmap_sizes": [list(s) for s in sizes], "cls_scores": [tensor(t) for t in cls],
+           "bbox_preds": [tensor(t) for t in box], "gt_bboxes": src["inputs"]["gt_bboxes"],
+           "gt_labels": src["inputs"]["gt_labels"]},
+          {"loss_cls": [float(x) for x in losses["loss_cls"]], "loss_bbox": [float(x) for x in losses["loss_bbox"]],
+           "total_loss": float(total), "num_pos_per_image": trace["targets"]["num_pos"], "avg_factor": trace["avg_factor"],
+           # The anchors of the first four P3 locations and the last location of P7 (the full set is implied by the
+           # losses); labels of every anchor; per image the number of anchors with label weight 1.
+           "anchors_p3_head": tensor(trace["targets"]["anchors"][:36]), "anchors_tail": tensor(trace["targets"]["anchors"][-9:]),
+           "labels": tensor(trace["targets"]["labels"]),
+           "label_weight_sum_per_image": [int(x) for x in trace["targets"]["label_weights"].sum(1).tolist()],
+           "grad_cls_scores": [tensor(t.grad) for t in cls], "grad_bbox_preds": [tensor(t.grad) for t in box]})
+
+
+def retina_postprocess_case(source, g):
+    with open(source) as f:
+        src = json.load(f)
+    p = src["params"]
+    sizes = [tuple(t["shape"][-2:]) for t in src["inputs"]["cls_scores"]]
+    num_classes = p["num_classes"]
+    cls = [torch.randn(9 * num_classes, h, w, generator=g) * 2 - 3 for h, w in sizes]
+    box = [torch.randn(36, h, w, generator=g) * 0.7 for h, w in sizes]
+    img_shape = tuple(src["inputs"]["img_shape"])
+    scale = src["inputs"]["scale_factor"]
+    cfg = TestConfig(nms_pre=p["nms_pre"], min_bbox_size=p["min_bbox_size"], score_thr=p["score_thr"], iou_threshold=0.5,
+                     max_per_img=p["max_per_img"])
+    dets, pre = predict_single_retina(cls, box, img_shape, scale, cfg, strides=tuple(p["strides"]))
+    name = os.path.splitext(os.path.basename(source))[0]
+    params = {k: p[k] for k in ("nms_pre", "min_bbox_size", "score_thr", "max_per_img", "num_classes", "strides")}
+    params["iou_threshold"] = 0.5
+    params["anchor_generator"] = {"octave_base_scale": 4, "scales_per_octave": 3, "ratios": [0.5, 1.0, 2.0]}
+    params["bbox_coder"] = {"type": "DeltaXYWHBBoxCoder", "target_means": [0.0] * 4, "target_stds": [1.0] * 4}
+    write(os.path.join(FIXTURES, "retina_postprocess"), "retina_postprocess", name,
+          "RetinaNet test-time post-processing (NMS 0.5) on the feature-map sizes, image shape and scale of postprocess/" +
+          name + " with seeded random class logits (9 anchors, around -3, std 2) and deltas (std 0.7).", REFERENCE, params,
+          {"cls_scores": [tensor(t) for t in cls], "bbox_preds": [tensor(t) for t in box], "img_shape": list(img_shape),
+           "scale_factor": scale},
+          {"bboxes": tensor(dets.bboxes), "scores": tensor(dets.scores), "labels": tensor(dets.labels),
+           "pre_nms": {"bboxes": tensor(pre.bboxes), "scores": tensor(pre.scores), "labels": tensor(pre.labels)}})
+
+
 def main():
     g = torch.Generator().manual_seed(0)
     post = os.path.join(FIXTURES, "postprocess")
@@ -171,6 +240,12 @@ def main():
     for source in sorted(os.listdir(head_loss)):
         if source.endswith(".json"):
             atss_loss_case(os.path.join(head_loss, source), torch.Generator().manual_seed(len(source)))
+            retina_loss_case(os.path.join(head_loss, source), torch.Generator().manual_seed(len(source) + 1))
+            if source == "many_small.json":
+                retina_loss_case(os.path.join(head_loss, source), torch.Generator().manual_seed(len(source) + 2), giou=True)
+    for source in sorted(os.listdir(post)):
+        if source.endswith(".json"):
+            retina_postprocess_case(os.path.join(post, source), torch.Generator().manual_seed(len(source) + 1))
     delta_case("atss_stds", "ATSS's coder (stds 0.1, 0.1, 0.2, 0.2): 40 anchor/gt pairs, anchors centred inside their "
                "gt (three exactly on the vertical centre line: centerness sqrt(1 * t/b ratio)), decode of small deltas "
                "with and without clipping to a 256x320 image.", g, (0.1, 0.1, 0.2, 0.2), (256, 320))

@@ -22,7 +22,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gflref.coco import CocoAnnotations  # noqa: E402
 from gflref.detector import GflDetector, num_parameters  # noqa: E402
 from gflref.engine import detect, lr_at, make_optimizer, train_step  # noqa: E402
+from gflref.atss_loss import AtssLoss  # noqa: E402
 from gflref.gfl_loss import GflLoss  # noqa: E402
+from gflref.retina import RetinaLoss  # noqa: E402
 from gflref.loader import make_loader  # noqa: E402
 
 
@@ -43,6 +45,9 @@ def parse_args(argv=None):
     ap.add_argument("--steps", type=int, nargs="*", default=[8, 11], help="epochs (0-based >=) where lr *= 0.1")
     ap.add_argument("--img-scale", type=int, nargs=2, default=[1333, 800], metavar=("W", "H"))
     ap.add_argument("--depth", type=int, default=50, choices=[18, 34, 50, 101])
+    ap.add_argument("--head", default="gfl", choices=["gfl", "atss", "retinanet"],
+                    help="gfl (QFL + DFL + GIoU), atss (Focal Loss + GIoU + centerness BCE, mmdetection's ATSSHead) or "
+                         "retinanet (9 anchors, MaxIoU, Focal Loss + L1; FPN P6 on C5; test NMS 0.5)")
     ap.add_argument("--feat-channels", type=int, default=256, help="head tower channels")
     ap.add_argument("--fpn-channels", type=int, default=None, help="FPN output channels (default: --feat-channels)")
     ap.add_argument("--stacked-convs", type=int, default=4)
@@ -106,10 +111,10 @@ def main(argv=None):
 
     model = GflDetector(num_classes, args.depth, args.fpn_channels or args.feat_channels, args.feat_channels,
                         args.stacked_convs, frozen_stages=args.frozen_stages, norm_eval=args.norm_eval,
-                        zero_init_residual=args.zero_init_residual).to(device)
+                        zero_init_residual=args.zero_init_residual, head=args.head).to(device)
     if args.backbone_weights:
         print("backbone weights:", model.load_backbone(args.backbone_weights))
-    loss_fn = GflLoss(num_classes)
+    loss_fn = {"atss": AtssLoss, "retinanet": RetinaLoss, "gfl": GflLoss}[args.head](num_classes)
     optimizer = make_optimizer(model, args.lr, args.momentum, args.weight_decay)
     scaler = torch.cuda.amp.GradScaler() if args.amp and device.type == "cuda" else None
     print(f"train images {len(train_set.records)}, val images {len(val_set.records)}, classes {num_classes}, "
@@ -138,9 +143,9 @@ def main(argv=None):
                 entry = dict(epoch=epoch + 1, iter=i + 1, global_iter=iteration, lr=lr,
                              elapsed_s=round(time.time() - t_start, 2), **{k: round(v, 5) for k, v in mean.items()})
                 log["iterations"].append(entry)
+                terms = " ".join(f"{k[5:]} {v:.4f}" for k, v in mean.items() if k != "loss")
                 print(f"epoch {epoch + 1} [{i + 1}/{iters_per_epoch}] lr {lr:.6f} loss {mean['loss']:.4f} "
-                      f"(cls {mean['loss_cls']:.4f} bbox {mean['loss_bbox']:.4f} dfl {mean['loss_dfl']:.4f}) "
-                      f"{entry['elapsed_s']:.1f}s", flush=True)
+                      f"({terms}) {entry['elapsed_s']:.1f}s", flush=True)
                 window = []
             if args.max_iters and iteration >= args.max_iters:
                 stop = True

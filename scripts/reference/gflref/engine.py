@@ -5,7 +5,8 @@ import contextlib
 import torch
 
 from .gfl_loss import total_loss
-from .postprocess import TestConfig, predict_single
+from .postprocess import TestConfig, predict_single, predict_single_atss
+from .retina import predict_single_retina
 
 
 def lr_at(base_lr, iteration, epoch, warmup_iters=500, warmup_ratio=0.001, steps=(8, 11), gamma=0.1):
@@ -38,8 +39,8 @@ def train_step(model, loss_fn, optimizer, batch, device, amp=False, scaler=None)
     """Forward, loss (always float32, outside autocast), backward, SGD step. Returns dict of python floats."""
     images = batch.images.to(device, non_blocking=True)
     with autocast(device, amp):
-        cls_scores, bbox_preds = model(images)
-    losses = loss_fn(cls_scores, bbox_preds, batch.gt_bboxes, batch.gt_labels, pad_shapes(batch))
+        outputs = model(images)   # GFL: cls, bbox; ATSS: cls, bbox, centerness
+    losses = loss_fn(*outputs, batch.gt_bboxes, batch.gt_labels, pad_shapes(batch))
     loss = total_loss(losses)
     optimizer.zero_grad(set_to_none=True)
     if scaler is not None:
@@ -59,9 +60,16 @@ def detect(model, batch, device, cfg=TestConfig(), amp=False, strides=(8, 16, 32
     """Forward + post-processing; returns one Detections per image (original-image pixels)."""
     images = batch.images.to(device, non_blocking=True)
     with autocast(device, amp):
-        cls_scores, bbox_preds = model(images)
+        outputs = model(images)
     results = []
     for i, meta in enumerate(batch.metas):
-        results.append(predict_single([c[i] for c in cls_scores], [b[i] for b in bbox_preds], meta.img_shape,
-                                      meta.scale_factor, cfg, strides, model.bbox_head.reg_max))
+        per_image = [[t[i] for t in level_maps] for level_maps in outputs]
+        if model.head_type == "retinanet":
+            dets, _ = predict_single_retina(*per_image, meta.img_shape, meta.scale_factor,
+                                            TestConfig(cfg.nms_pre, cfg.min_bbox_size, cfg.score_thr, 0.5, cfg.max_per_img), strides)
+        elif model.head_type == "atss":
+            dets, _ = predict_single_atss(*per_image, meta.img_shape, meta.scale_factor, cfg, strides)
+        else:
+            dets = predict_single(*per_image, meta.img_shape, meta.scale_factor, cfg, strides, model.bbox_head.reg_max)
+        results.append(dets)
     return results

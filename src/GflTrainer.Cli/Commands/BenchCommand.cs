@@ -17,8 +17,11 @@ public static class BenchCommand
 
     static Option<string> HeadOption()
     {
-        var head = new Option<string>("--head") { Description = "Dense head of the R50 model: gfl or atss", DefaultValueFactory = _ => "gfl" };
-        head.AcceptOnlyFromAmong("gfl", "atss");
+        var head = new Option<string>("--head")
+        {
+            Description = "The R50 model of this head (mmdetection's *_r50_fpn_1x_coco): gfl, atss or retinanet", DefaultValueFactory = _ => "gfl",
+        };
+        head.AcceptOnlyFromAmong("gfl", "atss", "retinanet");
         return head;
     }
 

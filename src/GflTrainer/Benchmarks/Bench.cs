@@ -29,7 +29,7 @@ public static class Bench
     }
 
     /// <param name="configFile">time this configuration's model, loss and clipping instead of R50-GFL.</param>
-    /// <param name="head">gfl or atss: the R50 reference's head when no config is given.</param>
+    /// <param name="head">gfl, atss or retinanet: the R50 reference's head when no config is given.</param>
     public static BenchReport TrainStep(ILogger log, string? device, int depth, int batch, string amp, int height, int width, int repeats,
         int warmup, string? configFile, int threads, string head = "gfl")
     {
@@ -67,6 +67,7 @@ public static class Bench
     {
         "gfl" => HeadType.Gfl,
         "atss" => HeadType.Atss,
-        _ => throw new GflConfigException($"--head {head}: expected gfl or atss") { Key = "--head" },
+        "retinanet" => HeadType.Retinanet,
+        _ => throw new GflConfigException($"--head {head}: expected gfl, atss or retinanet") { Key = "--head" },
     };
 }

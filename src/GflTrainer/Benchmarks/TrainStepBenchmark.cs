@@ -25,7 +25,7 @@ public static class TrainStepBenchmark
     /// <param name="config">when given, the model, loss and gradient clipping of this configuration (e.g.
     /// configs/quickstart.yaml) instead of the R50-GFL of <paramref name="depth"/>; the input size and batch stay
     /// the benchmark's arguments.</param>
-    /// <param name="head">the head of the R50 model when no <paramref name="config"/> is given (gfl or atss).</param>
+    /// <param name="head">the head of the R50 model when no <paramref name="config"/> is given.</param>
     public static StepTiming TrainStep(Device device, int depth = 50, int batch = 2, int height = 800, int width = 1344,
         int iterations = 5, int warmup = 2, string amp = "off", GflConfig? config = null, HeadType head = HeadType.Gfl)
     {
@@ -71,8 +71,20 @@ public static class TrainStepBenchmark
         };
     }
 
-    static GflConfig Reference(int depth, HeadType head) =>
-        new() { Model = new ModelConfig { Backbone = new BackboneConfig { Depth = depth }, Head = new HeadConfig { Type = head } } };
+    /// <summary>mmdetection's R50 model of the head: gfl_r50_fpn_1x_coco, atss_r50_fpn_1x_coco or retinanet_r50_fpn_1x_coco
+    /// (configs/_base_/models/*.yaml: RetinaNet's FPN builds P6 from C5 and it has 9 anchors per location).</summary>
+    static GflConfig Reference(int depth, HeadType head) => new()
+    {
+        Model = head == HeadType.Retinanet
+            ? new ModelConfig
+            {
+                Backbone = new BackboneConfig { Depth = depth },
+                Neck = new NeckConfig { AddExtraConvs = ExtraConvsSource.OnInput },
+                Head = new HeadConfig { Type = head, OctaveBaseScale = 4, ScalesPerOctave = 3, Ratios = [0.5, 1.0, 2.0] },
+                Test = new PostprocessConfig { NmsIou = 0.5 },
+            }
+            : new ModelConfig { Backbone = new BackboneConfig { Depth = depth }, Head = new HeadConfig { Type = head } },
+    };
 
     /// <param name="engine">torchsharp (gfl's model) or onnxruntime: the same seeded model exported by <c>gfl export</c>'s
     /// writer (decoded outputs) and run in ONNX Runtime on as many threads as libtorch has, with the same post-processing

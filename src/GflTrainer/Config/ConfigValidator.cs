@@ -23,11 +23,17 @@ internal static class ConfigValidator
         // `gfl config check` catches them, not the start of training.
         if (model.Neck.StartLevel != 1)
             Fail("model.neck.start_level", $"only 1 (the FPN starts at C3, the GFL reference) is implemented, got {model.Neck.StartLevel}");
-        if (model.Neck.AddExtraConvs != ExtraConvsSource.OnOutput)
-            Fail("model.neck.add_extra_convs", $"only on_output (the GFL reference) is implemented, got {ConfigSchema.FormatValue(model.Neck.AddExtraConvs)}");
+        if (model.Neck.AddExtraConvs is not (ExtraConvsSource.OnOutput or ExtraConvsSource.OnInput))
+            Fail("model.neck.add_extra_convs", $"on_output (GFL, ATSS) and on_input (RetinaNet) are implemented, got {ConfigSchema.FormatValue(model.Neck.AddExtraConvs)}");
+        // The ATSS assigner of the gfl and atss heads picks candidates per location: one anchor each.
+        if (model.Head.Type != HeadType.Retinanet && (model.Head.ScalesPerOctave != 1 || model.Head.Ratios.Count != 1 || model.Head.Ratios[0] != 1.0))
+            Fail(model.Head.ScalesPerOctave != 1 ? "model.head.scales_per_octave" : "model.head.ratios",
+                $"the {ConfigSchema.FormatValue(model.Head.Type)} head has one square anchor per location (scales_per_octave 1, ratios [1.0]); several are for retinanet");
+        if (model.Assigner.NegIouThr > model.Assigner.PosIouThr)
+            Fail("model.assigner.neg_iou_thr", $"{model.Assigner.NegIouThr} is above model.assigner.pos_iou_thr = {model.Assigner.PosIouThr}");
         if (model.Neck.ReluBeforeExtraConvs)
             Fail("model.neck.relu_before_extra_convs", "only false (the GFL reference) is implemented");
-        if (model.Head.StackedConvs > 0 && model.Head.FeatChannels % model.Head.NormGroups != 0)
+        if (model.Head.Type != HeadType.Retinanet && model.Head.StackedConvs > 0 && model.Head.FeatChannels % model.Head.NormGroups != 0)
             Fail("model.head.norm_groups", $"{model.Head.NormGroups} does not divide model.head.feat_channels = {model.Head.FeatChannels} (GroupNorm)");
 
         if (!c.Data.KeepRatio)

@@ -93,19 +93,30 @@ public enum HeadType
     Gfl,
     /// <summary>ATSS (Zhang et al. 2020): Focal Loss, DeltaXYWH box deltas with GIoU, a centerness branch.</summary>
     Atss,
+    /// <summary>RetinaNet (Lin et al. 2017): 9 anchors per location, MaxIoU assignment, Focal Loss, L1 on the deltas.</summary>
+    Retinanet,
+}
+
+/// <summary>RetinaNet's box regression loss.</summary>
+public enum BoxLossType
+{
+    /// <summary>L1 on the encoded deltas (mmdetection's retinanet_r50_fpn_1x_coco).</summary>
+    L1,
+    /// <summary>GIoU on the decoded boxes (reg_decoded_bbox=True).</summary>
+    Giou,
 }
 
 /// <summary>mmdetection <c>GFLHead</c> / <c>ATSSHead</c> with its anchor generator and losses (gfl_spec.md §3, §5).</summary>
 public sealed record HeadConfig
 {
-    [Description("Head: gfl (mmdetection GFLHead, the default) or atss (ATSSHead: Focal Loss, delta boxes with GIoU, centerness).")]
+    [Description("Head: gfl (mmdetection GFLHead, the default), atss (ATSSHead: Focal Loss, delta boxes with GIoU, centerness) or retinanet (RetinaHead: 9 anchors, MaxIoU assigner, Focal Loss, L1).")]
     public HeadType Type { get; init; } = HeadType.Gfl;
 
     [Description("Foreground classes (sigmoid, no background channel).")]
     [ConfigRange(1, 100000)]
     public int NumClasses { get; init; } = 80;
 
-    [Description("Conv-GN-ReLU layers per tower (cls and reg).")]
+    [Description("Conv-GN-ReLU layers per tower (cls and reg); conv-ReLU without norm for retinanet.")]
     [ConfigRange(0, 16)]
     public int StackedConvs { get; init; } = 4;
 
@@ -113,7 +124,7 @@ public sealed record HeadConfig
     [ConfigRange(1, 4096)]
     public int FeatChannels { get; init; } = 256;
 
-    [Description("GroupNorm groups in the towers; must divide feat_channels.")]
+    [Description("GroupNorm groups in the towers; must divide feat_channels (gfl and atss heads).")]
     [ConfigRange(1, 4096)]
     public int NormGroups { get; init; } = 32;
 
@@ -126,9 +137,18 @@ public sealed record HeadConfig
     [ConfigLength(1, 8)]
     public IReadOnlyList<int> Strides { get; init; } = [8, 16, 32, 64, 128];
 
-    [Description("Anchor side = octave_base_scale x stride (ATSS anchors).")]
+    [Description("Anchor side = octave_base_scale x stride (ATSS anchors; retinanet: 4).")]
     [ConfigRange(0, 1024, MinExclusive = true)]
     public double OctaveBaseScale { get; init; } = 8;
+
+    [Description("Anchor scales per octave: octave_base_scale x 2^(i/n), i < n (gfl and atss: 1; retinanet: 3).")]
+    [ConfigRange(1, 16)]
+    public int ScalesPerOctave { get; init; } = 1;
+
+    [Description("Anchor aspect ratios h/w (gfl and atss: [1.0]; retinanet: [0.5, 1.0, 2.0]).")]
+    [ConfigRange(0, 100, MinExclusive = true)]
+    [ConfigLength(1, 16)]
+    public IReadOnlyList<double> Ratios { get; init; } = [1.0];
 
     [Description("Initial foreground probability; classifier bias = -log((1-p)/p).")]
     [ConfigRange(0, 1, MinExclusive = true, MaxExclusive = true)]
@@ -184,15 +204,34 @@ public sealed record LossConfig
     [Description("Centerness BCE weight (atss head).")]
     [ConfigRange(0, double.PositiveInfinity)]
     public double CenternessWeight { get; init; } = 1.0;
+
+    [Description("Box loss of the retinanet head: l1 on the deltas (the reference) or giou on the decoded boxes (giou_weight).")]
+    public BoxLossType Box { get; init; } = BoxLossType.L1;
+
+    [Description("L1 box loss weight (retinanet head, box: l1).")]
+    [ConfigRange(0, double.PositiveInfinity)]
+    public double L1Weight { get; init; } = 1.0;
 }
 
-/// <summary>ATSS assigner (gfl_spec.md §4).</summary>
+/// <summary>ATSS assigner (gfl_spec.md §4) of the gfl and atss heads; MaxIoU assigner of the retinanet head.</summary>
 public sealed record AssignerConfig
 {
-    [Description("ATSS candidates per level (k), nearest anchor centres.")]
+    [Description("ATSS candidates per level (k), nearest anchor centres (gfl and atss heads).")]
     [ConfigKey("topk")]
     [ConfigRange(1, 1000)]
     public int TopK { get; init; } = 9;
+
+    [Description("MaxIoU assigner (retinanet head): an anchor whose best IoU reaches this is positive.")]
+    [ConfigRange(0, 1)]
+    public double PosIouThr { get; init; } = 0.5;
+
+    [Description("MaxIoU assigner (retinanet head): an anchor whose best IoU is below this is negative; in between ignored.")]
+    [ConfigRange(0, 1)]
+    public double NegIouThr { get; init; } = 0.4;
+
+    [Description("MaxIoU assigner (retinanet head): a gt also takes its best anchors when their IoU reaches this.")]
+    [ConfigRange(0, 1)]
+    public double MinPosIou { get; init; } = 0.0;
 }
 
 /// <summary>Test-time post-processing, mmdetection <c>test_cfg</c> (gfl_spec.md §6.3).</summary>

@@ -85,12 +85,16 @@ internal static class GflOnnxGraph
                 A.Attr("coordinate_transformation_mode", "asymmetric"), A.Attr("nearest_mode", "floor"));
             laterals[i - 1] = g.Add(laterals[i - 1], up, $"lateral{i - 1}_merged");
         }
+        // The first extra level reads C5 with 'on_input' (RetinaNet), the last output otherwise.
+        var h = config.Head;
+        bool extraOnInput = config.Neck.AddExtraConvs == ExtraConvsSource.OnInput;
         var levels = new List<string>();
         for (int i = 0; sd.ContainsKey($"neck.fpn_convs.{i}.conv.weight"); i++)
-            levels.Add(Conv(i < laterals.Length ? laterals[i] : levels[i - 1], $"neck.fpn_convs.{i}.conv", i < laterals.Length ? 1 : 2, $"p{i + 3}"));
+            levels.Add(Conv(i < laterals.Length ? laterals[i] : i == laterals.Length && extraOnInput ? features[^1] : levels[i - 1],
+                $"neck.fpn_convs.{i}.conv", i < laterals.Length ? 1 : 2, $"p{i + 3}"));
 
-        // Head: per level two towers of conv-GN-ReLU, the classifier and the distribution regressor times the level's Scale.
-        var h = config.Head;
+        // Head: per level two towers (conv-GN-ReLU; conv-ReLU for RetinaNet), the classifier and the box regressor
+        // (times the level's Scale for GFL and ATSS).
         string GroupNorm(string x, string key, int groups, string hint)
         {
             var shape = g.Op("Shape", hint + "_shape", [x]);
@@ -108,7 +112,8 @@ internal static class GflOnnxGraph
             for (int i = 0; sd.ContainsKey($"bbox_head.{tower}.{i}.conv.weight"); i++)
             {
                 var p = $"bbox_head.{tower}.{i}";
-                x = g.Relu(GroupNorm(Conv(x, p + ".conv", 1, $"{p}.conv_p{level + 3}"), p + ".gn", h.NormGroups, $"{p}_p{level + 3}"), $"{p}_p{level + 3}_relu");
+                var conv = Conv(x, p + ".conv", 1, $"{p}.conv_p{level + 3}");
+                x = g.Relu(sd.ContainsKey(p + ".gn.weight") ? GroupNorm(conv, p + ".gn", h.NormGroups, $"{p}_p{level + 3}") : conv, $"{p}_p{level + 3}_relu");
             }
             return x;
         }
@@ -122,23 +127,37 @@ internal static class GflOnnxGraph
         var whInput = g.Op("Gather", "input_wh", [hwInput, g.Ints(1, 0)], A.Attr("axis", 0L));
         var limit = g.Op("Concat", "box_limit", [whInput, whInput], A.Attr("axis", 0L));
         var strides = model.Strides;
-        bool atss = h.Type == HeadType.Atss;
-        var project = atss ? null : g.Initializer("integral_project", linspace(0, h.RegMax, h.RegMax + 1, dtype: ScalarType.Float32));
+        bool atss = h.Type == HeadType.Atss, retina = h.Type == HeadType.Retinanet;
+        var anchorGenerator = new AnchorGenerator(strides, h.OctaveBaseScale, h.ScalesPerOctave, h.Ratios);
+        var coder = h.Type switch { HeadType.Atss => GflTrainer.Boxes.DeltaXywhBoxCoder.Atss, _ => new GflTrainer.Boxes.DeltaXywhBoxCoder() };
+        int anchorsPerLocation = anchorGenerator.AnchorsPerLocation;
+        var project = atss || retina ? null : g.Initializer("integral_project", linspace(0, h.RegMax, h.RegMax + 1, dtype: ScalarType.Float32));
+        var (clsKey, regKey) = h.Type switch
+        {
+            HeadType.Atss => ("bbox_head.atss_cls", "bbox_head.atss_reg"),
+            HeadType.Retinanet => ("bbox_head.retina_cls", "bbox_head.retina_reg"),
+            _ => ("bbox_head.gfl_cls", "bbox_head.gfl_reg"),
+        };
         for (int l = 0; l < levels.Count; l++)
         {
-            var (clsKey, regKey) = atss ? ("bbox_head.atss_cls", "bbox_head.atss_reg") : ("bbox_head.gfl_cls", "bbox_head.gfl_reg");
             var regTower = Tower(levels[l], "reg_convs", l);
             var cls = g.Op("Identity", ClsOutput(l), [Conv(Tower(levels[l], "cls_convs", l), clsKey, 1, $"cls_logits_p{l + 3}")]);
-            var reg = g.Op("Mul", RegOutput(l), [Conv(regTower, regKey, 1, $"reg_p{l + 3}"),
-                g.Initializer($"bbox_head.scales.{l}.scale", W($"bbox_head.scales.{l}.scale").reshape(1))]);
-            raw.Add(new OnnxProto.ValueInfo(ClsOutput(l), OnnxProto.DataType.Float, ["batch", h.NumClasses, $"h_p{l + 3}", $"w_p{l + 3}"]));
-            raw.Add(new OnnxProto.ValueInfo(RegOutput(l), OnnxProto.DataType.Float, ["batch", atss ? 4 : 4 * (h.RegMax + 1), $"h_p{l + 3}", $"w_p{l + 3}"]));
+            var regRaw = Conv(regTower, regKey, 1, $"reg_p{l + 3}");
+            var reg = retina ? g.Op("Identity", RegOutput(l), [regRaw])
+                : g.Op("Mul", RegOutput(l), [regRaw, g.Initializer($"bbox_head.scales.{l}.scale", W($"bbox_head.scales.{l}.scale").reshape(1))]);
+            raw.Add(new OnnxProto.ValueInfo(ClsOutput(l), OnnxProto.DataType.Float, ["batch", anchorsPerLocation * h.NumClasses, $"h_p{l + 3}", $"w_p{l + 3}"]));
+            raw.Add(new OnnxProto.ValueInfo(RegOutput(l), OnnxProto.DataType.Float,
+                ["batch", atss || retina ? 4 * anchorsPerLocation : 4 * (h.RegMax + 1), $"h_p{l + 3}", $"w_p{l + 3}"]));
             string scores, boxes;
-            if (atss)
+            if (atss || retina)
             {
-                var centerness = g.Op("Identity", CenternessOutput(l), [Conv(regTower, "bbox_head.atss_centerness", 1, $"centerness_p{l + 3}")]);
-                raw.Add(new OnnxProto.ValueInfo(CenternessOutput(l), OnnxProto.DataType.Float, ["batch", 1, $"h_p{l + 3}", $"w_p{l + 3}"]));
-                (scores, boxes) = DecodeAtss(g, cls, reg, centerness, strides[l], h.OctaveBaseScale, h.NumClasses, $"p{l + 3}");
+                string? centerness = null;
+                if (atss)
+                {
+                    centerness = g.Op("Identity", CenternessOutput(l), [Conv(regTower, "bbox_head.atss_centerness", 1, $"centerness_p{l + 3}")]);
+                    raw.Add(new OnnxProto.ValueInfo(CenternessOutput(l), OnnxProto.DataType.Float, ["batch", 1, $"h_p{l + 3}", $"w_p{l + 3}"]));
+                }
+                (scores, boxes) = DecodeDeltas(g, cls, reg, centerness, anchorGenerator, l, coder, h.NumClasses, $"p{l + 3}");
             }
             else
                 (scores, boxes) = Decode(g, cls, reg, project!, strides[l], h.NumClasses, h.RegMax, $"p{l + 3}");
@@ -162,7 +181,7 @@ internal static class GflOnnxGraph
             outputs.Add(new(Boxes, OnnxProto.DataType.Float, ["batch", "anchors", 4]));
         }
         if (rawOutputs) outputs.AddRange(raw);
-        return g.Build(atss ? "atss" : "gfl", [input], outputs);
+        return g.Build(h.Type.ToString().ToLowerInvariant(), [input], outputs);
     }
 
     public const string Dets = "dets";
@@ -270,17 +289,20 @@ internal static class GflOnnxGraph
             g.Op("Reshape", $"ys_flat_{level}", [ys, g.Ints(-1, 1)])], A.Attr("axis", 1L));   // (A, 2)
     }
 
-    /// <summary>ATSS: one level's (N, h·w, C) scores sigmoid(cls)·sigmoid(centerness) (mmdeploy's score for heads with
-    /// score factors) and (N, h·w, 4) boxes decoded from the square anchors by DeltaXYWH (stds 0.1, 0.1, 0.2, 0.2;
-    /// dw, dh clamped at |log(16/1000)|), as <see cref="GflTrainer.Boxes.DeltaXywhBoxCoder.Decode"/>.</summary>
-    static (string Scores, string Boxes) DecodeAtss(OnnxGraphBuilder g, string cls, string reg, string centerness, int stride,
-        double octaveBaseScale, int numClasses, string level)
+    /// <summary>ATSS and RetinaNet: one level's (N, h·w·A, C) scores and (N, h·w·A, 4) boxes. Scores are sigmoid(cls),
+    /// times sigmoid(centerness) for ATSS (mmdeploy's score for heads with score factors); boxes are the anchors
+    /// (<see cref="AnchorGenerator.BaseAnchor"/> around the points, as <see cref="AnchorGenerator.LevelAnchors"/>)
+    /// decoded as <see cref="GflTrainer.Boxes.DeltaXywhBoxCoder.Decode"/> does (dw, dh clamped at |log(16/1000)|).</summary>
+    static (string Scores, string Boxes) DecodeDeltas(OnnxGraphBuilder g, string cls, string reg, string? centerness,
+        AnchorGenerator anchorGenerator, int levelIndex, GflTrainer.Boxes.DeltaXywhBoxCoder coder, int numClasses, string level)
     {
-        var probabilities = g.Op("Sigmoid", $"cls_probs_{level}", [g.Op("Reshape", $"cls_flat_{level}",
+        var scores = g.Op("Sigmoid", $"cls_probs_{level}", [g.Op("Reshape", $"cls_flat_{level}",
             [g.Op("Transpose", $"cls_nhwc_{level}", [cls], A.Attr("perm", 0L, 2L, 3L, 1L)), g.Ints(0, -1, numClasses)])]);
-        var factors = g.Op("Sigmoid", $"centerness_probs_{level}", [g.Op("Reshape", $"centerness_flat_{level}", [centerness, g.Ints(0, -1, 1)])]);
-        var scores = g.Op("Mul", $"scores_{level}", [probabilities, factors]);
-        var coder = GflTrainer.Boxes.DeltaXywhBoxCoder.Atss;
+        if (centerness is not null)
+        {
+            var factors = g.Op("Sigmoid", $"centerness_probs_{level}", [g.Op("Reshape", $"centerness_flat_{level}", [centerness, g.Ints(0, -1, 1)])]);
+            scores = g.Op("Mul", $"scores_{level}", [scores, factors]);
+        }
         var deltas = g.Op("Reshape", $"deltas_{level}", [g.Op("Transpose", $"reg_nhwc_{level}", [reg], A.Attr("perm", 0L, 2L, 3L, 1L)), g.Ints(0, -1, 4)]);
         var denorm = g.Op("Add", $"deltas_denorm_{level}", [g.Op("Mul", $"deltas_scaled_{level}", [deltas,
             g.Floats(coder.Stds.Select(v => (float)v).ToArray())]), g.Floats(coder.Means.Select(v => (float)v).ToArray())]);
@@ -288,11 +310,19 @@ internal static class GflOnnxGraph
         var dxy = g.Op("Slice", $"dxy_{level}", [denorm, g.Ints(0), g.Ints(2), g.Ints(-1)]);
         var dwh = g.Op("Clip", $"dwh_{level}", [g.Op("Slice", $"dwh_raw_{level}", [denorm, g.Ints(2), g.Ints(4), g.Ints(-1)]),
             g.Float(-maxRatio), g.Float(maxRatio)]);
-        // Anchors are squares of side octave_base_scale·stride centred on the points: centre = point, size = side.
-        var centres = Points(g, cls, stride, level);
-        var side = g.Float((float)(2 * (float)(0.5 * octaveBaseScale * stride)));
-        var gxy = g.Op("Add", $"gxy_{level}", [centres, g.Op("Mul", $"gxy_offset_{level}", [dxy, side])]);
-        var half = g.Op("Mul", $"gwh_half_{level}", [g.Op("Mul", $"gwh_{level}", [g.Op("Exp", $"dwh_exp_{level}", [dwh]), side]), g.Float(0.5f)]);
+        // Anchors (h·w·A, 4) = base anchors (1, A, 4) + points (h·w, 1, 4), then the coder's centre and size.
+        var points = Points(g, cls, anchorGenerator.Strides[levelIndex], level);
+        float[] baseAnchors;
+        using (var b = anchorGenerator.BaseAnchor(levelIndex)) baseAnchors = b.data<float>().ToArray();
+        var shifts = g.Op("Unsqueeze", $"anchor_shifts_{level}", [g.Op("Concat", $"points4_{level}", [points, points], A.Attr("axis", 1L)), g.Ints(1)]);
+        var anchors = g.Op("Reshape", $"anchors_{level}", [g.Op("Add", $"anchors_grid_{level}",
+            [shifts, g.Op("Reshape", $"base_anchors_{level}", [g.Floats(baseAnchors), g.Ints(1, -1, 4)])]), g.Ints(-1, 4)]);
+        var x1y1 = g.Op("Slice", $"anchor_x1y1_{level}", [anchors, g.Ints(0), g.Ints(2), g.Ints(-1)]);
+        var x2y2 = g.Op("Slice", $"anchor_x2y2_{level}", [anchors, g.Ints(2), g.Ints(4), g.Ints(-1)]);
+        var pxy = g.Op("Mul", $"anchor_centres_{level}", [g.Op("Add", $"anchor_sum_{level}", [x1y1, x2y2]), g.Float(0.5f)]);
+        var pwh = g.Op("Sub", $"anchor_sizes_{level}", [x2y2, x1y1]);
+        var gxy = g.Op("Add", $"gxy_{level}", [pxy, g.Op("Mul", $"gxy_offset_{level}", [pwh, dxy])]);
+        var half = g.Op("Mul", $"gwh_half_{level}", [g.Op("Mul", $"gwh_{level}", [pwh, g.Op("Exp", $"dwh_exp_{level}", [dwh])]), g.Float(0.5f)]);
         var boxes = g.Op("Concat", $"boxes_{level}", [g.Op("Sub", $"x1y1_{level}", [gxy, half]), g.Op("Add", $"x2y2_{level}", [gxy, half])],
             A.Attr("axis", -1L));
         return (scores, boxes);

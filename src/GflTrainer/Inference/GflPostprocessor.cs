@@ -37,10 +37,11 @@ internal sealed record DetectionCandidates(Tensor Boxes, Tensor Scores, Tensor L
 /// around the anchor centre and clamp to the unpadded image; then rescale by float32(1/scale), drop boxes with width
 /// or height ≤ <c>minBoxSize</c>, class-aware NMS, keep the best <c>maxPerImage</c>.
 /// Defaults are gfl_r50_fpn_1x_coco's test_cfg.
-/// With <c>deltaCoder</c> it is ATSS's path (mmdetection's <c>BaseDenseHead._predict_by_feat_single</c> with score
-/// factors): the pairs are selected on sigmoid(cls) alone, the anchors' deltas decoded by the coder and clipped to the
-/// image, and each selected score multiplied by sigmoid(centerness) of its anchor before the size filter and NMS.
-/// (mmdetection multiplies; the square root of the product that the ATSS paper's code reports is not its test path.)
+/// With <c>deltaCoder</c> it is ATSS's and RetinaNet's path (mmdetection's <c>BaseDenseHead._predict_by_feat_single</c>):
+/// the pairs are selected on sigmoid(cls), the anchors' deltas decoded by the coder and clipped to the image; ATSS
+/// then multiplies each selected score by sigmoid(centerness) of its anchor (score factors) before the size filter and
+/// NMS. (mmdetection multiplies; the square root of the product that the ATSS paper's code reports is not its test
+/// path, and it ranks the detections the same.) RetinaNet has A anchors per location, selected as (anchor, class) pairs.
 /// </summary>
 internal sealed class GflPostprocessor(
     AnchorGenerator anchorGenerator,
@@ -50,14 +51,21 @@ internal sealed class GflPostprocessor(
     double iouThreshold = 0.6,
     int maxPerImage = 100,
     double minBoxSize = 0,
-    DeltaXywhBoxCoder? deltaCoder = null)
+    DeltaXywhBoxCoder? deltaCoder = null,
+    bool centernessFactors = false)
 {
     /// <summary>The post-processing of <c>model.test</c> for <c>model.head.type</c>; <paramref name="scoreThreshold"/>
     /// replaces its score_thr.</summary>
     public static GflPostprocessor FromConfig(Config.ModelConfig m, double? scoreThreshold = null) => new(
-        new AnchorGenerator(m.Head.Strides, m.Head.OctaveBaseScale), m.Head.RegMax, m.Test.NmsPre, scoreThreshold ?? m.Test.ScoreThr,
-        m.Test.NmsIou, m.Test.MaxPerImg, m.Test.MinBboxSize,
-        deltaCoder: m.Head.Type == Config.HeadType.Atss ? DeltaXywhBoxCoder.Atss : null);
+        new AnchorGenerator(m.Head.Strides, m.Head.OctaveBaseScale, m.Head.ScalesPerOctave, m.Head.Ratios), m.Head.RegMax,
+        m.Test.NmsPre, scoreThreshold ?? m.Test.ScoreThr, m.Test.NmsIou, m.Test.MaxPerImg, m.Test.MinBboxSize,
+        deltaCoder: m.Head.Type switch
+        {
+            Config.HeadType.Atss => DeltaXywhBoxCoder.Atss,
+            Config.HeadType.Retinanet => new DeltaXywhBoxCoder(),
+            _ => null,
+        },
+        centernessFactors: m.Head.Type == Config.HeadType.Atss);
 
     /// <summary>Detections of every image of a batch; flipped images are mapped back to the unflipped original.</summary>
     /// <param name="outputs">per level (N, C, h, w) and (N, 4(R+1), h, w) raw head outputs.</param>
@@ -145,9 +153,12 @@ internal sealed class GflPostprocessor(
     internal DetectionCandidates Candidates(IReadOnlyList<Tensor> classScores, IReadOnlyList<Tensor> boxPredictions,
         (int H, int W) imageShape, double scaleW, double scaleH, IReadOnlyList<Tensor>? centerness = null)
     {
-        if ((deltaCoder is null) != (centerness is null))
-            throw new ArgumentException(deltaCoder is null ? "GFL post-processing got centerness maps" : "ATSS post-processing needs the centerness maps");
-        var probabilities = classScores.Select(c => c.permute(1, 2, 0).reshape(-1, c.shape[0]).sigmoid()).ToList();
+        if (centernessFactors != (centerness is not null))
+            throw new ArgumentException(centernessFactors ? "ATSS post-processing needs the centerness maps" : "this head's post-processing takes no centerness maps");
+        if (centernessFactors && deltaCoder is null) throw new ArgumentException("ATSS post-processing needs a delta coder");
+        // (A·C, h, w) -> (h·w·A, C): the A anchors of a cell together, as the anchors are laid out.
+        var anchorsPerLocation = anchorGenerator.AnchorsPerLocation;
+        var probabilities = classScores.Select(c => c.permute(1, 2, 0).reshape(-1, c.shape[0] / anchorsPerLocation).sigmoid()).ToList();
         // Only the selected anchors are decoded.
         return Select(probabilities, (l, anchors) =>
         {

@@ -20,15 +20,17 @@ internal sealed class OnnxDetector : IDisposable
     readonly GflPostprocessor _post;
     readonly IReadOnlyList<int> _strides;
     readonly bool _hasNms;
+    readonly int _anchorsPerLocation;
 
     public string Path { get; }
     public DataConfig Data { get; }
     public CategoryMap Categories { get; }
 
     OnnxDetector(string path, InferenceSession session, DataConfig data, CategoryMap categories, GflPostprocessor post,
-        IReadOnlyList<int> strides, bool hasNms)
+        IReadOnlyList<int> strides, bool hasNms, int anchorsPerLocation)
     {
         Path = path; _session = session; Data = data; Categories = categories; _post = post; _strides = strides; _hasNms = hasNms;
+        _anchorsPerLocation = anchorsPerLocation;
     }
 
     /// <param name="scoreThreshold">the lowest score wanted (a model without --nms keeps pairs above the smaller of
@@ -62,7 +64,9 @@ internal sealed class OnnxDetector : IDisposable
             var post = new GflPostprocessor(new AnchorGenerator(strides), (int)Number("reg_max"), (int)Number("nms_pre"),
                 Math.Min(Number("score_threshold"), scoreThreshold ?? double.PositiveInfinity), Number("nms_iou"), (int)Number("max_per_img"), Number("min_bbox_size"));
             bool hasNms = session.OutputMetadata.ContainsKey(Export.GflOnnxGraph.Dets);
-            return new OnnxDetector(path, session, data, categories, post, strides, hasNms);
+            // Models exported before the key existed are GFL's: one anchor per location.
+            int anchorsPerLocation = meta.ContainsKey("anchors_per_location") ? (int)Number("anchors_per_location") : 1;
+            return new OnnxDetector(path, session, data, categories, post, strides, hasNms, anchorsPerLocation);
         }
         catch
         {
@@ -98,8 +102,9 @@ internal sealed class OnnxDetector : IDisposable
         var scores = outputs[Export.GflOnnxGraph.Scores].AsTensor<float>();
         var boxes = outputs[Export.GflOnnxGraph.Boxes].AsTensor<float>();
         int anchors = scores.Dimensions[1], classes = scores.Dimensions[2];
-        // Level sizes of a (height, width) input: ceil(size / stride), as the stride-2 convolutions halve (rounding up).
-        var sizes = _strides.Select(s => ((height + s - 1) / s) * ((width + s - 1) / s)).ToList();
+        // Level sizes of a (height, width) input: ceil(size / stride), as the stride-2 convolutions halve (rounding up),
+        // times the anchors of each location.
+        var sizes = _strides.Select(s => ((height + s - 1) / s) * ((width + s - 1) / s) * _anchorsPerLocation).ToList();
         if (sizes.Sum() != anchors)
             throw new GflRuntimeException($"{Path}: {anchors} anchor points for a {height}x{width} input, expected {sizes.Sum()} (strides {string.Join(",", _strides)})");
         var allScores = tensor(scores.ToArray(), [scores.Dimensions[0], anchors, classes])[image];

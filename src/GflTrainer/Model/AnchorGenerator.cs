@@ -3,26 +3,42 @@ using static TorchSharp.torch;
 namespace GflTrainer.Model;
 
 /// <summary>
-/// mmdetection <c>AnchorGenerator</c> as configured for GFL: one square anchor per cell (ratio 1, one scale) of side
-/// <c>octaveBaseScale · stride</c>, centred on the cell's top-left corner (x·s, y·s) because center_offset is 0.
-/// Anchors are row-major per level (index y·w + x), levels concatenated P3 first.
+/// mmdetection <c>AnchorGenerator</c> (center_offset 0, scale_major): per cell A = |ratios| x scalesPerOctave anchors
+/// centred on the cell's top-left corner (x·s, y·s), of width s·octaveBaseScale·2^(i/scalesPerOctave)/sqrt(r) and
+/// height s·octaveBaseScale·2^(i/scalesPerOctave)·sqrt(r), ratio-major. GFL and ATSS: one square anchor (ratio 1, one
+/// scale, octave 8); RetinaNet: 9 (ratios 0.5, 1, 2 x 3 scales from octave 4). Anchors are row-major per level
+/// (index (y·w + x)·A + a), levels concatenated P3 first.
 /// </summary>
-internal sealed class AnchorGenerator(IReadOnlyList<int> strides, double octaveBaseScale = 8)
+internal sealed class AnchorGenerator(IReadOnlyList<int> strides, double octaveBaseScale = 8, int scalesPerOctave = 1,
+    IReadOnlyList<double>? ratios = null)
 {
+    private readonly IReadOnlyList<double> _ratios = ratios ?? [1.0];
+
     /// <summary>Strides of the levels, P3 first (8, 16, 32, 64, 128 for GFL).</summary>
     public IReadOnlyList<int> Strides { get; } = strides;
 
-    /// <summary>The anchor of cell (0, 0): a square of side octaveBaseScale·s centred at the origin.</summary>
-    /// <returns>(1, 4) float32 xyxy pixels.</returns>
+    /// <summary>Anchors per feature-map cell (1 for GFL and ATSS, 9 for RetinaNet).</summary>
+    public int AnchorsPerLocation => _ratios.Count * scalesPerOctave;
+
+    /// <summary>The anchors of cell (0, 0), computed in float32 as mmdetection's gen_single_level_base_anchors: scales
+    /// float32(octave_base_scale·2^(i/n)), h_ratio = sqrt(r), w_ratio = 1/h_ratio, w = (s·w_ratio)·scale.</summary>
+    /// <returns>(A, 4) float32 xyxy pixels.</returns>
     public Tensor BaseAnchor(int level, Device? device = null)
     {
-        var half = (float)(0.5 * octaveBaseScale * Strides[level]);
-        return tensor(new[] { -half, -half, half, half }, dtype: float32, device: device).reshape(1, 4);
+        using var scope = NewDisposeScope();
+        var scales = tensor(Enumerable.Range(0, scalesPerOctave).Select(i => (float)(Math.Pow(2, (double)i / scalesPerOctave) * octaveBaseScale)).ToArray());
+        var hRatios = tensor(_ratios.Select(r => (float)r).ToArray()).sqrt();
+        var wRatios = hRatios.reciprocal();
+        var ws = (wRatios.unsqueeze(1) * (float)Strides[level] * scales.unsqueeze(0)).reshape(-1);
+        var hs = (hRatios.unsqueeze(1) * (float)Strides[level] * scales.unsqueeze(0)).reshape(-1);
+        var halfW = ws * 0.5f;
+        var halfH = hs * 0.5f;
+        return stack([-halfW, -halfH, halfW, halfH], -1).to(device ?? CPU).MoveToOuterDisposeScope();
     }
 
     /// <summary>Anchors of one level.</summary>
     /// <param name="featmapSize">(h, w) of that level's feature map.</param>
-    /// <returns>(h·w, 4) float32 xyxy pixels, row-major.</returns>
+    /// <returns>(h·w·A, 4) float32 xyxy pixels, row-major, the A anchors of a cell together.</returns>
     public Tensor LevelAnchors(int level, (int H, int W) featmapSize, Device? device = null)
     {
         using var scope = NewDisposeScope();
@@ -33,7 +49,7 @@ internal sealed class AnchorGenerator(IReadOnlyList<int> strides, double octaveB
         var xx = shiftX.repeat(featmapSize.H);
         var yy = shiftY.repeat_interleave(featmapSize.W);
         var shifts = stack(new[] { xx, yy, xx, yy }, -1);
-        return (BaseAnchor(level, device) + shifts).MoveToOuterDisposeScope();
+        return (BaseAnchor(level, device).unsqueeze(0) + shifts.unsqueeze(1)).reshape(-1, 4).MoveToOuterDisposeScope();
     }
 
     /// <summary>Anchors of every level, P3 first.</summary>
@@ -50,15 +66,16 @@ internal sealed class AnchorGenerator(IReadOnlyList<int> strides, double octaveB
         return (rows, cols);
     }
 
-    /// <summary>Valid flags of one level for one image inside a larger padded batch.</summary>
-    /// <returns>(h·w,) bool, row-major.</returns>
+    /// <summary>Valid flags of one level for one image inside a larger padded batch (a cell's flag for each of its A anchors).</summary>
+    /// <returns>(h·w·A,) bool, row-major.</returns>
     public Tensor ValidFlags(int level, (int H, int W) featmapSize, (int H, int W) padShape, Device? device = null)
     {
         using var scope = NewDisposeScope();
         var (rows, cols) = ValidExtent(level, featmapSize, padShape);
         var validY = arange(featmapSize.H, device: device) < rows;
         var validX = arange(featmapSize.W, device: device) < cols;
-        return (validY.unsqueeze(1) & validX.unsqueeze(0)).reshape(-1).MoveToOuterDisposeScope();
+        var cells = (validY.unsqueeze(1) & validX.unsqueeze(0)).reshape(-1);
+        return (AnchorsPerLocation == 1 ? cells : cells.repeat_interleave(AnchorsPerLocation)).MoveToOuterDisposeScope();
     }
 
     /// <summary>Centre of each anchor box, ((x1 + x2) / 2, (y1 + y2) / 2) as the head's anchor_center.</summary>

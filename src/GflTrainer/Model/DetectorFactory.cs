@@ -23,6 +23,8 @@ internal static class DetectorFactory
             backboneBaseChannels: m.Backbone.BaseChannels,
             priorProbability: m.Head.PriorProb,
             zeroInitResidual: m.Backbone.ZeroInitResidual,
-            headType: m.Head.Type);
+            headType: m.Head.Type,
+            extraConvsOnInput: m.Neck.AddExtraConvs == ExtraConvsSource.OnInput,
+            anchorsPerLocation: m.Head.ScalesPerOctave * m.Head.Ratios.Count);
     }
 }

@@ -5,9 +5,9 @@ using static TorchSharp.torch.nn;
 
 namespace GflTrainer.Model;
 
-/// <summary>The one-stage detector: ResNet backbone -> FPN neck -> dense head (GFL, or the ATSS baseline). State-dict
-/// keys are <c>backbone.*</c>, <c>neck.*</c>, <c>bbox_head.*</c>, exactly mmdetection's, so a converted
-/// <c>gfl_r50_fpn_1x_coco</c> or <c>atss_r50_fpn_1x_coco</c> checkpoint maps 1:1.</summary>
+/// <summary>The one-stage detector: ResNet backbone -> FPN neck -> dense head (GFL, or the ATSS or RetinaNet baseline).
+/// State-dict keys are <c>backbone.*</c>, <c>neck.*</c>, <c>bbox_head.*</c>, exactly mmdetection's, so a converted
+/// <c>gfl_r50_fpn_1x_coco</c>, <c>atss_r50_fpn_1x_coco</c> or <c>retinanet_r50_fpn_1x_coco</c> checkpoint maps 1:1.</summary>
 internal sealed class GflDetector : Module<Tensor, HeadOutputs>
 {
     private readonly Backbone backbone;
@@ -20,7 +20,7 @@ internal sealed class GflDetector : Module<Tensor, HeadOutputs>
     /// <summary>The FPN neck (P3..P7).</summary>
     public Fpn Neck => neck;
 
-    /// <summary>The dense head (<see cref="GflHead"/> or <see cref="AtssHead"/>).</summary>
+    /// <summary>The dense head (<see cref="GflHead"/>, <see cref="AtssHead"/> or <see cref="RetinaHead"/>).</summary>
     public DenseHead Head => bbox_head;
 
     /// <summary>Strides of the head's levels in input pixels: the backbone's, then doubling for each extra FPN level
@@ -51,20 +51,24 @@ internal sealed class GflDetector : Module<Tensor, HeadOutputs>
     /// <param name="backboneBaseChannels">ResNet stem width (64 for the real network; smaller only for tests).</param>
     /// <param name="featChannels">head tower width (reference: 256 = the FPN width); null = <paramref name="fpnChannels"/>.</param>
     /// <param name="priorProbability">initial foreground probability of the classifier bias (reference: 0.01).</param>
-    /// <param name="headType">GFL (the default) or the ATSS baseline; <paramref name="regMax"/> is GFL's only.</param>
+    /// <param name="headType">GFL (the default) or the ATSS or RetinaNet baseline; <paramref name="regMax"/> is GFL's only.</param>
+    /// <param name="extraConvsOnInput">FPN 'on_input' (RetinaNet): P6 from C5 instead of P5.</param>
+    /// <param name="anchorsPerLocation">RetinaNet's A (9).</param>
     public static GflDetector Create(int depth = 50, int numClasses = 80, int regMax = 16, int frozenStages = 1,
         bool normEval = true, int fpnChannels = 256, int stackedConvs = 4, int groupNormGroups = 32,
         int backboneBaseChannels = 64, int? featChannels = null, double priorProbability = 0.01, bool zeroInitResidual = true,
-        HeadType headType = HeadType.Gfl)
+        HeadType headType = HeadType.Gfl, bool extraConvsOnInput = false, int anchorsPerLocation = 1)
     {
         var backbone = new ResNet(depth, frozenStages, normEval, backboneBaseChannels, zeroInitResidual);
-        var neck = new Fpn(backbone.OutChannels, fpnChannels, outputLevels: 5);
+        var neck = new Fpn(backbone.OutChannels, fpnChannels, outputLevels: 5, extraConvsOnInput);
         DenseHead head = headType switch
         {
             HeadType.Gfl => new GflHead(numClasses, fpnChannels, featChannels ?? fpnChannels, stackedConvs, groupNormGroups, regMax,
                 levels: 5, priorProbability),
             HeadType.Atss => new AtssHead(numClasses, fpnChannels, featChannels ?? fpnChannels, stackedConvs, groupNormGroups,
                 levels: 5, priorProbability),
+            HeadType.Retinanet => new RetinaHead(numClasses, fpnChannels, featChannels ?? fpnChannels, stackedConvs,
+                anchorsPerLocation, priorProbability),
             _ => throw new ArgumentOutOfRangeException(nameof(headType), headType, "unknown head type"),
         };
         return new GflDetector(backbone, neck, head);

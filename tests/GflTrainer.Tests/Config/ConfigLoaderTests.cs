@@ -61,6 +61,41 @@ public sealed class ConfigLoaderTests
             c.Model.Head.Loss.FocalWeight, c.Model.Head.Loss.GiouWeight, c.Model.Head.Loss.CenternessWeight));
     }
 
+    /// <summary>mmdetection's retinanet_r50_fpn_1x_coco: the same backbone and schedule, FPN P6 from C5, RetinaHead with
+    /// 9 anchors (octave 4 x 3 scales x ratios 0.5, 1, 2), MaxIoU 0.5 / 0.4 / 0, Focal Loss + L1, test NMS 0.5.</summary>
+    [Fact]
+    public void Retinanet_R50_1x_IsTheGflReferenceWithRetinaNetsFpnHeadAssignerAndNms()
+    {
+        var c = ConfigLoader.Load(RepoConfig("retinanet_r50_1x.yaml"));
+        var gfl = ConfigLoader.Load(RepoConfig("r50_1x.yaml"));
+        var expected = gfl with
+        {
+            Model = gfl.Model with
+            {
+                Neck = gfl.Model.Neck with { AddExtraConvs = ExtraConvsSource.OnInput },
+                Head = gfl.Model.Head with { Type = HeadType.Retinanet, OctaveBaseScale = 4, ScalesPerOctave = 3, Ratios = [0.5, 1.0, 2.0] },
+                Test = gfl.Model.Test with { NmsIou = 0.5 },
+            },
+            Runtime = gfl.Runtime with { WorkDir = "runs/retinanet_r50_1x" },
+        };
+        Assert.Equal(ConfigWriter.ToYaml(expected), ConfigWriter.ToYaml(c));
+        Assert.Equal((BoxLossType.L1, 1.0, 0.5, 0.4, 0.0), (c.Model.Head.Loss.Box, c.Model.Head.Loss.L1Weight, c.Model.Assigner.PosIouThr,
+            c.Model.Assigner.NegIouThr, c.Model.Assigner.MinPosIou));
+    }
+
+    /// <summary>Several anchors per location are RetinaNet's: the ATSS assigner of the gfl and atss heads takes one per
+    /// location, so those heads refuse them at load; and a MaxIoU negative threshold above the positive one.</summary>
+    [Fact]
+    public void AnchorsAndAssignerThresholds_AreCheckedAgainstTheHead()
+    {
+        var problems = LoadFails(RepoConfig("r50_1x.yaml"), "model.head.ratios=[0.5,1.0,2.0]", "model.assigner.neg_iou_thr=0.6").Problems
+            .ToDictionary(p => p.Key);
+        Assert.Contains("one square anchor per location", problems["model.head.ratios"].Message);
+        Assert.Contains("above model.assigner.pos_iou_thr", problems["model.assigner.neg_iou_thr"].Message);
+        Assert.Contains("one square anchor", Assert.Single(LoadFails(RepoConfig("atss_r50_1x.yaml"), "model.head.scales_per_octave=3").Problems).Message);
+        Assert.Equal(9, ConfigLoader.Load(RepoConfig("retinanet_r50_1x.yaml")).Model.Head.Ratios.Count * 3);
+    }
+
     [Theory]
     [InlineData("quickstart.yaml", 3, 18)]
     [InlineData("bccd.yaml", 3, 18)]
@@ -286,7 +321,7 @@ public sealed class ConfigLoaderTests
             model:
               neck:
                 start_level: 0
-                add_extra_convs: on_input
+                add_extra_convs: none
                 relu_before_extra_convs: true
               head:
                 strides: [8, 16, 32, 64, 256]
@@ -303,8 +338,8 @@ public sealed class ConfigLoaderTests
 
         Assert.Equal(3, byKey["model.neck.start_level"].Line);
         Assert.Contains("only 1", byKey["model.neck.start_level"].Message);
-        Assert.Contains("only on_output", byKey["model.neck.add_extra_convs"].Message);
-        Assert.Contains("on_input", byKey["model.neck.add_extra_convs"].Message);
+        Assert.Contains("on_output (GFL, ATSS) and on_input (RetinaNet) are implemented", byKey["model.neck.add_extra_convs"].Message);
+        Assert.Contains("none", byKey["model.neck.add_extra_convs"].Message);
         Assert.Equal(5, byKey["model.neck.relu_before_extra_convs"].Line);
         Assert.Contains("8, 16, 32, 64, 128", byKey["model.head.strides"].Message);
         Assert.Equal(9, byKey["data.keep_ratio"].Line);

@@ -15,6 +15,9 @@ public sealed class ConfigWriterTests
     [Theory]
     [InlineData("r50_1x.yaml")]
     [InlineData("atss_r50_1x.yaml")]
+    [InlineData("retinanet_r50_1x.yaml")]
+    [InlineData("bccd_320_atss.yaml")]
+    [InlineData("bccd_320_retinanet.yaml")]
     [InlineData("quickstart.yaml")]
     [InlineData("bccd.yaml")]
     public void Dump_OfEveryShippedConfig_LoadsBackToTheSameConfig(string file)
@@ -25,8 +28,9 @@ public sealed class ConfigWriterTests
         var again = RoundTrip(config, dir);
 
         Assert.Equal(ConfigWriter.ToYaml(config), ConfigWriter.ToYaml(again));
-        Assert.Equal(config.Model.Head, again.Model.Head with { Strides = config.Model.Head.Strides });
+        Assert.Equal(config.Model.Head, again.Model.Head with { Strides = config.Model.Head.Strides, Ratios = config.Model.Head.Ratios });
         Assert.Equal(config.Model.Head.Strides, again.Model.Head.Strides);
+        Assert.Equal(config.Model.Head.Ratios, again.Model.Head.Ratios);
     }
 
     [Fact]

@@ -23,7 +23,7 @@ public class AtssPostprocessTests
         var post = new GflPostprocessor(new AnchorGenerator(GflFixture.Ints(p.GetProperty("strides"))), nmsPre: p.GetProperty("nms_pre").GetInt32(),
             scoreThreshold: p.GetProperty("score_thr").GetDouble(), iouThreshold: p.GetProperty("iou_threshold").GetDouble(),
             maxPerImage: p.GetProperty("max_per_img").GetInt32(), minBoxSize: p.GetProperty("min_bbox_size").GetDouble(),
-            deltaCoder: new DeltaXywhBoxCoder(stds: [0.1, 0.1, 0.2, 0.2]));
+            deltaCoder: new DeltaXywhBoxCoder(stds: [0.1, 0.1, 0.2, 0.2]), centernessFactors: true);
         var cls = GflFixture.ToTensors(f.Inputs.GetProperty("cls_scores"));
         var box = GflFixture.ToTensors(f.Inputs.GetProperty("bbox_preds"));
         var ctr = GflFixture.ToTensors(f.Inputs.GetProperty("centernesses"));

@@ -37,6 +37,8 @@ internal static class DenseHeadLoss
     {
         HeadType.Gfl => GflLoss.FromConfig(m, ranks),
         HeadType.Atss => AtssLoss.FromConfig(m, ranks),
+        // mmdetection's AnchorHead does not reduce_mean its normaliser: each rank divides by its own positives.
+        HeadType.Retinanet => RetinaLoss.FromConfig(m),
         _ => throw new ArgumentOutOfRangeException(nameof(m), m.Head.Type, "unknown head type"),
     };
 }

@@ -1,0 +1,68 @@
+using GflTrainer.Model;
+using static TorchSharp.torch;
+
+namespace GflTrainer.Training.Targets;
+
+/// <summary>
+/// RetinaNet's per-anchor targets (mmdetection <c>AnchorHead.get_targets</c> with PseudoSampler, allowed_border −1,
+/// pos_weight −1): valid flags from each image's own padded shape, <see cref="MaxIouAssigner"/> on the valid anchors,
+/// then positives take their gt's label and box, negatives the background label with weight 1, and anchors ignored by
+/// the assigner (IoU between the thresholds) or invalid get weight 0. The result has GFL's layout
+/// (<see cref="GflTargets"/>), so the losses read it the same way.
+/// </summary>
+internal sealed class MaxIouTargetBuilder(AnchorGenerator anchorGenerator, MaxIouAssigner assigner, int numClasses)
+{
+    /// <summary>Number of foreground classes; also the background label.</summary>
+    public int NumClasses { get; } = numClasses;
+
+    /// <param name="featmapSizes">(h, w) of every level, P3 first.</param>
+    /// <param name="gtBoxes">per image (G_i, 4) float32 xyxy pixels.</param>
+    /// <param name="gtLabels">per image (G_i,) int64 in 0..C−1.</param>
+    /// <param name="imagePadShapes">per image its own padded (H, W).</param>
+    public GflTargets Build(IReadOnlyList<(int H, int W)> featmapSizes, IReadOnlyList<Tensor> gtBoxes, IReadOnlyList<Tensor> gtLabels,
+        IReadOnlyList<(int H, int W)> imagePadShapes, Device device)
+    {
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var levels = featmapSizes.Count;
+        var anchorsPerLevel = featmapSizes.Select(s => (long)s.H * s.W * anchorGenerator.AnchorsPerLocation).ToArray();
+        var anchors = cat(anchorGenerator.GridAnchors(featmapSizes, device).ToList(), 0);
+        var numAnchors = anchors.shape[0];
+
+        var validRows = new List<Tensor>();
+        var labelRows = new List<Tensor>();
+        var weightRows = new List<Tensor>();
+        var boxRows = new List<Tensor>();
+        var positives = new long[imagePadShapes.Count];
+        for (var i = 0; i < imagePadShapes.Count; i++)
+        {
+            var valid = cat(Enumerable.Range(0, levels)
+                .Select(l => anchorGenerator.ValidFlags(l, featmapSizes[l], imagePadShapes[i], device)).ToList(), 0);
+            var validIndex = valid.nonzero().squeeze(1);
+            var boxes = gtBoxes[i].to(float32, device);
+            var assignment = assigner.Assign(anchors.index_select(0, validIndex), boxes, gtLabels[i].to(int64, device));
+            var isPositive = assignment.GtIndex > 0;
+            var labels = full(numAnchors, NumClasses, dtype: int64, device: device);
+            var weights = zeros(numAnchors, dtype: float32, device: device);
+            var boxTargets = zeros(numAnchors, 4, dtype: float32, device: device);
+            labels.index_copy_(0, validIndex, where(isPositive, assignment.Labels, full_like(assignment.Labels, NumClasses)));
+            weights.index_copy_(0, validIndex, (assignment.GtIndex >= 0).to(float32));   // positives and negatives
+            if (boxes.shape[0] > 0)
+                boxTargets.index_copy_(0, validIndex,
+                    boxes.index_select(0, (assignment.GtIndex - 1).clamp_min(0)) * isPositive.unsqueeze(1).to(float32));
+            positives[i] = isPositive.sum().item<long>();
+            validRows.Add(valid);
+            labelRows.Add(labels);
+            weightRows.Add(weights);
+            boxRows.Add(boxTargets);
+        }
+        var targets = new GflTargets(anchors, anchorsPerLevel, stack(validRows, 0), stack(labelRows, 0),
+            stack(weightRows, 0), stack(boxRows, 0), positives);
+        targets.Anchors.MoveToOuterDisposeScope();
+        targets.ValidFlags.MoveToOuterDisposeScope();
+        targets.Labels.MoveToOuterDisposeScope();
+        targets.LabelWeights.MoveToOuterDisposeScope();
+        targets.BoxTargets.MoveToOuterDisposeScope();
+        return targets;
+    }
+}
