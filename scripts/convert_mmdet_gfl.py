@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Convert an mmdetection GFL checkpoint (e.g. gfl_r50_fpn_1x_coco_20200629_121244-25944287.pth) to safetensors
-with GflTrainer's state-dict names, for `WeightLoader.Load(detector, path)` (identity mapping, strict).
+with GflTrainer's state-dict names, for `WeightLoader.Load(detector, path)` (identity mapping, strict). The ATSS and
+RetinaNet baselines (atss_r50_fpn_1x_coco, retinanet_r50_fpn_1x_coco) convert the same way: their heads use
+mmdetection's names too (bbox_head.atss_cls/atss_reg/atss_centerness, bbox_head.retina_cls/retina_reg); train or
+evaluate them with model.head.type atss / retinanet (configs/atss_r50_1x.yaml, configs/retinanet_r50_1x.yaml).
 
 GflDetector mirrors mmdetection's module tree, so the names are already equal:
   backbone.conv1.weight, backbone.layer1.0.bn1.running_mean, ..., neck.lateral_convs.0.conv.weight,

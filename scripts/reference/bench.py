@@ -4,8 +4,8 @@
     bench.py data       --data-dir D [--split train] [--workers 0,2,4]   decode+transforms+collate images/s
     bench.py model      [--batch 2] [--small 320 320]                    forward / forward+backward ms per image
     bench.py targets    [--gts 50]                                       ATSS targets + loss, 2 images 1344x800
-    bench.py train-step [--batch 2]                                      full SGD step, images/s
-    bench.py infer                                                       model + post-processing, images/s
+    bench.py train-step [--batch 2] [--head gfl|atss|retinanet]          full SGD step, images/s
+    bench.py infer      [--head gfl|atss|retinanet]                      model + post-processing, images/s
 
 Common: --device cpu|cuda[:i], --threads N (torch.set_num_threads), --repeats, --warmup, --amp, --depth,
 --json-out FILE. Every run first passes the fixture self-check (--fixtures DIR), then times; it reports the
@@ -29,7 +29,9 @@ from gflref import selfcheck  # noqa: E402
 from gflref.coco import CocoAnnotations  # noqa: E402
 from gflref.detector import GflDetector  # noqa: E402
 from gflref.engine import autocast, detect, make_optimizer, train_step  # noqa: E402
+from gflref.atss_loss import AtssLoss  # noqa: E402
 from gflref.gfl_loss import GflLoss, total_loss  # noqa: E402
+from gflref.retina import RetinaLoss  # noqa: E402
 from gflref.loader import make_loader  # noqa: E402
 from gflref.postprocess import predict_single  # noqa: E402
 from gflref.transforms import Batch, ImageMeta, pad_to  # noqa: E402
@@ -82,7 +84,7 @@ def synthetic_batch(batch, height, width, gts, num_classes, gen):
 
 
 def build_model(args, device, train):
-    model = GflDetector(args.num_classes, args.depth).to(device)
+    model = GflDetector(args.num_classes, args.depth, head=args.head).to(device)
     model.train(train)
     return model
 
@@ -134,8 +136,8 @@ def bench_model(args, device):
 
         def forward_backward():
             with autocast(device, args.amp):
-                cls_scores, bbox_preds = model(x)
-            loss = sum(c.float().mean() for c in cls_scores) + sum(b.float().mean() for b in bbox_preds)
+                outputs = model(x)   # (cls, bbox) or, for ATSS, (cls, bbox, centerness)
+            loss = sum(t.float().mean() for maps in outputs for t in maps)
             loss.backward()
             model.zero_grad(set_to_none=True)
 
@@ -184,12 +186,12 @@ def bench_targets(args, device):
 def bench_train_step(args, device):
     gen = torch.Generator().manual_seed(0)
     model = build_model(args, device, train=True)
-    loss_fn = GflLoss(args.num_classes)
+    loss_fn = {"gfl": GflLoss, "atss": AtssLoss, "retinanet": RetinaLoss}[args.head](args.num_classes)
     optimizer = make_optimizer(model, 0.01)
     scaler = torch.cuda.amp.GradScaler() if args.amp and device.type == "cuda" else None
     w, h = args.img_scale
     batch = synthetic_batch(args.batch, h, w, args.gts, args.num_classes, gen)
-    return [row(f"SGD step R{args.depth}-GFL {w}x{h} batch {args.batch} ({args.gts} gts/img)",
+    return [row(f"SGD step R{args.depth}-{args.head} {w}x{h} batch {args.batch} ({args.gts} gts/img)",
                 timed(lambda: train_step(model, loss_fn, optimizer, batch, device, args.amp, scaler),
                       device, args.repeats, args.warmup), args.batch)]
 
@@ -200,7 +202,8 @@ def bench_infer(args, device):
     # mmdet's init (bias -4.595) scores ~0.01 everywhere: nothing passes score_thr 0.05. --score-bias 0 gives
     # sigmoid ~0.5 for every (anchor, class): the worst case (1000 pairs per level, 5000 boxes into NMS).
     with torch.no_grad():
-        model.bbox_head.gfl_cls.bias.fill_(args.score_bias)
+        {"gfl": lambda h: h.gfl_cls, "atss": lambda h: h.atss_cls, "retinanet": lambda h: h.retina_cls}[args.head](
+            model.bbox_head).bias.fill_(args.score_bias)
     w, h = args.img_scale
     batch = synthetic_batch(1, h, w, 0, args.num_classes, gen)
     kept = []
@@ -212,6 +215,8 @@ def bench_infer(args, device):
             timed(infer, device, args.repeats, args.warmup), 1)
     r["detections_per_image"] = kept[-1]
 
+    if args.head != "gfl":
+        return [r]
     # Post-processing alone on fixed head outputs.
     with torch.no_grad(), autocast(device, args.amp):
         cls_scores, bbox_preds = model(batch.images.to(device))
@@ -237,6 +242,8 @@ def main(argv=None):
     ap.add_argument("--amp", action="store_true")
     ap.add_argument("--depth", type=int, default=50, choices=[18, 34, 50, 101])
     ap.add_argument("--num-classes", type=int, default=80)
+    ap.add_argument("--head", default="gfl", choices=["gfl", "atss", "retinanet"],
+                    help="model, train-step, infer: the R-FPN detector with this head (mmdetection's *_r50_fpn_1x_coco)")
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--gts", type=int, default=50, help="random gts per image (targets, train-step)")
     ap.add_argument("--small", type=int, nargs=2, default=[320, 320], metavar=("W", "H"))

@@ -12,10 +12,10 @@ public sealed record ModelConfig
     [Description("Feature pyramid network.")]
     public NeckConfig Neck { get; init; } = new();
 
-    [Description("Dense head (gfl or atss): towers, priors, distribution range, loss weights.")]
+    [Description("Dense head (gfl, atss or retinanet): towers, anchors, distribution range, loss weights.")]
     public HeadConfig Head { get; init; } = new();
 
-    [Description("ATSS target assignment.")]
+    [Description("Target assignment: ATSS (gfl and atss heads) or MaxIoU (retinanet).")]
     public AssignerConfig Assigner { get; init; } = new();
 
     [Description("Test-time post-processing (mmdetection test_cfg).")]
@@ -137,7 +137,7 @@ public sealed record HeadConfig
     [ConfigLength(1, 8)]
     public IReadOnlyList<int> Strides { get; init; } = [8, 16, 32, 64, 128];
 
-    [Description("Anchor side = octave_base_scale x stride (ATSS anchors; retinanet: 4).")]
+    [Description("Anchor side = octave_base_scale x stride (gfl and atss: 8; retinanet: 4).")]
     [ConfigRange(0, 1024, MinExclusive = true)]
     public double OctaveBaseScale { get; init; } = 8;
 
@@ -170,14 +170,14 @@ public enum ClsLossType
 /// <summary>Weights of the head's losses: GFL's three (gfl_spec.md §5.2–5.4), ATSS's Focal Loss, GIoU and centerness.</summary>
 public sealed record LossConfig
 {
-    [Description("Classification loss of the gfl head: qfl or focal (sigmoid Focal Loss with one-hot targets, mmdetection's FocalLoss; the GFL paper's ablation). The atss head always uses focal.")]
+    [Description("Classification loss of the gfl head: qfl or focal (sigmoid Focal Loss with one-hot targets, mmdetection's FocalLoss; the GFL paper's ablation). The atss and retinanet heads always use focal.")]
     public ClsLossType Cls { get; init; } = ClsLossType.Qfl;
 
-    [Description("Focal Loss weight (cls: focal, and the atss head).")]
+    [Description("Focal Loss weight (cls: focal, and the atss and retinanet heads).")]
     [ConfigRange(0, double.PositiveInfinity)]
     public double FocalWeight { get; init; } = 1.0;
 
-    [Description("Focal Loss focusing exponent gamma in (1 - p_t)^gamma (cls: focal, and the atss head).")]
+    [Description("Focal Loss focusing exponent gamma in (1 - p_t)^gamma (cls: focal, and the atss and retinanet heads).")]
     [ConfigRange(0, double.PositiveInfinity)]
     public double FocalGamma { get; init; } = 2.0;
 
@@ -197,7 +197,7 @@ public sealed record LossConfig
     [ConfigRange(0, double.PositiveInfinity)]
     public double DflWeight { get; init; } = 0.25;
 
-    [Description("GIoU loss weight (gfl and atss heads).")]
+    [Description("GIoU loss weight (gfl and atss heads; retinanet with box: giou).")]
     [ConfigRange(0, double.PositiveInfinity)]
     public double GiouWeight { get; init; } = 2.0;
 

@@ -21,7 +21,7 @@ internal static class GflOnnxExporter
             var graph = GflOnnxGraph.Build(model, config, rawOutputs, nms, fp16);
             var version = typeof(GflOnnxExporter).Assembly.GetName().Version?.ToString(3) ?? "unknown";
             return new OnnxProto.Model(graph, OnnxGraphBuilder.IrVersion, OnnxGraphBuilder.Opset, version,
-                "GFL detector (ResNet-FPN-GFL) exported by gfl", metadata).Encode();
+                $"ResNet-FPN-{config.Head.Type.ToString().ToUpperInvariant()} detector exported by gfl", metadata).Encode();
         }
         finally
         {

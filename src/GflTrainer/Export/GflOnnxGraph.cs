@@ -6,16 +6,18 @@ using A = GflTrainer.Export.Onnx.OnnxGraphBuilder;
 
 namespace GflTrainer.Export;
 
-/// <summary>The GFL detector as an ONNX graph, built from its state dict (mmdetection's names) and model config: the
+/// <summary>The detector as an ONNX graph, built from its state dict (mmdetection's names) and model config: the
 /// same operations as <see cref="GflDetector.forward"/> in eval mode. BatchNorms are folded into their convs with the
 /// formula of <see cref="ConvBatchNorm"/>; GroupNorm is Reshape -> InstanceNormalization -> Reshape -> Mul -> Add
 /// (TensorRT imports no GroupNormalization, mmdeploy exports it the same way); the FPN's nearest upsampling is a
 /// Resize to the finer level's runtime shape (asymmetric, floor: PyTorch's 'nearest'), so any input size works.
 /// Outputs: <c>scores</c> (N, A, C) class probabilities (sigmoid) and <c>bboxes</c> (N, A, 4) x1 y1 x2 y2 in input
-/// pixels, clamped to the input, for all A anchor points of P3..P7 (level by level, row-major, as
-/// <see cref="Inference.GflPostprocessor"/> orders them): the Integral (softmax over the R+1 bins times 0..R) times the
-/// stride, from the points (x·s, y·s) built from each level's runtime size. With <c>rawOutputs</c> also each level's
-/// head outputs, <c>cls_score_pL</c> (N, C, H_L, W_L) logits and <c>bbox_pred_pL</c> (N, 4(R+1), H_L, W_L).</summary>
+/// pixels, clamped to the input, for all A anchors of P3..P7 (level by level, row-major, a location's anchors
+/// together, as <see cref="Inference.GflPostprocessor"/> orders them). GFL: the Integral (softmax over the R+1 bins
+/// times 0..R) times the stride from the points (x·s, y·s) of each level's runtime size. ATSS and RetinaNet: the
+/// anchors' DeltaXYWH boxes; ATSS's scores are multiplied by sigmoid(centerness), as mmdeploy does. With
+/// <c>rawOutputs</c> also each level's head outputs, <c>cls_score_pL</c>, <c>bbox_pred_pL</c> and, for ATSS,
+/// <c>centerness_pL</c>.</summary>
 internal static class GflOnnxGraph
 {
     public const string Input = "images";
