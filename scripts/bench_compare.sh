@@ -42,6 +42,7 @@ usage: $0 [options]
   --threads N           torch intra-op threads for both (default: nproc = $THREADS)
   --benches LIST        comma-separated subset of $BENCHES
   --depth D             ResNet depth (default 50; --quick: 18)
+  --head H              train-step and infer: the detector with this head, gfl (default), atss or retinanet
   --size W H            unpadded image size for model / train-step / infer (default 1333 800; --quick: 320 320)
   --repeats N           timed repeats inside each run (default 3; --quick: 2)
   --warmup N            untimed warm-up calls inside each run (default 1)
@@ -66,6 +67,7 @@ while [[ $# -gt 0 ]]; do
     --threads) THREADS=$2; shift 2 ;;
     --benches) BENCHES=$2; shift 2 ;;
     --depth) DEPTH=$2; shift 2 ;;
+    --head) HEAD=$2; shift 2 ;;
     --size) WIDTH=$2; HEIGHT=$3; shift 3 ;;
     --repeats) REPEATS=$2; shift 2 ;;
     --warmup) WARMUP=$2; shift 2 ;;
@@ -89,7 +91,7 @@ if [[ $QUICK == 1 ]]; then
 else
   : "${DEPTH:=50}" "${WIDTH:=1333}" "${HEIGHT:=800}" "${REPEATS:=3}" "${STEP_REPEATS:=1}" "${DATA_IMAGES:=40}"
 fi
-: "${WARMUP:=1}"
+: "${WARMUP:=1}" "${HEAD:=gfl}"
 : "${OUT:=$ROOT/bench_out/$(date -u +%Y%m%dT%H%M%SZ)}"
 PAD_W=$(( (WIDTH + 31) / 32 * 32 ))
 PAD_H=$(( (HEIGHT + 31) / 32 * 32 ))
@@ -101,7 +103,7 @@ mkdir -p "$OUT"
 export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS DOTNET_PROCESSOR_COUNT=$THREADS
 REF="$PY $ROOT/scripts/reference/bench.py"
 
-echo "bench_compare: rounds $ROUNDS, threads $THREADS (both), depth $DEPTH, size ${WIDTH}x${HEIGHT} (padded ${PAD_W}x${PAD_H}),"
+echo "bench_compare: rounds $ROUNDS, threads $THREADS (both), depth $DEPTH, head $HEAD, size ${WIDTH}x${HEIGHT} (padded ${PAD_W}x${PAD_H}),"
 echo "  repeats $REPEATS (model/train-step $STEP_REPEATS) after $WARMUP warm-up, out $OUT"
 echo "  $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg)"
 
@@ -151,17 +153,17 @@ for ((r = 1; r <= ROUNDS_TO_RUN; r++)); do
       --json-out "$OUT/targets.ref.$r.json"
   fi
   if has train-step; then
-    run "train-step.gfl.$r" "$GFL" bench train-step --depth "$DEPTH" --batch 2 --height "$PAD_H" --width "$PAD_W" \
+    run "train-step.gfl.$r" "$GFL" bench train-step --head "$HEAD" --depth "$DEPTH" --batch 2 --height "$PAD_H" --width "$PAD_W" \
       --repeats "$STEP_REPEATS" --warmup "$WARMUP" --threads "$THREADS" --json-out "$OUT/train-step.gfl.$r.json"
-    run "train-step.ref.$r" $REF train-step --depth "$DEPTH" --batch 2 --gts 50 --img-scale "$WIDTH" "$HEIGHT" \
+    run "train-step.ref.$r" $REF train-step --head "$HEAD" --depth "$DEPTH" --batch 2 --gts 50 --img-scale "$WIDTH" "$HEIGHT" \
       --repeats "$STEP_REPEATS" --warmup "$WARMUP" --threads "$THREADS" --json-out "$OUT/train-step.ref.$r.json"
   fi
   if has infer; then
     # Ours starts from mmdetection's init (gfl_cls bias -log(99) = -4.595: ~no box passes score_thr 0.05); the
     # reference's default bias 0 would send 5 000 boxes into NMS, so give it the same bias.
-    run "infer.gfl.$r" "$GFL" bench infer --depth "$DEPTH" --batch 1 --height "$PAD_H" --width "$PAD_W" \
+    run "infer.gfl.$r" "$GFL" bench infer --head "$HEAD" --depth "$DEPTH" --batch 1 --height "$PAD_H" --width "$PAD_W" \
       --repeats "$REPEATS" --warmup "$WARMUP" --threads "$THREADS" --json-out "$OUT/infer.gfl.$r.json"
-    run "infer.ref.$r" $REF infer --depth "$DEPTH" --img-scale "$WIDTH" "$HEIGHT" --score-bias -4.59512 \
+    run "infer.ref.$r" $REF infer --head "$HEAD" --depth "$DEPTH" --img-scale "$WIDTH" "$HEIGHT" --score-bias -4.59512 \
       --repeats "$REPEATS" --warmup "$WARMUP" --threads "$THREADS" --json-out "$OUT/infer.ref.$r.json"
   fi
   if has eval; then
