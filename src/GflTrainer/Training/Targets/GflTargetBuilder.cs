@@ -24,6 +24,20 @@ internal sealed record GflTargets(
     /// <summary>mmdetection 3.x classification normaliser: Σ over images of max(num_pos, 1) (SamplingResult clamps
     /// each image's num_pos to 1, so an image without positives still adds 1).</summary>
     public double ClassificationAvgFactor => PositivesPerImage.Sum(p => (double)Math.Max(p, 1));
+
+    /// <summary>The batch's targets from per-image rows, moved out of the builder's dispose scope.</summary>
+    internal static GflTargets Stack(Tensor anchors, IReadOnlyList<long> anchorsPerLevel, IReadOnlyList<Tensor> validRows,
+        IReadOnlyList<Tensor> labelRows, IReadOnlyList<Tensor> weightRows, IReadOnlyList<Tensor> boxRows, IReadOnlyList<long> positives)
+    {
+        var targets = new GflTargets(anchors, anchorsPerLevel, stack(validRows, 0), stack(labelRows, 0),
+            stack(weightRows, 0), stack(boxRows, 0), positives);
+        targets.Anchors.MoveToOuterDisposeScope();
+        targets.ValidFlags.MoveToOuterDisposeScope();
+        targets.Labels.MoveToOuterDisposeScope();
+        targets.LabelWeights.MoveToOuterDisposeScope();
+        targets.BoxTargets.MoveToOuterDisposeScope();
+        return targets;
+    }
 }
 
 /// <summary>
@@ -101,14 +115,7 @@ internal sealed class GflTargetBuilder(AnchorGenerator anchorGenerator, AtssAssi
             boxRows.Add(boxTargets);
         }
 
-        var targets = new GflTargets(anchors, anchorsPerLevel, stack(validRows, 0), stack(labelRows, 0),
-            stack(weightRows, 0), stack(boxRows, 0), positives);
-        targets.Anchors.MoveToOuterDisposeScope();
-        targets.ValidFlags.MoveToOuterDisposeScope();
-        targets.Labels.MoveToOuterDisposeScope();
-        targets.LabelWeights.MoveToOuterDisposeScope();
-        targets.BoxTargets.MoveToOuterDisposeScope();
-        return targets;
+        return GflTargets.Stack(anchors, anchorsPerLevel, validRows, labelRows, weightRows, boxRows, positives);
     }
 
     // (A,) bool: the point lies strictly inside at least one of the boxes.

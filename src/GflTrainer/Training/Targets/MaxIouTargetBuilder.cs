@@ -56,13 +56,6 @@ internal sealed class MaxIouTargetBuilder(AnchorGenerator anchorGenerator, MaxIo
             weightRows.Add(weights);
             boxRows.Add(boxTargets);
         }
-        var targets = new GflTargets(anchors, anchorsPerLevel, stack(validRows, 0), stack(labelRows, 0),
-            stack(weightRows, 0), stack(boxRows, 0), positives);
-        targets.Anchors.MoveToOuterDisposeScope();
-        targets.ValidFlags.MoveToOuterDisposeScope();
-        targets.Labels.MoveToOuterDisposeScope();
-        targets.LabelWeights.MoveToOuterDisposeScope();
-        targets.BoxTargets.MoveToOuterDisposeScope();
-        return targets;
+        return GflTargets.Stack(anchors, anchorsPerLevel, validRows, labelRows, weightRows, boxRows, positives);
     }
 }
