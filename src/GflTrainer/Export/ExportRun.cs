@@ -103,7 +103,7 @@ public static class ExportRun
         new("octave_base_scale", cfg.Model.Head.OctaveBaseScale.ToString("R", System.Globalization.CultureInfo.InvariantCulture)),
         new("scales_per_octave", cfg.Model.Head.ScalesPerOctave.ToString(System.Globalization.CultureInfo.InvariantCulture)),
         new("ratios", JsonSerializer.Serialize(cfg.Model.Head.Ratios)),
-        new("anchors_per_location", (cfg.Model.Head.ScalesPerOctave * cfg.Model.Head.Ratios.Count).ToString(System.Globalization.CultureInfo.InvariantCulture)),
+        new("anchors_per_location", Model.AnchorGenerator.FromConfig(cfg.Model.Head).AnchorsPerLocation.ToString(System.Globalization.CultureInfo.InvariantCulture)),
         new("mean", JsonSerializer.Serialize(cfg.Data.Mean)),
         new("std", JsonSerializer.Serialize(cfg.Data.Std)),
         new("to_rgb", cfg.Data.ToRgb ? "true" : "false"),

@@ -130,8 +130,8 @@ internal static class GflOnnxGraph
         var limit = g.Op("Concat", "box_limit", [whInput, whInput], A.Attr("axis", 0L));
         var strides = model.Strides;
         bool atss = h.Type == HeadType.Atss, retina = h.Type == HeadType.Retinanet;
-        var anchorGenerator = new AnchorGenerator(strides, h.OctaveBaseScale, h.ScalesPerOctave, h.Ratios);
-        var coder = h.Type switch { HeadType.Atss => GflTrainer.Boxes.DeltaXywhBoxCoder.Atss, _ => new GflTrainer.Boxes.DeltaXywhBoxCoder() };
+        var anchorGenerator = AnchorGenerator.FromConfig(h);
+        var coder = DetectorFactory.BoxCoder(h.Type);
         int anchorsPerLocation = anchorGenerator.AnchorsPerLocation;
         var project = atss || retina ? null : g.Initializer("integral_project", linspace(0, h.RegMax, h.RegMax + 1, dtype: ScalarType.Float32));
         var (clsKey, regKey) = h.Type switch
@@ -159,7 +159,7 @@ internal static class GflOnnxGraph
                     centerness = g.Op("Identity", CenternessOutput(l), [Conv(regTower, "bbox_head.atss_centerness", 1, $"centerness_p{l + 3}")]);
                     raw.Add(new OnnxProto.ValueInfo(CenternessOutput(l), OnnxProto.DataType.Float, ["batch", 1, $"h_p{l + 3}", $"w_p{l + 3}"]));
                 }
-                (scores, boxes) = DecodeDeltas(g, cls, reg, centerness, anchorGenerator, l, coder, h.NumClasses, $"p{l + 3}");
+                (scores, boxes) = DecodeDeltas(g, cls, reg, centerness, anchorGenerator, l, coder!, h.NumClasses, $"p{l + 3}");
             }
             else
                 (scores, boxes) = Decode(g, cls, reg, project!, strides[l], h.NumClasses, h.RegMax, $"p{l + 3}");

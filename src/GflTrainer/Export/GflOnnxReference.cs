@@ -17,13 +17,8 @@ internal static class GflOnnxReference
     {
         using var scope = NewDisposeScope();
         var h = config.Head;
-        var anchors = new AnchorGenerator(model.Strides, h.OctaveBaseScale, h.ScalesPerOctave, h.Ratios);
-        DeltaXywhBoxCoder? coder = h.Type switch
-        {
-            HeadType.Atss => DeltaXywhBoxCoder.Atss,
-            HeadType.Retinanet => new DeltaXywhBoxCoder(),
-            _ => null,
-        };
+        var anchors = AnchorGenerator.FromConfig(h);
+        var coder = DetectorFactory.BoxCoder(h.Type);
         var scores = new List<Tensor>();
         var boxes = new List<Tensor>();
         long batch = outputs.ClassScores[0].shape[0];

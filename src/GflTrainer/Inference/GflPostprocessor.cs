@@ -57,14 +57,9 @@ internal sealed class GflPostprocessor(
     /// <summary>The post-processing of <c>model.test</c> for <c>model.head.type</c>; <paramref name="scoreThreshold"/>
     /// replaces its score_thr.</summary>
     public static GflPostprocessor FromConfig(Config.ModelConfig m, double? scoreThreshold = null) => new(
-        new AnchorGenerator(m.Head.Strides, m.Head.OctaveBaseScale, m.Head.ScalesPerOctave, m.Head.Ratios), m.Head.RegMax,
+        AnchorGenerator.FromConfig(m.Head), m.Head.RegMax,
         m.Test.NmsPre, scoreThreshold ?? m.Test.ScoreThr, m.Test.NmsIou, m.Test.MaxPerImg, m.Test.MinBboxSize,
-        deltaCoder: m.Head.Type switch
-        {
-            Config.HeadType.Atss => DeltaXywhBoxCoder.Atss,
-            Config.HeadType.Retinanet => new DeltaXywhBoxCoder(),
-            _ => null,
-        },
+        deltaCoder: DetectorFactory.BoxCoder(m.Head.Type),
         centernessFactors: m.Head.Type == Config.HeadType.Atss);
 
     /// <summary>Detections of every image of a batch; flipped images are mapped back to the unflipped original.</summary>

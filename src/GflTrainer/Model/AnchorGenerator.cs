@@ -14,6 +14,10 @@ internal sealed class AnchorGenerator(IReadOnlyList<int> strides, double octaveB
 {
     private readonly IReadOnlyList<double> _ratios = ratios ?? [1.0];
 
+    /// <summary>The anchors of <c>model.head</c> (strides, octave_base_scale, scales_per_octave, ratios): the one place
+    /// the loss, the post-processing and the export build them from the config.</summary>
+    public static AnchorGenerator FromConfig(Config.HeadConfig h) => new(h.Strides, h.OctaveBaseScale, h.ScalesPerOctave, h.Ratios);
+
     /// <summary>Strides of the levels, P3 first (8, 16, 32, 64, 128 for GFL).</summary>
     public IReadOnlyList<int> Strides { get; } = strides;
 

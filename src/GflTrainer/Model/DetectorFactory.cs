@@ -25,6 +25,15 @@ internal static class DetectorFactory
             zeroInitResidual: m.Backbone.ZeroInitResidual,
             headType: m.Head.Type,
             extraConvsOnInput: m.Neck.AddExtraConvs == ExtraConvsSource.OnInput,
-            anchorsPerLocation: m.Head.ScalesPerOctave * m.Head.Ratios.Count);
+            anchorsPerLocation: AnchorGenerator.FromConfig(m.Head).AnchorsPerLocation);
     }
+
+    /// <summary>The box coder of the head's regression outputs: ATSS's DeltaXYWH (stds 0.1, 0.1, 0.2, 0.2),
+    /// RetinaNet's (stds 1), or null for GFL (distances from the anchor centre, no coder).</summary>
+    public static Boxes.DeltaXywhBoxCoder? BoxCoder(HeadType head) => head switch
+    {
+        HeadType.Atss => Boxes.DeltaXywhBoxCoder.Atss,
+        HeadType.Retinanet => new Boxes.DeltaXywhBoxCoder(),
+        _ => null,
+    };
 }

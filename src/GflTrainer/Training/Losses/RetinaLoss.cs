@@ -35,7 +35,7 @@ internal sealed class RetinaLoss : IDenseHeadLoss
     /// retinanet_r50_fpn_1x_coco (FocalLoss γ 2, α 0.25, weight 1; L1Loss weight 1; MaxIoUAssigner 0.5 / 0.4 / 0).</summary>
     public static RetinaLoss FromConfig(Config.ModelConfig m) => new(
         numClasses: m.Head.NumClasses,
-        anchors: new AnchorGenerator(m.Head.Strides, m.Head.OctaveBaseScale, m.Head.ScalesPerOctave, m.Head.Ratios),
+        anchors: AnchorGenerator.FromConfig(m.Head),
         assigner: new MaxIouAssigner(m.Assigner.PosIouThr, m.Assigner.NegIouThr, m.Assigner.MinPosIou),
         focal: new FocalLoss(m.Head.Loss.FocalGamma, m.Head.Loss.FocalAlpha, m.Head.Loss.FocalWeight),
         giou: m.Head.Loss.Box == Config.BoxLossType.Giou ? new GiouLoss(m.Head.Loss.GiouWeight) : null,
