@@ -14,78 +14,33 @@ public static class TrainingPlots
     {
         var written = new List<string>();
         var outDir = Path.Combine(workDir, "plots");
-        Directory.CreateDirectory(outDir);
-        string font = EmbeddedFont.RegisterWithScottPlot();
 
         var iterLog = ReadJsonLines(Path.Combine(workDir, "log.jsonl"));
         if (iterLog.Count > 0)
         {
             var lossKeys = iterLog.SelectMany(r => r.Keys).Distinct()
-                .Where(k => k.StartsWith("loss", StringComparison.Ordinal)).OrderBy(k => k == "loss" ? "" : k).ToList();
-            var plt = NewPlot(font, "Training loss", "iteration", "loss");
-            foreach (var key in lossKeys)
-            {
-                var pts = Series(iterLog, "iter", key);
-                if (pts.xs.Length == 0) continue;
-                var sc = plt.Add.ScatterLine(pts.xs, pts.ys);
-                sc.LegendText = key;
-                sc.MarkerSize = 0;
-            }
-            plt.ShowLegend(Alignment.UpperRight);
-            written.Add(Save(plt, outDir, "loss.png"));
-
+                .Where(k => k.StartsWith("loss", StringComparison.Ordinal)).OrderBy(k => k == "loss" ? "" : k, StringComparer.Ordinal).ToList();
+            written.Add(Charts.Save(Charts.Lines("Training loss", "iteration", "loss",
+                lossKeys.Select(k => Series(iterLog, "iter", k))), outDir, "loss.png"));
             var lr = Series(iterLog, "iter", "lr");
-            if (lr.xs.Length > 0)
-            {
-                var p2 = NewPlot(font, "Learning rate", "iteration", "lr");
-                var sc = p2.Add.ScatterLine(lr.xs, lr.ys);
-                sc.MarkerSize = 0;
-                written.Add(Save(p2, outDir, "lr.png"));
-            }
+            if (lr.Xs.Count > 0)
+                written.Add(Charts.Save(Charts.Lines("Learning rate", "iteration", "lr", [lr]), outDir, "lr.png"));
         }
 
         var metrics = ReadJsonLines(Path.Combine(workDir, "metrics.jsonl"));
         if (metrics.Count > 0)
-        {
-            var p3 = NewPlot(font, "Validation bbox AP", "epoch", "AP");
-            foreach (var key in new[] { "AP", "AP50", "AP75" })
-            {
-                var pts = Series(metrics, "epoch", "bbox." + key);
-                if (pts.xs.Length == 0) continue;
-                var sc = p3.Add.ScatterLine(pts.xs, pts.ys);
-                sc.LegendText = key;
-            }
-            p3.ShowLegend(Alignment.LowerRight);
-            written.Add(Save(p3, outDir, "ap.png"));
-        }
+            written.Add(Charts.Save(Charts.Lines("Validation bbox AP", "epoch", "AP",
+                new[] { "AP", "AP50", "AP75" }.Select(k => Series(metrics, "epoch", "bbox." + k) with { Label = k }),
+                Alignment.LowerRight, markers: true), outDir, "ap.png"));
         return written;
     }
 
-    private static Plot NewPlot(string font, string title, string x, string y)
-    {
-        var plt = new Plot();
-        plt.Title(title);
-        plt.XLabel(x);
-        plt.YLabel(y);
-        plt.Font.Set(font);
-        return plt;
-    }
-
-    private static string Save(Plot plt, string dir, string name)
-    {
-        var path = Path.Combine(dir, name);
-        var tmp = path + ".tmp.png";
-        plt.SavePng(tmp, 900, 540);
-        File.Move(tmp, path, overwrite: true);
-        return path;
-    }
-
-    private static (double[] xs, double[] ys) Series(List<Dictionary<string, double>> rows, string xKey, string yKey)
+    static ChartSeries Series(List<Dictionary<string, double>> rows, string xKey, string yKey)
     {
         var xs = new List<double>(); var ys = new List<double>();
         foreach (var r in rows)
             if (r.TryGetValue(xKey, out var x) && r.TryGetValue(yKey, out var y) && double.IsFinite(y)) { xs.Add(x); ys.Add(y); }
-        return (xs.ToArray(), ys.ToArray());
+        return new ChartSeries(yKey, xs, ys);
     }
 
     /// <summary>Reads numeric fields of JSON-lines records, flattening one level of nesting as "a.b".
