@@ -192,6 +192,19 @@ internal sealed class CheckpointStore
         catch (JsonException) { return false; }
     }
 
+    /// <summary>The metadata and total file size of a complete checkpoint folder, without reading its tensors (for
+    /// listings); null when the folder is not a complete checkpoint.</summary>
+    public static (TrainingCheckpoint Meta, long Bytes)? ReadMeta(string dir)
+    {
+        if (!IsComplete(dir)) return null;
+        try
+        {
+            var doc = JsonSerializer.Deserialize<MetaDocument>(File.ReadAllBytes(Path.Combine(dir, MetaFile)), Json);
+            return doc?.Checkpoint is null ? null : (doc.Checkpoint, doc.Files.Values.Sum(f => f.Bytes));
+        }
+        catch (JsonException) { return null; }
+    }
+
     /// <summary>Reads a checkpoint folder (or a path to a file inside it). Verifies sizes and SHA-256 digests.</summary>
     public static LoadedCheckpoint Load(string path, bool loadOptimizer = true)
     {

@@ -17,4 +17,24 @@ public sealed record EvaluationConfig
 
     [Description("Also log the per-class AP table at each validation (always in eval/epoch_N/metrics.json).")]
     public bool Classwise { get; init; }
+
+    [Description("Write the evaluation plots into each eval folder (PR curves, confusion matrix, per-class AP, a mosaic of " +
+        "val images with ground truth and predictions) and regenerate the run's report.html after each evaluation.")]
+    public bool Plots { get; init; } = true;
+
+    [Description("Confusion matrix: detections below this score are not counted (mmdetection's confusion_matrix.py: 0.3).")]
+    [ConfigRange(0, 1)]
+    public double ConfusionScoreThr { get; init; } = 0.3;
+
+    [Description("Confusion matrix: a detection matches a ground truth at IoU >= this (mmdetection's tp_iou_thr 0.5).")]
+    [ConfigRange(0, 1, MinExclusive = true)]
+    public double ConfusionIouThr { get; init; } = 0.5;
+
+    [Description("Images in the evaluation mosaic (spread evenly over the split; 0: none).")]
+    [ConfigRange(0, 64)]
+    public int MosaicImages { get; init; } = 16;
+
+    [Description("Mosaic: predictions below this score are not drawn.")]
+    [ConfigRange(0, 1)]
+    public double MosaicScoreThr { get; init; } = 0.3;
 }

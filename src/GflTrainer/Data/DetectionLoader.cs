@@ -29,6 +29,9 @@ public sealed record LoaderOptions
 internal sealed class DetectionLoader
 {
     readonly IDetectionDataset _dataset;
+
+    /// <summary>The split read (evaluation plots find its image files).</summary>
+    internal IDetectionDataset Dataset => _dataset;
     readonly DetectionTransform _transform;
     readonly BatchCollator _collator;
     readonly LoaderOptions _options;

@@ -1,6 +1,7 @@
 using GflTrainer.Coco;
 using GflTrainer.Data;
 using GflTrainer.Model;
+using GflTrainer.Reporting;
 
 namespace GflTrainer.Inference;
 
@@ -16,22 +17,22 @@ internal static class DetectionEvaluation
 {
     /// <param name="source">names the detections in messages about them (e.g. a detection on an unknown image).</param>
     public static DetectionEvaluationResult Run(GflDetector model, DetectionLoader loader, GflPostprocessor postprocessor,
-        CategoryMap categories, CocoGroundTruth groundTruth, string outDir, string source,
+        CategoryMap categories, CocoGroundTruth groundTruth, string outDir, string source, EvaluationPlotOptions? plots,
         Action<int, int>? progress = null, CancellationToken cancel = default)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var dets = DetectionInference.Run(model, loader, postprocessor, categories, progress, cancel);
-        return Evaluate(dets, clock.Elapsed.TotalSeconds, groundTruth, outDir, source);
+        return Evaluate(dets, clock.Elapsed.TotalSeconds, groundTruth, outDir, source, plots, loader.Dataset);
     }
 
     /// <summary>The same for any detector (an exported model in ONNX Runtime): see <see cref="DetectionInference.Run(Func{DetectionBatch, IReadOnlyList{Detections}}, DetectionLoader, CategoryMap, Action{int, int}?, CancellationToken)"/>.</summary>
     public static DetectionEvaluationResult Run(Func<DetectionBatch, IReadOnlyList<Detections>> detect, DetectionLoader loader,
-        CategoryMap categories, CocoGroundTruth groundTruth, string outDir, string source,
+        CategoryMap categories, CocoGroundTruth groundTruth, string outDir, string source, EvaluationPlotOptions? plots,
         Action<int, int>? progress = null, CancellationToken cancel = default)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var dets = DetectionInference.Run(detect, loader, categories, progress, cancel);
-        return Evaluate(dets, clock.Elapsed.TotalSeconds, groundTruth, outDir, source);
+        return Evaluate(dets, clock.Elapsed.TotalSeconds, groundTruth, outDir, source, plots, loader.Dataset);
     }
 
     /// <summary>Data-parallel evaluation: each rank runs its shard of the split (the loader's contiguous block of images,
@@ -40,7 +41,7 @@ internal static class DetectionEvaluation
     /// by list order). Rank 0 writes and returns the result; the other ranks return null.</summary>
     public static DetectionEvaluationResult? RunSharded(Runtime.ICollective ranks, GflDetector model, DetectionLoader loader,
         GflPostprocessor postprocessor, CategoryMap categories, CocoGroundTruth groundTruth, string outDir, string source,
-        Action<int, int>? progress = null, CancellationToken cancel = default)
+        EvaluationPlotOptions? plots, Action<int, int>? progress = null, CancellationToken cancel = default)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var mine = DetectionInference.Run(model, loader, postprocessor, categories, progress, cancel);
@@ -48,17 +49,28 @@ internal static class DetectionEvaluation
             System.Runtime.InteropServices.CollectionsMarshal.AsSpan(mine)).ToArray());
         if (ranks.Rank != 0) return null;
         var dets = all.SelectMany(bytes => System.Runtime.InteropServices.MemoryMarshal.Cast<byte, CocoDetection>(bytes).ToArray()).ToList();
-        return Evaluate(dets, clock.Elapsed.TotalSeconds, groundTruth, outDir, source);
+        return Evaluate(dets, clock.Elapsed.TotalSeconds, groundTruth, outDir, source, plots, loader.Dataset);
     }
 
-    static DetectionEvaluationResult Evaluate(List<CocoDetection> dets, double seconds, CocoGroundTruth groundTruth, string outDir, string source)
+    /// <param name="plots">null: metrics only; otherwise <see cref="EvaluationPlots"/> are written beside them.</param>
+    static DetectionEvaluationResult Evaluate(List<CocoDetection> dets, double seconds, CocoGroundTruth groundTruth, string outDir,
+        string source, EvaluationPlotOptions? plots, IDetectionDataset dataset)
     {
         Directory.CreateDirectory(outDir);
         DetectionInference.WriteResults(Path.Combine(outDir, "detections.json"), dets);
-        var metrics = new CocoEvaluator(groundTruth).Evaluate(CocoDetections.Create(groundTruth, dets, source));
+        var evaluator = new CocoEvaluator(groundTruth);
+        var checkedDets = CocoDetections.Create(groundTruth, dets, source);
+        var accumulation = evaluator.Accumulate(evaluator.EvaluateImages(checkedDets));
+        var metrics = accumulation.Summarize(groundTruth.Warnings.Concat(checkedDets.Warnings).ToArray());
         var path = Path.Combine(outDir, "metrics.json");
         File.WriteAllText(path + ".tmp", metrics.ToJson());
         File.Move(path + ".tmp", path, overwrite: true);
+        if (plots is not null)
+        {
+            var entries = dataset.Entries.ToDictionary(e => e.ImageId);
+            EvaluationPlots.Write(outDir, groundTruth, dets, accumulation, plots,
+                id => entries.TryGetValue(id, out var e) ? dataset.PathOf(e) : null);
+        }
         return new DetectionEvaluationResult(metrics, dets.Count, seconds);
     }
 }

@@ -6,6 +6,7 @@ using Serilog;
 using TorchSharp;
 using GflTrainer.Coco;
 using GflTrainer.Runtime;
+using GflTrainer.Reporting;
 
 namespace GflTrainer.Inference;
 
@@ -32,7 +33,8 @@ public static class EvalRun
             File.Exists(request.Checkpoint) ? Path.GetDirectoryName(Path.GetFullPath(request.Checkpoint))! : request.Checkpoint,
             $"eval_{request.Split}");
         var post = GflPostprocessor.FromConfig(cfg.Model);   // the model is in eval mode (TrainedDetector.Load)
-        return Evaluate(cfg.Data, Pick(cfg, request.Split), detector.Categories, device, outDir, "model detections", log,
+        return Evaluate(cfg.Data, Pick(cfg, request.Split), detector.Categories, device, outDir, "model detections",
+            EvaluationPlotOptions.FromConfig(cfg.Evaluation), log,
             b => post.Predict(detector.Model.forward(b.Images), b.Metas), cancel);
     }
 
@@ -43,6 +45,7 @@ public static class EvalRun
         using var onnx = OnnxDetector.Load(request.Onnx!);
         DataConfig data;
         SplitConfig split;
+        var evaluation = new EvaluationConfig();
         if (request.ConfigPath is not null)
         {
             if (request.Annotations is not null || request.Images is not null)
@@ -50,6 +53,7 @@ public static class EvalRun
             var cfg = ConfigLoader.Load(request.ConfigPath, request.Overrides);
             split = Pick(cfg, request.Split);
             data = cfg.Data;
+            evaluation = cfg.Evaluation;
         }
         else
         {
@@ -63,7 +67,8 @@ public static class EvalRun
             PadDivisor = onnx.Data.PadDivisor };
         var outDir = request.OutDir ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(request.Onnx!))!,
             $"{Path.GetFileNameWithoutExtension(request.Onnx)}_eval_{request.Split}");
-        return Evaluate(data, split, onnx.Categories, torch.CPU, outDir, "ONNX detections", log, onnx.Predict, cancel);
+        return Evaluate(data, split, onnx.Categories, torch.CPU, outDir, "ONNX detections", EvaluationPlotOptions.FromConfig(evaluation),
+            log, onnx.Predict, cancel);
     }
 
     static SplitConfig Pick(GflConfig c, string split) => split.ToLowerInvariant() switch
@@ -76,13 +81,13 @@ public static class EvalRun
 
     /// <param name="what">names the detections in messages (e.g. a detection on an unknown image) and in the log.</param>
     static CocoMetrics Evaluate(DataConfig data, SplitConfig split, CategoryMap categories, torch.Device device, string outDir,
-        string what, ILogger log, Func<DetectionBatch, IReadOnlyList<Detections>> detect, CancellationToken cancel)
+        string what, EvaluationPlotOptions? plots, ILogger log, Func<DetectionBatch, IReadOnlyList<Detections>> detect, CancellationToken cancel)
     {
         var (dataset, gt) = DataPipelineFactory.LoadEvalSet(split, data, categories, log);
         var loader = DataPipelineFactory.CreateEvalLoader(data, dataset,
             new LoaderOptions { BatchSize = data.ValBatchSize, Workers = data.Workers, Prefetch = data.Prefetch }, device, log);
         int lastPct = -1;
-        var result = DetectionEvaluation.Run(detect, loader, categories, gt, outDir, what, (done, total) =>
+        var result = DetectionEvaluation.Run(detect, loader, categories, gt, outDir, what, plots, (done, total) =>
         {
             int pct = 100 * done / Math.Max(1, total);
             if (pct / 10 != lastPct / 10) { lastPct = pct; log.Information("inference {Done}/{Total} batches", done, total); }

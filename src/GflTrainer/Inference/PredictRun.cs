@@ -5,7 +5,6 @@ using GflTrainer.Data.Transforms;
 using GflTrainer.Model;
 using GflTrainer.Reporting;
 using Serilog;
-using SkiaSharp;
 using TorchSharp;
 using GflTrainer.Runtime;
 using static TorchSharp.torch;
@@ -104,42 +103,7 @@ public static class PredictRun
         File.WriteAllText(path, doc.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
     }
 
-    private static readonly SKColor[] Palette =
-    [
-        new(230, 25, 75), new(60, 180, 75), new(0, 130, 200), new(245, 130, 48), new(145, 30, 180), new(70, 240, 240),
-        new(240, 50, 230), new(210, 245, 60), new(250, 190, 190), new(0, 128, 128), new(170, 110, 40), new(128, 0, 0),
-    ];
-
-    private static void Draw(string path, RgbImage image, List<(float[] Box, float Score, int Label)> dets, CategoryMap categories)
-    {
-        using var bitmap = new SKBitmap(new SKImageInfo(image.Width, image.Height, SKColorType.Rgba8888, SKAlphaType.Opaque));
-        var rgba = new byte[image.Width * image.Height * 4];
-        for (int i = 0, j = 0; i < image.Pixels.Length; i += 3, j += 4)
-        {
-            rgba[j] = image.Pixels[i]; rgba[j + 1] = image.Pixels[i + 1]; rgba[j + 2] = image.Pixels[i + 2]; rgba[j + 3] = 255;
-        }
-        System.Runtime.InteropServices.Marshal.Copy(rgba, 0, bitmap.GetPixels(), rgba.Length);
-        using var canvas = new SKCanvas(bitmap);
-        float stroke = Math.Max(2f, Math.Min(image.Width, image.Height) / 300f);
-        using var font = new SKFont(EmbeddedFont.Typeface, Math.Max(12f, Math.Min(image.Width, image.Height) / 40f));
-        foreach (var (b, s, l) in dets.OrderBy(d => d.Score))
-        {
-            var colour = Palette[l % Palette.Length];
-            using var box = new SKPaint { Color = colour, Style = SKPaintStyle.Stroke, StrokeWidth = stroke, IsAntialias = true };
-            canvas.DrawRect(SKRect.Create(b[0], b[1], b[2] - b[0], b[3] - b[1]), box);
-            var text = $"{categories.Categories[l].Name} {s:F2}";
-            float w = font.MeasureText(text);
-            float h = font.Size * 1.25f;
-            float y = b[1] - h >= 0 ? b[1] - h : b[1];
-            float x = Math.Max(0, Math.Min(b[0], image.Width - (w + 6)));   // keep the label inside the picture
-            using var fill = new SKPaint { Color = colour, Style = SKPaintStyle.Fill };
-            canvas.DrawRect(SKRect.Create(x, y, w + 6, h), fill);
-            using var ink = new SKPaint { Color = SKColors.White, IsAntialias = true };
-            canvas.DrawText(text, x + 3, y + font.Size, SKTextAlign.Left, font, ink);
-        }
-        using var img = SKImage.FromBitmap(bitmap);
-        using var data = img.Encode(SKEncodedImageFormat.Jpeg, 92);
-        using var fs = File.Create(path);
-        data.SaveTo(fs);
-    }
+    private static void Draw(string path, RgbImage image, List<(float[] Box, float Score, int Label)> dets, CategoryMap categories) =>
+        DetectionDrawing.SaveJpeg(path, image, dets.OrderBy(d => d.Score).Select(d =>
+            new DrawnBox(d.Box[0], d.Box[1], d.Box[2], d.Box[3], $"{categories.Categories[d.Label].Name} {d.Score:F2}", d.Label)));
 }

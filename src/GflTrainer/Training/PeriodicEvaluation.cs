@@ -13,7 +13,7 @@ namespace GflTrainer.Training;
 /// <param name="ranks">a data-parallel run evaluates sharded (each rank its part of the split, rank 0 the metric).</param>
 internal sealed class PeriodicEvaluation(int interval, int epochs, DetectionLoader loader, GflPostprocessor postprocessor,
     CategoryMap categories, CocoGroundTruth groundTruth, string workDir, RunLog runLog, ILogger log, bool classwise = false,
-    Runtime.ICollective? ranks = null)
+    Runtime.ICollective? ranks = null, Reporting.EvaluationPlotOptions? plots = null)
 {
     /// <summary>The validation loader (the watchdog's report lists what it is still reading).</summary>
     public DetectionLoader Loader => loader;
@@ -31,8 +31,8 @@ internal sealed class PeriodicEvaluation(int interval, int epochs, DetectionLoad
         Action<int, int>? progress = watchdog is null ? null : (_, _) => watchdog.Progress("eval", iteration);
         var outDir = Path.Combine(workDir, "eval", $"epoch_{epoch}");
         var result = ranks is { WorldSize: > 1 }
-            ? DetectionEvaluation.RunSharded(ranks, model, loader, postprocessor, categories, groundTruth, outDir, "validation detections", progress, cancel)
-            : DetectionEvaluation.Run(model, loader, postprocessor, categories, groundTruth, outDir, "validation detections", progress, cancel);
+            ? DetectionEvaluation.RunSharded(ranks, model, loader, postprocessor, categories, groundTruth, outDir, "validation detections", plots, progress, cancel)
+            : DetectionEvaluation.Run(model, loader, postprocessor, categories, groundTruth, outDir, "validation detections", plots, progress, cancel);
         if (result is null) return null;
         var metrics = result.Metrics;
         foreach (var line in metrics.SummaryLines) log.Information("{Line}", line);

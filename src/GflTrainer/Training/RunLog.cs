@@ -106,11 +106,14 @@ internal sealed class RunLog
         }
     }
 
-    /// <summary>Renders the loss and AP plots from the logs; a failure is a warning, never the end of the run.</summary>
-    public void RenderPlots()
+    /// <summary>Renders the loss and AP plots from the logs, then rebuilds report.html from them and the latest
+    /// evaluation's plots; a failure is a warning, never the end of the run.</summary>
+    public void RenderPlotsAndReport()
     {
         if (!_writes) return;
         try { TrainingPlots.Render(_workDir); }
         catch (Exception e) { _log.Warning("plots not rendered: {Message}", e.Message); }
+        try { RunReport.Write(_workDir); }
+        catch (Exception e) { _log.Warning("{Report} not written: {Message}", RunReport.FileName, e.Message); }
     }
 }

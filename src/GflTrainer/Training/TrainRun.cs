@@ -78,6 +78,8 @@ public static class TrainRun
         else
             log.Warning("data.val.ann_file {File} not found: training without evaluation", cfg.Data.Val.AnnFile);
 
+        if (ranks.IsMain) Summary(request, cfg, workDir, seed, device, fingerprint, train, val).Write(workDir);
+
         using var model = DetectorFactory.CreateDetector(cfg.Model);
         if (cfg.Model.Backbone.Pretrained is { } pretrained && resume is null)
         {
@@ -105,6 +107,23 @@ public static class TrainRun
         log.Information("done: {Epochs} epochs, {Iters} iterations; last checkpoint {Ckpt}; best bbox AP {Best}",
             result.EpochsCompleted, result.Iterations, result.LastCheckpoint, result.BestAp?.ToString("F4") ?? "n/a");
         return result;
+    }
+
+    /// <summary>run.json for the report: the command as given, one that retrains the same run from the saved resolved config
+    /// (with the seed actually used, which a config without train.seed does not hold), and the data as read.</summary>
+    static Reporting.RunSummary Summary(TrainRequest request, GflConfig cfg, string workDir, long seed, torch.Device device,
+        RunFingerprint fingerprint, CocoDataset train, CocoDataset? val)
+    {
+        var q = Reporting.RunSummary.Quote;
+        var command = new List<string> { "gfl", "train", "--config", q(request.ConfigPath) };
+        foreach (var o in request.Overrides) { command.Add("--set"); command.Add(q(o)); }
+        if (request.WorkDir is not null) { command.Add("--work-dir"); command.Add(q(request.WorkDir)); }
+        if (request.Device is not null) { command.Add("--device"); command.Add(q(request.Device)); }
+        var reproduce = $"gfl train --config {q(Path.Combine(workDir, "config.yaml"))} --set train.seed={seed} --work-dir {q(workDir + "_again")}";
+        var splits = new List<Reporting.RunSplitSummary> { Reporting.RunSummary.Describe("train", cfg.Data.Train.AnnFile, cfg.Data.Train.ImgPrefix, train) };
+        if (val is not null) splits.Add(Reporting.RunSummary.Describe("val", cfg.Data.Val.AnnFile, cfg.Data.Val.ImgPrefix, val));
+        return new Reporting.RunSummary(string.Join(" ", command), reproduce, seed, device.ToString(), fingerprint.WorldSize,
+            fingerprint.GflVersion, splits);
     }
 
     /// <summary>Every rank must train the same run: the same resolved config, training set and resume point (a config
@@ -239,7 +258,8 @@ public static class TrainRun
             {
                 var valLoader = DataPipelineFactory.CreateEvalLoader(cfg.Data, val, loaderOptions with { BatchSize = cfg.Data.ValBatchSize }, device, log);
                 evaluation = new PeriodicEvaluation(t.EvalInterval, t.Epochs, valLoader, Inference.GflPostprocessor.FromConfig(cfg.Model),
-                    train.Categories, valGt, workDir, runLog, log, classwise: cfg.Evaluation.Classwise, ranks);
+                    train.Categories, valGt, workDir, runLog, log, classwise: cfg.Evaluation.Classwise, ranks,
+                    Reporting.EvaluationPlotOptions.FromConfig(cfg.Evaluation));
             }
             return new TrainerParts(model, step, sgd, schedule, trainLoader, state, checkpoints, evaluation, runLog, Ranks: ranks);
         }

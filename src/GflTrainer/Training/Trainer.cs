@@ -101,7 +101,7 @@ internal sealed class Trainer(TrainLoopOptions options, TrainerParts parts, ILog
                         log.Information("new best bbox AP {AP:F4}: {Path}", metrics.AP, best);
                 }
             }
-            runLog.RenderPlots();
+            runLog.RenderPlotsAndReport();
         }
         return Result(workDir, lastCkpt, interrupted: false);
     }
