@@ -61,7 +61,7 @@ public static class CocoDatasetWriter
                 Number(json, b.X); Number(json, b.Y); Number(json, b.W); Number(json, b.H);
                 json.WriteEndArray();
                 json.WritePropertyName("area");
-                Number(json, b.W * b.H);
+                Number(json, Round(b.W) * Round(b.H));   // of the written w and h, so a reader's w*h matches
                 json.WriteNumber("iscrowd", b.IsCrowd ? 1 : 0);
                 json.WriteEndObject();
             }
@@ -81,9 +81,11 @@ public static class CocoDatasetWriter
 
     /// <summary>Pixels rounded to 1/1000: below any effect on training, and it turns the float noise of
     /// normalised-to-pixel arithmetic (29.999999999999996) into the number a reader expects. Integers stay integers.</summary>
+    static double Round(double v) => Math.Round(v, 3, MidpointRounding.AwayFromZero);
+
     static void Number(Utf8JsonWriter json, double v)
     {
-        double r = Math.Round(v, 3, MidpointRounding.AwayFromZero);
+        double r = Round(v);
         if (r == Math.Floor(r) && Math.Abs(r) < 1e15) json.WriteNumberValue((long)r);
         else json.WriteRawValue(r.ToString("0.###", CultureInfo.InvariantCulture));
     }
