@@ -14,7 +14,8 @@ namespace GflTrainer.Data.Conversion;
 /// w = xmax-xmin, h = ymax-ymin. Fractional coordinates (some labelling tools write them) are kept, not truncated.
 /// <c>difficult</c> objects become <c>iscrowd: 1</c> (mmdetection's ignore boxes: neither trained on nor
 /// counted in evaluation); <c>truncated</c> ones stay plain boxes. Image sizes come from the image files, not
-/// from <c>&lt;size&gt;</c>.</para></summary>
+/// from <c>&lt;size&gt;</c>. Category ids are 1..N (pascal_voc.py writes 0..19; training maps ids to labels in id
+/// order, so only the numbers in the file differ, not the labels).</para></summary>
 public static class VocConverter
 {
     static readonly string[] SplitNames = ["train", "val", "trainval", "test"];
