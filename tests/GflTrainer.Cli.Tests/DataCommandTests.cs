@@ -138,4 +138,43 @@ public sealed class DataCommandTests : IDisposable
             Assert.True(code == 0, output);
         }
     }
+
+    [Fact]
+    public void Convert_Yolo_PrintsEachSplitAndTheImageRoot_AndCheckIsClean()
+    {
+        var yolo = ConversionTestSets.WriteYolo(_dir.Path, ConversionTestSets.Coco(_dir.Path));
+        var outDir = Path.Combine(_dir.Path, "out");
+        var (code, output) = Run("data", "convert", "--from", "yolo", yolo, "--out", outDir, "--check");
+        Assert.True(code == 0, output);
+        Assert.Matches(@"train: 4 images, \d+ boxes \(0 iscrowd\), 0 skipped, 0 repaired -> .*instances_train\.json", output);
+        Assert.Contains("val: 2 images", output);
+        Assert.Contains($"image root (data.*.img_prefix): {Path.Combine(yolo, "images")}", output);
+        Assert.Contains($"report: {Path.Combine(outDir, "conversion_report.txt")}", output);
+        Assert.Equal(2, System.Text.RegularExpressions.Regex.Matches(output, "no problems found").Count);
+        Assert.True(File.Exists(Path.Combine(outDir, "annotations", "instances_val.json")));
+    }
+
+    [Fact]
+    public void Convert_CheckFindsProblems_ExitsOne()
+    {
+        // A 1 px wide box survives conversion (it is inside the image) but gfl data check reports it as tiny.
+        var src = Path.Combine(_dir.Path, "yolo");
+        ConversionTestSets.Jpeg(Path.Combine(src, "images", "a.jpg"), 200, 100);
+        _dir.File("yolo/labels/a.txt", "0 0.5 0.5 0.002 0.2\n");
+        _dir.File("yolo/classes.txt", "dog\n");
+        var (code, output) = Run("data", "convert", "--from", "yolo", src, "--out", Path.Combine(_dir.Path, "out"), "--check");
+        Assert.Equal(1, code);
+        Assert.Contains("TinyBox", output);
+    }
+
+    [Fact]
+    public void Convert_SourceIsNotTheNamedLayout_IsAUsageErrorSayingWhatWasExpected()
+    {
+        var (code, output) = Run("data", "convert", "--from", "voc", _dir.Path, "--out", Path.Combine(_dir.Path, "out"));
+        Assert.Equal(2, code);
+        Assert.Contains("is not a Pascal VOC folder: expected Annotations/*.xml and JPEGImages/", output);
+        (code, output) = Run("data", "convert", "--from", "coco", _dir.Path, "--out", Path.Combine(_dir.Path, "out"));
+        Assert.NotEqual(0, code);
+        Assert.Contains("coco", output);
+    }
 }

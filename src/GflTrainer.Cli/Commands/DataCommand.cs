@@ -1,10 +1,12 @@
 using System.CommandLine;
 using GflTrainer.Data;
+using GflTrainer.Data.Conversion;
 
 namespace GflTrainer.Cli.Commands;
 
-/// <summary><c>gfl data synth</c> (write the synthetic shapes set) and <c>gfl data check</c> (list every problem of a
-/// COCO annotation file and its images; exit 0 clean, 1 with problems).</summary>
+/// <summary><c>gfl data synth</c> (write the synthetic shapes set), <c>gfl data check</c> (list every problem of a
+/// COCO annotation file and its images; exit 0 clean, 1 with problems) and <c>gfl data convert</c> (VOC or YOLO
+/// labels -> COCO instances files).</summary>
 public static class DataCommand
 {
     public static Command Create()
@@ -12,6 +14,7 @@ public static class DataCommand
         var cmd = new Command("data", "Create or check detection data sets");
         cmd.Subcommands.Add(Synth());
         cmd.Subcommands.Add(Check());
+        cmd.Subcommands.Add(Convert());
         return cmd;
     }
 
@@ -78,6 +81,42 @@ public static class DataCommand
             {
                 if (targets.Count > 1) ctx.Out.WriteLine($"== {name}: {file}");
                 var report = DataChecker.Run(file, root, parse.GetValue(workers));
+                DataChecker.Write(report, ctx.Out);
+                clean &= report.Clean;
+            }
+            return clean ? ExitCodes.Ok : ExitCodes.Failure;
+        }));
+        return cmd;
+    }
+
+    static Command Convert()
+    {
+        var from = new Option<string>("--from") { Description = "Source format: voc | yolo", Required = true };
+        from.AcceptOnlyFromAmong("voc", "yolo");
+        var to = new Option<string>("--to") { Description = "Target format (coco only)", DefaultValueFactory = _ => "coco" };
+        to.AcceptOnlyFromAmong("coco");
+        var src = new Argument<string>("SRC") { Description = "VOC folder (Annotations/, JPEGImages/) or VOCdevkit; YOLO folder (images/, labels/)" };
+        var outDir = new Option<string>("--out") { Description = "Output folder (annotations/instances_<split>.json and conversion_report.txt; images are not copied)", Required = true };
+        var classes = new Option<string>("--classes") { Description = "Class names, one per line: fixes their order and ids (1..N)" };
+        var check = new Option<bool>("--check") { Description = "Run gfl data check on every file written (exit 1 on problems)" };
+        var cmd = new Command("convert", "Convert Pascal VOC XML or YOLO txt labels to COCO instances files")
+            { from, to, src, outDir, classes, check };
+        cmd.SetAction(parse => GlobalOptions.Execute(parse, ctx =>
+        {
+            var format = parse.GetValue(from) == "voc" ? SourceFormat.Voc : SourceFormat.Yolo;
+            var result = DatasetConverter.Run(format, parse.GetValue(src)!, parse.GetValue(outDir)!, parse.GetValue(classes));
+            ctx.Out.WriteLine($"{result.Categories.Count} classes: {string.Join(", ", result.Categories.Select(c => c.Name))}");
+            foreach (var s in result.Splits)
+                ctx.Out.WriteLine($"{s.Split}: {s.Images} images, {s.Boxes} boxes ({s.CrowdBoxes} iscrowd), {s.Skipped} skipped, " +
+                                  $"{s.Repaired} repaired -> {s.AnnotationFile}");
+            ctx.Out.WriteLine($"image root (data.*.img_prefix): {result.ImageRoot} (images not copied)");
+            ctx.Out.WriteLine($"report: {result.ReportFile}");
+            if (!parse.GetValue(check)) return ExitCodes.Ok;
+            bool clean = true;
+            foreach (var s in result.Splits)
+            {
+                ctx.Out.WriteLine($"== check {s.Split}");
+                var report = DataChecker.Run(s.AnnotationFile, result.ImageRoot);
                 DataChecker.Write(report, ctx.Out);
                 clean &= report.Clean;
             }

@@ -50,6 +50,20 @@ internal static class ImageDecoder
         return ApplyOrientation(new RgbImage(rgb, info.Height, info.Width), codec.EncodedOrigin);
     }
 
+    /// <summary>Width and height as <see cref="Decode(string)"/> would return them (EXIF orientation 5..8 swaps
+    /// the sides), read from the file header without decoding pixels: what a converter needs for thousands of
+    /// images. A truncated pixel stream passes here; <c>gfl data check</c> decodes fully and finds it.</summary>
+    public static (int Width, int Height) ReadSize(string file)
+    {
+        if (!File.Exists(file)) throw new ImageDecodeException(file, "file not found");
+        using var codec = SKCodec.Create(file, out var result);
+        if (codec is null)
+            throw new ImageDecodeException(file, result == SKCodecResult.IncompleteInput
+                ? "truncated file (incomplete header)" : $"not a supported image ({result})");
+        int w = codec.Info.Width, h = codec.Info.Height;
+        return (int)codec.EncodedOrigin >= 5 ? (h, w) : (w, h);
+    }
+
     /// <summary>The reason Skia gives for refusing a file (only on failure: the stream overload reports it).</summary>
     static ImageDecodeException NotDecodable(SKData data, string file)
     {

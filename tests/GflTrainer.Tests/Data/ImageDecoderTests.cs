@@ -37,7 +37,7 @@ public sealed class ImageDecoderTests : IDisposable
     }
 
     /// <summary>Inserts an APP1 Exif segment (little-endian TIFF, one IFD entry: Orientation) after the JPEG SOI.</summary>
-    static byte[] WithExifOrientation(byte[] jpeg, ushort orientation)
+    internal static byte[] WithExifOrientation(byte[] jpeg, ushort orientation)
     {
         byte[] tiff = [(byte)'I', (byte)'I', 42, 0, 8, 0, 0, 0, 1, 0, 0x12, 0x01, 3, 0, 1, 0, 0, 0, (byte)orientation, 0, 0, 0, 0, 0, 0, 0];
         byte[] exif = [.. "Exif\0\0"u8, .. tiff];
