@@ -1,6 +1,7 @@
 using System.CommandLine;
 using GflTrainer.Coco;
 using GflTrainer.Inference;
+using GflTrainer.Reporting;
 
 namespace GflTrainer.Cli.Commands;
 
@@ -44,7 +45,12 @@ public static class EvalCommand
             HelpName = "MODEL.onnx",
             Description = "ONNX mode: a model written by gfl export, run in ONNX Runtime over --config's split or --annotations/--images",
         };
-        var imagesOption = new Option<string>("--images") { HelpName = "DIR", Description = "ONNX mode without --config: the folder the annotations' file_names are relative to" };
+        var imagesOption = new Option<string>("--images")
+        {
+            HelpName = "DIR",
+            Description = "The folder the annotations' file_names are relative to: ONNX mode without --config; file mode: draw the mosaic",
+        };
+        var noPlotsOption = new Option<bool>("--no-plots") { Description = "Metrics only: no PR curves, confusion matrix, AP bars or mosaic" };
         var setOption = new Option<string[]>("--set") { Description = "Model mode: override a config key (key.path=value)", AllowMultipleArgumentsPerToken = true };
 
         var cmd = new Command("eval", "COCO bbox evaluation (pycocotools-equal): of a model (--checkpoint) or of a detections file (--annotations --detections)");
@@ -58,6 +64,7 @@ public static class EvalCommand
         cmd.Options.Add(setOption);
         cmd.Options.Add(onnxOption);
         cmd.Options.Add(imagesOption);
+        cmd.Options.Add(noPlotsOption);
         cmd.SetAction(parse => GlobalOptions.Execute(parse, ctx =>
         {
             var annotations = parse.GetValue(annotationsOption);
@@ -84,7 +91,9 @@ public static class EvalCommand
             }
             if (annotations is null || detections is null)
                 throw new GflConfigException("gfl eval needs --checkpoint PATH, --onnx MODEL, or --annotations GT.json and --detections DETS.json");
-            return EvaluateFiles(ctx, annotations, detections, parse.GetValue(outOption));
+            var plots = parse.GetValue(noPlotsOption) ? null : EvaluationPlotOptions.FromConfig(new GflTrainer.Config.EvaluationConfig());
+            Print(ctx, EvalRun.ExecuteFiles(annotations, detections, parse.GetValue(outOption), parse.GetValue(imagesOption), plots, ctx.Log));
+            return ExitCodes.Ok;
         }));
         return cmd;
     }
@@ -96,26 +105,5 @@ public static class EvalCommand
         ctx.Out.WriteLine();
         ctx.Out.WriteLine("Per-category bbox AP@[.50:.95]:");
         foreach (var line in metrics.PerCategoryTable()) ctx.Out.WriteLine(line);
-    }
-
-    static int EvaluateFiles(CommandContext ctx, string annotationsPath, string detectionsPath, string? outPath)
-    {
-        var metrics = CocoEvaluator.EvaluateFiles(annotationsPath, detectionsPath);
-        Print(ctx, metrics);
-        if (outPath is not null)
-        {
-            try
-            {
-                var dir = Path.GetDirectoryName(outPath);
-                if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
-                File.WriteAllText(outPath, metrics.ToJson());
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                throw new GflRuntimeException($"{outPath}: cannot write metrics: {e.Message}", e);
-            }
-            ctx.Log.Information("metrics written to {Path}", outPath);
-        }
-        return ExitCodes.Ok;
     }
 }

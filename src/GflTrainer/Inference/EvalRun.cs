@@ -71,6 +71,42 @@ public static class EvalRun
             log, onnx.Predict, cancel);
     }
 
+    /// <summary>File mode of <c>gfl eval</c>: a results file against a ground-truth file (the usual pycocotools script).
+    /// <paramref name="outPath"/> receives metrics.json; the evaluation plots go into its folder unless
+    /// <paramref name="plots"/> is null, with the mosaic when <paramref name="images"/> (the annotations' image root) is
+    /// given.</summary>
+    public static CocoMetrics ExecuteFiles(string annotationsPath, string detectionsPath, string? outPath, string? images,
+        EvaluationPlotOptions? plots, ILogger log)
+    {
+        var annotations = CocoAnnotations.Load(annotationsPath);
+        var gt = CocoGroundTruth.FromAnnotations(annotations);
+        var dets = CocoDetections.Load(detectionsPath, gt);
+        var evaluator = new CocoEvaluator(gt);
+        var accumulation = evaluator.Accumulate(evaluator.EvaluateImages(dets));
+        var metrics = accumulation.Summarize(gt.Warnings.Concat(dets.Warnings).ToArray());
+        if (outPath is null) return metrics;
+        var dir = Path.GetDirectoryName(Path.GetFullPath(outPath))!;
+        try
+        {
+            Directory.CreateDirectory(dir);
+            File.WriteAllText(outPath + ".tmp", metrics.ToJson());
+            File.Move(outPath + ".tmp", outPath, overwrite: true);
+            log.Information("metrics written to {Path}", outPath);
+            if (plots is null) return metrics;
+            if (images is not null && !Directory.Exists(images))
+                throw new GflConfigException($"--images {images}: folder not found") { Key = "--images" };
+            var files = annotations.Images.GroupBy(i => i.Id).ToDictionary(g => g.Key, g => g.First().FileName);
+            var written = EvaluationPlots.Write(dir, gt, dets.Items, accumulation, plots,
+                images is null ? null : id => files.TryGetValue(id, out var f) ? Path.Combine(images, f) : null);
+            log.Information("evaluation plots written to {Dir} ({Count} files)", dir, written.Count);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new GflRuntimeException($"{dir}: cannot write the evaluation results: {e.Message}", e);
+        }
+        return metrics;
+    }
+
     static SplitConfig Pick(GflConfig c, string split) => split.ToLowerInvariant() switch
     {
         "val" => c.Data.Val,

@@ -39,7 +39,7 @@ public static class DetectionDrawing
         foreach (var b in boxes)
         {
             var colour = Colour(b.ColourIndex);
-            using var pen = new SKPaint { Color = colour, Style = SKPaintStyle.Stroke, StrokeWidth = b.Dashed ? stroke * 0.75f : stroke, IsAntialias = true };
+            using var pen = new SKPaint { Color = colour, Style = SKPaintStyle.Stroke, StrokeWidth = stroke, IsAntialias = true };
             if (b.Dashed) pen.PathEffect = dash;
             canvas.DrawRect(SKRect.Create(b.X1, b.Y1, b.X2 - b.X1, b.Y2 - b.Y1), pen);
             if (b.Label is null) continue;
