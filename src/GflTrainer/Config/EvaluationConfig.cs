@@ -19,7 +19,7 @@ public sealed record EvaluationConfig
     public bool Classwise { get; init; }
 
     [Description("Write the evaluation plots into each eval folder (PR curves, confusion matrix, per-class AP, a mosaic of " +
-        "val images with ground truth and predictions) and regenerate the run's report.html after each evaluation.")]
+        "val images with ground truth and predictions); report.html shows the latest.")]
     public bool Plots { get; init; } = true;
 
     [Description("Confusion matrix: detections below this score are not counted (mmdetection's confusion_matrix.py: 0.3).")]

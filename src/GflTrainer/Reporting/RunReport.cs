@@ -47,7 +47,7 @@ public static class RunReport
         var b = new StringBuilder();
         b.Append("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
         b.Append("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">");
-        b.Append($"<title>gfl run {H(name)}</title><style>{Css}</style></head><body>\n");
+        b.Append($"<title>gfl run {H(name)}</title><style>{Css}</style><script>{ErrorCounter}</script></head><body>\n");
         b.Append($"<header><h1>gfl run <code>{H(name)}</code></h1><p>{H(workDir)}");
         if (lastEpoch is { } le && last!.TryGetValue("bbox.AP", out var ap))
             b.Append($" &middot; last evaluation: epoch {le}, bbox AP {F(ap)}");
@@ -213,12 +213,13 @@ public static class RunReport
 
     /// <summary>Marks the page rendered (every image decoded, no script error) on the root element, so a headless
     /// browser check reads one attribute.</summary>
+    const string ErrorCounter = "window.gflErrors=0;window.addEventListener('error',function(){window.gflErrors++;},true);";
+
     const string Script = """
-        (function(){var errors=0;window.addEventListener('error',function(){errors++;},true);
-        window.addEventListener('load',function(){var imgs=document.images,broken=0;
+        (function(){window.addEventListener('load',function(){var imgs=document.images,broken=0;
         for(var i=0;i<imgs.length;i++){if(!imgs[i].complete||imgs[i].naturalWidth===0)broken++;}
         var r=document.documentElement;r.setAttribute('data-images',String(imgs.length));r.setAttribute('data-broken-images',String(broken));
         r.setAttribute('data-sections',String(document.querySelectorAll('section>h2').length));
-        r.setAttribute('data-rendered',(broken===0&&errors===0)?'ok':'errors');});})();
+        r.setAttribute('data-rendered',(broken===0&&window.gflErrors===0)?'ok':'errors');});})();
         """;
 }
