@@ -40,16 +40,19 @@ public static class Charts
         Alignment legend = Alignment.UpperRight, bool markers = false)
     {
         var plt = New(title, xLabel, yLabel);
-        int n = 0;
-        foreach (var s in series)
+        // Series i keeps colour i even when an empty one is skipped (category k has one colour in every plot).
+        var all = series.ToList();
+        int drawn = all.Count(s => s.Xs.Count > 0);
+        for (int i = 0; i < all.Count; i++)
         {
-            if (s.Xs.Count == 0) continue;
-            var line = plt.Add.ScatterLine(s.Xs.ToArray(), s.Ys.ToArray(), PaletteColor(n++));
-            line.LegendText = s.Label;
+            if (all[i].Xs.Count == 0) continue;
+            var line = plt.Add.ScatterLine(all[i].Xs.ToArray(), all[i].Ys.ToArray(), PaletteColor(i));
+            // ScottPlot shows a legend as soon as one item has text: a single series is named by the title instead.
+            if (drawn > 1) line.LegendText = all[i].Label;
             line.MarkerSize = markers ? 5 : 0;
             line.LineWidth = 2;
         }
-        if (n > 1) plt.ShowLegend(legend);
+        if (drawn > 1) plt.ShowLegend(legend);
         return plt;
     }
 

@@ -84,7 +84,8 @@ public static class EvaluationPlots
             all.LineWidth = 3;
             all.LegendText = $"all classes {apName} {present.Average(ap):0.000}";
         }
-        if (pr.Categories.Count > 20) plt.HideLegend();   // 80 COCO names would cover the curves; the JSON has them
+        if (present.Count == 1) plt.Title($"{title}: {present[0].Name} {apName} {ap(present[0]):0.000}");
+        if (present.Count <= 1 || pr.Categories.Count > 20) plt.HideLegend();   // 80 COCO names would cover the curves; the JSON has them
         else plt.ShowLegend(Alignment.LowerLeft);
         plt.Axes.SetLimits(0, 1, 0, 1.02);
         return plt;
