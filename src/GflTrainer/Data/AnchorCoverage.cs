@@ -30,10 +30,13 @@ public sealed record AnchorCoverage(string Assigner, long Gts, long WithoutPosit
         var positives = new List<long>();
         var sizes = new List<BoxSize>();
         var labels = new List<long>();
+        // Data sets have few distinct image shapes: lay each shape's anchors out once, not once per image.
+        using var anchorsScope = torch.NewDisposeScope();
+        var anchorsOfShape = new Dictionary<(int, int), torch.Tensor>();
         foreach (var image in images)
         {
             if (image.BoxCount == 0) continue;
-            positives.AddRange(PositivesPerGt(builder, pad, image));
+            positives.AddRange(PositivesPerGt(builder, pad, image, anchorsOfShape));
             for (int i = 0; i < image.BoxCount; i++)
             {
                 var (w, h) = image.BoxSize(i);
@@ -62,13 +65,22 @@ public sealed record AnchorCoverage(string Assigner, long Gts, long WithoutPosit
 
     /// <summary>Positive anchors of each gt of one resized image, as training assigns them: the image's padded shape
     /// (<see cref="Pad"/>), one feature map cell per stride over it, and the builder's valid anchors and assigner.</summary>
-    internal static long[] PositivesPerGt(IAnchorTargetBuilder builder, Pad pad, ResizedImage image)
+    /// <param name="anchorsOfShape">anchors already laid out per padded shape (added to; they belong to the
+    /// caller's dispose scope), or null.</param>
+    internal static long[] PositivesPerGt(IAnchorTargetBuilder builder, Pad pad, ResizedImage image,
+        Dictionary<(int, int), torch.Tensor>? anchorsOfShape = null)
     {
-        using var scope = torch.NewDisposeScope();
         var padShape = (pad.Padded(image.Height), pad.Padded(image.Width));
+        var featmaps = FeatmapSizes(builder.Anchors.Strides, padShape);
+        using var scope = torch.NewDisposeScope();
+        if (anchorsOfShape is null || !anchorsOfShape.TryGetValue(padShape, out var anchors))
+        {
+            anchors = builder.GridAnchors(featmaps, torch.CPU);
+            if (anchorsOfShape is not null) anchorsOfShape[padShape] = anchors.MoveToOuterDisposeScope();
+        }
         var boxes = torch.tensor(image.Boxes, [image.BoxCount, 4]);
         var labels = torch.tensor(image.Labels);
-        return builder.PositivesPerGt(FeatmapSizes(builder.Anchors.Strides, padShape), padShape, boxes, labels).data<long>().ToArray();
+        return builder.PositivesPerGt(anchors, featmaps, padShape, boxes, labels).data<long>().ToArray();
     }
 
     /// <summary>The feature map sizes the network gives a padded input: every stride-2 convolution (kernel 3, padding 1)

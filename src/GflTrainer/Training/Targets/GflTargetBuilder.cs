@@ -52,12 +52,17 @@ internal sealed class GflTargetBuilder(AnchorGenerator anchorGenerator, AtssAssi
 
     public AnchorGenerator Anchors => anchorGenerator;
 
-    public Tensor PositivesPerGt(IReadOnlyList<(int H, int W)> featmapSizes, (int H, int W) imagePadShape, Tensor gtBoxes, Tensor gtLabels)
+    public Tensor GridAnchors(IReadOnlyList<(int H, int W)> featmapSizes, Device device)
+    {
+        using var scope = NewDisposeScope();
+        return cat(anchorGenerator.GridAnchors(featmapSizes, device).ToList(), 0).MoveToOuterDisposeScope();
+    }
+
+    public Tensor PositivesPerGt(Tensor anchors, IReadOnlyList<(int H, int W)> featmapSizes, (int H, int W) imagePadShape, Tensor gtBoxes, Tensor gtLabels)
     {
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         var device = gtBoxes.device;
-        var anchors = cat(anchorGenerator.GridAnchors(featmapSizes, device).ToList(), 0);
         var (_, _, assignment) = AssignImage(anchors, featmapSizes, imagePadShape, gtBoxes.to(float32), device);
         return assignment.GtIndex.masked_select(assignment.IsPositive).bincount(null, gtBoxes.shape[0]).MoveToOuterDisposeScope();
     }
@@ -98,7 +103,7 @@ internal sealed class GflTargetBuilder(AnchorGenerator anchorGenerator, AtssAssi
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         var anchorsPerLevel = featmapSizes.Select(s => (long)s.H * s.W).ToArray();
-        var anchors = cat(anchorGenerator.GridAnchors(featmapSizes, device).ToList(), 0);
+        var anchors = GridAnchors(featmapSizes, device);
         var numAnchors = anchors.shape[0];
 
         var validRows = new List<Tensor>();

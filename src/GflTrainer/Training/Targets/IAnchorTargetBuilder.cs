@@ -12,12 +12,19 @@ internal interface IAnchorTargetBuilder
     /// <summary>The anchor generator the builder lays its anchors with.</summary>
     AnchorGenerator Anchors { get; }
 
+    /// <summary>The anchors of every cell of <paramref name="featmapSizes"/>, levels concatenated, as <c>Build</c> lays
+    /// them out.</summary>
+    /// <returns>(A, 4) float32 xyxy pixels.</returns>
+    Tensor GridAnchors(IReadOnlyList<(int H, int W)> featmapSizes, Device device);
+
     /// <summary>Positive anchors per ground truth of one image, from the same valid anchors and assignment as the
     /// builder's <c>Build</c>.</summary>
+    /// <param name="anchors"><see cref="GridAnchors"/> of <paramref name="featmapSizes"/> (a caller measuring many
+    /// images of one padded shape lays them out once).</param>
     /// <param name="featmapSizes">(h, w) of every level, P3 first.</param>
     /// <param name="imagePadShape">the image's own padded (H, W).</param>
     /// <param name="gtBoxes">(G, 4) xyxy pixels of the resized image.</param>
     /// <param name="gtLabels">(G,) int64 in 0..C−1.</param>
     /// <returns>(G,) int64.</returns>
-    Tensor PositivesPerGt(IReadOnlyList<(int H, int W)> featmapSizes, (int H, int W) imagePadShape, Tensor gtBoxes, Tensor gtLabels);
+    Tensor PositivesPerGt(Tensor anchors, IReadOnlyList<(int H, int W)> featmapSizes, (int H, int W) imagePadShape, Tensor gtBoxes, Tensor gtLabels);
 }

@@ -17,12 +17,17 @@ internal sealed class MaxIouTargetBuilder(AnchorGenerator anchorGenerator, MaxIo
 
     public AnchorGenerator Anchors => anchorGenerator;
 
-    public Tensor PositivesPerGt(IReadOnlyList<(int H, int W)> featmapSizes, (int H, int W) imagePadShape, Tensor gtBoxes, Tensor gtLabels)
+    public Tensor GridAnchors(IReadOnlyList<(int H, int W)> featmapSizes, Device device)
+    {
+        using var scope = NewDisposeScope();
+        return cat(anchorGenerator.GridAnchors(featmapSizes, device).ToList(), 0).MoveToOuterDisposeScope();
+    }
+
+    public Tensor PositivesPerGt(Tensor anchors, IReadOnlyList<(int H, int W)> featmapSizes, (int H, int W) imagePadShape, Tensor gtBoxes, Tensor gtLabels)
     {
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         var device = gtBoxes.device;
-        var anchors = cat(anchorGenerator.GridAnchors(featmapSizes, device).ToList(), 0);
         var (_, _, assignment) = AssignImage(anchors, featmapSizes, imagePadShape, gtBoxes.to(float32), gtLabels.to(int64), device);
         // GtIndex is i + 1 for positives of gt i (0 negative, −1 ignored).
         return (assignment.GtIndex.masked_select(assignment.GtIndex > 0) - 1).bincount(null, gtBoxes.shape[0]).MoveToOuterDisposeScope();
@@ -49,7 +54,7 @@ internal sealed class MaxIouTargetBuilder(AnchorGenerator anchorGenerator, MaxIo
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         var anchorsPerLevel = featmapSizes.Select(s => (long)s.H * s.W * anchorGenerator.AnchorsPerLocation).ToArray();
-        var anchors = cat(anchorGenerator.GridAnchors(featmapSizes, device).ToList(), 0);
+        var anchors = GridAnchors(featmapSizes, device);
         var numAnchors = anchors.shape[0];
 
         var validRows = new List<Tensor>();
