@@ -80,6 +80,9 @@ public static class DatasetStatisticsReport
                     $"positives per gt mean {F(c.PositivesPerGtMean)}, median {F(c.PositivesPerGtMedian)}");
     }
 
+    // Wide enough that the labels of many classes (COCO's 80) stay apart.
+    static int BarsWidth(int bars) => Math.Max(Charts.Width, 200 + 16 * bars);
+
     static string Clip(string s, int n) => s.Length <= n ? s : s[..(n - 1)] + "~";
 
     /// <summary>Every number of <paramref name="s"/> as indented JSON (snake_case keys); the same statistics give the
@@ -111,13 +114,13 @@ public static class DatasetStatisticsReport
         yield return Charts.Save(Charts.Histogram($"{s.Split}: objects per image ({s.Images} images)", "boxes in the image",
             s.ObjectsPerImageHistogram.Edges, Counts(s.ObjectsPerImageHistogram), "images"), dir, $"{s.Split}_objects_per_image.png");
         yield return Charts.Save(Charts.Bars($"{s.Split}: boxes per class", "boxes", s.Classes.Select(c => c.Name).ToArray(),
-            s.Classes.Select(c => (double)c.Boxes).ToArray(), "0"), dir, $"{s.Split}_boxes_per_class.png");
+            s.Classes.Select(c => (double)c.Boxes).ToArray(), "0"), dir, $"{s.Split}_boxes_per_class.png", BarsWidth(s.Classes.Count));
         var c = s.Coverage;
         var groups = c.PerSize.Concat(c.PerClass).ToArray();
         var coverage = Charts.Bars(
             $"{s.Split}: gts without a positive anchor, {F(c.PercentWithoutPositive, "0.0")}% of {c.Gts} ({c.Assigner})",
             "% of the group's gts (size range, then class)", groups.Select(g => g.Name).ToArray(),
-            groups.Select(g => g.PercentWithoutPositive).ToArray(), "0.0");
-        yield return Charts.Save(Charts.YFromZero(coverage, 1), dir, $"{s.Split}_anchor_coverage.png");
+            groups.Select(g => g.PercentWithoutPositive).ToArray(), "0.0", colourByIndex: false);
+        yield return Charts.Save(Charts.YFromZero(coverage, 1), dir, $"{s.Split}_anchor_coverage.png", BarsWidth(groups.Length));
     }
 }
