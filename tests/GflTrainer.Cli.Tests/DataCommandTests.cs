@@ -177,4 +177,35 @@ public sealed class DataCommandTests : IDisposable
         Assert.NotEqual(0, code);
         Assert.Contains("coco", output);
     }
+
+    [Fact]
+    public void DataStats_SyntheticSet_PrintsTheTable_AndWritesJsonAndPngs()
+    {
+        var images = Synth(train: 4);
+        var ann = Path.Combine(_dir.Path, "annotations", "instances_train.json");
+        var outDir = Path.Combine(_dir.Path, "stats");
+        var (code, output) = Run("data", "stats", "--ann", ann, "--images", images, "--out", outDir);
+        Assert.True(code == 0, output);
+        Assert.Contains("img_scale [1333, 800] keep_ratio, pad_divisor 32", output);
+        Assert.Contains("== train: ", output);
+        Assert.Matches(@"images\s+4\s+in file 4", output);
+        Assert.Matches(@"rectangle\s+\d+", output);
+        Assert.Contains("anchor coverage, ATSS (topk 9):", output);
+        Assert.Contains($"wrote {Path.Combine(outDir, "stats.json")}", output);
+        Assert.True(File.Exists(Path.Combine(outDir, "stats.json")));
+        foreach (var name in new[] { "box_size", "aspect", "objects_per_image", "boxes_per_class", "anchor_coverage" })
+            Assert.True(File.Exists(Path.Combine(outDir, $"train_{name}.png")), name);
+    }
+
+    [Fact]
+    public void DataStats_MissingAnnotationFile_IsAUsageError()
+    {
+        var (code, output) = Run("data", "stats", "--ann", Path.Combine(_dir.Path, "nope.json"), "--out", Path.Combine(_dir.Path, "stats"));
+        Assert.Equal(2, code);
+        Assert.Contains("--ann", output);
+        Assert.Contains("nope.json: file not found", output);
+        var (code2, output2) = Run("data", "stats");
+        Assert.Equal(2, code2);
+        Assert.Contains("gfl data stats needs --config FILE, or --ann FILE", output2);
+    }
 }

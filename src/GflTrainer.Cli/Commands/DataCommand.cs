@@ -5,8 +5,9 @@ using GflTrainer.Data.Conversion;
 namespace GflTrainer.Cli.Commands;
 
 /// <summary><c>gfl data synth</c> (write the synthetic shapes set), <c>gfl data check</c> (list every problem of a
-/// COCO annotation file and its images; exit 0 clean, 1 with problems) and <c>gfl data convert</c> (VOC or YOLO
-/// labels -> COCO instances files).</summary>
+/// COCO annotation file and its images; exit 0 clean, 1 with problems), <c>gfl data convert</c> (VOC or YOLO
+/// labels -> COCO instances files) and <c>gfl data stats</c> (counts, box sizes after the configured resize and anchor
+/// coverage per split).</summary>
 public static class DataCommand
 {
     public static Command Create()
@@ -15,6 +16,7 @@ public static class DataCommand
         cmd.Subcommands.Add(Synth());
         cmd.Subcommands.Add(Check());
         cmd.Subcommands.Add(Convert());
+        cmd.Subcommands.Add(Stats());
         return cmd;
     }
 
@@ -121,6 +123,70 @@ public static class DataCommand
                 clean &= report.Clean;
             }
             return clean ? ExitCodes.Ok : ExitCodes.Failure;
+        }));
+        return cmd;
+    }
+
+    static Command Stats()
+    {
+        var config = new Option<string>("--config", "-c") { Description = "Config whose splits, resize and anchors are measured" };
+        var set = new Option<string[]>("--set") { Description = "Override a config key (key.path=value)", AllowMultipleArgumentsPerToken = true };
+        var split = new Option<string>("--split") { Description = "train, val, test or all (default: all with --config, train with --ann)" };
+        var ann = new Option<string>("--ann") { Description = "COCO instances JSON to measure instead of the config's file for --split" };
+        var images = new Option<string>("--images") { Description = "Image root of --ann (images are not read: sizes come from the JSON)" };
+        var outDir = new Option<string>("--out") { Description = "Folder for stats.json and the PNGs (default <runtime.work_dir>/data_stats, or ./data_stats)" };
+        var cmd = new Command("stats", "Count images, boxes and classes per split, histogram box sizes after the configured resize, and count " +
+            "ground truths that get no positive anchor") { config, set, split, ann, images, outDir };
+        cmd.SetAction(parse => GlobalOptions.Execute(parse, ctx =>
+        {
+            var cfgPath = parse.GetValue(config);
+            var file = parse.GetValue(ann);
+            if (cfgPath is null && file is null)
+                throw new GflConfigException("gfl data stats needs --config FILE, or --ann FILE [--images DIR]");
+            // Without a config the defaults (img_scale 1333x800, GFL anchors) apply, with any --set on top.
+            var cfg = cfgPath is not null
+                ? GflTrainer.Config.ConfigLoader.Load(cfgPath, parse.GetValue(set) ?? [])
+                : GflTrainer.Config.ConfigLoader.LoadYaml("", "(defaults)", parse.GetValue(set) ?? []);
+            var which = parse.GetValue(split) ?? (file is null ? "all" : "train");
+            if (which is not ("train" or "val" or "test" or "all"))
+                throw new GflConfigException($"--split {which}: expected train, val, test or all") { Key = "--split" };
+
+            var targets = new List<(string Name, GflTrainer.Config.SplitConfig Split)>();
+            if (file is not null)
+            {
+                if (which == "all") throw new GflConfigException("--ann is one split: name it with --split train, val or test") { Key = "--split" };
+                if (!File.Exists(file)) throw new GflConfigException($"--ann {file}: file not found") { Key = "--ann" };
+                var root = parse.GetValue(images);
+                if (root is not null && !Directory.Exists(root)) throw new GflConfigException($"--images {root}: folder not found") { Key = "--images" };
+                targets.Add((which, new GflTrainer.Config.SplitConfig { AnnFile = file, ImgPrefix = root ?? Path.GetDirectoryName(Path.GetFullPath(file))! }));
+            }
+            else
+            {
+                foreach (var (name, s) in new[] { ("train", cfg.Data.Train), ("val", cfg.Data.Val), ("test", cfg.Data.Test) })
+                {
+                    if (which != "all" && which != name) continue;
+                    if (targets.FirstOrDefault(t => t.Split.AnnFile == s.AnnFile && t.Split.ImgPrefix == s.ImgPrefix) is { Name: { } same })
+                    {
+                        ctx.Out.WriteLine($"{name}: the same files as {same}, not repeated");
+                        continue;
+                    }
+                    // 'all' measures the splits that exist (a config may name only its training set); a named split must.
+                    if (!File.Exists(s.AnnFile) && which == "all" && name != "train")
+                    {
+                        ctx.Out.WriteLine($"{name}: data.{name}.ann_file {s.AnnFile} not found, skipped");
+                        continue;
+                    }
+                    targets.Add((name, s));
+                }
+            }
+
+            var dir = parse.GetValue(outDir) ?? Path.Combine(cfg.Runtime.WorkDir ?? ".", "data_stats");
+            var stats = DatasetStatistics.Compute(cfg, targets);
+            GflTrainer.Reporting.DatasetStatisticsReport.Write(stats, ctx.Out);
+            var written = GflTrainer.Reporting.DatasetStatisticsReport.Save(stats, dir);
+            ctx.Out.WriteLine();
+            ctx.Out.WriteLine($"wrote {Path.Combine(dir, "stats.json")} and {written.Count - 1} PNGs in {dir}");
+            return ExitCodes.Ok;
         }));
         return cmd;
     }

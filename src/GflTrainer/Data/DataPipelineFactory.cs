@@ -24,13 +24,16 @@ internal static class DataPipelineFactory
     {
         if (!File.Exists(data.Train.AnnFile))
             throw new GflConfigException($"data.train.ann_file: {data.Train.AnnFile} not found") { Key = "data.train.ann_file" };
-        var coco = CocoAnnotations.Load(data.Train.AnnFile);
-        var ds = data.FilterEmptyGt
-            ? CocoDataset.ForTraining(coco, data.Train.ImgPrefix, data.MinSize)
-            : CocoDataset.ForEvaluation(coco, data.Train.ImgPrefix);
+        var ds = TrainingView(CocoAnnotations.Load(data.Train.AnnFile), data.Train.ImgPrefix, data);
         log.Information("train set {File}: {Stats}", data.Train.AnnFile, ds.Stats);
         return ds;
     }
+
+    /// <summary>A split as training reads it: data.filter_empty_gt and data.min_size drop images (or nothing is
+    /// dropped when filter_empty_gt is false); <c>gfl data stats</c> reports what this leaves out.</summary>
+    public static CocoDataset TrainingView(CocoAnnotations coco, string imgPrefix, DataConfig data) => data.FilterEmptyGt
+        ? CocoDataset.ForTraining(coco, imgPrefix, data.MinSize)
+        : CocoDataset.ForEvaluation(coco, imgPrefix);
 
     /// <summary>An evaluation split, parsed once: the images for the loader and the ground truth for the metric.</summary>
     public static (CocoDataset Dataset, CocoGroundTruth GroundTruth) LoadEvalSet(SplitConfig split, DataConfig data, CategoryMap? categories, ILogger log)
@@ -60,7 +63,8 @@ internal static class DataPipelineFactory
     /// <summary>The deterministic test-time transform (resize to data.img_scale, no flip).</summary>
     public static DetectionTransform EvalTransform(DataConfig data) => DetectionTransform.Eval(TestScale(data));
 
-    private static ResizeScale TestScale(DataConfig data) => ToScale(data.ImgScale, "data.img_scale");
+    /// <summary>data.img_scale as a resize scale: the test scale, and the training scale without multiscale.</summary>
+    internal static ResizeScale TestScale(DataConfig data) => ToScale(data.ImgScale, "data.img_scale");
 
     private static MultiScale TrainScales(DataConfig data)
     {

@@ -91,6 +91,30 @@ public static class Charts
         return plt;
     }
 
+    /// <summary>Dashed vertical lines at the given x values, named in a legend (thresholds on a histogram, such as
+    /// COCO's 32 and 96 px size boundaries); returns <paramref name="plt"/>.</summary>
+    public static Plot MarkX(Plot plt, IReadOnlyList<(double X, string Label)> marks)
+    {
+        var patterns = new[] { LinePattern.Dashed, LinePattern.Dotted, LinePattern.DenselyDashed };
+        for (int i = 0; i < marks.Count; i++)
+        {
+            var line = plt.Add.VerticalLine(marks[i].X, 1.5f, Colors.Black, patterns[i % patterns.Length]);
+            line.LegendText = marks[i].Label;
+        }
+        if (marks.Count > 0) plt.ShowLegend(Alignment.UpperRight);
+        return plt;
+    }
+
+    /// <summary>The y axis from 0 to at least <paramref name="minTop"/>, so that all-zero bars (a good result, e.g. no
+    /// gt without an anchor) stand on a readable axis instead of one centred on 0; returns <paramref name="plt"/>.</summary>
+    public static Plot YFromZero(Plot plt, double minTop)
+    {
+        plt.Axes.AutoScale();
+        var limits = plt.Axes.GetLimits();
+        plt.Axes.SetLimitsY(0, Math.Max(limits.Top, minTop));
+        return plt;
+    }
+
     /// <summary>A matrix of cells with the value written in each (confusion matrix). Row 0 is drawn at the top, as a
     /// table is read; <paramref name="values"/> is [row, column].</summary>
     public static Plot Matrix(string title, string xLabel, string yLabel, IReadOnlyList<string> rowLabels,

@@ -17,8 +17,7 @@ internal sealed class DetectionTransform(MultiScale scales, double flipProbabili
     {
         var scale = Scales.Pick(rng);
         bool flip = FlipProbability > 0 && rng.NextDouble() < FlipProbability;
-        var (newW, newH) = Resize.RescaleSize(image.Width, image.Height, scale);
-        float scaleW = (float)newW / image.Width, scaleH = (float)newH / image.Height;
+        var (newW, newH, scaleW, scaleH) = Resize.Rescale(image.Width, image.Height, scale);
 
         var pixels = Resize.Image(image, newW, newH, flip).Pixels;
 

@@ -35,6 +35,15 @@ internal static class Resize
         return ((int)(width * f + 0.5), (int)(height * f + 0.5));
     }
 
+    /// <summary>The resized size and the box scale factors (new/old per axis) of a <paramref name="width"/> ×
+    /// <paramref name="height"/> image: what <see cref="DetectionTransform"/> applies to pixels and boxes, and what
+    /// <c>gfl data stats</c> measures boxes with, so both read one computation.</summary>
+    public static (int Width, int Height, float ScaleW, float ScaleH) Rescale(int width, int height, ResizeScale scale)
+    {
+        var (newW, newH) = RescaleSize(width, height, scale);
+        return (newW, newH, (float)newW / width, (float)newH / height);
+    }
+
     /// <summary>Resizes (and, with <paramref name="flip"/>, mirrors horizontally) an RGB image as cv2 INTER_LINEAR
     /// followed by cv2.flip(img, 1) does; see the class summary.</summary>
     public static RgbImage Image(RgbImage image, int newWidth, int newHeight, bool flip = false)

@@ -62,6 +62,8 @@ internal sealed class AtssLoss : IDenseHeadLoss
 
     public int NumClasses { get; }
 
+    public IAnchorTargetBuilder TargetBuilder => _targetBuilder;
+
     /// <summary>Data-parallel ranks whose normalisers are averaged (mmdetection's <c>reduce_mean</c>), as in
     /// <see cref="GflLoss.Ranks"/>; null: one process.</summary>
     public Runtime.ICollective? Ranks { get; init; }

@@ -59,6 +59,8 @@ internal sealed class GflLoss : IDenseHeadLoss
     /// <summary>Number of foreground classes.</summary>
     public int NumClasses { get; }
 
+    public IAnchorTargetBuilder TargetBuilder => _targetBuilder;
+
     /// <summary>Data-parallel ranks whose normalisers are averaged (mmdetection's <c>reduce_mean</c> of avg_factor and of
     /// the box weight sum), so that with gradients averaged over ranks the update equals one process's on the union of
     /// the shards; null: one process.</summary>

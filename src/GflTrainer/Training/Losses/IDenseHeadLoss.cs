@@ -26,6 +26,9 @@ internal interface IDenseHeadLoss
     /// <param name="imagePadShapes">per image its own padded (H, W).</param>
     IHeadLosses Compute(HeadOutputs outputs, IReadOnlyList<Tensor> gtBoxes, IReadOnlyList<Tensor> gtLabels,
         IReadOnlyList<(int H, int W)> imagePadShapes);
+
+    /// <summary>The anchors and assigner this loss trains with (read by <c>gfl data stats</c> for anchor coverage).</summary>
+    Targets.IAnchorTargetBuilder TargetBuilder { get; }
 }
 
 /// <summary>The one place where <c>model.head.type</c> becomes the training loss (the head itself is built by

@@ -58,6 +58,8 @@ internal sealed class RetinaLoss : IDenseHeadLoss
 
     public int NumClasses { get; }
 
+    public IAnchorTargetBuilder TargetBuilder => _targetBuilder;
+
     IHeadLosses IDenseHeadLoss.Compute(HeadOutputs outputs, IReadOnlyList<Tensor> gtBoxes, IReadOnlyList<Tensor> gtLabels,
         IReadOnlyList<(int H, int W)> imagePadShapes) => Compute(outputs, gtBoxes, gtLabels, imagePadShapes);
 

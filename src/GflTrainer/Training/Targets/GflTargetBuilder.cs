@@ -45,10 +45,44 @@ internal sealed record GflTargets(
 /// anchors only, then labels / label weights / gt boxes scattered back to all anchors (invalid anchors: background,
 /// weight 0), as mmdetection's <c>_get_targets_single</c> with <c>allowed_border = −1</c> and <c>pos_weight = −1</c>.
 /// </summary>
-internal sealed class GflTargetBuilder(AnchorGenerator anchorGenerator, AtssAssigner assigner, int numClasses)
+internal sealed class GflTargetBuilder(AnchorGenerator anchorGenerator, AtssAssigner assigner, int numClasses) : IAnchorTargetBuilder
 {
     /// <summary>Number of foreground classes; also the background label.</summary>
     public int NumClasses { get; } = numClasses;
+
+    public AnchorGenerator Anchors => anchorGenerator;
+
+    public Tensor GridAnchors(IReadOnlyList<(int H, int W)> featmapSizes, Device device)
+    {
+        using var scope = NewDisposeScope();
+        return cat(anchorGenerator.GridAnchors(featmapSizes, device).ToList(), 0).MoveToOuterDisposeScope();
+    }
+
+    public Tensor PositivesPerGt(Tensor anchors, IReadOnlyList<(int H, int W)> featmapSizes, (int H, int W) imagePadShape, Tensor gtBoxes, Tensor gtLabels)
+    {
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var device = gtBoxes.device;
+        var (_, _, assignment) = AssignImage(anchors, featmapSizes, imagePadShape, gtBoxes.to(float32), device);
+        return assignment.GtIndex.masked_select(assignment.IsPositive).bincount(null, gtBoxes.shape[0]).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>One image's valid anchors (flags, their indices) and the ATSS assignment on them: the part of
+    /// <see cref="Build"/> that decides the positives, shared with <see cref="PositivesPerGt"/>.</summary>
+    private (Tensor Valid, Tensor ValidIndex, AtssAssignment Assignment) AssignImage(Tensor anchors,
+        IReadOnlyList<(int H, int W)> featmapSizes, (int H, int W) imagePadShape, Tensor boxes, Device device)
+    {
+        var levels = featmapSizes.Count;
+        var valid = cat(Enumerable.Range(0, levels)
+            .Select(l => anchorGenerator.ValidFlags(l, featmapSizes[l], imagePadShape, device)).ToList(), 0);
+        var validPerLevel = Enumerable.Range(0, levels).Select(l =>
+        {
+            var (rows, cols) = anchorGenerator.ValidExtent(l, featmapSizes[l], imagePadShape);
+            return (long)rows * cols;
+        }).ToArray();
+        var validIndex = valid.nonzero().squeeze(1);
+        return (valid, validIndex, assigner.Assign(anchors.index_select(0, validIndex), validPerLevel, boxes));
+    }
 
     /// <param name="featmapSizes">(h, w) of every level, P3 first.</param>
     /// <param name="gtBoxes">per image (G_i, 4) float32 xyxy pixels.</param>
@@ -68,9 +102,8 @@ internal sealed class GflTargetBuilder(AnchorGenerator anchorGenerator, AtssAssi
     {
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
-        var levels = featmapSizes.Count;
         var anchorsPerLevel = featmapSizes.Select(s => (long)s.H * s.W).ToArray();
-        var anchors = cat(anchorGenerator.GridAnchors(featmapSizes, device).ToList(), 0);
+        var anchors = GridAnchors(featmapSizes, device);
         var numAnchors = anchors.shape[0];
 
         var validRows = new List<Tensor>();
@@ -80,19 +113,9 @@ internal sealed class GflTargetBuilder(AnchorGenerator anchorGenerator, AtssAssi
         var positives = new long[imagePadShapes.Count];
         for (var i = 0; i < imagePadShapes.Count; i++)
         {
-            var valid = cat(Enumerable.Range(0, levels)
-                .Select(l => anchorGenerator.ValidFlags(l, featmapSizes[l], imagePadShapes[i], device)).ToList(), 0);
-            var validPerLevel = Enumerable.Range(0, levels).Select(l =>
-            {
-                var (rows, cols) = anchorGenerator.ValidExtent(l, featmapSizes[l], imagePadShapes[i]);
-                return (long)rows * cols;
-            }).ToArray();
-            var validIndex = valid.nonzero().squeeze(1);
-            var validAnchors = anchors.index_select(0, validIndex);
-
             var boxes = gtBoxes[i].to(float32, device);
             var classes = gtLabels[i].to(int64, device);
-            var assignment = assigner.Assign(validAnchors, validPerLevel, boxes);
+            var (valid, validIndex, assignment) = AssignImage(anchors, featmapSizes, imagePadShapes[i], boxes, device);
             var isPositive = assignment.IsPositive;
 
             var labels = full(numAnchors, NumClasses, dtype: int64, device: device);

@@ -10,10 +10,39 @@ namespace GflTrainer.Training.Targets;
 /// the assigner (IoU between the thresholds) or invalid get weight 0. The result has GFL's layout
 /// (<see cref="GflTargets"/>), so the losses read it the same way.
 /// </summary>
-internal sealed class MaxIouTargetBuilder(AnchorGenerator anchorGenerator, MaxIouAssigner assigner, int numClasses)
+internal sealed class MaxIouTargetBuilder(AnchorGenerator anchorGenerator, MaxIouAssigner assigner, int numClasses) : IAnchorTargetBuilder
 {
     /// <summary>Number of foreground classes; also the background label.</summary>
     public int NumClasses { get; } = numClasses;
+
+    public AnchorGenerator Anchors => anchorGenerator;
+
+    public Tensor GridAnchors(IReadOnlyList<(int H, int W)> featmapSizes, Device device)
+    {
+        using var scope = NewDisposeScope();
+        return cat(anchorGenerator.GridAnchors(featmapSizes, device).ToList(), 0).MoveToOuterDisposeScope();
+    }
+
+    public Tensor PositivesPerGt(Tensor anchors, IReadOnlyList<(int H, int W)> featmapSizes, (int H, int W) imagePadShape, Tensor gtBoxes, Tensor gtLabels)
+    {
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var device = gtBoxes.device;
+        var (_, _, assignment) = AssignImage(anchors, featmapSizes, imagePadShape, gtBoxes.to(float32), gtLabels.to(int64), device);
+        // GtIndex is i + 1 for positives of gt i (0 negative, −1 ignored).
+        return (assignment.GtIndex.masked_select(assignment.GtIndex > 0) - 1).bincount(null, gtBoxes.shape[0]).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>One image's valid anchors (flags, their indices) and the MaxIoU assignment on them: the part of
+    /// <see cref="Build"/> that decides the positives, shared with <see cref="PositivesPerGt"/>.</summary>
+    private (Tensor Valid, Tensor ValidIndex, MaxIouAssignment Assignment) AssignImage(Tensor anchors,
+        IReadOnlyList<(int H, int W)> featmapSizes, (int H, int W) imagePadShape, Tensor boxes, Tensor labels, Device device)
+    {
+        var valid = cat(Enumerable.Range(0, featmapSizes.Count)
+            .Select(l => anchorGenerator.ValidFlags(l, featmapSizes[l], imagePadShape, device)).ToList(), 0);
+        var validIndex = valid.nonzero().squeeze(1);
+        return (valid, validIndex, assigner.Assign(anchors.index_select(0, validIndex), boxes, labels));
+    }
 
     /// <param name="featmapSizes">(h, w) of every level, P3 first.</param>
     /// <param name="gtBoxes">per image (G_i, 4) float32 xyxy pixels.</param>
@@ -24,9 +53,8 @@ internal sealed class MaxIouTargetBuilder(AnchorGenerator anchorGenerator, MaxIo
     {
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
-        var levels = featmapSizes.Count;
         var anchorsPerLevel = featmapSizes.Select(s => (long)s.H * s.W * anchorGenerator.AnchorsPerLocation).ToArray();
-        var anchors = cat(anchorGenerator.GridAnchors(featmapSizes, device).ToList(), 0);
+        var anchors = GridAnchors(featmapSizes, device);
         var numAnchors = anchors.shape[0];
 
         var validRows = new List<Tensor>();
@@ -36,11 +64,8 @@ internal sealed class MaxIouTargetBuilder(AnchorGenerator anchorGenerator, MaxIo
         var positives = new long[imagePadShapes.Count];
         for (var i = 0; i < imagePadShapes.Count; i++)
         {
-            var valid = cat(Enumerable.Range(0, levels)
-                .Select(l => anchorGenerator.ValidFlags(l, featmapSizes[l], imagePadShapes[i], device)).ToList(), 0);
-            var validIndex = valid.nonzero().squeeze(1);
             var boxes = gtBoxes[i].to(float32, device);
-            var assignment = assigner.Assign(anchors.index_select(0, validIndex), boxes, gtLabels[i].to(int64, device));
+            var (valid, validIndex, assignment) = AssignImage(anchors, featmapSizes, imagePadShapes[i], boxes, gtLabels[i].to(int64, device), device);
             var isPositive = assignment.GtIndex > 0;
             var labels = full(numAnchors, NumClasses, dtype: int64, device: device);
             var weights = zeros(numAnchors, dtype: float32, device: device);
