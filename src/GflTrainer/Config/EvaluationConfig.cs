@@ -37,4 +37,8 @@ public sealed record EvaluationConfig
     [Description("Mosaic: predictions below this score are not drawn.")]
     [ConfigRange(0, 1)]
     public double MosaicScoreThr { get; init; } = 0.3;
+
+    [Description("At the start of a run, write gfl data stats of the train and val splits into the work dir's data_stats/ " +
+        "(box sizes after the resize, anchor coverage; shown in report.html). Skipped above 20000 images: run gfl data stats.")]
+    public bool DataStats { get; init; } = true;
 }

@@ -15,6 +15,9 @@ public static class RunReport
 {
     public const string FileName = "report.html";
 
+    /// <summary>Where a run keeps <c>gfl data stats</c> output (stats.json and PNGs).</summary>
+    public const string DataStatsDir = "data_stats";
+
     /// <summary>The sections in page order (id, heading); a test checks the browser rendered each.</summary>
     public static IReadOnlyList<(string Id, string Title)> Sections { get; } =
     [
@@ -83,7 +86,7 @@ public static class RunReport
             Image(b, evalDir is null ? null : Path.Combine(evalDir, EvaluationPlots.ConfusionNormalisedPng), "confusion matrix, row-normalised");
         });
         Section(b, "mosaic", () => Image(b, evalDir is null ? null : Path.Combine(evalDir, EvaluationPlots.MosaicJpg), "validation images"));
-        Section(b, "data", () => Data(b, summary));
+        Section(b, "data", () => Data(b, summary, Path.Combine(workDir, DataStatsDir)));
         Section(b, "checkpoints", () => Checkpoints(b, Path.Combine(workDir, "checkpoints")));
         Section(b, "config", () =>
         {
@@ -150,7 +153,31 @@ public static class RunReport
         b.Append("</table>");
     }
 
-    static void Data(StringBuilder b, RunSummary? summary)
+    static void Data(StringBuilder b, RunSummary? summary, string statsDir)
+    {
+        DataTable(b, summary);
+        var statsPath = Path.Combine(statsDir, "stats.json");
+        if (!File.Exists(statsPath))
+        {
+            b.Append("<p class=\"missing\">No data statistics (<code>gfl data stats --config CONFIG --out " + H(statsDir) +
+                "</code> adds box sizes and anchor coverage here).</p>");
+            return;
+        }
+        using var doc = JsonDocument.Parse(File.ReadAllBytes(statsPath));
+        foreach (var split in doc.RootElement.GetProperty("splits").EnumerateArray())
+        {
+            var name = split.GetProperty("split").GetString() ?? "";
+            var c = split.GetProperty("coverage");
+            long gts = c.GetProperty("gts").GetInt64(), without = c.GetProperty("without_positive").GetInt64();
+            b.Append($"<h3>{H(name)}</h3><p>Anchor coverage ({H(c.GetProperty("assigner").GetString() ?? "")}): {without} of {gts} " +
+                $"ground truths get no positive anchor ({(gts > 0 ? 100.0 * without / gts : 0):0.0} %), at the configured img_scale and anchors.</p>");
+            foreach (var (suffix, alt) in new[] { ("box_size", "box size after resize"), ("anchor_coverage", "anchor coverage"),
+                ("boxes_per_class", "boxes per class"), ("objects_per_image", "objects per image") })
+                Image(b, Path.Combine(statsDir, $"{name}_{suffix}.png"), $"{name}: {alt}");
+        }
+    }
+
+    static void DataTable(StringBuilder b, RunSummary? summary)
     {
         if (summary is null || summary.Splits.Count == 0) { b.Append("<p class=\"missing\">run.json not found.</p>"); return; }
         var classes = summary.Splits.SelectMany(s => s.BoxesPerClass.Keys).Distinct().ToList();

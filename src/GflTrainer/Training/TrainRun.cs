@@ -78,7 +78,11 @@ public static class TrainRun
         else
             log.Warning("data.val.ann_file {File} not found: training without evaluation", cfg.Data.Val.AnnFile);
 
-        if (ranks.IsMain) Summary(request, cfg, workDir, seed, device, fingerprint, train, val).Write(workDir);
+        if (ranks.IsMain)
+        {
+            Summary(request, cfg, workDir, seed, device, fingerprint, train, val).Write(workDir);
+            WriteDataStatistics(cfg, workDir, train.Count + (val?.Count ?? 0), log);
+        }
 
         using var model = DetectorFactory.CreateDetector(cfg.Model);
         if (cfg.Model.Backbone.Pretrained is { } pretrained && resume is null)
@@ -107,6 +111,35 @@ public static class TrainRun
         log.Information("done: {Epochs} epochs, {Iters} iterations; last checkpoint {Ckpt}; best bbox AP {Best}",
             result.EpochsCompleted, result.Iterations, result.LastCheckpoint, result.BestAp?.ToString("F4") ?? "n/a");
         return result;
+    }
+
+    /// <summary>The numbers of <c>gfl data stats</c> for the report (box sizes after the resize, anchor coverage), once per
+    /// work dir: about 2 ms per image, so a COCO-size set is left to the command. A failure is a warning.</summary>
+    static void WriteDataStatistics(GflConfig cfg, string workDir, int images, Serilog.ILogger log)
+    {
+        const int MaxImages = 20_000;
+        var dir = Path.Combine(workDir, Reporting.RunReport.DataStatsDir);
+        if (!cfg.Evaluation.DataStats || File.Exists(Path.Combine(dir, "stats.json"))) return;
+        if (images > MaxImages)
+        {
+            log.Information("data statistics not computed for {Images} images (> {Max}): gfl data stats --config CONFIG --out {Dir} " +
+                "adds them to the report", images, MaxImages, dir);
+            return;
+        }
+        try
+        {
+            var splits = new List<(string, SplitConfig)> { ("train", cfg.Data.Train) };
+            if (File.Exists(cfg.Data.Val.AnnFile)) splits.Add(("val", cfg.Data.Val));
+            var stats = DatasetStatistics.Compute(cfg, splits);
+            Reporting.DatasetStatisticsReport.Save(stats, dir);
+            foreach (var s in stats.Splits)
+                log.Information("{Split}: {Without} of {Gts} ground truths get no positive anchor ({Assigner}; gfl data stats for details)",
+                    s.Split, s.Coverage.WithoutPositive, s.Coverage.Gts, s.Coverage.Assigner);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            log.Warning("data statistics not written: {Message}", e.Message);
+        }
     }
 
     /// <summary>run.json for the report: the command as given, one that retrains the same run from the saved resolved config

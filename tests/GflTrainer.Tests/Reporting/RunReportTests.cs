@@ -24,6 +24,8 @@ public sealed class RunReportTests
         return work;
     });
 
+    const int ImagesInReport = 3 + 6 + 2 * 4;
+
     [Fact]
     public void EveryEvaluation_WritesItsPlots_AndRunJsonRecordsTheCommandSeedAndData()
     {
@@ -33,6 +35,8 @@ public sealed class RunReportTests
                 EvaluationPlots.ConfusionJson, EvaluationPlots.ConfusionPng, EvaluationPlots.MosaicJpg })
                 Assert.True(File.Exists(Path.Combine(work, "eval", $"epoch_{epoch}", f)), $"epoch {epoch}: {f} missing");
 
+        foreach (var f in new[] { "stats.json", "train_box_size.png", "val_anchor_coverage.png" })
+            Assert.True(File.Exists(Path.Combine(work, RunReport.DataStatsDir, f)), f + " missing");
         var summary = RunSummary.Read(work)!;
         Assert.Equal(7, summary.Seed);
         Assert.StartsWith("gfl train --config ", summary.Command);
@@ -57,8 +61,10 @@ public sealed class RunReportTests
             Assert.True(m.Groups[1].Value.StartsWith("data:", StringComparison.Ordinal) || m.Groups[1].Value.StartsWith('#'), m.Value);
         Assert.DoesNotContain("<link", html);
         Assert.DoesNotContain("<script src", html);
-        // loss, lr, ap + per evaluation: 2 PR, AP bars, 2 confusion, mosaic
-        Assert.Equal(9, Regex.Matches(html, "<img ").Count);
+        // loss, lr, ap; of the last evaluation: 2 PR, AP bars, 2 confusion, mosaic; per split (train, val): box size,
+        // anchor coverage, boxes per class, objects per image
+        Assert.Equal(ImagesInReport, Regex.Matches(html, "<img ").Count);
+        Assert.Contains("ground truths get no positive anchor", html);
         Assert.Contains("--set train.seed=7", html);
         Assert.DoesNotContain("not written yet", html);
 
@@ -81,7 +87,7 @@ public sealed class RunReportTests
         var root = Regex.Match(dom, "<html[^>]*>").Value;
         Assert.Contains("data-rendered=\"ok\"", root);
         Assert.Contains($"data-sections=\"{RunReport.Sections.Count}\"", root);
-        Assert.Contains("data-images=\"9\"", root);
+        Assert.Contains($"data-images=\"{ImagesInReport}\"", root);
         Assert.Contains("data-broken-images=\"0\"", root);
 
         Chromium(chromium, work, "--hide-scrollbars", "--window-size=1280,2400", $"--screenshot={shot}", url);
