@@ -1,3 +1,4 @@
+using GflTrainer.Data.Statistics;
 using System.CommandLine;
 using GflTrainer.Data;
 using GflTrainer.Data.Conversion;

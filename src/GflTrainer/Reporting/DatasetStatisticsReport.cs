@@ -1,3 +1,4 @@
+using GflTrainer.Data.Statistics;
 using System.Globalization;
 using System.Text.Json;
 using GflTrainer.Data;

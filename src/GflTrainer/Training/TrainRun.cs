@@ -1,3 +1,4 @@
+using GflTrainer.Data.Statistics;
 using GflTrainer.Checkpoints;
 using GflTrainer.Config;
 using GflTrainer.Data;

@@ -1,3 +1,4 @@
+using GflTrainer.Data.Statistics;
 using System.Text.Json;
 using GflTrainer.Config;
 using GflTrainer.Data;

@@ -4,7 +4,7 @@ using GflTrainer.Training.Losses;
 using GflTrainer.Training.Targets;
 using TorchSharp;
 
-namespace GflTrainer.Data;
+namespace GflTrainer.Data.Statistics;
 
 /// <summary>Ground truths of one group (a class, a size range) and how many of them get no positive anchor.</summary>
 public sealed record CoverageGroup(string Name, long Gts, long WithoutPositive)

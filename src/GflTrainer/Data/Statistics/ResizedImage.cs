@@ -1,6 +1,6 @@
 using GflTrainer.Data.Transforms;
 
-namespace GflTrainer.Data;
+namespace GflTrainer.Data.Statistics;
 
 /// <summary>An image's ground truth as the network receives it: the size after the configured keep-ratio resize and
 /// the boxes scaled and clipped by <see cref="Resize"/>, the same calls <see cref="DetectionTransform"/> makes (the

@@ -1,4 +1,4 @@
-namespace GflTrainer.Data;
+namespace GflTrainer.Data.Statistics;
 
 /// <summary>A histogram as numbers: <see cref="Edges"/> (n + 1, ascending) and <see cref="Counts"/> (n). Bin i holds
 /// values in [Edges[i], Edges[i + 1]); the outer bins also hold everything beyond them, so the counts always add up to

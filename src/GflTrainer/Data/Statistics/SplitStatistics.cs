@@ -1,4 +1,4 @@
-namespace GflTrainer.Data;
+namespace GflTrainer.Data.Statistics;
 
 /// <summary>Mean, median and maximum of a list of values (0 for an empty list, so the JSON never holds NaN).</summary>
 public sealed record ValueSummary(double Mean, double Median, double Max)

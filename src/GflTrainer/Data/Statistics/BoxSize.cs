@@ -1,4 +1,4 @@
-namespace GflTrainer.Data;
+namespace GflTrainer.Data.Statistics;
 
 /// <summary>COCO's object size ranges (small below 32², medium below 96², large above, in box area), applied to the
 /// boxes as the network sees them (after the resize), which is what the anchors are laid out for.</summary>

@@ -2,7 +2,7 @@ using GflTrainer.Coco;
 using GflTrainer.Config;
 using GflTrainer.Data.Transforms;
 
-namespace GflTrainer.Data;
+namespace GflTrainer.Data.Statistics;
 
 /// <summary>What <c>gfl data stats</c> computes: the resize and anchor settings the numbers depend on, and per split
 /// counts, box size and shape distributions and anchor coverage (<see cref="SplitStatistics"/>). Only the annotation
