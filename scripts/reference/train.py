@@ -48,6 +48,9 @@ def parse_args(argv=None):
     ap.add_argument("--head", default="gfl", choices=["gfl", "atss", "retinanet"],
                     help="gfl (QFL + DFL + GIoU), atss (Focal Loss + GIoU + centerness BCE, mmdetection's ATSSHead) or "
                          "retinanet (9 anchors, MaxIoU, Focal Loss + L1; FPN P6 on C5; test NMS 0.5)")
+    ap.add_argument("--retina-box", default="l1", choices=["l1", "giou"],
+                    help="retinanet box loss: l1 on deltas, or giou (weight 2) on decoded boxes as mmdetection's "
+                         "retinanet giou config (gfl: model.head.loss.box)")
     ap.add_argument("--feat-channels", type=int, default=256, help="head tower channels")
     ap.add_argument("--fpn-channels", type=int, default=None, help="FPN output channels (default: --feat-channels)")
     ap.add_argument("--stacked-convs", type=int, default=4)
@@ -114,7 +117,8 @@ def main(argv=None):
                         zero_init_residual=args.zero_init_residual, head=args.head).to(device)
     if args.backbone_weights:
         print("backbone weights:", model.load_backbone(args.backbone_weights))
-    loss_fn = {"atss": AtssLoss, "retinanet": RetinaLoss, "gfl": GflLoss}[args.head](num_classes)
+    loss_fn = (RetinaLoss(num_classes, giou=args.retina_box == "giou") if args.head == "retinanet"
+               else {"atss": AtssLoss, "gfl": GflLoss}[args.head](num_classes))
     optimizer = make_optimizer(model, args.lr, args.momentum, args.weight_decay)
     scaler = torch.cuda.amp.GradScaler() if args.amp and device.type == "cuda" else None
     print(f"train images {len(train_set.records)}, val images {len(val_set.records)}, classes {num_classes}, "
