@@ -56,6 +56,15 @@ internal sealed class AnchorGenerator(IReadOnlyList<int> strides, double octaveB
         return (BaseAnchor(level, device).unsqueeze(0) + shifts.unsqueeze(1)).reshape(-1, 4).MoveToOuterDisposeScope();
     }
 
+    /// <summary><see cref="GridAnchors"/> of all levels concatenated (P3 first): the layout the target builders and
+    /// the losses index.</summary>
+    /// <returns>(A, 4) float32 xyxy pixels.</returns>
+    public Tensor AllGridAnchors(IReadOnlyList<(int H, int W)> featmapSizes, Device? device = null)
+    {
+        using var scope = NewDisposeScope();
+        return cat(GridAnchors(featmapSizes, device).ToList(), 0).MoveToOuterDisposeScope();
+    }
+
     /// <summary>Anchors of every level, P3 first.</summary>
     public IReadOnlyList<Tensor> GridAnchors(IReadOnlyList<(int H, int W)> featmapSizes, Device? device = null) =>
         featmapSizes.Select((size, level) => LevelAnchors(level, size, device)).ToArray();

@@ -17,11 +17,8 @@ internal sealed class MaxIouTargetBuilder(AnchorGenerator anchorGenerator, MaxIo
 
     public AnchorGenerator Anchors => anchorGenerator;
 
-    public Tensor GridAnchors(IReadOnlyList<(int H, int W)> featmapSizes, Device device)
-    {
-        using var scope = NewDisposeScope();
-        return cat(anchorGenerator.GridAnchors(featmapSizes, device).ToList(), 0).MoveToOuterDisposeScope();
-    }
+    public Tensor GridAnchors(IReadOnlyList<(int H, int W)> featmapSizes, Device device) =>
+        anchorGenerator.AllGridAnchors(featmapSizes, device);
 
     public Tensor PositivesPerGt(Tensor anchors, IReadOnlyList<(int H, int W)> featmapSizes, (int H, int W) imagePadShape, Tensor gtBoxes, Tensor gtLabels)
     {
