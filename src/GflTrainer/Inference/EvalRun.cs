@@ -130,7 +130,7 @@ public static class EvalRun
         }, cancel);
         log.Information("inference ({What}): {Images} images, {Dets} detections in {Sec:F1} s ({Ips:F1} images/s)",
             what, dataset.Count, result.Detections, result.Seconds, dataset.Count / result.Seconds);
-        log.Information("wrote {Dir}/detections.json and metrics.json", outDir);
+        log.Information(plots is null ? "wrote {Dir}/detections.json and metrics.json" : "wrote {Dir}/detections.json, metrics.json and the evaluation plots", outDir);
         return result.Metrics;
     }
 }
