@@ -15,14 +15,33 @@ namespace GflTrainer.Tests.Reporting;
 [Collection("training")]
 public sealed class RunReportTests
 {
-    static readonly Lazy<string> Run = new(() =>
+    static readonly Lazy<string> Run = new(() => Train("run"));
+
+    static string Train(string name)
     {
         var root = Directory.CreateTempSubdirectory("gfl-report").FullName;
         var cfg = TrainRunTests.TinyConfig(root, extra: "evaluation: { mosaic_images: 4, mosaic_score_thr: 0.01 }");
-        var work = Path.Combine(root, "run");
+        var work = Path.Combine(root, name);
         TrainRun.Execute(new TrainRequest(cfg, ["train.log_interval=1"], work), Serilog.Core.Logger.None, null, CancellationToken.None);
         return work;
-    });
+    }
+
+    /// <summary>The same run twice (CPU training is deterministic): every plot, mosaic and statistics file has the same
+    /// bytes, so two runs compare file by file.</summary>
+    [Fact]
+    public void TheSameRunTwice_WritesTheSamePlotAndStatisticsFiles()
+    {
+        var first = Run.Value;
+        var second = Train("again");
+        var files = new[] { "plots", "eval", RunReport.DataStatsDir }
+            .SelectMany(d => Directory.EnumerateFiles(Path.Combine(first, d), "*", SearchOption.AllDirectories))
+            .Where(f => f.EndsWith(".png", StringComparison.Ordinal) || f.EndsWith(".jpg", StringComparison.Ordinal)
+                || Path.GetFileName(f) is "pr_curves.json" or "confusion_matrix.json" or "stats.json")
+            .Select(f => Path.GetRelativePath(first, f)).Order(StringComparer.Ordinal).ToList();
+        Assert.True(files.Count >= 3 + 2 * 7 + 10, string.Join(", ", files));
+        foreach (var f in files)
+            Assert.True(File.ReadAllBytes(Path.Combine(first, f)).SequenceEqual(File.ReadAllBytes(Path.Combine(second, f))), f + " differs");
+    }
 
     const int ImagesInReport = 3 + 6 + 2 * 4;
 
