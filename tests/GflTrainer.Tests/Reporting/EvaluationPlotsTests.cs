@@ -90,4 +90,32 @@ public sealed class EvaluationPlotsTests : IDisposable
         Assert.Equal(7, written.Count);
         Assert.DoesNotContain(written, f => f.EndsWith(EvaluationPlots.MosaicJpg, StringComparison.Ordinal));
     }
+
+    /// <summary>COCO's 80 classes: the curves' legend is left out (the JSON names them), the matrix grows with the class
+    /// count, and everything is still written.</summary>
+    [Fact]
+    public void EightyClasses_AreWrittenToo()
+    {
+        var cats = Enumerable.Range(1, 80).Select(i => new CocoCategory(i, $"class{i}")).ToArray();
+        var rng = new Random(1);
+        var boxes = new List<CocoGroundTruthBox>();
+        var dets = new List<CocoDetection>();
+        for (int image = 1; image <= 40; image++)
+            for (int j = 0; j < 6; j++)
+            {
+                long cat = rng.Next(1, 81);
+                double x = rng.Next(0, 500), y = rng.Next(0, 500), w = rng.Next(10, 100), h = rng.Next(10, 100);
+                boxes.Add(new CocoGroundTruthBox(boxes.Count + 1, image, cat, x, y, w, h, w * h, false));
+                dets.Add(new CocoDetection(image, j % 3 == 0 ? rng.Next(1, 81) : cat, x + 2, y, w, h, rng.NextDouble()));
+            }
+        var gt = new CocoGroundTruth(Enumerable.Range(1, 40).Select(i => (long)i), cats, boxes);
+        var evaluator = new CocoEvaluator(gt);
+        var acc = evaluator.Accumulate(evaluator.EvaluateImages(CocoDetections.Create(gt, dets)));
+        var written = EvaluationPlots.Write(Path.Combine(_dir, "coco"), gt, dets, acc, new EvaluationPlotOptions(ConfusionScoreThreshold: 0));
+        Assert.Equal(7, written.Count);
+        using var cm = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(_dir, "coco", EvaluationPlots.ConfusionJson)));
+        Assert.Equal(81, cm.RootElement.GetProperty("counts").GetArrayLength());
+        using var png = SkiaSharp.SKBitmap.Decode(Path.Combine(_dir, "coco", EvaluationPlots.ConfusionPng));
+        Assert.Equal(2400, png.Width);
+    }
 }

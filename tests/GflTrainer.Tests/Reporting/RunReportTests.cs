@@ -91,6 +91,22 @@ public sealed class RunReportTests
         Assert.Equal(File.ReadAllBytes(path), again);
     }
 
+    /// <summary>A run that has not evaluated yet (or has no val split) still gets every section, each saying what is
+    /// missing, and no broken image.</summary>
+    [Fact]
+    public void Report_OfARunWithoutEvaluations_SaysWhatIsMissing()
+    {
+        var work = Directory.CreateTempSubdirectory("gfl-report-empty").FullName;
+        File.WriteAllText(Path.Combine(work, "config.yaml"), "model: {}\n");
+        var html = File.ReadAllText(RunReport.Write(work));
+        foreach (var (id, _) in RunReport.Sections) Assert.Contains($"<section id=\"{id}\">", html);
+        Assert.DoesNotContain("<img ", html);
+        Assert.Contains("No evaluation yet.", html);
+        Assert.Contains("run.json not found", html);
+        Assert.Contains("No complete checkpoint.", html);
+        Directory.Delete(work, recursive: true);
+    }
+
     [Fact]
     public void Report_RendersInHeadlessChromium_EverySectionAndImage_WithoutErrors()
     {
