@@ -135,7 +135,7 @@ public static class DataCommand
         var split = new Option<string>("--split") { Description = "train, val, test or all (default: all with --config, train with --ann)" };
         var ann = new Option<string>("--ann") { Description = "COCO instances JSON to measure instead of the config's file for --split" };
         var images = new Option<string>("--images") { Description = "Image root of --ann (images are not read: sizes come from the JSON)" };
-        var outDir = new Option<string>("--out") { Description = "Folder for stats.json and the PNGs (default <runtime.work_dir>/data_stats, or ./data_stats)" };
+        var outDir = new Option<string>("--out") { Description = "Folder for stats.json and the PNGs (default: the config's run directory/data_stats, as gfl train uses it; ./data_stats without --config)" };
         var cmd = new Command("stats", "Count images, boxes and classes per split, histogram box sizes after the configured resize, and count " +
             "ground truths that get no positive anchor") { config, set, split, ann, images, outDir };
         cmd.SetAction(parse => GlobalOptions.Execute(parse, ctx =>
@@ -181,7 +181,10 @@ public static class DataCommand
                 }
             }
 
-            var dir = parse.GetValue(outDir) ?? Path.Combine(cfg.Runtime.WorkDir ?? ".", "data_stats");
+            // Where gfl train of this config puts its run, so the run's report.html shows these statistics.
+            var dir = parse.GetValue(outDir) ?? (cfgPath is not null
+                ? Path.Combine(cfg.Runtime.WorkDirFor(cfgPath), GflTrainer.Reporting.RunReport.DataStatsDir)
+                : Path.Combine(cfg.Runtime.WorkDir ?? ".", GflTrainer.Reporting.RunReport.DataStatsDir));
             var stats = DatasetStatistics.Compute(cfg, targets);
             GflTrainer.Reporting.DatasetStatisticsReport.Write(stats, ctx.Out);
             var written = GflTrainer.Reporting.DatasetStatisticsReport.Save(stats, dir);

@@ -21,6 +21,9 @@ public sealed record RuntimeConfig
     [Description("Run directory (checkpoints, logs, config.yaml); default runs/<config file name>.")]
     public string? WorkDir { get; init; }
 
+    /// <summary>The run directory of a run of <paramref name="configPath"/>: work_dir, else runs/&lt;config file name&gt;.</summary>
+    public string WorkDirFor(string configPath) => WorkDir ?? Path.Combine("runs", Path.GetFileNameWithoutExtension(configPath));
+
     [Description("auto (CUDA when available), cpu, cuda or cuda:N.")]
     public string Device { get; init; } = "auto";
 

@@ -29,8 +29,7 @@ public static class TrainRun
         TrainTestHooks? hooks)
     {
         var cfg = request.Loaded ?? ConfigLoader.Load(request.ConfigPath, request.Overrides);
-        var workDir = Path.GetFullPath(request.WorkDir ?? cfg.Runtime.WorkDir
-            ?? Path.Combine("runs", Path.GetFileNameWithoutExtension(request.ConfigPath)));
+        var workDir = Path.GetFullPath(request.WorkDir ?? cfg.Runtime.WorkDirFor(request.ConfigPath));
         // One process per device under torchrun/mpirun/srun; rank 0 alone writes the work dir (lock, logs, checkpoints).
         var device = DeviceSelector.Resolve(request.Device is null or "auto" ? cfg.Runtime.Device : request.Device, console);
         using var ranks = DataParallel.Create(cfg.Train.Dist.Backend, LaunchEnvironment.Detect(), device, console);
@@ -82,7 +81,7 @@ public static class TrainRun
         if (ranks.IsMain)
         {
             Summary(request, cfg, workDir, seed, device, fingerprint, train, val).Write(workDir);
-            WriteDataStatistics(cfg, workDir, train.Count + (val?.Count ?? 0), log);
+            WriteDataStatistics(cfg, workDir, train.Count + (val?.Count ?? 0), fresh: resume is null, log);
         }
 
         using var model = DetectorFactory.CreateDetector(cfg.Model);
@@ -114,15 +113,18 @@ public static class TrainRun
         return result;
     }
 
-    /// <summary>The numbers of <c>gfl data stats</c> for the report (box sizes after the resize, anchor coverage), once per
-    /// work dir: about 2 ms per image, so a COCO-size set is left to the command. A failure is a warning.</summary>
-    static void WriteDataStatistics(GflConfig cfg, string workDir, int images, Serilog.ILogger log)
+    /// <summary>The numbers of <c>gfl data stats</c> for the report (box sizes after the resize, anchor coverage), for
+    /// this run's config: about 2 ms per image, so a COCO-size set is left to the command (whose default output is this
+    /// folder). A resumed run keeps what its start wrote. A failure is a warning.</summary>
+    static void WriteDataStatistics(GflConfig cfg, string workDir, int images, bool fresh, Serilog.ILogger log)
     {
         const int MaxImages = 20_000;
         var dir = Path.Combine(workDir, Reporting.RunReport.DataStatsDir);
-        if (!cfg.Evaluation.DataStats || File.Exists(Path.Combine(dir, "stats.json"))) return;
+        bool present = File.Exists(Path.Combine(dir, "stats.json"));
+        if (!cfg.Evaluation.DataStats || (present && !fresh)) return;
         if (images > MaxImages)
         {
+            if (present) return;   // written by gfl data stats for this run
             log.Information("data statistics not computed for {Images} images (> {Max}): gfl data stats --config CONFIG --out {Dir} " +
                 "adds them to the report", images, MaxImages, dir);
             return;
