@@ -75,7 +75,7 @@ public sealed record AnchorCoverage(string Assigner, long Gts, long WithoutPosit
         using var scope = torch.NewDisposeScope();
         if (anchorsOfShape is null || !anchorsOfShape.TryGetValue(padShape, out var anchors))
         {
-            anchors = builder.GridAnchors(featmaps, torch.CPU);
+            anchors = builder.Anchors.AllGridAnchors(featmaps, torch.CPU);
             if (anchorsOfShape is not null) anchorsOfShape[padShape] = anchors.MoveToOuterDisposeScope();
         }
         var boxes = torch.tensor(image.Boxes, [image.BoxCount, 4]);

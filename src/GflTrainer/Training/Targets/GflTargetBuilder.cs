@@ -52,9 +52,6 @@ internal sealed class GflTargetBuilder(AnchorGenerator anchorGenerator, AtssAssi
 
     public AnchorGenerator Anchors => anchorGenerator;
 
-    public Tensor GridAnchors(IReadOnlyList<(int H, int W)> featmapSizes, Device device) =>
-        anchorGenerator.AllGridAnchors(featmapSizes, device);
-
     public Tensor PositivesPerGt(Tensor anchors, IReadOnlyList<(int H, int W)> featmapSizes, (int H, int W) imagePadShape, Tensor gtBoxes, Tensor gtLabels)
     {
         using var noGrad = no_grad();
@@ -100,7 +97,7 @@ internal sealed class GflTargetBuilder(AnchorGenerator anchorGenerator, AtssAssi
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         var anchorsPerLevel = featmapSizes.Select(s => (long)s.H * s.W).ToArray();
-        var anchors = GridAnchors(featmapSizes, device);
+        var anchors = anchorGenerator.AllGridAnchors(featmapSizes, device);
         var numAnchors = anchors.shape[0];
 
         var validRows = new List<Tensor>();

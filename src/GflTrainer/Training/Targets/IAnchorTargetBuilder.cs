@@ -4,22 +4,17 @@ using static TorchSharp.torch;
 namespace GflTrainer.Training.Targets;
 
 /// <summary>What a head's target builder (<see cref="GflTargetBuilder"/> for gfl and atss, <see cref="MaxIouTargetBuilder"/>
-/// for retinanet) tells about one image without building the batch's targets: its anchors and how many of them
-/// each ground truth is given. <c>gfl data stats</c> reads anchor coverage through it, from the builder the training
+/// for retinanet) tells about one image without building the batch's targets: how many anchors each ground truth
+/// is given. <c>gfl data stats</c> reads anchor coverage through it, from the builder the training
 /// loss holds, so the count cannot drift from what training assigns.</summary>
 internal interface IAnchorTargetBuilder
 {
     /// <summary>The anchor generator the builder lays its anchors with.</summary>
     AnchorGenerator Anchors { get; }
 
-    /// <summary>The anchors of every cell of <paramref name="featmapSizes"/>, levels concatenated, as <c>Build</c> lays
-    /// them out.</summary>
-    /// <returns>(A, 4) float32 xyxy pixels.</returns>
-    Tensor GridAnchors(IReadOnlyList<(int H, int W)> featmapSizes, Device device);
-
     /// <summary>Positive anchors per ground truth of one image, from the same valid anchors and assignment as the
     /// builder's <c>Build</c>.</summary>
-    /// <param name="anchors"><see cref="GridAnchors"/> of <paramref name="featmapSizes"/> (a caller measuring many
+    /// <param name="anchors"><see cref="AnchorGenerator.AllGridAnchors"/> of <paramref name="featmapSizes"/> (a caller measuring many
     /// images of one padded shape lays them out once).</param>
     /// <param name="featmapSizes">(h, w) of every level, P3 first.</param>
     /// <param name="imagePadShape">the image's own padded (H, W).</param>

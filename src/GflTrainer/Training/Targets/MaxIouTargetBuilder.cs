@@ -17,9 +17,6 @@ internal sealed class MaxIouTargetBuilder(AnchorGenerator anchorGenerator, MaxIo
 
     public AnchorGenerator Anchors => anchorGenerator;
 
-    public Tensor GridAnchors(IReadOnlyList<(int H, int W)> featmapSizes, Device device) =>
-        anchorGenerator.AllGridAnchors(featmapSizes, device);
-
     public Tensor PositivesPerGt(Tensor anchors, IReadOnlyList<(int H, int W)> featmapSizes, (int H, int W) imagePadShape, Tensor gtBoxes, Tensor gtLabels)
     {
         using var noGrad = no_grad();
@@ -51,7 +48,7 @@ internal sealed class MaxIouTargetBuilder(AnchorGenerator anchorGenerator, MaxIo
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         var anchorsPerLevel = featmapSizes.Select(s => (long)s.H * s.W * anchorGenerator.AnchorsPerLocation).ToArray();
-        var anchors = GridAnchors(featmapSizes, device);
+        var anchors = anchorGenerator.AllGridAnchors(featmapSizes, device);
         var numAnchors = anchors.shape[0];
 
         var validRows = new List<Tensor>();
