@@ -33,8 +33,14 @@ public sealed class CocoEvaluator
     }
 
     /// <summary>evaluate + accumulate + summarize.</summary>
-    public CocoMetrics Evaluate(CocoDetections detections) =>
-        Accumulate(EvaluateImages(detections)).Summarize(_groundTruth.Warnings.Concat(detections.Warnings).ToArray());
+    public CocoMetrics Evaluate(CocoDetections detections) => EvaluateWithCurves(detections).Metrics;
+
+    /// <summary><see cref="Evaluate"/> that also returns the accumulation (precision/recall arrays) the plots read.</summary>
+    public (CocoAccumulation Accumulation, CocoMetrics Metrics) EvaluateWithCurves(CocoDetections detections)
+    {
+        var accumulation = Accumulate(EvaluateImages(detections));
+        return (accumulation, accumulation.Summarize(_groundTruth.Warnings.Concat(detections.Warnings).ToArray()));
+    }
 
     /// <summary>pycocotools <c>evaluate()</c>: matches detections to annotations per image, category and area range.</summary>
     public CocoImageEvaluations EvaluateImages(CocoDetections detections)

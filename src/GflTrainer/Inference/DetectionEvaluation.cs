@@ -58,10 +58,7 @@ internal static class DetectionEvaluation
     {
         Directory.CreateDirectory(outDir);
         DetectionInference.WriteResults(Path.Combine(outDir, "detections.json"), dets);
-        var evaluator = new CocoEvaluator(groundTruth);
-        var checkedDets = CocoDetections.Create(groundTruth, dets, source);
-        var accumulation = evaluator.Accumulate(evaluator.EvaluateImages(checkedDets));
-        var metrics = accumulation.Summarize(groundTruth.Warnings.Concat(checkedDets.Warnings).ToArray());
+        var (accumulation, metrics) = new CocoEvaluator(groundTruth).EvaluateWithCurves(CocoDetections.Create(groundTruth, dets, source));
         var path = Path.Combine(outDir, "metrics.json");
         File.WriteAllText(path + ".tmp", metrics.ToJson());
         File.Move(path + ".tmp", path, overwrite: true);

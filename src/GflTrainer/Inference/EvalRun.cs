@@ -81,9 +81,7 @@ public static class EvalRun
         var annotations = CocoAnnotations.Load(annotationsPath);
         var gt = CocoGroundTruth.FromAnnotations(annotations);
         var dets = CocoDetections.Load(detectionsPath, gt);
-        var evaluator = new CocoEvaluator(gt);
-        var accumulation = evaluator.Accumulate(evaluator.EvaluateImages(dets));
-        var metrics = accumulation.Summarize(gt.Warnings.Concat(dets.Warnings).ToArray());
+        var (accumulation, metrics) = new CocoEvaluator(gt).EvaluateWithCurves(dets);
         if (outPath is null) return metrics;
         var dir = Path.GetDirectoryName(Path.GetFullPath(outPath))!;
         try
