@@ -91,9 +91,14 @@ public static class BenchCommand
             Description = "Time the model, loss and grad clipping of this config (e.g. configs/quickstart.yaml) instead of R50-GFL; " +
                 "--depth is then ignored, --batch/--height/--width still apply",
         };
-        var cmd = WithCommon(new Command("train-step", "Full SGD step of R50-GFL (forward, targets, losses, backward, update)"), Depth, Batch, amp, height, width, config, Head);
+        var profile = new Option<string?>("--profile")
+        {
+            Description = "Also time each phase of the step (forward, targets, losses, loss read, backward, gradient check, update) and " +
+                "write a Chrome trace here (chrome://tracing, ui.perfetto.dev); on CUDA the phases are synchronised and run as extra steps",
+        };
+        var cmd = WithCommon(new Command("train-step", "Full SGD step of R50-GFL (forward, targets, losses, backward, update)"), Depth, Batch, amp, height, width, config, Head, profile);
         cmd.SetAction(p => GlobalOptions.Execute(p, ctx => Print(p, ctx, Bench.TrainStep(ctx.Log, DeviceOf(p), p.GetValue(Depth), p.GetValue(Batch), p.GetValue(amp) ?? "off", p.GetValue(height), p.GetValue(width),
-            p.GetValue(Repeats), p.GetValue(Warmup), p.GetValue(config), p.GetValue(Threads), p.GetValue(Head)!))));
+            p.GetValue(Repeats), p.GetValue(Warmup), p.GetValue(config), p.GetValue(Threads), p.GetValue(Head)!, p.GetValue(profile)))));
         return cmd;
     }
 

@@ -30,13 +30,14 @@ public static class Bench
 
     /// <param name="configFile">time this configuration's model, loss and clipping instead of R50-GFL.</param>
     /// <param name="head">gfl, atss or retinanet: the R50 reference's head when no config is given.</param>
+    /// <param name="profilePath">also profile the steps phase by phase and write the Chrome trace here.</param>
     public static BenchReport TrainStep(ILogger log, string? device, int depth, int batch, string amp, int height, int width, int repeats,
-        int warmup, string? configFile, int threads, string head = "gfl")
+        int warmup, string? configFile, int threads, string head = "gfl", string? profilePath = null)
     {
         BenchReport.UseThreads(threads);
         var d = DeviceSelector.Resolve(device, log);
         var cfg = configFile is null ? null : ConfigLoader.Load(configFile);
-        return TrainStepBenchmark.Report(TrainStepBenchmark.TrainStep(d, depth, batch, height, width, repeats, warmup, amp, cfg, HeadOf(head)));
+        return TrainStepBenchmark.Report(TrainStepBenchmark.TrainStep(d, depth, batch, height, width, repeats, warmup, amp, cfg, HeadOf(head), profilePath));
     }
 
     /// <param name="engine">torchsharp or onnxruntime (<see cref="TrainStepBenchmark.Inference"/>).</param>

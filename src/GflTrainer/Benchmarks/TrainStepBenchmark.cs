@@ -13,7 +13,8 @@ namespace GflTrainer.Benchmarks;
 /// <summary>Timing of one benchmark: median and all samples in milliseconds per call.</summary>
 public sealed record StepTiming(string Name, string Device, int Batch, int Height, int Width, int Iterations,
     double MedianMs, double ImagesPerSecond, IReadOnlyList<double> SamplesMs, long PeakRssBytes, int Threads, string Amp,
-    double? GradCheckMedianMs = null, string Engine = "torchsharp", string Head = "gfl");
+    double? GradCheckMedianMs = null, string Engine = "torchsharp", string Head = "gfl",
+    IReadOnlyList<(string Path, double MedianMs)>? Phases = null, string? ProfilePath = null);
 
 /// <summary>
 /// The R50-GFL training step and inference on synthetic inputs shaped like COCO at (1333, 800): images padded to
@@ -26,8 +27,12 @@ public static class TrainStepBenchmark
     /// configs/quickstart.yaml) instead of the R50-GFL of <paramref name="depth"/>; the input size and batch stay
     /// the benchmark's arguments.</param>
     /// <param name="head">the head of the R50 model when no <paramref name="config"/> is given.</param>
+    /// <param name="profilePath">when given, the steps are also profiled phase by phase (<see cref="StepProfiler"/>) and
+    /// the Chrome trace is written here. On the CPU the timed steps are the profiled ones (profiling changes nothing
+    /// there); on CUDA, whose profile synchronises at every phase, as many extra steps after the timed ones.</param>
     public static StepTiming TrainStep(Device device, int depth = 50, int batch = 2, int height = 800, int width = 1344,
-        int iterations = 5, int warmup = 2, string amp = "off", GflConfig? config = null, HeadType head = HeadType.Gfl)
+        int iterations = 5, int warmup = 2, string amp = "off", GflConfig? config = null, HeadType head = HeadType.Gfl,
+        string? profilePath = null)
     {
         AmpMode ampMode = amp switch { "bf16" => AmpMode.Bf16, "fp16" => AmpMode.Fp16, "off" => AmpMode.Off,
             _ => throw new GflConfigException($"--amp {amp}: expected off, bf16 or fp16") { Key = "--amp" } };
@@ -47,14 +52,24 @@ public static class TrainStepBenchmark
         var pads = Enumerable.Repeat((height, width), batch).ToList();
         inputs.Detach(images); foreach (var t in boxes.Concat(labels)) inputs.Detach(t);
 
-        var samples = BenchClock.SampleMs(device, warmup, iterations, () =>
+        var profiler = profilePath is null ? null : new StepProfiler(device);
+        bool profileTimedSteps = device.type != DeviceType.CUDA;
+        int calls = 0;
+        void Step()
         {
+            using var profiled = profiler is not null && calls++ >= warmup ? profiler.Step() : null;
             // Random weights cannot produce a NaN here; if they do, the timing would not be of a training step.
             var r = step.Run(images, boxes, labels, pads);
             if (!r.LossFinite) throw new GflRuntimeException($"bench train-step: non-finite loss ({r.Losses})");
             if (r.Update!.Value.NonFinite is { } bad)
                 throw new GflRuntimeException($"bench train-step: non-finite gradient in {bad.Parameter}");
-        });
+        }
+        var samples = BenchClock.SampleMs(device, warmup, iterations, profileTimedSteps ? Step : () => { calls++; Step(); });
+        if (profiler is not null && !profileTimedSteps)
+        {
+            calls = warmup;   // profile every one of these
+            BenchClock.SampleMs(device, 0, iterations, Step);
+        }
         // The gradient check alone (part of every step above), on the last step's real gradients.
         var check = new List<double>();
         var trainable = named.Select(n => n.Item2).ToList();
@@ -65,9 +80,18 @@ public static class TrainStepBenchmark
             check.Add(sw.Elapsed.TotalMilliseconds);
         }
         images.Dispose(); foreach (var t in boxes.Concat(labels)) t.Dispose();
+        var headName = cfg.Model.Head.Type.ToString().ToLowerInvariant();
+        if (profiler is not null)
+            profiler.WriteTrace(profilePath!, new Dictionary<string, string>
+            {
+                ["command"] = "gfl bench train-step", ["device"] = device.ToString(), ["head"] = headName, ["batch"] = $"{batch}",
+                ["input"] = $"{height}x{width}", ["amp"] = amp, ["threads"] = $"{torch.get_num_threads()}",
+                ["synchronised_phases"] = device.type == DeviceType.CUDA ? "yes" : "no (CPU)",
+            });
         return Result("train-step", device, batch, height, width, samples, amp) with
         {
-            GradCheckMedianMs = BenchClock.Median(check), Head = cfg.Model.Head.Type.ToString().ToLowerInvariant(),
+            GradCheckMedianMs = BenchClock.Median(check), Head = headName, ProfilePath = profilePath,
+            Phases = profiler?.Durations().Select(d => (d.Path, BenchClock.Median(d.Ms))).ToList(),
         };
     }
 
@@ -160,6 +184,8 @@ public static class TrainStepBenchmark
         report.Add("batch", r.Batch).Add("height", r.Height).Add("width", r.Width).Add("amp", r.Amp).Add("median_ms", r.MedianMs)
             .Add("images_per_s", r.ImagesPerSecond).Add("samples_ms", r.SamplesMs).Add("peak_rss_mb", r.PeakRssBytes / 1048576.0);
         if (r.GradCheckMedianMs is { } check) report.Add("grad_check_ms", check);   // included in median_ms
+        if (r.ProfilePath is { } trace) report.Add("profile", trace);
+        foreach (var (path, ms) in r.Phases ?? []) report.Add($"phase {path} ms", ms);   // medians; a parent includes its children
         return report;
     }
 

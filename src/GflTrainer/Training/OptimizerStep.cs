@@ -51,26 +51,36 @@ internal sealed class OptimizerStep
 
     public OptimizerStepOutcome Run(Tensor loss)
     {
-        _sgd.ZeroGrad();
-        (_scaler is null ? loss : _scaler.ScaleLoss(loss)).backward();
+        using (StepProfiler.Phase("backward"))
+        {
+            _sgd.ZeroGrad();
+            (_scaler is null ? loss : _scaler.ScaleLoss(loss)).backward();
+        }
         AfterBackward?.Invoke(_sgd.Parameters);
         // Every rank checks, clips and steps on the same averaged gradients, so all take the same decision below.
         if (_collective.WorldSize > 1)
-            _collective.AllReduceMean(_params.Select(p => p.grad ?? throw new InvalidOperationException("a trainable parameter has no gradient")).ToList());
-        if (_scaler is not null)
+            using (StepProfiler.Phase("all_reduce"))
+                _collective.AllReduceMean(_params.Select(p => p.grad ?? throw new InvalidOperationException("a trainable parameter has no gradient")).ToList());
+        using (StepProfiler.Phase(_scaler is null ? "grad_check" : "unscale"))
         {
-            // fp16: non-finite gradients are the expected overflow; the scaler backs off and the step is skipped.
-            if (!_scaler.UnscaleAndUpdate(_params)) return new OptimizerStepOutcome(false, null);
+            if (_scaler is not null)
+            {
+                // fp16: non-finite gradients are the expected overflow; the scaler backs off and the step is skipped.
+                if (!_scaler.UnscaleAndUpdate(_params)) return new OptimizerStepOutcome(false, null);
+            }
+            else if (!GradientCheck.AllFinite(_params))
+            {
+                // The cheap check failed: only now spend a pass per parameter to say which one.
+                var bad = GradientCheck.FindFirstNonFinite(_sgd.Parameters)
+                    ?? throw new InvalidOperationException("GradientCheck.AllFinite and FindFirstNonFinite disagree");
+                return new OptimizerStepOutcome(false, bad);
+            }
         }
-        else if (!GradientCheck.AllFinite(_params))
-        {
-            // The cheap check failed: only now spend a pass per parameter to say which one.
-            var bad = GradientCheck.FindFirstNonFinite(_sgd.Parameters)
-                ?? throw new InvalidOperationException("GradientCheck.AllFinite and FindFirstNonFinite disagree");
-            return new OptimizerStepOutcome(false, bad);
-        }
-        if (_clip is not null) nn.utils.clip_grad_norm_(_clipParams, _clip.MaxNorm, _clip.NormType);
-        _sgd.Step();
+        if (_clip is not null)
+            using (StepProfiler.Phase("clip"))
+                nn.utils.clip_grad_norm_(_clipParams, _clip.MaxNorm, _clip.NormType);
+        using (StepProfiler.Phase("update"))
+            _sgd.Step();
         return new OptimizerStepOutcome(true, null);
     }
 }

@@ -59,17 +59,24 @@ internal sealed class TrainStep
         IReadOnlyList<(int H, int W)> padShapes)
     {
         HeadOutputs outputs;
-        using (Autocast.Enter(_ampType, _device))
-            outputs = _model.forward(images);
-        if (_ampType is not null)   // losses in fp32, as mmdetection's AmpOptimWrapper leaves them outside autocast's casts
-            outputs = new HeadOutputs(outputs.ClassScores.Select(x => x.to(ScalarType.Float32)).ToList(),
-                outputs.BoxPredictions.Select(x => x.to(ScalarType.Float32)).ToList())
-            {
-                Centerness = outputs.Centerness?.Select(x => x.to(ScalarType.Float32)).ToList(),
-            };
+        using (StepProfiler.Phase("forward"))
+        {
+            using (Autocast.Enter(_ampType, _device))
+                outputs = _model.forward(images);
+            if (_ampType is not null)   // losses in fp32, as mmdetection's AmpOptimWrapper leaves them outside autocast's casts
+                outputs = new HeadOutputs(outputs.ClassScores.Select(x => x.to(ScalarType.Float32)).ToList(),
+                    outputs.BoxPredictions.Select(x => x.to(ScalarType.Float32)).ToList())
+                {
+                    Centerness = outputs.Centerness?.Select(x => x.to(ScalarType.Float32)).ToList(),
+                };
+        }
         // Crowd regions are not passed: mmdetection's ATSS has ignore_iof_thr -1, so anchors on them stay negatives.
-        var losses = _loss.Compute(outputs, gtBoxes, gtLabels, padShapes);
-        var scalars = Average(losses.ToScalars());   // the one host sync before backward
+        IHeadLosses losses;
+        using (StepProfiler.Phase("loss"))
+            losses = _loss.Compute(outputs, gtBoxes, gtLabels, padShapes);
+        LossScalars scalars;
+        using (StepProfiler.Phase("loss_read"))
+            scalars = Average(losses.ToScalars());   // the one host sync before backward
         if (!double.IsFinite(scalars.Total)) return new TrainStepResult(scalars, null);
         return new TrainStepResult(scalars, _update.Run(losses.Total));   // backward, gradient check, clip, SGD
     }

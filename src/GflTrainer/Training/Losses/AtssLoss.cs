@@ -84,7 +84,9 @@ internal sealed class AtssLoss : IDenseHeadLoss
         var device = outputs.ClassScores[0].device;
         var batch = outputs.ClassScores[0].shape[0];
         var featmapSizes = outputs.ClassScores.Select(t => ((int)t.shape[2], (int)t.shape[3])).ToArray();
-        var targets = _targetBuilder.Build(featmapSizes, gtBoxes, gtLabels, imagePadShapes, device);
+        GflTargets targets;
+        using (Runtime.StepProfiler.Phase("targets"))
+            targets = _targetBuilder.Build(featmapSizes, gtBoxes, gtLabels, imagePadShapes, device);
         var avgFactor = targets.ClassificationAvgFactor;
         if (Ranks is { WorldSize: > 1 }) avgFactor = Ranks.AllReduceMean([avgFactor])[0];
 

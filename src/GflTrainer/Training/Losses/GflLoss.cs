@@ -87,7 +87,9 @@ internal sealed class GflLoss : IDenseHeadLoss
 
         var device = outputs.ClassScores[0].device;
         var featmapSizes = outputs.ClassScores.Select(t => ((int)t.shape[2], (int)t.shape[3])).ToArray();
-        var targets = _targetBuilder.Build(featmapSizes, gtBoxes, gtLabels, imagePadShapes, device, ignoredBoxes);
+        GflTargets targets;
+        using (Runtime.StepProfiler.Phase("targets"))
+            targets = _targetBuilder.Build(featmapSizes, gtBoxes, gtLabels, imagePadShapes, device, ignoredBoxes);
         var clsAvgFactor = targets.ClassificationAvgFactor;
         if (Ranks is { WorldSize: > 1 }) clsAvgFactor = Ranks.AllReduceMean([clsAvgFactor])[0];
 

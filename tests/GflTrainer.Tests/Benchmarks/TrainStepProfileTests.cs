@@ -1,0 +1,77 @@
+using System.Text.Json;
+using GflTrainer.Benchmarks;
+using GflTrainer.Config;
+using TorchSharp;
+using Xunit;
+
+namespace GflTrainer.Tests.Benchmarks;
+
+/// <summary><c>gfl bench train-step --profile</c>: every phase of every timed step of the real train step, as a Chrome
+/// trace that a viewer can open.</summary>
+public sealed class TrainStepProfileTests
+{
+    static readonly GflConfig Tiny = new()
+    {
+        Model = new ModelConfig
+        {
+            Backbone = new BackboneConfig { Depth = 18, BaseChannels = 8 },
+            Neck = new NeckConfig { OutChannels = 16 },
+            Head = new HeadConfig { NumClasses = 80, FeatChannels = 16, StackedConvs = 1, NormGroups = 4 },
+        },
+        Train = new TrainConfig { GradClip = new GradClipConfig { MaxNorm = 35 } },
+    };
+
+    [Theory]
+    [InlineData(HeadType.Gfl)]
+    [InlineData(HeadType.Retinanet)]
+    public void Profile_CoversEveryPhaseOfEveryTimedStep_AndIsAChromeTrace(HeadType head)
+    {
+        var dir = Directory.CreateTempSubdirectory("gfl-profile-");
+        try
+        {
+            var trace = Path.Combine(dir.FullName, "nested", "trace.json");
+            var cfg = Tiny with { Model = Tiny.Model with { Head = Tiny.Model.Head with { Type = head } } };
+            var r = TrainStepBenchmark.TrainStep(torch.CPU, batch: 2, height: 96, width: 128, iterations: 3, warmup: 1, config: cfg, profilePath: trace);
+
+            var phases = r.Phases!.Select(p => p.Path).ToList();
+            Assert.Equal(["step", "step/forward", "step/loss", "step/loss/targets", "step/loss_read", "step/backward",
+                "step/grad_check", "step/clip", "step/update"], phases);
+            var rows = TrainStepBenchmark.Report(r).Rows.ToDictionary(x => x.Key, x => x.Value);
+            Assert.Equal(trace, rows["profile"]);
+            Assert.True((double)rows["phase step/backward ms"] > 0);
+
+            using var doc = JsonDocument.Parse(File.ReadAllText(trace));
+            var events = doc.RootElement.GetProperty("traceEvents").EnumerateArray().ToList();
+            Assert.All(events, e => Assert.Equal("X", e.GetProperty("ph").GetString()));
+            // The warm-up step is not profiled: each phase once per timed step.
+            foreach (var path in phases)
+                Assert.Equal(3, events.Count(e => e.GetProperty("args").GetProperty("path").GetString() == path));
+            // The step's direct phases do not overlap and fit inside it, and the samples time the same steps.
+            for (int step = 0; step < 3; step++)
+            {
+                var ofStep = events.Where(e => e.GetProperty("args").GetProperty("step").GetInt32() == step).ToList();
+                var root = ofStep.Single(e => e.GetProperty("name").GetString() == "step");
+                var children = ofStep.Where(e => e.GetProperty("args").GetProperty("path").GetString()!.Count(c => c == '/') == 1)
+                    .OrderBy(e => e.GetProperty("ts").GetDouble()).ToList();
+                double end = root.GetProperty("ts").GetDouble();
+                foreach (var c in children)
+                {
+                    Assert.True(c.GetProperty("ts").GetDouble() >= end - 1e-3);
+                    end = c.GetProperty("ts").GetDouble() + c.GetProperty("dur").GetDouble();
+                }
+                Assert.True(end <= root.GetProperty("ts").GetDouble() + root.GetProperty("dur").GetDouble() + 1e-3);
+                Assert.True(root.GetProperty("dur").GetDouble() / 1000 <= r.SamplesMs[step] + 1e-3);
+            }
+            Assert.Equal("cpu", doc.RootElement.GetProperty("otherData").GetProperty("device").GetString());
+        }
+        finally { dir.Delete(true); }
+    }
+
+    [Fact]
+    public void Without_a_profile_no_phase_rows_are_reported()
+    {
+        var r = TrainStepBenchmark.TrainStep(torch.CPU, batch: 1, height: 64, width: 64, iterations: 1, warmup: 0, config: Tiny);
+        Assert.Null(r.Phases);
+        Assert.DoesNotContain(TrainStepBenchmark.Report(r).Rows, x => x.Key.StartsWith("phase") || x.Key == "profile");
+    }
+}

@@ -1,0 +1,54 @@
+using GflTrainer.Runtime;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace GflTrainer.Tests.Runtime;
+
+/// <summary>The phase marks of the training step and what the profiler makes of them.</summary>
+public sealed class StepProfilerTests
+{
+    [Fact]
+    public void Phases_AreRecordedWithTheirParents_OnlyWhileAStepIsProfiled()
+    {
+        var profiler = new StepProfiler(CPU);
+        using (StepProfiler.Phase("outside")) { }   // no active profiler: a no-op
+        for (int step = 0; step < 2; step++)
+        {
+            using var s = profiler.Step();
+            using (StepProfiler.Phase("loss"))
+            {
+                using (StepProfiler.Phase("targets")) Thread.Sleep(2);
+            }
+            using (StepProfiler.Phase("update")) { }
+        }
+        using (StepProfiler.Phase("after")) { }
+
+        Assert.Equal(2, profiler.Steps);
+        Assert.Equal(["step", "step/loss", "step/loss/targets", "step/update"], profiler.Durations().Select(d => d.Path));
+        Assert.All(profiler.Durations(), d => Assert.Equal(2, d.Ms.Count));
+        foreach (var p in profiler.Phases.Where(p => p.Path != "step"))
+        {
+            var parent = profiler.Phases.Single(q => q.Step == p.Step && q.Path == p.Path[..p.Path.LastIndexOf('/')]);
+            Assert.InRange(p.StartUs, parent.StartUs, parent.StartUs + parent.DurationUs);
+            Assert.True(p.StartUs + p.DurationUs <= parent.StartUs + parent.DurationUs + 1e-6, $"{p.Path} outlasts {parent.Path}");
+        }
+        Assert.All(profiler.Phases.Where(p => p.Name == "targets"), p => Assert.True(p.DurationUs >= 2000, $"{p.DurationUs} us"));
+    }
+
+    [Fact]
+    public void A_step_inside_a_step_and_phases_ended_out_of_order_are_errors()
+    {
+        var profiler = new StepProfiler(CPU);
+        using (profiler.Step())
+        {
+            Assert.Throws<InvalidOperationException>(() => profiler.Step());
+            var outer = StepProfiler.Phase("outer");
+            var inner = StepProfiler.Phase("inner");
+            Assert.Contains("step/outer ended before step/outer/inner", Assert.Throws<InvalidOperationException>(() => outer.Dispose()).Message);
+            inner.Dispose();
+            outer.Dispose();
+        }
+        Assert.Equal(["step", "step/outer", "step/outer/inner"], profiler.Durations().Select(d => d.Path).Order());
+        Assert.Throws<ArgumentException>(() => { using (profiler.Step()) StepProfiler.Phase("a/b"); });
+    }
+}
