@@ -29,13 +29,20 @@ public static class GradientCheck
     public static bool AllFinite(IReadOnlyList<Tensor> parameters)
     {
         using var scope = NewDisposeScope();
+        return AllFiniteValues(parameters.Select(p => p.grad).OfType<Tensor>().ToList());
+    }
+
+    /// <summary>True when every value of every tensor is finite: <see cref="AllFinite"/> on gradient tensors
+    /// themselves (the optimizer's one flat gradient buffer is a single sum).</summary>
+    public static bool AllFiniteValues(IReadOnlyList<Tensor> tensors)
+    {
+        using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var sums = new List<Tensor>(parameters.Count);
-        foreach (var p in parameters)
-            if (p.grad is { } g) sums.Add(g.sum());
-        if (sums.Count == 0 || stack(sums.ToArray()).isfinite().all().item<bool>()) return true;
-        foreach (var p in parameters)   // rare: a real non-finite value (or an overflowing sum)
-            if (p.grad is { } g && !g.isfinite().all().item<bool>()) return false;
+        if (tensors.Count == 0) return true;
+        var sums = tensors.Count == 1 ? tensors[0].sum() : stack(tensors.Select(t => t.sum()).ToArray());
+        if (sums.isfinite().all().item<bool>()) return true;
+        foreach (var t in tensors)   // rare: a real non-finite value (or an overflowing sum)
+            if (!t.isfinite().all().item<bool>()) return false;
         return true;
     }
 

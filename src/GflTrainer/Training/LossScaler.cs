@@ -23,15 +23,16 @@ public sealed class LossScaler
 
     /// <summary>Unscales gradients in place and reports whether all are finite; updates the scale.
     /// Returns false when the optimizer step must be skipped.</summary>
-    public bool UnscaleAndUpdate(IReadOnlyList<Tensor> parameters)
+    /// <param name="gradients">the gradient tensors themselves (the optimizer's flat buffer).</param>
+    public bool UnscaleAndUpdate(IReadOnlyList<Tensor> gradients)
     {
         using (NewDisposeScope())
         using (no_grad())
         {
             double inv = 1.0 / Scale;
-            foreach (var p in parameters) p.grad?.mul_(inv);
+            foreach (var g in gradients) g.mul_(inv);
         }
-        bool finite = GradientCheck.AllFinite(parameters);
+        bool finite = GradientCheck.AllFiniteValues(gradients);
         if (finite)
         {
             if (++CleanSteps >= _growthInterval) { Scale *= _growthFactor; CleanSteps = 0; }

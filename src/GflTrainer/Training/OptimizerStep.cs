@@ -60,15 +60,15 @@ internal sealed class OptimizerStep
         // Every rank checks, clips and steps on the same averaged gradients, so all take the same decision below.
         if (_collective.WorldSize > 1)
             using (StepProfiler.Phase("all_reduce"))
-                _collective.AllReduceMean(_params.Select(p => p.grad ?? throw new InvalidOperationException("a trainable parameter has no gradient")).ToList());
+                _collective.AllReduceMean([_sgd.Gradients]);
         using (StepProfiler.Phase(_scaler is null ? "grad_check" : "unscale"))
         {
             if (_scaler is not null)
             {
                 // fp16: non-finite gradients are the expected overflow; the scaler backs off and the step is skipped.
-                if (!_scaler.UnscaleAndUpdate(_params)) return new OptimizerStepOutcome(false, null);
+                if (!_scaler.UnscaleAndUpdate([_sgd.Gradients])) return new OptimizerStepOutcome(false, null);
             }
-            else if (!GradientCheck.AllFinite(_params))
+            else if (!GradientCheck.AllFiniteValues([_sgd.Gradients]))
             {
                 // The cheap check failed: only now spend a pass per parameter to say which one.
                 var bad = GradientCheck.FindFirstNonFinite(_sgd.Parameters)

@@ -7,85 +7,90 @@ namespace GflTrainer.Training;
 /// SGD with momentum and weight decay, the exact update of torch.optim.SGD (dampening 0) that mmdetection uses:
 /// d = g + wd·p; buf = d on the first step, else buf = m·buf + d; p −= lr·buf, or with Nesterov p −= lr·(d + m·buf).
 /// Our own rather than TorchSharp's so that momentum buffers are keyed by parameter name: they go into
-/// checkpoints as plain tensors and a resumed run continues bit-identically.
+/// checkpoints as plain tensors and a resumed run continues bit-identically. The parameters, gradients and momentum
+/// live in flat buffers (<see cref="FlatParameters"/>), so one update is three or four kernels for the whole model.
 /// </summary>
 public sealed class Sgd : IDisposable
 {
     private readonly IReadOnlyList<(string Name, Tensor Param)> _params;
-    private readonly Dictionary<string, Tensor> _momentum = new();
+    private readonly FlatParameters _flat;
+    private Tensor? _momentum;   // laid out as _flat.Values; null until the first step or a restore
 
     public double LearningRate { get; set; }
     public double Momentum { get; }
     public double WeightDecay { get; }
     public bool Nesterov { get; }
 
-    /// <param name="parameters">trainable parameters with their state-dict names (frozen ones excluded).</param>
+    /// <param name="parameters">trainable parameters with their state-dict names (frozen ones excluded), on their final
+    /// device: they are moved into one buffer here (<see cref="FlatParameters"/>).</param>
     public Sgd(IEnumerable<(string Name, Tensor Param)> parameters, double lr, double momentum, double weightDecay, bool nesterov = false)
     {
         if (nesterov && momentum == 0) throw new ArgumentException("Nesterov momentum requires a momentum > 0 (as torch.optim.SGD)", nameof(nesterov));
         _params = parameters.ToList();
+        _flat = new FlatParameters(_params.Select(p => p.Param).ToList());
         LearningRate = lr; Momentum = momentum; WeightDecay = weightDecay; Nesterov = nesterov;
     }
 
     public IReadOnlyList<(string Name, Tensor Param)> Parameters => _params;
 
-    /// <summary>Drops the gradients (PyTorch 2.x's <c>zero_grad(set_to_none=True)</c>, what the reference does): the
-    /// next backward then stores fresh gradient tensors instead of clearing buffers and adding into them, two passes
-    /// over every parameter fewer per step. Parameters that get no gradient are skipped by <see cref="Step"/>.</summary>
-    public void ZeroGrad()
-    {
-        foreach (var (_, p) in _params) p.grad = null;
-    }
+    /// <summary>Every parameter's gradient, concatenated flat (each <c>.grad</c> is a view of it): checks, unscaling and
+    /// the all-reduce work on this one tensor.</summary>
+    public Tensor Gradients => _flat.Gradients;
 
+    public void ZeroGrad() => _flat.ZeroGradients();
+
+    /// <summary>One update of all parameters at once, element-wise on the flat buffers (torch.optim.SGD's formulas).</summary>
     public void Step()
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        foreach (var (name, p) in _params)
+        // In place on the gradients, which the next ZeroGrad clears anyway: no parameter-sized allocation per step.
+        var d = WeightDecay != 0 ? _flat.Gradients.add_(_flat.Values, alpha: WeightDecay) : _flat.Gradients;
+        if (Momentum != 0)
         {
-            var g = p.grad;
-            if (g is null) continue;
-            // In place on the gradient, which is dropped at the next ZeroGrad anyway: no parameter-sized allocation
-            // (and its page faults) per step.
-            var d = WeightDecay != 0 ? g.add_(p, alpha: WeightDecay) : g;
-            if (Momentum != 0)
-            {
-                if (_momentum.TryGetValue(name, out var buf))
-                    buf.mul_(Momentum).add_(d);
-                else
-                {
-                    buf = d.clone().DetachFromDisposeScope();
-                    _momentum[name] = buf;
-                }
-                // torch.optim.SGD: nesterov uses d + m·buf (d is the gradient tensor itself, already scratch).
-                d = Nesterov ? d.add_(buf, alpha: Momentum) : buf;
-            }
-            p.add_(d, alpha: -LearningRate);
+            if (_momentum is null)
+                _momentum = d.clone().DetachFromDisposeScope();   // torch.optim.SGD: buf = d on the first step
+            else
+                _momentum.mul_(Momentum).add_(d);
+            // torch.optim.SGD: nesterov uses d + m·buf (d is the gradient buffer itself, already scratch).
+            d = Nesterov ? d.add_(_momentum, alpha: Momentum) : _momentum;
         }
+        _flat.Values.add_(d, alpha: -LearningRate);
     }
 
-    /// <summary>Momentum buffers by parameter name (live tensors owned by the optimizer).</summary>
-    public IReadOnlyDictionary<string, Tensor> MomentumBuffers => _momentum;
+    /// <summary>The momentum buffer of every parameter by name (views of the one buffer; empty before the first step),
+    /// as checkpoints store them.</summary>
+    public IReadOnlyDictionary<string, Tensor> MomentumBuffers => _momentum is null
+        ? new Dictionary<string, Tensor>()
+        : _params.Select((p, i) => (p.Name, i)).ToDictionary(x => x.Name, x => _flat.Slice(_momentum, x.i));
 
-    /// <summary>Restores momentum buffers (copied onto each parameter's device); unknown names are an error.</summary>
-    /// <param name="source">the checkpoint the buffers come from, named in errors.</param>
+    /// <summary>Restores the buffers of a checkpoint: none (saved before the first step) or one for every parameter.</summary>
     public void LoadMomentum(IReadOnlyDictionary<string, Tensor> buffers, string source = "optimizer state")
     {
-        var byName = _params.ToDictionary(p => p.Name, p => p.Param);
+        var index = _params.Select((p, i) => (p.Name, i)).ToDictionary(x => x.Name, x => x.i);
         foreach (var (name, t) in buffers)
         {
-            if (!byName.TryGetValue(name, out var p))
+            if (!index.TryGetValue(name, out var i))
                 throw new CheckpointException(source, $"optimizer state has a buffer for unknown parameter '{name}'", name);
+            var p = _params[i].Param;
             if (!t.shape.SequenceEqual(p.shape))
                 throw new CheckpointException(source, $"optimizer buffer '{name}' has shape [{string.Join(",", t.shape)}], parameter has [{string.Join(",", p.shape)}]", name);
-            if (_momentum.Remove(name, out var old)) old.Dispose();
-            _momentum[name] = t.to(p.dtype, p.device, copy: true).DetachFromDisposeScope();
         }
+        if (buffers.Count == 0) return;
+        if (_params.FirstOrDefault(p => !buffers.ContainsKey(p.Name)) is { Name: not null } missing)
+            throw new CheckpointException(source, $"optimizer state has no momentum buffer for parameter '{missing.Name}' " +
+                $"({buffers.Count} of {_params.Count} present)", missing.Name);
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        _momentum ??= zeros_like(_flat.Values).DetachFromDisposeScope();
+        for (int i = 0; i < _params.Count; i++)
+            _flat.Slice(_momentum, i).copy_(buffers[_params[i].Name]);
     }
 
     public void Dispose()
     {
-        foreach (var t in _momentum.Values) t.Dispose();
-        _momentum.Clear();
+        _momentum?.Dispose();
+        _momentum = null;
+        _flat.Dispose();
     }
 }

@@ -47,13 +47,13 @@ public class AutocastTests
         var p = nn.Parameter(ones(3));
         var scaler = new LossScaler(initScale: 1024, growthInterval: 2);
         scaler.ScaleLoss((p * 2).sum()).backward();
-        Assert.True(scaler.UnscaleAndUpdate(new[] { (Tensor)p }));
+        Assert.True(scaler.UnscaleAndUpdate(new[] { p.grad! }));
         Assert.True(allclose(p.grad!, full(3, 2.0f)));
         p.grad!.fill_(float.PositiveInfinity);
-        Assert.False(scaler.UnscaleAndUpdate(new[] { (Tensor)p }));
+        Assert.False(scaler.UnscaleAndUpdate(new[] { p.grad! }));
         Assert.Equal(512, scaler.Scale);
-        p.grad!.fill_(1); Assert.True(scaler.UnscaleAndUpdate(new[] { (Tensor)p }));
-        p.grad!.fill_(1); Assert.True(scaler.UnscaleAndUpdate(new[] { (Tensor)p }));
+        p.grad!.fill_(1); Assert.True(scaler.UnscaleAndUpdate(new[] { p.grad! }));
+        p.grad!.fill_(1); Assert.True(scaler.UnscaleAndUpdate(new[] { p.grad! }));
         Assert.Equal(1024, scaler.Scale);
     }
 }

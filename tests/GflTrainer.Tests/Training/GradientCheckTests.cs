@@ -53,15 +53,21 @@ public class GradientCheckTests
         Assert.Null(GradientCheck.FindFirstNonFinite(ps.Take(1)));
     }
 
+    private static Tensor Finite(Tensor loss)
+    {
+        Assert.True(double.IsFinite(loss.item<float>()));
+        return loss;
+    }
+
     /// <summary>A real non-finite gradient under a finite loss: d/dw sqrt(w·0) = 0.5/sqrt(0)·0 = NaN while
     /// sqrt(0) = 0 (the kind of backward a GIoU or a norm at 0 can produce).</summary>
-    private static (nn.Module<Tensor, Tensor> Model, Tensor Loss) SqrtAtZero()
+    /// The loss is computed by the returned function, after the optimizer has taken the parameters over.
+    private static (nn.Module<Tensor, Tensor> Model, Func<Tensor> Loss) SqrtAtZero()
     {
         var model = nn.Sequential(("fc", nn.Linear(3, 2)), ("out", nn.Linear(2, 1)));
         var x = ones(4, 3);
         var named = model.named_parameters().ToDictionary(p => p.name, p => (Tensor)p.parameter);
-        var loss = model.forward(x).sum() + (named["out.weight"] * 0).sqrt().sum();
-        return (model, loss);
+        return (model, () => model.forward(x).sum() + (named["out.weight"] * 0).sqrt().sum());
     }
 
     [Fact]
@@ -70,11 +76,10 @@ public class GradientCheckTests
         using var scope = NewDisposeScope();
         manual_seed(3);
         var (model, loss) = SqrtAtZero();
-        Assert.True(double.IsFinite(loss.item<float>()));
         var named = model.named_parameters().Select(p => (p.name, (Tensor)p.parameter)).ToList();
         var before = named.Select(p => p.Item2.clone()).ToList();
         using var sgd = new Sgd(named, 0.1, 0.9, 1e-4);
-        var outcome = new OptimizerStep(sgd, null, new GradClipConfig { MaxNorm = 35 }).Run(loss);
+        var outcome = new OptimizerStep(sgd, null, new GradClipConfig { MaxNorm = 35 }).Run(Finite(loss()));
         Assert.False(outcome.Applied);
         Assert.Equal(new NonFiniteGradient("out.weight", 2, 2, 2, 1), outcome.NonFinite);
         for (int i = 0; i < named.Count; i++)
@@ -97,7 +102,7 @@ public class GradientCheckTests
         var before = named.Select(p => p.Item2.clone()).ToList();
         using var sgd = new Sgd(named, 0.1, 0.9, 1e-4);
         var scaler = new LossScaler(initScale: 1024);
-        var outcome = new OptimizerStep(sgd, scaler, null).Run(loss);
+        var outcome = new OptimizerStep(sgd, scaler, null).Run(Finite(loss()));
         Assert.Equal(new OptimizerStepOutcome(false, null), outcome);
         Assert.Equal(512, scaler.Scale);
         for (int i = 0; i < named.Count; i++) Assert.True(named[i].Item2.equal(before[i]).all().item<bool>());

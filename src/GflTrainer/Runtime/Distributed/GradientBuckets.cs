@@ -17,6 +17,19 @@ internal static class GradientBuckets
         int start = 0;
         while (start < tensors.Count)
         {
+            var t = tensors[start];
+            if (t.is_contiguous() && t.device.ToString() == device.ToString())
+            {
+                // Already one packed buffer where the engine works (the optimizer's flat gradients): reduced in place,
+                // in bucket-sized slices, without a copy.
+                using var chunkScope = NewDisposeScope();
+                var all = t.detach().view(-1);
+                long per = Math.Max(1, MaxBytes / t.element_size());
+                for (long off = 0; off < all.numel(); off += per)
+                    reduceInPlace(all.narrow(0, off, Math.Min(per, all.numel() - off)));
+                start++;
+                continue;
+            }
             var dtype = tensors[start].dtype;
             long bytes = 0;
             int end = start;

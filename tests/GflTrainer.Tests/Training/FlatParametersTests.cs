@@ -1,0 +1,133 @@
+using GflTrainer.Checkpoints;
+using GflTrainer.Training;
+using TorchSharp;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace GflTrainer.Tests.Training;
+
+/// <summary>The optimizer's flat parameter and gradient buffers: the model computes, saves and loads as before, and
+/// autograd writes into the buffer.</summary>
+public sealed class FlatParametersTests
+{
+    // TorchSharp's GroupNorm leaves its affine parameters uninitialised (gfl's ConvModule initialises them itself).
+    static nn.Module<Tensor, Tensor> Net()
+    {
+        var norm = nn.GroupNorm(2, 4);
+        nn.init.ones_(norm.weight);
+        nn.init.zeros_(norm.bias!);
+        return nn.Sequential(("a", nn.Conv2d(3, 4, 3)), ("n", norm), ("b", nn.Conv2d(4, 2, 1)));
+    }
+
+    static List<(string, Tensor)> Named(nn.Module m) => m.named_parameters().Select(p => (p.name, (Tensor)p.parameter)).ToList();
+
+    [Fact]
+    public void Parameters_become_views_of_one_buffer_and_the_model_computes_the_same()
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(5);
+        var net = Net();
+        var x = randn(2, 3, 8, 8);
+        var before = net.forward(x).detach().clone();
+        var weights = Named(net).Select(p => p.Item2.detach().clone()).ToList();
+        using var sgd = new Sgd(Named(net), 0.1, 0.9, 1e-4);
+
+        Assert.True(net.forward(x).equal(before).all().item<bool>());
+        Assert.True(sgd.Gradients.numel() >= weights.Sum(w => w.numel()));   // slices start 64-byte aligned
+        var flat = cat(Named(net).Select(p => p.Item2.detach().reshape(-1)).ToList());
+        Assert.True(flat.equal(cat(weights.Select(w => w.reshape(-1)).ToList())).all().item<bool>());
+        net.forward(x).sum().backward();
+        // Backward accumulated into the buffer's slices: each .grad is still a view of it.
+        var grads = cat(Named(net).Select(p => p.Item2.grad!.reshape(-1)).ToList());
+        SameSum(grads, sgd.Gradients);
+        Assert.All(Named(net), p => Assert.Equal(0, p.Item2.storage_offset() % 16));
+        Assert.True(sgd.Gradients.abs().sum().item<float>() > 0);
+    }
+
+    // The buffer holds the gradients and zeros between the aligned slices: the same sum up to summation order.
+    static void SameSum(Tensor grads, Tensor buffer)
+    {
+        double a = grads.abs().sum().item<float>(), b = buffer.abs().sum().item<float>();
+        Assert.True(a > 0 && Math.Abs(a - b) <= 1e-5 * a, $"{a} vs {b}");
+    }
+
+    [Fact]
+    public void The_parameters_share_the_buffer()
+    {
+        using var scope = NewDisposeScope();
+        var net = Net();
+        using var flat = new FlatParameters(Named(net).Select(p => p.Item2).ToList());
+        using (no_grad()) flat.Values.fill_(3);
+        Assert.All(Named(net), p => Assert.True((p.Item2 == 3).all().item<bool>(), p.Item1));
+        using (no_grad()) Named(net)[2].Item2.fill_(-1);
+        Assert.Equal(-4, flat.Slice(flat.Values, 2).sum().item<float>());
+    }
+
+    [Fact]
+    public void A_model_with_flat_parameters_saves_and_loads_every_tensor_at_its_own_offset()
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(6);
+        var net = Net();
+        using var sgd = new Sgd(Named(net), 0.1, 0.9, 1e-4);
+        sgd.ZeroGrad(); net.forward(randn(1, 3, 8, 8)).pow(2).sum().backward(); sgd.Step();
+        var dir = Directory.CreateTempSubdirectory("gfl-flat-");
+        try
+        {
+            var path = Path.Combine(dir.FullName, "m.safetensors");
+            Safetensors.Write(path, net.state_dict());
+            var momentum = Path.Combine(dir.FullName, "o.safetensors");
+            Safetensors.Write(momentum, sgd.MomentumBuffers);
+            using var read = Safetensors.Read(path);
+            foreach (var (name, t) in net.state_dict())
+                Assert.True(read.Tensors[name].equal(t).all().item<bool>(), name);
+            using var readMomentum = Safetensors.Read(momentum);
+            Assert.Equal(Named(net).Count, readMomentum.Tensors.Count);
+            foreach (var (name, t) in sgd.MomentumBuffers)
+                Assert.True(readMomentum.Tensors[name].equal(t).all().item<bool>(), "momentum " + name);
+
+            // Loading into a flattened model copies in place: the views stay, the next step continues from the file.
+            var other = Net();
+            using var otherSgd = new Sgd(Named(other), 0.1, 0.9, 1e-4);
+            using (no_grad())
+                foreach (var (name, p) in Named(other)) p.copy_(read.Tensors[name]);
+            otherSgd.LoadMomentum(readMomentum.Tensors);
+            var x = randn(1, 3, 8, 8);
+            sgd.ZeroGrad(); net.forward(x).pow(2).sum().backward(); sgd.Step();
+            otherSgd.ZeroGrad(); other.forward(x).pow(2).sum().backward(); otherSgd.Step();
+            foreach (var ((name, a), (_, b)) in Named(net).Zip(Named(other)))
+                Assert.True(a.equal(b).all().item<bool>(), name + " " + (a - b).abs().max().item<float>());
+        }
+        finally { dir.Delete(true); }
+    }
+
+    [Fact]
+    public void A_replaced_gradient_gets_its_view_back_at_the_next_zero_grad()
+    {
+        using var scope = NewDisposeScope();
+        var net = Net();
+        var named = Named(net);
+        using var sgd = new Sgd(named, 0.1, 0, 0);
+        named[1].Item2.grad = ones_like(named[1].Item2);   // e.g. a user hook replacing the tensor
+        named[2].Item2.grad = null;
+        sgd.ZeroGrad();
+        net.forward(randn(1, 3, 8, 8)).sum().backward();
+        var grads = cat(named.Select(p => p.Item2.grad!.reshape(-1)).ToList());
+        SameSum(grads, sgd.Gradients);
+    }
+
+    [Fact]
+    public void Momentum_restores_all_or_nothing_and_mixed_parameter_types_are_refused()
+    {
+        using var scope = NewDisposeScope();
+        var net = Net();
+        using var sgd = new Sgd(Named(net), 0.1, 0.9, 0);
+        sgd.LoadMomentum(new Dictionary<string, Tensor>());   // a checkpoint from before the first step
+        Assert.Empty(sgd.MomentumBuffers);
+        var partial = Named(net).Take(2).ToDictionary(p => p.Item1, p => zeros_like(p.Item2));
+        var e = Assert.Throws<CheckpointException>(() => sgd.LoadMomentum(partial, "ck/epoch_1"));
+        Assert.Contains("no momentum buffer for parameter 'n.weight'", e.Message);
+
+        Assert.Throws<ArgumentException>(() => new Sgd([("a", zeros(2).requires_grad_()), ("b", zeros(2, dtype: float64).requires_grad_())], 0.1, 0, 0));
+    }
+}
