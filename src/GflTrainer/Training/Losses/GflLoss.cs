@@ -93,74 +93,37 @@ internal sealed class GflLoss : IDenseHeadLoss
         var clsAvgFactor = targets.ClassificationAvgFactor;
         if (Ranks is { WorldSize: > 1 }) clsAvgFactor = Ranks.AllReduceMean([clsAvgFactor])[0];
 
-        var cls = new Tensor[levels];
-        var box = new Tensor[levels];
-        var dfl = new Tensor[levels];
-        var weightSums = new Tensor[levels];
-        var quality = new Tensor[levels];
-        var positives = new LevelPositives[levels];
-        long offset = 0;
-        for (var l = 0; l < levels; l++)
-        {
-            var count = targets.AnchorsPerLevel[l];
-            (cls[l], box[l], dfl[l], weightSums[l], quality[l], positives[l]) = LevelLoss(
-                outputs.ClassScores[l], outputs.BoxPredictions[l], targets, offset, count, _strides[l], clsAvgFactor);
-            offset += count;
-        }
+        // All levels as one computation (issue 21: a few large kernels instead of a loop of small ones, one nonzero).
+        // Rows are level-major (level, image, y, x): the concatenation of the reference's per-level inputs, so a
+        // level's rows are a contiguous range known from the shapes and its sums need no device->host read.
+        var rowsPerLevel = Enumerable.Range(0, levels).Select(l => batch * targets.AnchorsPerLevel[l]).ToArray();
+        var logits = cat(outputs.ClassScores.Select(t => t.permute(0, 2, 3, 1).reshape(-1, NumClasses)).ToList(), 0);
+        var binLogits = cat(outputs.BoxPredictions.Select(t => t.permute(0, 2, 3, 1).reshape(-1, 4 * (_regMax + 1))).ToList(), 0);
+        var labels = LevelMajor(targets.Labels, targets.AnchorsPerLevel).reshape(-1);
+        var labelWeights = LevelMajor(targets.LabelWeights, targets.AnchorsPerLevel).reshape(-1);
+        var boxTargets = LevelMajor(targets.BoxTargets, targets.AnchorsPerLevel).reshape(-1, 4);
+        var anchors = LevelMajor(targets.Anchors.unsqueeze(0).expand(batch, -1, -1), targets.AnchorsPerLevel).reshape(-1, 4);
+        var rowLevel = cat(Enumerable.Range(0, levels).Select(l => full(rowsPerLevel[l], l, dtype: int64, device: device)).ToList(), 0);
+        var strides = tensor(_strides.Select(x => (float)x).ToArray(), device: device);
 
-        // Python sum over levels in float32, clamped after summing (mmdetection PR #4978), then a constant.
-        var weightSum = LossScalars.SumLevels(weightSums);
-        // Over ranks: the mean of the ranks' sums, clamped at 1/W, i.e. the global batch's sum clamped at 1, so W ranks
-        // train exactly as one process on their union. (mmdetection clamps the mean at 1, the global sum at W: the two
-        // differ only while the positives' weights of a global batch sum to less than W, in the first iterations.)
-        var boxAvgFactor = Ranks is { WorldSize: > 1 }
-            ? Math.Max(Ranks.AllReduceMean([weightSum.item<float>()])[0], 1.0 / Ranks.WorldSize)
-            : (double)weightSum.clamp_min(1).item<float>();
-        for (var l = 0; l < levels; l++)
-        {
-            box[l] = box[l] / boxAvgFactor;
-            dfl[l] = dfl[l] / boxAvgFactor;
-        }
-
-        var clsTotal = LossScalars.SumLevels(cls);
-        var boxTotal = LossScalars.SumLevels(box);
-        var dflTotal = LossScalars.SumLevels(dfl);
-        return new LossBreakdown(cls, box, dfl, clsTotal, boxTotal, dflTotal, clsTotal + boxTotal + dflTotal,
-            clsAvgFactor, boxAvgFactor, stack(weightSums, 0), targets, cat(quality, 1), positives);
-    }
-
-
-    // loss_by_feat_single for one level of the whole batch; box and DFL losses are not yet divided by the global
-    // weight sum. Returns the level's QFL targets as (N, A_l).
-    private (Tensor Cls, Tensor Box, Tensor Dfl, Tensor WeightSum, Tensor Quality, LevelPositives Positives) LevelLoss(
-        Tensor clsScore, Tensor boxPred, GflTargets targets, long offset, long count, int stride, double clsAvgFactor)
-    {
-        var batch = clsScore.shape[0];
-        var device = clsScore.device;
-        // (N, C, h, w) -> (N·h·w, C), image-major then row-major as the anchors.
-        var logits = clsScore.permute(0, 2, 3, 1).reshape(-1, NumClasses);
-        var binLogits = boxPred.permute(0, 2, 3, 1).reshape(-1, 4 * (_regMax + 1));
-        var anchors = targets.Anchors.narrow(0, offset, count).repeat(batch, 1);
-        var labels = targets.Labels.narrow(1, offset, count).reshape(-1);
-        var labelWeights = targets.LabelWeights.narrow(1, offset, count).reshape(-1);
-        var boxTargets = targets.BoxTargets.narrow(1, offset, count).reshape(-1, 4);
-
-        var positive = ((labels >= 0) & (labels < NumClasses)).nonzero().squeeze(1);
+        var positive = ((labels >= 0) & (labels < NumClasses)).nonzero().squeeze(1);   // the loss's one sync
         var quality = zeros(labels.shape[0], dtype: logits.dtype, device: device);
-        Tensor boxLoss, dflLoss, weightSum;
-        LevelPositives levelPositives;
+        Tensor box, dfl, weightSums;
+        Func<IReadOnlyList<LevelPositives>> positives;
         if (positive.shape[0] > 0)
         {
-            Tensor weight, predDistances, predBoxes, targetBoxes, iou, dflTargets;
+            Tensor weight, iou, dflTargets;
             var posBinLogits = binLogits.index_select(0, positive);
             using (no_grad())
             {
                 weight = logits.detach().sigmoid().amax(new long[] { 1 }).index_select(0, positive);
             }
+            var posLevel = rowLevel.index_select(0, positive);
+            var stride = strides.index_select(0, posLevel).unsqueeze(1);
             var centers = AnchorGenerator.Centers(anchors.index_select(0, positive)) / stride;
-            predDistances = Integral.Forward(posBinLogits, _regMax);
-            predBoxes = DistancePointBoxCoder.Decode(centers, predDistances);
-            targetBoxes = boxTargets.index_select(0, positive) / stride;
+            var predDistances = Integral.Forward(posBinLogits, _regMax);
+            var predBoxes = DistancePointBoxCoder.Decode(centers, predDistances);
+            var targetBoxes = boxTargets.index_select(0, positive) / stride;
             using (no_grad())
             {
                 iou = BoxOverlaps.Aligned(predBoxes.detach(), targetBoxes);
@@ -168,25 +131,105 @@ internal sealed class GflLoss : IDenseHeadLoss
             }
             quality.index_copy_(0, positive, iou);
 
-            boxLoss = _giou.Forward(predBoxes, targetBoxes, weight, avgFactor: 1.0);
-            dflLoss = _dfl.Forward(posBinLogits.reshape(-1, _regMax + 1), dflTargets.reshape(-1),
-                weight.unsqueeze(1).expand(-1, 4).reshape(-1), avgFactor: 4.0);
-            weightSum = weight.sum();
-            levelPositives = new LevelPositives(positive, weight, predDistances.detach(), predBoxes.detach(), targetBoxes, iou, dflTargets);
+            // Per-level sums over the positives through a (L, P) level mask: pairwise sums like the reference's per-level
+            // .sum(), without reading how many positives each level has. mmdetection: GIoU with avg_factor 1 and DFL with
+            // avg_factor 4 per level (weight_reduce_loss: sum / (avg_factor + eps)), both later divided by the box
+            // normaliser below.
+            var levelMask = (posLevel.unsqueeze(0) == arange(levels, dtype: int64, device: device).unsqueeze(1)).to(logits.dtype);
+            var giou = _giou.Elementwise(predBoxes, targetBoxes) * weight;
+            var dflPerBox = _dfl.Elementwise(posBinLogits.reshape(-1, _regMax + 1), dflTargets.reshape(-1)).view(-1, 4) * weight.unsqueeze(1);
+            box = _giou.LossWeight * (levelMask * giou.unsqueeze(0)).sum(1) / (1.0 + WeightReduceLoss.Float32Eps);
+            dfl = _dfl.LossWeight * (levelMask * dflPerBox.sum(1).unsqueeze(0)).sum(1) / (4.0 + WeightReduceLoss.Float32Eps);
+            weightSums = (levelMask * weight.unsqueeze(0)).sum(1);
+            var (w, d, p, t, q, f) = (weight, predDistances.detach(), predBoxes.detach(), targetBoxes, iou, dflTargets);
+            positives = () => SplitByLevel(positive, posLevel, rowsPerLevel, w, d, p, t, q, f);
         }
         else
         {
-            // The reference keeps the graph connected with bbox_pred.sum() * 0 (which is −0.0 for a negative sum).
-            boxLoss = boxPred.sum() * 0;
-            dflLoss = boxPred.sum() * 0;
-            weightSum = zeros(1, dtype: logits.dtype, device: device).squeeze();
-            var none = zeros(0, 4, dtype: logits.dtype, device: device);
-            levelPositives = new LevelPositives(positive, zeros(0, dtype: logits.dtype, device: device), none, none, none,
-                zeros(0, dtype: logits.dtype, device: device), none);
+            // The reference keeps the graph connected with bbox_pred.sum() * 0 on every level.
+            box = stack(outputs.BoxPredictions.Select(t => t.sum() * 0).ToList(), 0);
+            dfl = stack(outputs.BoxPredictions.Select(t => t.sum() * 0).ToList(), 0);
+            weightSums = zeros(levels, dtype: logits.dtype, device: device);
+            positives = () => Enumerable.Range(0, levels).Select(_ => NoPositives(logits.dtype, device)).ToList();
         }
 
-        var clsLoss = Focal is { } focal ? focal.Forward(logits, labels, labelWeights, clsAvgFactor)
-            : _qfl.Forward(logits, labels, quality, labelWeights, clsAvgFactor);
-        return (clsLoss, boxLoss, dflLoss, weightSum, quality.reshape(batch, count), levelPositives);
+        Tensor[] cls;
+        if (Focal is { } focal)
+        {
+            cls = new Tensor[levels];
+            long start = 0;
+            for (var l = 0; l < levels; l++)
+            {
+                cls[l] = focal.Forward(logits.narrow(0, start, rowsPerLevel[l]), labels.narrow(0, start, rowsPerLevel[l]),
+                    labelWeights.narrow(0, start, rowsPerLevel[l]), clsAvgFactor);
+                start += rowsPerLevel[l];
+            }
+        }
+        else cls = _qfl.ForwardPerSegment(logits, labels, quality, labelWeights, clsAvgFactor, rowsPerLevel).unbind(0);
+
+        var weightSumLevels = weightSums.unbind(0);
+        // Python sum over levels in float32, clamped after summing (mmdetection PR #4978), then a constant.
+        var weightSum = LossScalars.SumLevels(weightSumLevels);
+        // Over ranks: the mean of the ranks' sums, clamped at 1/W, i.e. the global batch's sum clamped at 1, so W ranks
+        // train exactly as one process on their union. (mmdetection clamps the mean at 1, the global sum at W: the two
+        // differ only while the positives' weights of a global batch sum to less than W, in the first iterations.)
+        var boxAvgFactor = Ranks is { WorldSize: > 1 }
+            ? Math.Max(Ranks.AllReduceMean([weightSum.item<float>()])[0], 1.0 / Ranks.WorldSize)
+            : (double)weightSum.clamp_min(1).item<float>();
+        var boxLevels = (box / boxAvgFactor).unbind(0);
+        var dflLevels = (dfl / boxAvgFactor).unbind(0);
+
+        var clsTotal = LossScalars.SumLevels(cls);
+        var boxTotal = LossScalars.SumLevels(boxLevels);
+        var dflTotal = LossScalars.SumLevels(dflLevels);
+        long qualityStart = 0;
+        var qualityTargets = cat(Enumerable.Range(0, levels).Select(l =>
+        {
+            var part = quality.narrow(0, qualityStart, rowsPerLevel[l]).reshape(batch, targets.AnchorsPerLevel[l]);
+            qualityStart += rowsPerLevel[l];
+            return part;
+        }).ToList(), 1);
+        return new LossBreakdown(cls, boxLevels, dflLevels, clsTotal, boxTotal, dflTotal, clsTotal + boxTotal + dflTotal,
+            clsAvgFactor, boxAvgFactor, weightSums, targets, qualityTargets, positives);
+    }
+
+    // (N, A, ...) per-image targets -> (Σ_l N·A_l, ...) rows ordered level, image, anchor: the layout of the head outputs.
+    private static Tensor LevelMajor(Tensor perImage, IReadOnlyList<long> anchorsPerLevel)
+    {
+        var parts = new List<Tensor>(anchorsPerLevel.Count);
+        long offset = 0;
+        foreach (var count in anchorsPerLevel)
+        {
+            var part = perImage.narrow(1, offset, count);
+            parts.Add(part.reshape(new[] { -1L }.Concat(part.shape.Skip(2)).ToArray()));
+            offset += count;
+        }
+        return cat(parts, 0);
+    }
+
+    // The positives of each level for inspection (tests, diagnostics): reads the level counts, so only on request.
+    private static IReadOnlyList<LevelPositives> SplitByLevel(Tensor positive, Tensor posLevel, long[] rowsPerLevel, Tensor weight,
+        Tensor predDistances, Tensor predBoxes, Tensor targetBoxes, Tensor quality, Tensor dflTargets)
+    {
+        var counts = posLevel.bincount(null, rowsPerLevel.Length).cpu().data<long>().ToArray();
+        var result = new List<LevelPositives>(rowsPerLevel.Length);
+        long start = 0, rowStart = 0;
+        for (int l = 0; l < rowsPerLevel.Length; l++)
+        {
+            var n = counts[l];
+            result.Add(new LevelPositives(positive.narrow(0, start, n) - rowStart, weight.narrow(0, start, n),
+                predDistances.narrow(0, start, n), predBoxes.narrow(0, start, n), targetBoxes.narrow(0, start, n),
+                quality.narrow(0, start, n), dflTargets.narrow(0, start, n)));
+            start += n;
+            rowStart += rowsPerLevel[l];
+        }
+        return result;
+    }
+
+    private static LevelPositives NoPositives(ScalarType dtype, Device device)
+    {
+        var none = zeros(0, 4, dtype: dtype, device: device);
+        var empty = zeros(0, dtype: dtype, device: device);
+        return new LevelPositives(zeros(0, dtype: int64, device: device), empty, none, none, none, empty, none);
     }
 }

@@ -59,7 +59,7 @@ public sealed record LossScalars(double Total, IReadOnlyList<LossTerm> Terms)
 /// <param name="WeightSumPerLevel">(L,) Σ of the positives' weights of each level.</param>
 /// <param name="Targets">the per-anchor targets used.</param>
 /// <param name="QualityTargets">(N, A) QFL IoU target, 0 for non-positives.</param>
-/// <param name="Positives">per level, what the box losses were computed on.</param>
+/// <param name="PositivesByLevel">makes <see cref="Positives"/> on request.</param>
 internal sealed record LossBreakdown(
     IReadOnlyList<Tensor> ClsPerLevel,
     IReadOnlyList<Tensor> BoxPerLevel,
@@ -73,8 +73,14 @@ internal sealed record LossBreakdown(
     Tensor WeightSumPerLevel,
     GflTargets Targets,
     Tensor QualityTargets,
-    IReadOnlyList<LevelPositives> Positives) : IHeadLosses
+    Func<IReadOnlyList<LevelPositives>> PositivesByLevel) : IHeadLosses
 {
+    private IReadOnlyList<LevelPositives>? _positives;
+
+    /// <summary>Per level, what the box losses were computed on; split on first access (it reads the level counts
+    /// from the device, which the step itself never needs).</summary>
+    public IReadOnlyList<LevelPositives> Positives => _positives ??= PositivesByLevel();
+
     /// <summary>The named terms whose sum is <see cref="Total"/> (mmdetection's loss dict keys).</summary>
     public IReadOnlyList<(string Name, Tensor Value)> Terms => [("loss_cls", Cls), ("loss_bbox", Box), ("loss_dfl", Dfl)];
 

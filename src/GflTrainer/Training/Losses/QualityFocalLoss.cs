@@ -51,7 +51,18 @@ internal sealed class QualityFocalLoss(double beta = 2.0, double lossWeight = 1.
     /// (<see cref="FusedQfl"/>) instead of being recorded op by op: on the (anchors x classes) matrix that is 6 passes
     /// in the backward instead of about 15, the largest cost of the loss.</remarks>
     public Tensor Forward(Tensor logits, Tensor labels, Tensor quality, Tensor weight, double avgFactor) =>
-        FusedQfl.apply(logits, labels, quality, weight, Beta, LossWeight / (avgFactor + WeightReduceLoss.Float32Eps));
+        ForwardPerSegment(logits, labels, quality, weight, avgFactor, [logits.shape[0]])[0];
+
+    /// <summary>The loss of each consecutive run of rows (e.g. the FPN levels of a level-major batch) from one pass over
+    /// all of them: (S,) values, each the weighted sum over its rows times loss_weight / (avg_factor + eps), as
+    /// <see cref="Forward"/> on that run alone.</summary>
+    /// <param name="segmentRows">rows of each run, in order; they add up to the rows of <paramref name="logits"/>.</param>
+    public Tensor ForwardPerSegment(Tensor logits, Tensor labels, Tensor quality, Tensor weight, double avgFactor, IReadOnlyList<long> segmentRows)
+    {
+        if (segmentRows.Sum() != logits.shape[0])
+            throw new ArgumentException($"segments of {string.Join("+", segmentRows)} rows for {logits.shape[0]} rows", nameof(segmentRows));
+        return FusedQfl.apply(logits, labels, quality, weight, Beta, LossWeight / (avgFactor + WeightReduceLoss.Float32Eps), segmentRows.ToArray());
+    }
 
     /// <summary>The reduced QFL as one autograd node. With σ = sigmoid(z), sp = softplus(z) = BCE(z, 0) and the
     /// row coefficient c_r = lossWeight · weight_r / (avgFactor + eps):
@@ -63,11 +74,12 @@ internal sealed class QualityFocalLoss(double beta = 2.0, double lossWeight = 1.
     {
         public override string Name => nameof(FusedQfl);
 
-        // vars: logits (R, C), labels (R,), quality (R,), weight (R,), beta, scale = lossWeight / (avgFactor + eps).
+        // vars: logits (R, C), labels (R,), quality (R,), weight (R,), beta, scale = lossWeight / (avgFactor + eps), rows per segment.
         public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
         {
             var (logits, labels, quality, weight) = ((Tensor)vars[0], (Tensor)vars[1], (Tensor)vars[2], (Tensor)vars[3]);
             double beta = (double)vars[4], scale = (double)vars[5];
+            var segments = (long[])vars[6];
             using var scope = NewDisposeScope();
             var numClasses = logits.shape[1];
             var sigma = logits.sigmoid();
@@ -80,8 +92,15 @@ internal sealed class QualityFocalLoss(double beta = 2.0, double lossWeight = 1.
             var posSigma = sigma.index(rows, cols);
             var posBce = F.binary_cross_entropy_with_logits(logits.index(rows, cols), y, reduction: nn.Reduction.None);
             loss.index_put_(posBce * (y - posSigma).abs().pow(beta), rows, cols);
-            var perRow = loss.sum(1);
-            var value = (perRow * weight).sum() * scale;
+            var weighted = loss.sum(1) * weight;
+            var sums = new Tensor[segments.Length];
+            long start = 0;
+            for (int i = 0; i < segments.Length; i++)
+            {
+                sums[i] = weighted.narrow(0, start, segments[i]).sum();
+                start += segments[i];
+            }
+            var value = stack(sums, 0) * scale;
             // TorchSharp packs the saved tensors after forward returns: they must outlive this scope (the caller's scope
             // disposes the C# handles; the graph keeps its own references).
             List<Tensor> keep = [sigma, softplus, modulation, rows, cols, y, posSigma, posBce];
@@ -89,6 +108,7 @@ internal sealed class QualityFocalLoss(double beta = 2.0, double lossWeight = 1.
             ctx.save_for_backward([.. keep, weight]);
             ctx.save_data("beta", beta);
             ctx.save_data("scale", scale);
+            ctx.save_data("segments", segments);
             return value.MoveToOuterDisposeScope();
         }
 
@@ -98,13 +118,17 @@ internal sealed class QualityFocalLoss(double beta = 2.0, double lossWeight = 1.
             var (sigma, softplus, modulation, rows, cols) = (saved[0], saved[1], saved[2], saved[3], saved[4]);
             var (y, posSigma, posBce, weight) = (saved[5], saved[6], saved[7], saved[8]);
             double beta = (double)ctx.get_data("beta"), scale = (double)ctx.get_data("scale");
+            var segments = (long[])ctx.get_data("segments");
             var grad = addcmul(sigma, softplus, 1 - sigma, value: beta).mul_(modulation);
             var diff = posSigma - y;
             var distance = diff.abs();
             var posGrad = diff * distance.pow(beta) + posBce * beta * distance.pow(beta - 1) * diff.sign() * posSigma * (1 - posSigma);
             grad.index_put_(posGrad, rows, cols);
-            grad.mul_((weight * scale * gradOutput).unsqueeze(1));
-            return [grad, null!, null!, null!, null!, null!];
+            // Each row's factor is its segment's incoming gradient.
+            var rowGrad = segments.Length == 1 ? gradOutput.reshape(1)
+                : cat(segments.Select((n, i) => gradOutput[i].reshape(1).expand(n)).ToList(), 0);
+            grad.mul_((weight * scale * rowGrad).unsqueeze(1));
+            return [grad, null!, null!, null!, null!, null!, null!];
         }
     }
 }
