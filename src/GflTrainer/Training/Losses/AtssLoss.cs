@@ -90,56 +90,51 @@ internal sealed class AtssLoss : IDenseHeadLoss
         var avgFactor = targets.ClassificationAvgFactor;
         if (Ranks is { WorldSize: > 1 }) avgFactor = Ranks.AllReduceMean([avgFactor])[0];
 
-        var cls = new Tensor[levels];
-        var box = new Tensor[levels];
-        var ctr = new Tensor[levels];
-        var sums = new Tensor[levels];
-        long offset = 0;
-        for (int l = 0; l < levels; l++)
+        // All levels as one computation (issue 21), reporting the reference's per-level values (LevelRows).
+        var rows = new LevelRows(targets, batch);
+        var logits = LevelRows.OfOutputs(outputs.ClassScores, NumClasses);
+        var deltas = LevelRows.OfOutputs(outputs.BoxPredictions, 4);
+        var centerness = LevelRows.OfOutputs(centernessMaps, 1).reshape(-1);
+        var cls = Enumerable.Range(0, levels).Select(l =>
+            _focal.Forward(rows.OfLevel(logits, l), rows.OfLevel(rows.Labels, l), rows.OfLevel(rows.LabelWeights, l), avgFactor)).ToArray();
+        var positive = rows.Positives(NumClasses);
+        Tensor box, ctr, sums;
+        if (positive.shape[0] > 0)
         {
-            var count = targets.AnchorsPerLevel[l];
-            var logits = outputs.ClassScores[l].permute(0, 2, 3, 1).reshape(-1, NumClasses);
-            var deltas = outputs.BoxPredictions[l].permute(0, 2, 3, 1).reshape(-1, 4);
-            var centerness = centernessMaps[l].permute(0, 2, 3, 1).reshape(-1);
-            var anchors = targets.Anchors.narrow(0, offset, count).repeat(batch, 1);
-            var labels = targets.Labels.narrow(1, offset, count).reshape(-1);
-            var labelWeights = targets.LabelWeights.narrow(1, offset, count).reshape(-1);
-            var boxTargets = targets.BoxTargets.narrow(1, offset, count).reshape(-1, 4);
-            cls[l] = _focal.Forward(logits, labels, labelWeights, avgFactor);
-            var positive = ((labels >= 0) & (labels < NumClasses)).nonzero().squeeze(1);
-            if (positive.shape[0] > 0)
-            {
-                var posAnchors = anchors.index_select(0, positive);
-                var posTargets = boxTargets.index_select(0, positive);
-                Tensor centernessTargets;
-                using (no_grad()) centernessTargets = CenternessTarget.Compute(posAnchors, posTargets);
-                var decoded = _coder.Decode(posAnchors, deltas.index_select(0, positive));
-                box[l] = _giou.Forward(decoded, posTargets, centernessTargets, avgFactor: 1.0);
-                var bce = F.binary_cross_entropy_with_logits(centerness.index_select(0, positive), centernessTargets, reduction: nn.Reduction.None);
-                ctr[l] = _centernessWeight * WeightReduceLoss.Mean(bce, avgFactor);
-                sums[l] = centernessTargets.sum();
-            }
-            else
-            {
-                // The reference keeps the graph connected with bbox_pred.sum() * 0 and centerness.sum() * 0.
-                box[l] = deltas.sum() * 0;
-                ctr[l] = centerness.sum() * 0;
-                sums[l] = zeros(1, dtype: logits.dtype, device: device).squeeze();
-            }
-            offset += count;
+            var posAnchors = rows.Anchors.index_select(0, positive);
+            var posTargets = rows.BoxTargets.index_select(0, positive);
+            Tensor centernessTargets;
+            using (no_grad()) centernessTargets = CenternessTarget.Compute(posAnchors, posTargets);
+            var decoded = _coder.Decode(posAnchors, deltas.index_select(0, positive));
+            var levelMask = rows.LevelMask(positive, logits.dtype);
+            // Per level as mmdetection: GIoU weighted by the centerness targets with avg_factor 1 (divided by the box
+            // normaliser below), BCE of the centerness logits with the classification normaliser.
+            box = _giou.LossWeight * LevelRows.SumOverPositives(levelMask, _giou.Elementwise(decoded, posTargets) * centernessTargets)
+                / (1.0 + WeightReduceLoss.Float32Eps);
+            var bce = F.binary_cross_entropy_with_logits(centerness.index_select(0, positive), centernessTargets, reduction: nn.Reduction.None);
+            ctr = _centernessWeight * LevelRows.SumOverPositives(levelMask, bce) / (avgFactor + WeightReduceLoss.Float32Eps);
+            sums = LevelRows.SumOverPositives(levelMask, centernessTargets);
+        }
+        else
+        {
+            // The reference keeps the graph connected with bbox_pred.sum() * 0 and centerness.sum() * 0 on every level.
+            box = stack(outputs.BoxPredictions.Select(t => t.sum() * 0).ToList(), 0);
+            ctr = stack(centernessMaps.Select(t => t.sum() * 0).ToList(), 0);
+            sums = zeros(levels, dtype: logits.dtype, device: device);
         }
         // Σ over levels in float32, then over ranks (the mean of the ranks' sums clamped at 1/W: the global sum clamped
         // at 1, as GflLoss does; mmdetection clamps the mean at 1), then a constant divisor.
-        var sum = LossScalars.SumLevels(sums);
+        var sum = LossScalars.SumLevels(sums.unbind(0));
         var boxAvgFactor = Ranks is { WorldSize: > 1 }
             ? Math.Max(Ranks.AllReduceMean([sum.item<float>()])[0], 1.0 / Ranks.WorldSize)
             : (double)sum.clamp_min(1).item<float>();
-        for (int l = 0; l < levels; l++) box[l] = box[l] / boxAvgFactor;
+        var boxLevels = (box / boxAvgFactor).unbind(0);
+        var ctrLevels = ctr.unbind(0);
         var clsTotal = LossScalars.SumLevels(cls);
-        var boxTotal = LossScalars.SumLevels(box);
-        var ctrTotal = LossScalars.SumLevels(ctr);
-        return new AtssLossBreakdown(cls, box, ctr, clsTotal, boxTotal, ctrTotal, clsTotal + boxTotal + ctrTotal, avgFactor,
-            boxAvgFactor, stack(sums, 0), targets);
+        var boxTotal = LossScalars.SumLevels(boxLevels);
+        var ctrTotal = LossScalars.SumLevels(ctrLevels);
+        return new AtssLossBreakdown(cls, boxLevels, ctrLevels, clsTotal, boxTotal, ctrTotal, clsTotal + boxTotal + ctrTotal, avgFactor,
+            boxAvgFactor, sums, targets);
     }
 
 }

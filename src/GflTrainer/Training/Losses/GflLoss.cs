@@ -93,20 +93,13 @@ internal sealed class GflLoss : IDenseHeadLoss
         var clsAvgFactor = targets.ClassificationAvgFactor;
         if (Ranks is { WorldSize: > 1 }) clsAvgFactor = Ranks.AllReduceMean([clsAvgFactor])[0];
 
-        // All levels as one computation (issue 21: a few large kernels instead of a loop of small ones, one nonzero).
-        // Rows are level-major (level, image, y, x): the concatenation of the reference's per-level inputs, so a
-        // level's rows are a contiguous range known from the shapes and its sums need no device->host read.
-        var rowsPerLevel = Enumerable.Range(0, levels).Select(l => batch * targets.AnchorsPerLevel[l]).ToArray();
-        var logits = cat(outputs.ClassScores.Select(t => t.permute(0, 2, 3, 1).reshape(-1, NumClasses)).ToList(), 0);
-        var binLogits = cat(outputs.BoxPredictions.Select(t => t.permute(0, 2, 3, 1).reshape(-1, 4 * (_regMax + 1))).ToList(), 0);
-        var labels = LevelMajor(targets.Labels, targets.AnchorsPerLevel).reshape(-1);
-        var labelWeights = LevelMajor(targets.LabelWeights, targets.AnchorsPerLevel).reshape(-1);
-        var boxTargets = LevelMajor(targets.BoxTargets, targets.AnchorsPerLevel).reshape(-1, 4);
-        var anchors = LevelMajor(targets.Anchors.unsqueeze(0).expand(batch, -1, -1), targets.AnchorsPerLevel).reshape(-1, 4);
-        var rowLevel = cat(Enumerable.Range(0, levels).Select(l => full(rowsPerLevel[l], l, dtype: int64, device: device)).ToList(), 0);
+        // All levels as one computation (issue 21), reporting the reference's per-level values (LevelRows).
+        var rows = new LevelRows(targets, batch);
+        var logits = LevelRows.OfOutputs(outputs.ClassScores, NumClasses);
+        var binLogits = LevelRows.OfOutputs(outputs.BoxPredictions, 4 * (_regMax + 1));
+        var labels = rows.Labels;
         var strides = tensor(_strides.Select(x => (float)x).ToArray(), device: device);
-
-        var positive = ((labels >= 0) & (labels < NumClasses)).nonzero().squeeze(1);   // the loss's one sync
+        var positive = rows.Positives(NumClasses);
         var quality = zeros(labels.shape[0], dtype: logits.dtype, device: device);
         Tensor box, dfl, weightSums;
         Func<IReadOnlyList<LevelPositives>> positives;
@@ -118,12 +111,12 @@ internal sealed class GflLoss : IDenseHeadLoss
             {
                 weight = logits.detach().sigmoid().amax(new long[] { 1 }).index_select(0, positive);
             }
-            var posLevel = rowLevel.index_select(0, positive);
+            var posLevel = rows.RowLevel.index_select(0, positive);
             var stride = strides.index_select(0, posLevel).unsqueeze(1);
-            var centers = AnchorGenerator.Centers(anchors.index_select(0, positive)) / stride;
+            var centers = AnchorGenerator.Centers(rows.Anchors.index_select(0, positive)) / stride;
             var predDistances = Integral.Forward(posBinLogits, _regMax);
             var predBoxes = DistancePointBoxCoder.Decode(centers, predDistances);
-            var targetBoxes = boxTargets.index_select(0, positive) / stride;
+            var targetBoxes = rows.BoxTargets.index_select(0, positive) / stride;
             using (no_grad())
             {
                 iou = BoxOverlaps.Aligned(predBoxes.detach(), targetBoxes);
@@ -131,18 +124,16 @@ internal sealed class GflLoss : IDenseHeadLoss
             }
             quality.index_copy_(0, positive, iou);
 
-            // Per-level sums over the positives through a (L, P) level mask: pairwise sums like the reference's per-level
-            // .sum(), without reading how many positives each level has. mmdetection: GIoU with avg_factor 1 and DFL with
-            // avg_factor 4 per level (weight_reduce_loss: sum / (avg_factor + eps)), both later divided by the box
-            // normaliser below.
-            var levelMask = (posLevel.unsqueeze(0) == arange(levels, dtype: int64, device: device).unsqueeze(1)).to(logits.dtype);
+            // mmdetection per level: GIoU with avg_factor 1 and DFL with avg_factor 4 (weight_reduce_loss: sum /
+            // (avg_factor + eps)), both later divided by the box normaliser below.
+            var levelMask = rows.LevelMask(positive, logits.dtype);
             var giou = _giou.Elementwise(predBoxes, targetBoxes) * weight;
             var dflPerBox = _dfl.Elementwise(posBinLogits.reshape(-1, _regMax + 1), dflTargets.reshape(-1)).view(-1, 4) * weight.unsqueeze(1);
-            box = _giou.LossWeight * (levelMask * giou.unsqueeze(0)).sum(1) / (1.0 + WeightReduceLoss.Float32Eps);
-            dfl = _dfl.LossWeight * (levelMask * dflPerBox.sum(1).unsqueeze(0)).sum(1) / (4.0 + WeightReduceLoss.Float32Eps);
-            weightSums = (levelMask * weight.unsqueeze(0)).sum(1);
+            box = _giou.LossWeight * LevelRows.SumOverPositives(levelMask, giou) / (1.0 + WeightReduceLoss.Float32Eps);
+            dfl = _dfl.LossWeight * LevelRows.SumOverPositives(levelMask, dflPerBox.sum(1)) / (4.0 + WeightReduceLoss.Float32Eps);
+            weightSums = LevelRows.SumOverPositives(levelMask, weight);
             var (w, d, p, t, q, f) = (weight, predDistances.detach(), predBoxes.detach(), targetBoxes, iou, dflTargets);
-            positives = () => SplitByLevel(positive, posLevel, rowsPerLevel, w, d, p, t, q, f);
+            positives = () => SplitByLevel(positive, posLevel, rows.RowsPerLevel, w, d, p, t, q, f);
         }
         else
         {
@@ -153,19 +144,10 @@ internal sealed class GflLoss : IDenseHeadLoss
             positives = () => Enumerable.Range(0, levels).Select(_ => NoPositives(logits.dtype, device)).ToList();
         }
 
-        Tensor[] cls;
-        if (Focal is { } focal)
-        {
-            cls = new Tensor[levels];
-            long start = 0;
-            for (var l = 0; l < levels; l++)
-            {
-                cls[l] = focal.Forward(logits.narrow(0, start, rowsPerLevel[l]), labels.narrow(0, start, rowsPerLevel[l]),
-                    labelWeights.narrow(0, start, rowsPerLevel[l]), clsAvgFactor);
-                start += rowsPerLevel[l];
-            }
-        }
-        else cls = _qfl.ForwardPerSegment(logits, labels, quality, labelWeights, clsAvgFactor, rowsPerLevel).unbind(0);
+        var cls = Focal is { } focal
+            ? Enumerable.Range(0, levels).Select(l => focal.Forward(rows.OfLevel(logits, l), rows.OfLevel(labels, l),
+                rows.OfLevel(rows.LabelWeights, l), clsAvgFactor)).ToArray()
+            : _qfl.ForwardPerSegment(logits, labels, quality, rows.LabelWeights, clsAvgFactor, rows.RowsPerLevel).unbind(0);
 
         var weightSumLevels = weightSums.unbind(0);
         // Python sum over levels in float32, clamped after summing (mmdetection PR #4978), then a constant.
@@ -182,29 +164,9 @@ internal sealed class GflLoss : IDenseHeadLoss
         var clsTotal = LossScalars.SumLevels(cls);
         var boxTotal = LossScalars.SumLevels(boxLevels);
         var dflTotal = LossScalars.SumLevels(dflLevels);
-        long qualityStart = 0;
-        var qualityTargets = cat(Enumerable.Range(0, levels).Select(l =>
-        {
-            var part = quality.narrow(0, qualityStart, rowsPerLevel[l]).reshape(batch, targets.AnchorsPerLevel[l]);
-            qualityStart += rowsPerLevel[l];
-            return part;
-        }).ToList(), 1);
+        var qualityTargets = rows.ToImageMajor(quality);
         return new LossBreakdown(cls, boxLevels, dflLevels, clsTotal, boxTotal, dflTotal, clsTotal + boxTotal + dflTotal,
             clsAvgFactor, boxAvgFactor, weightSums, targets, qualityTargets, positives);
-    }
-
-    // (N, A, ...) per-image targets -> (Σ_l N·A_l, ...) rows ordered level, image, anchor: the layout of the head outputs.
-    private static Tensor LevelMajor(Tensor perImage, IReadOnlyList<long> anchorsPerLevel)
-    {
-        var parts = new List<Tensor>(anchorsPerLevel.Count);
-        long offset = 0;
-        foreach (var count in anchorsPerLevel)
-        {
-            var part = perImage.narrow(1, offset, count);
-            parts.Add(part.reshape(new[] { -1L }.Concat(part.shape.Skip(2)).ToArray()));
-            offset += count;
-        }
-        return cat(parts, 0);
     }
 
     // The positives of each level for inspection (tests, diagnostics): reads the level counts, so only on request.

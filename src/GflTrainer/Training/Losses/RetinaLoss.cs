@@ -79,35 +79,38 @@ internal sealed class RetinaLoss : IDenseHeadLoss
             targets = _targetBuilder.Build(featmapSizes, gtBoxes, gtLabels, imagePadShapes, device);
         var avgFactor = targets.ClassificationAvgFactor;
 
-        var cls = new Tensor[levels];
-        var box = new Tensor[levels];
-        long offset = 0;
-        for (int l = 0; l < levels; l++)
+        // All levels as one computation (issue 21), reporting the reference's per-level values (LevelRows).
+        var rows = new LevelRows(targets, batch);
+        var logits = LevelRows.OfOutputs(outputs.ClassScores, NumClasses);
+        var deltas = LevelRows.OfOutputs(outputs.BoxPredictions, 4);
+        var cls = Enumerable.Range(0, levels).Select(l =>
+            _focal.Forward(rows.OfLevel(logits, l), rows.OfLevel(rows.Labels, l), rows.OfLevel(rows.LabelWeights, l), avgFactor)).ToArray();
+        var positive = rows.Positives(NumClasses);
+        Tensor[] box;
+        if (positive.shape[0] > 0)
         {
-            var count = targets.AnchorsPerLevel[l];
-            var logits = outputs.ClassScores[l].permute(0, 2, 3, 1).reshape(-1, NumClasses);
-            var deltas = outputs.BoxPredictions[l].permute(0, 2, 3, 1).reshape(-1, 4);
-            var labels = targets.Labels.narrow(1, offset, count).reshape(-1);
-            cls[l] = _focal.Forward(logits, labels, targets.LabelWeights.narrow(1, offset, count).reshape(-1), avgFactor);
-            var positive = ((labels >= 0) & (labels < NumClasses)).nonzero().squeeze(1);
-            if (positive.shape[0] > 0)
+            var posAnchors = rows.Anchors.index_select(0, positive);
+            var posTargets = rows.BoxTargets.index_select(0, positive);
+            var posDeltas = deltas.index_select(0, positive);
+            var levelMask = rows.LevelMask(positive, logits.dtype);
+            Tensor perBox;   // each positive's loss before the normaliser, as mmdetection's per-level weight_reduce_loss
+            double weight;
+            if (_giou is not null)
             {
-                var posAnchors = targets.Anchors.narrow(0, offset, count).repeat(batch, 1).index_select(0, positive);
-                var posTargets = targets.BoxTargets.narrow(1, offset, count).reshape(-1, 4).index_select(0, positive);
-                var posDeltas = deltas.index_select(0, positive);
-                if (_giou is not null)
-                    box[l] = _giou.Forward(_coder.Decode(posAnchors, posDeltas), posTargets, null, avgFactor);
-                else
-                {
-                    Tensor encoded;
-                    using (no_grad()) encoded = _coder.Encode(posAnchors, posTargets);
-                    box[l] = _l1Weight * WeightReduceLoss.Mean((posDeltas - encoded).abs(), avgFactor);
-                }
+                perBox = _giou.Elementwise(_coder.Decode(posAnchors, posDeltas), posTargets);
+                weight = _giou.LossWeight;
             }
             else
-                box[l] = deltas.sum() * 0;   // the reference's weights are all 0: a connected zero
-            offset += count;
+            {
+                Tensor encoded;
+                using (no_grad()) encoded = _coder.Encode(posAnchors, posTargets);
+                perBox = (posDeltas - encoded).abs().sum(1);
+                weight = _l1Weight;
+            }
+            box = (weight * LevelRows.SumOverPositives(levelMask, perBox) / (avgFactor + WeightReduceLoss.Float32Eps)).unbind(0);
         }
+        else
+            box = outputs.BoxPredictions.Select(t => t.sum() * 0).ToArray();   // the reference's weights are all 0: a connected zero
         var clsTotal = LossScalars.SumLevels(cls);
         var boxTotal = LossScalars.SumLevels(box);
         return new RetinaLossBreakdown(cls, box, clsTotal, boxTotal, clsTotal + boxTotal, avgFactor, targets);

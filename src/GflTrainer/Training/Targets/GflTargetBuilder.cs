@@ -26,9 +26,12 @@ internal sealed record GflTargets(
     public double ClassificationAvgFactor => PositivesPerImage.Sum(p => (double)Math.Max(p, 1));
 
     /// <summary>The batch's targets from per-image rows, moved out of the builder's dispose scope.</summary>
+    /// <param name="positiveRows">per image its (A,) bool positives: counted on the device and read in one transfer.</param>
     internal static GflTargets Stack(Tensor anchors, IReadOnlyList<long> anchorsPerLevel, IReadOnlyList<Tensor> validRows,
-        IReadOnlyList<Tensor> labelRows, IReadOnlyList<Tensor> weightRows, IReadOnlyList<Tensor> boxRows, IReadOnlyList<long> positives)
+        IReadOnlyList<Tensor> labelRows, IReadOnlyList<Tensor> weightRows, IReadOnlyList<Tensor> boxRows, IReadOnlyList<Tensor> positiveRows)
     {
+        var positives = positiveRows.Count == 0 ? []
+            : stack(positiveRows.Select(p => p.sum()).ToList(), 0).cpu().data<long>().ToArray();
         var targets = new GflTargets(anchors, anchorsPerLevel, stack(validRows, 0), stack(labelRows, 0),
             stack(weightRows, 0), stack(boxRows, 0), positives);
         targets.Anchors.MoveToOuterDisposeScope();
@@ -104,7 +107,7 @@ internal sealed class GflTargetBuilder(AnchorGenerator anchorGenerator, AtssAssi
         var labelRows = new List<Tensor>();
         var weightRows = new List<Tensor>();
         var boxRows = new List<Tensor>();
-        var positives = new long[imagePadShapes.Count];
+        var positiveRows = new List<Tensor>();
         for (var i = 0; i < imagePadShapes.Count; i++)
         {
             var boxes = gtBoxes[i].to(float32, device);
@@ -125,14 +128,14 @@ internal sealed class GflTargetBuilder(AnchorGenerator anchorGenerator, AtssAssi
             if (ignoredBoxes is { } ignored && ignored[i].shape[0] > 0)
                 weights = weights * (~(InsideAny(AnchorGenerator.Centers(anchors), ignored[i].to(float32, device)) & (labels == NumClasses))).to(float32);
 
-            positives[i] = isPositive.sum().item<long>();
+            positiveRows.Add(isPositive);
             validRows.Add(valid);
             labelRows.Add(labels);
             weightRows.Add(weights);
             boxRows.Add(boxTargets);
         }
 
-        return GflTargets.Stack(anchors, anchorsPerLevel, validRows, labelRows, weightRows, boxRows, positives);
+        return GflTargets.Stack(anchors, anchorsPerLevel, validRows, labelRows, weightRows, boxRows, positiveRows);
     }
 
     // (A,) bool: the point lies strictly inside at least one of the boxes.

@@ -55,7 +55,7 @@ internal sealed class MaxIouTargetBuilder(AnchorGenerator anchorGenerator, MaxIo
         var labelRows = new List<Tensor>();
         var weightRows = new List<Tensor>();
         var boxRows = new List<Tensor>();
-        var positives = new long[imagePadShapes.Count];
+        var positiveRows = new List<Tensor>();
         for (var i = 0; i < imagePadShapes.Count; i++)
         {
             var boxes = gtBoxes[i].to(float32, device);
@@ -69,12 +69,12 @@ internal sealed class MaxIouTargetBuilder(AnchorGenerator anchorGenerator, MaxIo
             if (boxes.shape[0] > 0)
                 boxTargets.index_copy_(0, validIndex,
                     boxes.index_select(0, (assignment.GtIndex - 1).clamp_min(0)) * isPositive.unsqueeze(1).to(float32));
-            positives[i] = isPositive.sum().item<long>();
+            positiveRows.Add(isPositive);
             validRows.Add(valid);
             labelRows.Add(labels);
             weightRows.Add(weights);
             boxRows.Add(boxTargets);
         }
-        return GflTargets.Stack(anchors, anchorsPerLevel, validRows, labelRows, weightRows, boxRows, positives);
+        return GflTargets.Stack(anchors, anchorsPerLevel, validRows, labelRows, weightRows, boxRows, positiveRows);
     }
 }
