@@ -68,8 +68,10 @@ public static class BenchCommand
     {
         var height = new Option<int>("--height") { DefaultValueFactory = _ => 800 };
         var width = new Option<int>("--width") { DefaultValueFactory = _ => 1344 };
-        var cmd = WithCommon(new Command("model", "Forward and forward+backward ms per image of ResNet-FPN-GFL"), Depth, Batch, height, width);
-        cmd.SetAction(p => GlobalOptions.Execute(p, ctx => Print(p, ctx, Bench.Model(ctx.Log, DeviceOf(p), p.GetValue(Depth), p.GetValue(Batch), p.GetValue(height), p.GetValue(width), p.GetValue(Repeats), p.GetValue(Threads)))));
+        var channelsLast = new Option<bool>("--channels-last") { Description = "Input and conv weights in NHWC memory (channels_last)" };
+        var cmd = WithCommon(new Command("model", "Forward and forward+backward ms per image of ResNet-FPN-GFL"), Depth, Batch, height, width, channelsLast);
+        cmd.SetAction(p => GlobalOptions.Execute(p, ctx => Print(p, ctx, Bench.Model(ctx.Log, DeviceOf(p), p.GetValue(Depth), p.GetValue(Batch), p.GetValue(height), p.GetValue(width), p.GetValue(Repeats), p.GetValue(Threads),
+            p.GetValue(channelsLast)))));
         return cmd;
     }
 

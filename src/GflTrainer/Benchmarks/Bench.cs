@@ -15,10 +15,12 @@ public static class Bench
         return DataBenchmark.Report(DataBenchmark.Run(annotationFile, imageDir, workers, count));
     }
 
-    public static BenchReport Model(ILogger log, string? device, int depth, int batch, int height, int width, int repeats, int threads)
+    /// <param name="channelsLast">input and conv weights in NHWC memory (the layout experiment of issue 21).</param>
+    public static BenchReport Model(ILogger log, string? device, int depth, int batch, int height, int width, int repeats, int threads,
+        bool channelsLast = false)
     {
         BenchReport.UseThreads(threads);
-        return ModelBenchmark.Report(ModelBenchmark.Run(DeviceSelector.Resolve(device, log), depth, height, width, batch, repeats));
+        return ModelBenchmark.Report(ModelBenchmark.Run(DeviceSelector.Resolve(device, log), depth, height, width, batch, repeats, channelsLast));
     }
 
     public static BenchReport Targets(ILogger log, string? device, bool backward, int repeats, int warmup, int threads)

@@ -10,7 +10,7 @@ namespace GflTrainer.Benchmarks;
 /// <param name="ForwardBackwardMsPerImage">train-mode forward plus backward of a scalar over all head outputs
 /// (no optimizer step, no loss targets).</param>
 public sealed record ModelBenchmarkResult(string Device, int Depth, int Height, int Width, int Batch, int Iterations,
-    double ForwardMsPerImage, double ForwardBackwardMsPerImage);
+    double ForwardMsPerImage, double ForwardBackwardMsPerImage, bool ChannelsLast = false);
 
 /// <summary>Times the reference detector (ResNet-depth + FPN + GFL head, 80 classes) on random input; the PyTorch
 /// counterpart is scripts/bench_model.py, so both frameworks can be compared on the same machine.</summary>
@@ -19,7 +19,7 @@ public static class ModelBenchmark
     private const int WarmupIterations = 2;
 
     public static ModelBenchmarkResult Run(Device device, int depth = 50, int height = 800, int width = 1344,
-        int batch = 2, int iterations = 10)
+        int batch = 2, int iterations = 10, bool channelsLast = false)
     {
         if (height < 32 || width < 32 || batch < 1 || iterations < 1)
             throw new GflConfigException($"benchmark needs height, width >= 32 and batch, iterations >= 1 " +
@@ -28,6 +28,15 @@ public static class ModelBenchmark
         using var detector = GflDetector.Create(depth);
         detector.to(device); // before anything holds the parameters (to() replaces them)
         using var images = randn(batch, 3, height, width, device: device);
+        if (channelsLast)
+        {
+            // NHWC memory under the NCHW shape (TorchSharp 0.107 has no memory_format argument: permute, copy,
+            // permute back gives the strides libtorch recognises as channels_last), for the input and every conv weight.
+            images.set_(ChannelsLast(images));
+            using (no_grad())
+                foreach (var p in detector.parameters())
+                    if (p.dim() == 4) p.set_(ChannelsLast(p.detach()));
+        }
 
         detector.eval();
         double forward = BenchClock.SampleMs(device, WarmupIterations, iterations, () =>
@@ -45,12 +54,14 @@ public static class ModelBenchmark
             detector.zero_grad();
         }).Average();
         return new ModelBenchmarkResult(device.ToString(), depth, height, width, batch, iterations,
-            forward / batch, forwardBackward / batch);
+            forward / batch, forwardBackward / batch, channelsLast);
     }
+
+    static Tensor ChannelsLast(Tensor t) => t.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
 
     /// <summary>The rows of <c>gfl bench model</c>.</summary>
     public static BenchReport Report(ModelBenchmarkResult r) => new BenchReport("model", r.Device)
-        .Add("depth", r.Depth).Add("batch", r.Batch).Add("height", r.Height).Add("width", r.Width)
+        .Add("depth", r.Depth).Add("channels_last", r.ChannelsLast).Add("batch", r.Batch).Add("height", r.Height).Add("width", r.Width)
         .Add("forward_ms_per_image", r.ForwardMsPerImage).Add("forward_backward_ms_per_image", r.ForwardBackwardMsPerImage)
         .Add("peak_rss_mb", BenchClock.PeakRssMb());
 }
