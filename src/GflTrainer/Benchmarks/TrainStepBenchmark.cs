@@ -53,23 +53,21 @@ public static class TrainStepBenchmark
         inputs.Detach(images); foreach (var t in boxes.Concat(labels)) inputs.Detach(t);
 
         var profiler = profilePath is null ? null : new StepProfiler(device);
-        bool profileTimedSteps = device.type != DeviceType.CUDA;
+        // On the CPU the timed steps are profiled (after the warm-up); on CUDA extra steps after them.
+        bool profileTimedSteps = profiler is not null && device.type != DeviceType.CUDA;
         int calls = 0;
-        void Step()
+        void Step(bool profile)
         {
-            using var profiled = profiler is not null && calls++ >= warmup ? profiler.Step() : null;
+            using var profiled = profile ? profiler!.Step() : null;
             // Random weights cannot produce a NaN here; if they do, the timing would not be of a training step.
             var r = step.Run(images, boxes, labels, pads);
             if (!r.LossFinite) throw new GflRuntimeException($"bench train-step: non-finite loss ({r.Losses})");
             if (r.Update!.Value.NonFinite is { } bad)
                 throw new GflRuntimeException($"bench train-step: non-finite gradient in {bad.Parameter}");
         }
-        var samples = BenchClock.SampleMs(device, warmup, iterations, profileTimedSteps ? Step : () => { calls++; Step(); });
+        var samples = BenchClock.SampleMs(device, warmup, iterations, () => Step(profileTimedSteps && calls++ >= warmup));
         if (profiler is not null && !profileTimedSteps)
-        {
-            calls = warmup;   // profile every one of these
-            BenchClock.SampleMs(device, 0, iterations, Step);
-        }
+            BenchClock.SampleMs(device, 0, iterations, () => Step(true));
         // The gradient check alone (part of every step above), on the last step's real gradients.
         var check = new List<double>();
         for (int i = 0; i < 21; i++)

@@ -7,8 +7,8 @@ namespace GflTrainer.Training;
 /// The trainable parameters moved into one contiguous buffer, and their gradients into another, each parameter and
 /// each <c>.grad</c> a view of its slice (apex's FusedSGD / contiguous-params idea; DDP's gradient_as_bucket_view
 /// for the gradients). The optimizer update, the gradient check, the loss-scaler's unscale and the all-reduce then
-/// run as a few kernels over two tensors instead of a few per parameter: R50-GFL has ~160 trainable tensors, i.e.
-/// ~800 small launches per step on a GPU (issue 21).
+/// run as a few kernels over two tensors instead of a few per parameter: R50-GFL has about 170 trainable tensors, i.e.
+/// some 800 small launches per step on a GPU (issue 21).
 /// </summary>
 /// <remarks>
 /// Autograd accumulates into a gradient that is already defined in place (<c>grad += new</c> in libtorch's

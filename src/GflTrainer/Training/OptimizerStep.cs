@@ -72,7 +72,7 @@ internal sealed class OptimizerStep
             {
                 // The cheap check failed: only now spend a pass per parameter to say which one.
                 var bad = GradientCheck.FindFirstNonFinite(_sgd.Parameters)
-                    ?? throw new InvalidOperationException("GradientCheck.AllFinite and FindFirstNonFinite disagree");
+                    ?? throw new InvalidOperationException("GradientCheck.AllFiniteValues and FindFirstNonFinite disagree");
                 return new OptimizerStepOutcome(false, bad);
             }
         }
