@@ -17,7 +17,7 @@ namespace GflTrainer.Training;
 /// tensors: every later operation on the buffers is element-wise, so results are bit-identical (tested against
 /// torch.optim.SGD). One difference from separate tensors: a parameter that takes no part in the loss has a zero
 /// gradient rather than none, so weight decay still shrinks it (torch.optim.SGD would skip it). Every trainable
-/// parameter of the three heads takes part in the loss.
+/// parameter of the three heads takes part in the loss (TrainStepTests.Every_trainable_parameter_is_in_the_graph_of_the_loss).
 /// The parameters must not be replaced afterwards (<c>module.to(device)</c> makes new tensors): move the model first.
 /// Loading weights copies into the parameters in place and keeps the views.
 /// </remarks>

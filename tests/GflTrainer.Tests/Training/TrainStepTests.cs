@@ -92,4 +92,26 @@ public sealed class TrainStepTests
         Assert.Equal("cls 2.0000 bbox 2.0000", ProgressReporter.Terms(s.Losses));
         Assert.Empty(w.Drain().Losses.Terms);
     }
+
+    /// <summary>The flat gradient buffer cannot tell "no gradient" from "zero gradient" (FlatParameters): every trainable
+    /// parameter of every head must be in the loss's graph, or weight decay would move one torch.optim.SGD leaves alone.
+    /// (Zero gradients are expected: zero_init_residual makes a block's branch weights' first gradients exactly 0.)</summary>
+    [Theory]
+    [InlineData(HeadType.Gfl)]
+    [InlineData(HeadType.Atss)]
+    [InlineData(HeadType.Retinanet)]
+    public void Every_trainable_parameter_is_in_the_graph_of_the_loss(HeadType head)
+    {
+        using var scope = NewDisposeScope();
+        var cfg = Tiny with { Model = Tiny.Model with { Head = Tiny.Model.Head with { Type = head } } };
+        manual_seed(0);
+        var model = DetectorFactory.CreateDetector(cfg.Model);
+        model.train();
+        var named = model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, (Tensor)p.parameter)).ToList();
+        var (images, boxes, labels, pads) = Batch();
+        var loss = DenseHeadLoss.FromConfig(cfg.Model).Compute(model.forward(images), boxes, labels, pads).Total;
+        var grads = autograd.grad([loss], named.Select(p => p.Item2).ToList(), allow_unused: true);
+        Assert.Empty(named.Where((p, i) => grads[i] is null || grads[i].IsInvalid).Select(p => p.Item1));
+        Assert.Equal(named.Count, grads.Count);
+    }
 }
