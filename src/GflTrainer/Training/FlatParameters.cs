@@ -43,7 +43,8 @@ internal sealed class FlatParameters : IDisposable
             if (p.dtype != dtype || p.device.ToString() != device.ToString())
                 throw new ArgumentException($"parameters of one dtype and device expected: {dtype} on {device} and {p.dtype} on {p.device}");
         using var noGrad = no_grad();
-        Values = empty(_offsets[^1], dtype: dtype, device: device);
+        // zeros, not empty: the alignment gaps take part in every flat operation and must not hold the allocator's garbage.
+        Values = zeros(_offsets[^1], dtype: dtype, device: device);
         Gradients = zeros(_offsets[^1], dtype: dtype, device: device);
         for (int i = 0; i < parameters.Count; i++)
         {

@@ -51,6 +51,26 @@ public sealed class FlatParametersTests
         Assert.True(a > 0 && Math.Abs(a - b) <= 1e-5 * a, $"{a} vs {b}");
     }
 
+    /// <summary>The alignment gaps between slices are part of every flat computation (the update, the finite check):
+    /// they must hold zeros, whatever the allocator hands out. The heap is poisoned with a NaN block of the buffer's
+    /// size, freed just before, which a buffer that is not cleared would reuse.</summary>
+    [Fact]
+    public void The_gaps_between_slices_are_zero_on_a_poisoned_heap()
+    {
+        using var scope = NewDisposeScope();
+        var net = Net();
+        var parameters = Named(net).Select(p => p.Item2).ToList();
+        long total = parameters.Sum(p => (p.numel() + 15) / 16 * 16);
+        // Several blocks, so that whichever the allocator picks (its caches hold the freed ones) is NaN-filled.
+        foreach (var block in Enumerable.Range(0, 16).Select(_ => full(total, float.NaN)).ToList()) block.Dispose();
+        using var flat = new FlatParameters(parameters);
+        Assert.Equal(total, flat.Values.numel());
+        Assert.True(flat.Values.isfinite().all().item<bool>(), "garbage between the parameters");
+        Assert.True(flat.Gradients.isfinite().all().item<bool>());
+        var inSlices = parameters.Sum(p => p.detach().abs().sum().item<float>());
+        Assert.Equal(inSlices, flat.Values.abs().sum().item<float>(), 3);
+    }
+
     [Fact]
     public void The_parameters_share_the_buffer()
     {
