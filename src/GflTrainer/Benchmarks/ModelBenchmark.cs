@@ -57,7 +57,8 @@ public static class ModelBenchmark
             forward / batch, forwardBackward / batch, channelsLast);
     }
 
-    static Tensor ChannelsLast(Tensor t) => t.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
+    /// <summary>NHWC memory under the NCHW shape of a 4-D tensor.</summary>
+    internal static Tensor ChannelsLast(Tensor t) => t.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
 
     /// <summary>The rows of <c>gfl bench model</c>.</summary>
     public static BenchReport Report(ModelBenchmarkResult r) => new BenchReport("model", r.Device)

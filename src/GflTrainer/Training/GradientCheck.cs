@@ -18,22 +18,13 @@ public sealed record NonFiniteGradient(string Parameter, long NonFinite, long Na
 /// </summary>
 public static class GradientCheck
 {
-    /// <summary>True when every value of every gradient of <paramref name="parameters"/> is finite (parameters without
-    /// a gradient are skipped). Exact.</summary>
-    /// <remarks>The normal path: the sum of each gradient (one allocation-free reduction each), stacked, one
-    /// isfinite-all and one <c>item</c>. A NaN or ±Inf anywhere makes its gradient's sum NaN or Inf. The converse
+    /// <summary>True when every value of every tensor (the gradients: in training, the optimizer's one flat gradient
+    /// buffer) is finite. Exact.</summary>
+    /// <remarks>The normal path: the sum of each tensor (one allocation-free reduction each), stacked, one
+    /// isfinite-all and one <c>item</c>. A NaN or ±Inf anywhere makes its tensor's sum NaN or Inf. The converse
     /// needs care: finite values can overflow a float sum (beyond 3.4e38), so a non-finite sum is confirmed value by
-    /// value before the answer is no. Per-gradient sums were chosen over max and min (propagate NaN, cannot
-    /// overflow) and over the loss scaler's former abs().max() because they measured 2-4x faster (docs/STATUS.md,
-    /// "Gradient check").</remarks>
-    public static bool AllFinite(IReadOnlyList<Tensor> parameters)
-    {
-        using var scope = NewDisposeScope();
-        return AllFiniteValues(parameters.Select(p => p.grad).OfType<Tensor>().ToList());
-    }
-
-    /// <summary>True when every value of every tensor is finite: <see cref="AllFinite"/> on gradient tensors
-    /// themselves (the optimizer's one flat gradient buffer is a single sum).</summary>
+    /// value before the answer is no. Sums were chosen over max and min (propagate NaN, cannot overflow) and over the
+    /// loss scaler's former abs().max() because they measured 2-4x faster (docs/STATUS.md, "Gradient check").</remarks>
     public static bool AllFiniteValues(IReadOnlyList<Tensor> tensors)
     {
         using var scope = NewDisposeScope();
@@ -46,7 +37,7 @@ public static class GradientCheck
         return true;
     }
 
-    /// <summary>The slow path, after <see cref="AllFinite"/> said no: one count per parameter, in the given order
+    /// <summary>The slow path, after <see cref="AllFiniteValues"/> said no: one count per parameter, in the given order
     /// (the model's named_parameters order). Null when every gradient is finite.</summary>
     public static NonFiniteGradient? FindFirstNonFinite(IEnumerable<(string Name, Tensor Param)> parameters)
     {

@@ -5,7 +5,7 @@ namespace GflTrainer.Training;
 
 /// <summary>Dynamic loss scaling for fp16 (torch.cuda.amp.GradScaler's policy: init 2^16, ×2 after 2000 clean steps,
 /// ×0.5 and skip the step on overflow). bf16 has fp32's range and needs none. The finite check is
-/// <see cref="GradientCheck.AllFinite"/>: one fused reduction over all gradients with a single host sync per step.</summary>
+/// <see cref="GradientCheck.AllFiniteValues"/>: one fused reduction over all gradients with a single host sync per step.</summary>
 public sealed class LossScaler
 {
     private readonly double _growthFactor, _backoffFactor;

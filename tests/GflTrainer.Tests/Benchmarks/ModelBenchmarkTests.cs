@@ -36,11 +36,10 @@ public class ModelBenchmarkTests
         detector.eval();
         var x = torch.randn(1, 3, 96, 128);
         var reference = detector.forward(x);
-        static torch.Tensor Nhwc(torch.Tensor t) => t.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
         using (torch.no_grad())
             foreach (var p in detector.parameters())
-                if (p.dim() == 4) p.set_(Nhwc(p.detach()));
-        var xl = Nhwc(x);
+                if (p.dim() == 4) p.set_(ModelBenchmark.ChannelsLast(p.detach()));
+        var xl = ModelBenchmark.ChannelsLast(x);
         Assert.Equal(new long[] { 3 * 96 * 128, 1, 128 * 3, 3 }, xl.stride());
         var outputs = detector.forward(xl);
         for (int l = 0; l < reference.ClassScores.Count; l++)

@@ -24,22 +24,23 @@ public class GradientCheckTests
     [InlineData(float.NaN)]
     [InlineData(float.PositiveInfinity)]
     [InlineData(float.NegativeInfinity)]
-    public void AllFinite_IsFalseForOneNonFiniteValue(float bad)
+    public void AllFiniteValues_IsFalseForOneNonFiniteValue(float bad)
     {
         using var scope = NewDisposeScope();
         var ps = Params(("a", [1, 2]), ("b", [3, bad, 4]));
-        Assert.False(GradientCheck.AllFinite(ps.Select(p => p.Param).ToList()));
+        Assert.False(GradientCheck.AllFiniteValues(ps.Select(p => p.Param.grad!).ToList()));
+        Assert.False(GradientCheck.AllFiniteValues([cat(ps.Select(p => p.Param.grad!).ToList())]));   // one flat buffer
     }
 
     [Fact]
-    public void AllFinite_IsTrueForFiniteGradients_EvenWhenTheirSumOverflows()
+    public void AllFiniteValues_IsTrueForFiniteGradients_EvenWhenTheirSumOverflows()
     {
         using var scope = NewDisposeScope();
         // 3e38 + 3e38 is Inf in float: the fused sum says "maybe", the exact re-check says finite.
         var ps = Params(("a", [3e38f, 3e38f]), ("b", [-1, 1]));
-        Assert.True(GradientCheck.AllFinite(ps.Select(p => p.Param).ToList()));
-        var noGrad = zeros(3).requires_grad_();   // parameters without a gradient are skipped
-        Assert.True(GradientCheck.AllFinite([noGrad]));
+        Assert.True(GradientCheck.AllFiniteValues(ps.Select(p => p.Param.grad!).ToList()));
+        Assert.True(GradientCheck.AllFiniteValues([cat(ps.Select(p => p.Param.grad!).ToList())]));   // one flat buffer
+        Assert.True(GradientCheck.AllFiniteValues([]));
     }
 
     [Fact]

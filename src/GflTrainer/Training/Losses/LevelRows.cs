@@ -65,10 +65,6 @@ internal sealed class LevelRows
         return rows.narrow(0, start, RowsPerLevel[level]);
     }
 
-    /// <summary>(L,) Σ of a row-aligned (rows,) tensor within each level (one contiguous sum per level, as the
-    /// reference's per-level <c>.sum()</c>).</summary>
-    public Tensor SumPerLevel(Tensor rowValues) => stack(Enumerable.Range(0, Levels).Select(l => OfLevel(rowValues, l).sum()).ToList(), 0);
-
     /// <summary>(L, P) 0/1 mask of each positive's level, for <see cref="SumOverPositives"/>.</summary>
     public Tensor LevelMask(Tensor positives, ScalarType dtype) =>
         (RowLevel.index_select(0, positives).unsqueeze(0) == arange(Levels, dtype: int64, device: positives.device).unsqueeze(1)).to(dtype);
