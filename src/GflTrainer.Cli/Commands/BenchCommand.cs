@@ -98,9 +98,11 @@ public static class BenchCommand
             Description = "Also time each phase of the step (forward, targets, losses, loss read, backward, gradient check, update) and " +
                 "write a Chrome trace here (chrome://tracing, ui.perfetto.dev); on CUDA the phases are synchronised and run as extra steps",
         };
-        var cmd = WithCommon(new Command("train-step", "Full SGD step of R50-GFL (forward, targets, losses, backward, update)"), Depth, Batch, amp, height, width, config, Head, profile);
+        var channelsLast = new Option<bool>("--channels-last") { Description = "Train in channels_last (train.channels_last): NHWC input and conv weights" };
+        var cmd = WithCommon(new Command("train-step", "Full SGD step of R50-GFL (forward, targets, losses, backward, update)"), Depth, Batch, amp, height, width, config, Head, profile, channelsLast);
         cmd.SetAction(p => GlobalOptions.Execute(p, ctx => Print(p, ctx, Bench.TrainStep(ctx.Log, DeviceOf(p), p.GetValue(Depth), p.GetValue(Batch), p.GetValue(amp) ?? "off", p.GetValue(height), p.GetValue(width),
-            p.GetValue(Repeats), p.GetValue(Warmup), p.GetValue(config), p.GetValue(Threads), p.GetValue(Head)!, p.GetValue(profile)))));
+            p.GetValue(Repeats), p.GetValue(Warmup), p.GetValue(config), p.GetValue(Threads), p.GetValue(Head)!, p.GetValue(profile),
+            p.GetValue(channelsLast)))));
         return cmd;
     }
 

@@ -33,13 +33,15 @@ public static class Bench
     /// <param name="configFile">time this configuration's model, loss and clipping instead of R50-GFL.</param>
     /// <param name="head">gfl, atss or retinanet: the R50 reference's head when no config is given.</param>
     /// <param name="profilePath">also profile the steps phase by phase and write the Chrome trace here.</param>
+    /// <param name="channelsLast">train in channels_last (also on when the config sets train.channels_last).</param>
     public static BenchReport TrainStep(ILogger log, string? device, int depth, int batch, string amp, int height, int width, int repeats,
-        int warmup, string? configFile, int threads, string head = "gfl", string? profilePath = null)
+        int warmup, string? configFile, int threads, string head = "gfl", string? profilePath = null, bool channelsLast = false)
     {
         BenchReport.UseThreads(threads);
         var d = DeviceSelector.Resolve(device, log);
         var cfg = configFile is null ? null : ConfigLoader.Load(configFile);
-        return TrainStepBenchmark.Report(TrainStepBenchmark.TrainStep(d, depth, batch, height, width, repeats, warmup, amp, cfg, HeadOf(head), profilePath));
+        return TrainStepBenchmark.Report(TrainStepBenchmark.TrainStep(d, depth, batch, height, width, repeats, warmup, amp, cfg, HeadOf(head), profilePath,
+            channelsLast));
     }
 
     /// <param name="engine">torchsharp or onnxruntime (<see cref="TrainStepBenchmark.Inference"/>).</param>

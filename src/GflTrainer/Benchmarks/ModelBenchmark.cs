@@ -30,12 +30,10 @@ public static class ModelBenchmark
         using var images = randn(batch, 3, height, width, device: device);
         if (channelsLast)
         {
-            // NHWC memory under the NCHW shape (TorchSharp 0.107 has no memory_format argument: permute, copy,
-            // permute back gives the strides libtorch recognises as channels_last), for the input and every conv weight.
-            images.set_(ChannelsLast(images));
-            using (no_grad())
-                foreach (var p in detector.parameters())
-                    if (p.dim() == 4) p.set_(ChannelsLast(p.detach()));
+            // NHWC memory under the NCHW shape for the input and every conv weight (training does the same through
+            // Sgd's flat buffers).
+            images.set_(Runtime.ChannelsLast.Of(images));
+            Runtime.ChannelsLast.Apply(detector);
         }
 
         detector.eval();
@@ -56,9 +54,6 @@ public static class ModelBenchmark
         return new ModelBenchmarkResult(device.ToString(), depth, height, width, batch, iterations,
             forward / batch, forwardBackward / batch, channelsLast);
     }
-
-    /// <summary>NHWC memory under the NCHW shape of a 4-D tensor.</summary>
-    internal static Tensor ChannelsLast(Tensor t) => t.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
 
     /// <summary>The rows of <c>gfl bench model</c>.</summary>
     public static BenchReport Report(ModelBenchmarkResult r) => new BenchReport("model", r.Device)

@@ -1,3 +1,4 @@
+using GflTrainer.Runtime;
 using GflTrainer.Runtime.Native;
 using static TorchSharp.torch;
 
@@ -20,15 +21,21 @@ namespace GflTrainer.Training;
 /// parameter of the three heads takes part in the loss (TrainStepTests.Every_trainable_parameter_is_in_the_graph_of_the_loss).
 /// The parameters must not be replaced afterwards (<c>module.to(device)</c> makes new tensors): move the model first.
 /// Loading weights copies into the parameters in place and keeps the views.
+/// Each parameter keeps its memory format: a channels_last conv weight (<see cref="ChannelsLast.Apply"/>, called before
+/// this) gets an NHWC slice and a channels_last view, and so does its gradient, as the NHWC convolutions read and write
+/// them (no conversion per call). The flat operations are element-wise, so the layout changes none of their results.
 /// </remarks>
 internal sealed class FlatParameters : IDisposable
 {
     private readonly long[] _offsets;
+    private readonly bool[] _channelsLast;
 
-    /// <param name="parameters">leaf tensors of one dtype and device (the model's trainable parameters).</param>
+    /// <param name="parameters">leaf tensors of one dtype and device (the model's trainable parameters), each contiguous
+    /// or channels_last.</param>
     public FlatParameters(IReadOnlyList<Tensor> parameters)
     {
         Parameters = parameters;
+        _channelsLast = parameters.Select(ChannelsLast.Is).ToArray();
         _offsets = new long[parameters.Count + 1];
         for (int i = 0; i < parameters.Count; i++) _offsets[i + 1] = AlignUp(_offsets[i] + parameters[i].numel(), parameters[i].element_size());
         if (parameters.Count == 0)
@@ -65,9 +72,14 @@ internal sealed class FlatParameters : IDisposable
     /// <summary>All gradients, concatenated flat in order; each parameter's <c>.grad</c> is a view of it.</summary>
     public Tensor Gradients { get; }
 
-    /// <summary>Parameter <paramref name="index"/>'s slice of a buffer laid out as <see cref="Values"/>, in its shape.</summary>
-    public Tensor Slice(Tensor buffer, int index) =>
-        buffer.narrow(0, _offsets[index], Parameters[index].numel()).view(Parameters[index].shape);
+    /// <summary>Parameter <paramref name="index"/>'s slice of a buffer laid out as <see cref="Values"/>, in its shape
+    /// and memory format.</summary>
+    public Tensor Slice(Tensor buffer, int index)
+    {
+        var shape = Parameters[index].shape;
+        using var flat = buffer.narrow(0, _offsets[index], Parameters[index].numel());
+        return _channelsLast[index] ? ChannelsLast.View(flat, shape) : flat.view(shape);
+    }
 
     /// <summary>Clears the gradients for the next backward. A parameter whose <c>.grad</c> was replaced or dropped
     /// meanwhile gets its view back.</summary>
@@ -78,9 +90,14 @@ internal sealed class FlatParameters : IDisposable
         for (int i = 0; i < Parameters.Count; i++)
         {
             using var g = Parameters[i].grad;   // a new handle each read: released here
-            if (g is null || !g.is_contiguous() || TensorData.Pointer(g) != TensorData.Pointer(Gradients) + (nint)(_offsets[i] * Gradients.element_size()))
-                Parameters[i].grad = Slice(Gradients, i);
+            if (g is null || !IsSlice(g, i)) Parameters[i].grad = Slice(Gradients, i);
         }
+    }
+
+    private bool IsSlice(Tensor g, int i)
+    {
+        bool layout = _channelsLast[i] ? ChannelsLast.Is(g) : g.is_contiguous();
+        return layout && TensorData.FirstElement(g) == TensorData.Pointer(Gradients) + (nint)(_offsets[i] * Gradients.element_size());
     }
 
     // Each slice starts on a 64-byte boundary, as libtorch's allocator places every tensor, so kernels that read a

@@ -28,21 +28,28 @@ internal sealed class TrainStep
     private readonly ScalarType? _ampType;
     private readonly Device _device;
     private readonly ICollective _collective;
+    private readonly bool _channelsLast;
 
-    public TrainStep(GflDetector model, IDenseHeadLoss loss, OptimizerStep update, ScalarType? ampType, Device device, ICollective? collective = null)
+    /// <param name="channelsLast">convert each batch to channels_last before the forward; the model's conv weights must be
+    /// channels_last too (<see cref="ChannelsLast.Apply"/>), or the convolutions convert them on every call.</param>
+    public TrainStep(GflDetector model, IDenseHeadLoss loss, OptimizerStep update, ScalarType? ampType, Device device, ICollective? collective = null,
+        bool channelsLast = false)
     {
         _model = model; _loss = loss; _update = update; _ampType = ampType; _device = device;
         _collective = collective ?? SingleProcessCollective.Instance;
+        _channelsLast = channelsLast;
     }
 
-    /// <summary>The step of a configuration: its loss (model section), AMP mode, loss scaler (fp16) and gradient
-    /// clipping (train section) around <paramref name="sgd"/>.</summary>
+    /// <summary>The step of a configuration: its loss (model section), AMP mode, memory format, loss scaler (fp16) and
+    /// gradient clipping (train section) around <paramref name="sgd"/> (for <c>train.channels_last</c> the model went
+    /// through <see cref="ChannelsLast.Apply"/> before <paramref name="sgd"/> was built).</summary>
     public static TrainStep FromConfig(GflConfig cfg, GflDetector model, Sgd sgd, Device device, ICollective? collective = null,
         Action<IReadOnlyList<(string Name, Tensor Param)>>? afterBackwardForTests = null)
     {
         var scaler = cfg.Train.Amp == AmpMode.Fp16 ? new LossScaler() : null;
         var update = new OptimizerStep(sgd, scaler, cfg.Train.GradClip, collective) { AfterBackward = afterBackwardForTests };
-        return new TrainStep(model, DenseHeadLoss.FromConfig(cfg.Model, collective), update, AmpType(cfg.Train.Amp), device, collective) { Scaler = scaler };
+        return new TrainStep(model, DenseHeadLoss.FromConfig(cfg.Model, collective), update, AmpType(cfg.Train.Amp), device, collective,
+            cfg.Train.ChannelsLast) { Scaler = scaler };
     }
 
     public static ScalarType? AmpType(AmpMode amp) =>
@@ -61,6 +68,8 @@ internal sealed class TrainStep
         HeadOutputs outputs;
         using (StepProfiler.Phase("forward"))
         {
+            // The copy belongs to the caller's dispose scope, as every tensor of the step.
+            if (_channelsLast && !ChannelsLast.Is(images)) images = ChannelsLast.Of(images);
             using (Autocast.Enter(_ampType, _device))
                 outputs = _model.forward(images);
             if (_ampType is not null)   // losses in fp32, as mmdetection's AmpOptimWrapper leaves them outside autocast's casts

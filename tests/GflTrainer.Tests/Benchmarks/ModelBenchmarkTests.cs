@@ -36,10 +36,8 @@ public class ModelBenchmarkTests
         detector.eval();
         var x = torch.randn(1, 3, 96, 128);
         var reference = detector.forward(x);
-        using (torch.no_grad())
-            foreach (var p in detector.parameters())
-                if (p.dim() == 4) p.set_(ModelBenchmark.ChannelsLast(p.detach()));
-        var xl = ModelBenchmark.ChannelsLast(x);
+        GflTrainer.Runtime.ChannelsLast.Apply(detector);
+        var xl = GflTrainer.Runtime.ChannelsLast.Of(x);
         Assert.Equal(new long[] { 3 * 96 * 128, 1, 128 * 3, 3 }, xl.stride());
         var outputs = detector.forward(xl);
         for (int l = 0; l < reference.ClassScores.Count; l++)

@@ -1,4 +1,5 @@
 using GflTrainer.Checkpoints;
+using GflTrainer.Runtime;
 using GflTrainer.Training;
 using TorchSharp;
 using Xunit;
@@ -149,5 +150,84 @@ public sealed class FlatParametersTests
         Assert.Contains("no momentum buffer for parameter 'n.weight'", e.Message);
 
         Assert.Throws<ArgumentException>(() => new Sgd([("a", zeros(2).requires_grad_()), ("b", zeros(2, dtype: float64).requires_grad_())], 0.1, 0, 0));
+    }
+
+    /// <summary>train.channels_last (ChannelsLast.Apply before the optimizer): the conv weights and their gradients stay
+    /// channels_last as NHWC views of the buffers (the layout
+    /// the NHWC kernels read and write, so no conversion per call), the other parameters stay contiguous, the values are
+    /// the same, backward writes into the views and zeroing keeps them.</summary>
+    [Fact]
+    public void Channels_last_weights_and_gradients_are_NHWC_views_of_the_buffers()
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(8);
+        var net = Net();
+        var weights = Named(net).ToDictionary(p => p.Item1, p => p.Item2.detach().clone());
+        ChannelsLast.Apply(net);
+        using var sgd = new Sgd(Named(net), 0.1, 0.9, 1e-4);
+        foreach (var (name, p) in Named(net))
+        {
+            Assert.True(p.equal(weights[name]).all().item<bool>(), name);
+            Assert.Equal(p.dim() == 4, ChannelsLast.Is(p));
+            Assert.Equal(p.dim() == 4, ChannelsLast.Is(p.grad!));
+            if (p.dim() != 4) Assert.True(p.is_contiguous(), name);
+        }
+        for (int step = 0; step < 2; step++)
+        {
+            sgd.ZeroGrad();
+            net.forward(ChannelsLast.Of(randn(2, 3, 8, 8))).sum().backward();
+            var grads = cat(Named(net).Select(p => p.Item2.grad!.reshape(-1)).ToList());
+            SameSum(grads, sgd.Gradients);   // backward wrote into the views
+            Assert.All(Named(net), p => Assert.Equal(p.Item2.dim() == 4, ChannelsLast.Is(p.Item2.grad!)));
+            sgd.Step();
+        }
+        Assert.All(Named(net), p => Assert.Equal(p.Item2.dim() == 4, ChannelsLast.Is(p.Item2)));
+        // A conv weight's gradient replaced by another (contiguous) tensor gets its NHWC view back.
+        var conv = Named(net)[0].Item2;
+        conv.grad = zeros_like(conv).contiguous();
+        sgd.ZeroGrad();
+        Assert.True(ChannelsLast.Is(conv.grad!));
+    }
+
+    /// <summary>The update is element-wise, so the layout of the buffers changes nothing: from the same weights and
+    /// the same gradients, channels_last and NCHW optimizers give bit-identical weights and momentum; a checkpoint of
+    /// one loads into the other.</summary>
+    [Fact]
+    public void Channels_last_update_is_bit_identical_and_checkpoints_are_interchangeable()
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(9);
+        var a = Net();
+        var b = Net();
+        b.load_state_dict(a.state_dict());
+        using var nchw = new Sgd(Named(a), 0.1, 0.9, 1e-4, nesterov: true);
+        ChannelsLast.Apply(b);
+        using var nhwc = new Sgd(Named(b), 0.1, 0.9, 1e-4, nesterov: true);
+        for (int step = 0; step < 3; step++)
+        {
+            var grads = Named(a).Select(p => randn(p.Item2.shape)).ToList();
+            using (no_grad())
+                foreach (var (p, g) in Named(a).Zip(grads).Concat(Named(b).Zip(grads))) p.Item2.grad!.copy_(g);
+            nchw.Step();
+            nhwc.Step();
+        }
+        foreach (var ((name, pa), (_, pb)) in Named(a).Zip(Named(b)))
+        {
+            Assert.True(pa.equal(pb).all().item<bool>(), name);
+            Assert.True(nchw.MomentumBuffers[name].equal(nhwc.MomentumBuffers[name]).all().item<bool>(), "momentum " + name);
+        }
+        var dir = Directory.CreateTempSubdirectory("gfl-flat-cl-");
+        try
+        {
+            var momentum = Path.Combine(dir.FullName, "o.safetensors");
+            Safetensors.Write(momentum, nhwc.MomentumBuffers);   // NHWC views, written in NCHW order
+            using var read = Safetensors.Read(momentum);
+            var c = Net();
+            using var again = new Sgd(Named(c), 0.1, 0.9, 1e-4, nesterov: true);
+            again.LoadMomentum(read.Tensors);
+            foreach (var (name, t) in nchw.MomentumBuffers)
+                Assert.True(again.MomentumBuffers[name].equal(t).all().item<bool>(), name);
+        }
+        finally { dir.Delete(true); }
     }
 }

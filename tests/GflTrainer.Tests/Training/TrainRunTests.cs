@@ -69,12 +69,17 @@ public class TrainRunTests
         foreach (var (k, v) in wa) Assert.True(v.SequenceEqual(wb[k]), $"tensor {k} differs");
     }
 
-    [Fact]
-    public void InterruptAndResume_EndsBitIdenticalToAnUninterruptedRun()
+    /// <param name="channelsLast">train.channels_last: the NHWC weights and gradients of the flat buffers are saved and
+    /// restored exactly as well.</param>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void InterruptAndResume_EndsBitIdenticalToAnUninterruptedRun(bool channelsLast)
     {
         var root = Directory.CreateTempSubdirectory("gfl-train").FullName;
         var cfg = TinyConfig(root);
-        var full = Train(new TrainRequest(cfg, [], Path.Combine(root, "full")), CancellationToken.None);
+        string[] overrides = channelsLast ? ["train.channels_last=true"] : [];
+        var full = Train(new TrainRequest(cfg, overrides, Path.Combine(root, "full")), CancellationToken.None);
         Assert.Equal(12, full.Iterations);   // 12 images / batch 2 x 2 epochs
         Assert.NotNull(full.LastAp);
 
@@ -96,7 +101,7 @@ public class TrainRunTests
                     await Task.Delay(2);
                 }
             });
-            Assert.Throws<OperationCanceledException>(() => Train(new TrainRequest(cfg, [], work), cts.Token));
+            Assert.Throws<OperationCanceledException>(() => Train(new TrainRequest(cfg, overrides, work), cts.Token));
             watcher.Wait();
             using var ck = CheckpointStore.Load(Path.Combine(work, "checkpoints", "last"), loadOptimizer: false);
             if (ck.Meta.Reason == "epoch") continue;
@@ -105,7 +110,7 @@ public class TrainRunTests
             interruptedMidEpoch = true;
         }
         Assert.True(interruptedMidEpoch, "every attempt was interrupted at an epoch boundary");
-        var resumed = Train(new TrainRequest(cfg, [], work, Resume: ""), CancellationToken.None);
+        var resumed = Train(new TrainRequest(cfg, overrides, work, Resume: ""), CancellationToken.None);
         Assert.Equal(12, resumed.Iterations);
         AssertBitIdentical(Path.Combine(root, "full", "checkpoints", "last"), Path.Combine(work, "checkpoints", "last"));
         // Logs and artefacts a user expects.

@@ -32,13 +32,16 @@ public sealed record ConvGradientFailure(ConvShape Shape, long Batch, long Size,
 /// take are allocated and freed, so memory a kernel reads without writing holds NaN, whatever the machine.
 /// Catches the padding-lane bug of <see cref="OneDnnCacheWorkaround"/> and any other uninitialised read or wrong
 /// kernel in this path. Relative error = max |g32 - g64| / max |g64|; float32 accumulation stays below 1e-5 here.
+/// With <c>channelsLast</c> the float32 input, weight and output gradient are channels_last, as in a
+/// <c>train.channels_last</c> run: oneDNN's NHWC kernels and their reorders are checked instead.
 /// </summary>
 public static class ConvGradientCheck
 {
     public const double Tolerance = 1e-3;
 
     public static IReadOnlyList<ConvGradientFailure> Run(
-        IEnumerable<ConvShape> shapes, IReadOnlyList<long> sizes, IReadOnlyList<long> batches, IReadOnlyList<int> threads, long seed = 0)
+        IEnumerable<ConvShape> shapes, IReadOnlyList<long> sizes, IReadOnlyList<long> batches, IReadOnlyList<int> threads, long seed = 0,
+        bool channelsLast = false)
     {
         var failures = new List<ConvGradientFailure>();
         int previousThreads = torch.get_num_threads();
@@ -53,7 +56,7 @@ public static class ConvGradientCheck
                 foreach (var size in sizes)
                 {
                     if (size + 2 * shape.Padding < shape.Kernel) continue;
-                    if (Check(shape, n, size, t, gen) is { } f) failures.Add(f);
+                    if (Check(shape, n, size, t, gen, channelsLast) is { } f) failures.Add(f);
                 }
             }
         }
@@ -61,7 +64,7 @@ public static class ConvGradientCheck
         return failures;
     }
 
-    private static ConvGradientFailure? Check(ConvShape s, long n, long size, int threads, Generator gen)
+    private static ConvGradientFailure? Check(ConvShape s, long n, long size, int threads, Generator gen, bool channelsLast)
     {
         using var scope = NewDisposeScope();
         var x = randn(new[] { n, s.InChannels, size, size }, generator: gen).relu_();
@@ -72,7 +75,9 @@ public static class ConvGradientCheck
         // The losses hand the head a permuted (channels-last) gradient; the check does the same.
         var g = randn(new[] { n, outSize, outSize, s.OutChannels }, generator: gen).permute(0, 3, 1, 2);
 
-        var grad32 = InputGradient(x, w, b, g, s, poison: true);
+        var grad32 = channelsLast
+            ? InputGradient(ChannelsLast.Of(x), ChannelsLast.Of(w), b, ChannelsLast.Of(g), s, poison: true)
+            : InputGradient(x, w, b, g, s, poison: true);
         var grad64 = InputGradient(x.to(float64), w.to(float64), b.to(float64), g.to(float64), s, poison: false);
         long nonFinite = (~grad32.isfinite()).sum().item<long>();
         double scale = grad64.abs().max().item<double>();

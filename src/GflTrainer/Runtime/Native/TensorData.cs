@@ -21,6 +21,10 @@ internal static unsafe class TensorData
     public static nint Pointer(torch.Tensor t)
     {
         if (!t.is_contiguous()) throw new ArgumentException("tensor must be contiguous", nameof(t));
-        return ((delegate* unmanaged<nint, nint>)Export.Value)(t.Handle);
+        return FirstElement(t);
     }
+
+    /// <summary>Address of the element at index 0 of <paramref name="t"/>, whatever its strides (e.g. to tell whether a
+    /// channels_last view starts where a buffer slice does).</summary>
+    public static nint FirstElement(torch.Tensor t) => ((delegate* unmanaged<nint, nint>)Export.Value)(t.Handle);
 }

@@ -1,6 +1,7 @@
 using GflTrainer.Model;
 using TorchSharp;
 using Xunit;
+using GflTrainer.Runtime;
 using GflTrainer.Runtime.Native;
 using static TorchSharp.torch;
 
@@ -15,25 +16,29 @@ namespace GflTrainer.Tests.Runtime.Native;
 public class ConvGradientTests
 {
     [Theory]
-    [InlineData(1)]
-    [InlineData(2)]
-    public void HeadConvs_InputGradientMatchesFloat64(int threads)
+    [InlineData(1, false)]
+    [InlineData(2, false)]
+    [InlineData(1, true)]   // train.channels_last: oneDNN's NHWC kernels and reorders
+    [InlineData(2, true)]
+    public void HeadConvs_InputGradientMatchesFloat64(int threads, bool channelsLast)
     {
         var shapes = new List<ConvShape>();
         foreach (long classes in new long[] { 1, 3, 80 }) shapes.Add(new ConvShape(64, classes, 3, 1, 1));   // gfl_cls
         foreach (long regMax in new long[] { 7, 16 }) shapes.Add(new ConvShape(64, 4 * (regMax + 1), 3, 1, 1));   // gfl_reg
         shapes.Add(new ConvShape(96, 20, 3, 1, 1));   // feat_channels not a power of two
-        var failures = ConvGradientCheck.Run(shapes, sizes: [2, 4, 8, 16], batches: [1, 2, 4, 8], threads: [threads]);
+        var failures = ConvGradientCheck.Run(shapes, sizes: [2, 4, 8, 16], batches: [1, 2, 4, 8], threads: [threads], channelsLast: channelsLast);
         Assert.True(failures.Count == 0, string.Join("\n", failures));
     }
 
     /// <summary>A whole small GflDetector (R18 width 16, FPN 64, 3 classes, reg_max 16): every parameter's gradient
     /// and the image gradient equal the float64 model's within 1e-3 relative.</summary>
     [Theory]
-    [InlineData(1, 2, 64)]
-    [InlineData(2, 2, 64)]
-    [InlineData(2, 3, 96)]
-    public void SmallDetector_GradientsMatchFloat64(int threads, long batch, long size)
+    [InlineData(1, 2, 64, false)]
+    [InlineData(2, 2, 64, false)]
+    [InlineData(2, 3, 96, false)]
+    [InlineData(2, 2, 64, true)]   // train.channels_last: NHWC image and conv weights in the float32 model
+    [InlineData(1, 3, 96, true)]
+    public void SmallDetector_GradientsMatchFloat64(int threads, long batch, long size, bool channelsLast)
     {
         int previous = torch.get_num_threads();
         torch.set_num_threads(threads);
@@ -45,7 +50,12 @@ public class ConvGradientTests
             m64.to(ScalarType.Float64);
             using var gen = new Generator(7);
             var x = randn(new[] { batch, 3L, size, size }, generator: gen);
-            var (g32, gx32) = Gradients(m32, x, poison: true);
+            if (channelsLast)
+            {
+                ChannelsLast.Apply(m32);
+                Assert.All(m32.parameters().Where(p => p.dim() == 4), p => Assert.True(ChannelsLast.Is(p)));
+            }
+            var (g32, gx32) = Gradients(m32, channelsLast ? ChannelsLast.Of(x) : x, poison: true);
             var (g64, gx64) = Gradients(m64, x.to(ScalarType.Float64), poison: false);
             var errors = g32.Keys.Select(k => (name: k, err: RelativeError(g32[k], g64[k]))).Append((name: "image", err: RelativeError(gx32, gx64)))
                 .Where(e => !(e.err <= 1e-3)).ToList();
