@@ -95,8 +95,7 @@ internal sealed class AtssLoss : IDenseHeadLoss
         var logits = LevelRows.OfOutputs(outputs.ClassScores, NumClasses);
         var deltas = LevelRows.OfOutputs(outputs.BoxPredictions, 4);
         var centerness = LevelRows.OfOutputs(centernessMaps, 1).reshape(-1);
-        var cls = Enumerable.Range(0, levels).Select(l =>
-            _focal.Forward(rows.OfLevel(logits, l), rows.OfLevel(rows.Labels, l), rows.OfLevel(rows.LabelWeights, l), avgFactor)).ToArray();
+        var cls = _focal.ForwardPerSegment(logits, rows.Labels, rows.LabelWeights, avgFactor, rows.RowsPerLevel).unbind(0);
         var positive = rows.Positives(NumClasses);
         Tensor box, ctr, sums;
         if (positive.shape[0] > 0)

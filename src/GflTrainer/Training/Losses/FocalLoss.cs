@@ -50,7 +50,18 @@ internal sealed class FocalLoss(double gamma = 2.0, double alpha = 0.25, double 
     /// <remarks>One autograd node with the gradient written out (<see cref="FusedFocal"/>), as for QFL: the
     /// (anchors x classes) matrix is read a few times instead of once per recorded op.</remarks>
     public Tensor Forward(Tensor logits, Tensor labels, Tensor weight, double avgFactor) =>
-        FusedFocal.apply(logits, labels, weight, Gamma, Alpha, LossWeight / (avgFactor + WeightReduceLoss.Float32Eps));
+        ForwardPerSegment(logits, labels, weight, avgFactor, [logits.shape[0]])[0];
+
+    /// <summary>The loss of each consecutive run of rows (the FPN levels of a level-major batch, <see cref="LevelRows"/>)
+    /// from one pass over all of them: (S,) values, each as <see cref="Forward"/> on that run alone (the reference's
+    /// per-level losses), with one positives <c>nonzero</c> and one kernel chain instead of one per level.</summary>
+    /// <param name="segmentRows">rows of each run, in order; they add up to the rows of <paramref name="logits"/>.</param>
+    public Tensor ForwardPerSegment(Tensor logits, Tensor labels, Tensor weight, double avgFactor, IReadOnlyList<long> segmentRows)
+    {
+        if (segmentRows.Sum() != logits.shape[0])
+            throw new ArgumentException($"segments of {string.Join("+", segmentRows)} rows for {logits.shape[0]} rows", nameof(segmentRows));
+        return FusedFocal.apply(logits, labels, weight, Gamma, Alpha, LossWeight / (avgFactor + WeightReduceLoss.Float32Eps), segmentRows.ToArray());
+    }
 
     /// <summary>The reduced Focal Loss as one autograd node. With p = sigmoid(z), sp(z) = softplus(z), dp/dz = p(1 − p),
     /// d sp(±z)/dz = ±sigmoid(±z) and c_r = lossWeight · weight_r / (avgFactor + eps):
@@ -60,11 +71,12 @@ internal sealed class FocalLoss(double gamma = 2.0, double alpha = 0.25, double 
     {
         public override string Name => nameof(FusedFocal);
 
-        // vars: logits (R, C), labels (R,), weight (R,), gamma, alpha, scale = lossWeight / (avgFactor + eps).
+        // vars: logits (R, C), labels (R,), weight (R,), gamma, alpha, scale = lossWeight / (avgFactor + eps), rows per segment.
         public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
         {
             var (logits, labels, weight) = ((Tensor)vars[0], (Tensor)vars[1], (Tensor)vars[2]);
             double gamma = (double)vars[3], alpha = (double)vars[4], scale = (double)vars[5];
+            var segments = (long[])vars[6];
             using var scope = NewDisposeScope();
             var numClasses = logits.shape[1];
             var sigma = logits.sigmoid();
@@ -77,7 +89,7 @@ internal sealed class FocalLoss(double gamma = 2.0, double alpha = 0.25, double 
             var posSoftplus = F.softplus(-logits.index(rows, cols));
             var posModulation = (1 - posSigma).pow(gamma);
             loss.index_put_(posSoftplus * posModulation * alpha, rows, cols);
-            var value = (loss.sum(1) * weight).sum() * scale;
+            var value = RowSegments.Sum(loss.sum(1) * weight, segments) * scale;
             // Saved tensors must outlive this scope (the graph keeps its own references), as in QualityFocalLoss.
             List<Tensor> keep = [sigma, softplus, modulation, rows, cols, posSigma, posSoftplus, posModulation];
             foreach (var t in keep) t.MoveToOuterDisposeScope();
@@ -85,6 +97,7 @@ internal sealed class FocalLoss(double gamma = 2.0, double alpha = 0.25, double 
             ctx.save_data("gamma", gamma);
             ctx.save_data("alpha", alpha);
             ctx.save_data("scale", scale);
+            ctx.save_data("segments", segments);
             return value.MoveToOuterDisposeScope();
         }
 
@@ -94,11 +107,13 @@ internal sealed class FocalLoss(double gamma = 2.0, double alpha = 0.25, double 
             var (sigma, softplus, modulation, rows, cols) = (saved[0], saved[1], saved[2], saved[3], saved[4]);
             var (posSigma, posSoftplus, posModulation, weight) = (saved[5], saved[6], saved[7], saved[8]);
             double gamma = (double)ctx.get_data("gamma"), alpha = (double)ctx.get_data("alpha"), scale = (double)ctx.get_data("scale");
+            var segments = (long[])ctx.get_data("segments");
             var grad = addcmul(sigma, softplus, 1 - sigma, value: gamma).mul_(modulation).mul_(1 - alpha);
             var posGrad = (posSigma - 1 - gamma * posSigma * posSoftplus) * posModulation * alpha;
             grad.index_put_(posGrad, rows, cols);
-            grad.mul_((weight * scale * gradOutput).unsqueeze(1));
-            return [grad, null!, null!, null!, null!, null!];
+            // Each row's factor is its segment's incoming gradient.
+            grad.mul_((weight * scale * RowSegments.Expand(gradOutput, segments)).unsqueeze(1));
+            return [grad, null!, null!, null!, null!, null!, null!];
         }
     }
 }

@@ -144,10 +144,9 @@ internal sealed class GflLoss : IDenseHeadLoss
             positives = () => Enumerable.Range(0, levels).Select(_ => NoPositives(logits.dtype, device)).ToList();
         }
 
-        var cls = Focal is { } focal
-            ? Enumerable.Range(0, levels).Select(l => focal.Forward(rows.OfLevel(logits, l), rows.OfLevel(labels, l),
-                rows.OfLevel(rows.LabelWeights, l), clsAvgFactor)).ToArray()
-            : _qfl.ForwardPerSegment(logits, labels, quality, rows.LabelWeights, clsAvgFactor, rows.RowsPerLevel).unbind(0);
+        var cls = (Focal is { } focal
+            ? focal.ForwardPerSegment(logits, labels, rows.LabelWeights, clsAvgFactor, rows.RowsPerLevel)
+            : _qfl.ForwardPerSegment(logits, labels, quality, rows.LabelWeights, clsAvgFactor, rows.RowsPerLevel)).unbind(0);
 
         var weightSumLevels = weightSums.unbind(0);
         // Python sum over levels in float32, clamped after summing (mmdetection PR #4978), then a constant.

@@ -92,15 +92,7 @@ internal sealed class QualityFocalLoss(double beta = 2.0, double lossWeight = 1.
             var posSigma = sigma.index(rows, cols);
             var posBce = F.binary_cross_entropy_with_logits(logits.index(rows, cols), y, reduction: nn.Reduction.None);
             loss.index_put_(posBce * (y - posSigma).abs().pow(beta), rows, cols);
-            var weighted = loss.sum(1) * weight;
-            var sums = new Tensor[segments.Length];
-            long start = 0;
-            for (int i = 0; i < segments.Length; i++)
-            {
-                sums[i] = weighted.narrow(0, start, segments[i]).sum();
-                start += segments[i];
-            }
-            var value = stack(sums, 0) * scale;
+            var value = RowSegments.Sum(loss.sum(1) * weight, segments) * scale;
             // TorchSharp packs the saved tensors after forward returns: they must outlive this scope (the caller's scope
             // disposes the C# handles; the graph keeps its own references).
             List<Tensor> keep = [sigma, softplus, modulation, rows, cols, y, posSigma, posBce];
@@ -125,8 +117,7 @@ internal sealed class QualityFocalLoss(double beta = 2.0, double lossWeight = 1.
             var posGrad = diff * distance.pow(beta) + posBce * beta * distance.pow(beta - 1) * diff.sign() * posSigma * (1 - posSigma);
             grad.index_put_(posGrad, rows, cols);
             // Each row's factor is its segment's incoming gradient.
-            var rowGrad = segments.Length == 1 ? gradOutput.reshape(1)
-                : cat(segments.Select((n, i) => gradOutput[i].reshape(1).expand(n)).ToList(), 0);
+            var rowGrad = RowSegments.Expand(gradOutput, segments);
             grad.mul_((weight * scale * rowGrad).unsqueeze(1));
             return [grad, null!, null!, null!, null!, null!, null!];
         }

@@ -83,8 +83,7 @@ internal sealed class RetinaLoss : IDenseHeadLoss
         var rows = new LevelRows(targets, batch);
         var logits = LevelRows.OfOutputs(outputs.ClassScores, NumClasses);
         var deltas = LevelRows.OfOutputs(outputs.BoxPredictions, 4);
-        var cls = Enumerable.Range(0, levels).Select(l =>
-            _focal.Forward(rows.OfLevel(logits, l), rows.OfLevel(rows.Labels, l), rows.OfLevel(rows.LabelWeights, l), avgFactor)).ToArray();
+        var cls = _focal.ForwardPerSegment(logits, rows.Labels, rows.LabelWeights, avgFactor, rows.RowsPerLevel).unbind(0);
         var positive = rows.Positives(NumClasses);
         Tensor[] box;
         if (positive.shape[0] > 0)

@@ -63,6 +63,42 @@ public class FocalLossTests
         TensorAssert.Close(a.grad! * 3, b.grad!, 1e-12, 1e-9, "gradient");
     }
 
+    /// <summary>All FPN levels in one pass (ATSS, RetinaNet, <c>loss.cls: focal</c>): each segment's value and the
+    /// gradient under distinct upstream gradients per segment equal Forward on that run alone, including a run without
+    /// positives and an empty run.</summary>
+    [Fact]
+    public void ForwardPerSegment_EqualsForwardOnEachRun()
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(12);
+        const int classes = 5;
+        long[] segments = [120, 40, 0, 30, 10];
+        long rows = segments.Sum();
+        var raw = randn(rows, classes, dtype: float64) * 4;
+        var labels = randint(0, classes + 1, rows);
+        labels.narrow(0, 120, 40).fill_(classes);   // the second run: background only
+        var weight = (rand(rows, dtype: float64) > 0.1).to(float64);
+        var upstream = tensor(new[] { 1.0, -2.0, 0.5, 3.0, 0.25 }, dtype: float64);
+        var loss = new FocalLoss(2.0, 0.25, lossWeight: 1.3);
+
+        var a = raw.clone().requires_grad_(true);
+        var actual = loss.ForwardPerSegment(a, labels, weight, 9.0, segments);
+        (actual * upstream).sum().backward();
+        var b = raw.clone().requires_grad_(true);
+        long start = 0;
+        var total = zeros(1, dtype: float64);
+        for (int i = 0; i < segments.Length; i++)
+        {
+            var one = loss.Forward(b.narrow(0, start, segments[i]), labels.narrow(0, start, segments[i]), weight.narrow(0, start, segments[i]), 9.0);
+            TensorAssert.Scalar(one.item<double>(), actual[i], 1e-12, 1e-12, $"segment {i}");
+            total = total + one * upstream[i];
+            start += segments[i];
+        }
+        total.sum().backward();
+        TensorAssert.Close(b.grad!, a.grad!, 1e-12, 1e-12, "gradient");
+        Assert.Throws<ArgumentException>(() => loss.ForwardPerSegment(raw, labels, weight, 9.0, [rows - 1]));
+    }
+
     /// <summary>The definition, in double: −α_t (1 − p_t)^γ log p_t with p_t = p on the label, 1 − p elsewhere.</summary>
     [Fact]
     public void Elementwise_IsMinusAlphaTTimesOneMinusPtToTheGammaTimesLogPt()
