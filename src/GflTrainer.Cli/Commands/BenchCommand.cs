@@ -98,7 +98,7 @@ public static class BenchCommand
             Description = "Also time each phase of the step (forward, targets, losses, loss read, backward, gradient check, update) and " +
                 "write a Chrome trace here (chrome://tracing, ui.perfetto.dev); on CUDA the phases are synchronised and run as extra steps",
         };
-        var channelsLast = new Option<bool>("--channels-last") { Description = "Train in channels_last (train.channels_last): NHWC input and conv weights" };
+        var channelsLast = new Option<bool>("--channels-last") { Description = "Train in channels_last (runtime.channels_last): NHWC input and conv weights" };
         var cmd = WithCommon(new Command("train-step", "Full SGD step of R50-GFL (forward, targets, losses, backward, update)"), Depth, Batch, amp, height, width, config, Head, profile, channelsLast);
         cmd.SetAction(p => GlobalOptions.Execute(p, ctx => Print(p, ctx, Bench.TrainStep(ctx.Log, DeviceOf(p), p.GetValue(Depth), p.GetValue(Batch), p.GetValue(amp) ?? "off", p.GetValue(height), p.GetValue(width),
             p.GetValue(Repeats), p.GetValue(Warmup), p.GetValue(config), p.GetValue(Threads), p.GetValue(Head)!, p.GetValue(profile),
@@ -118,9 +118,10 @@ public static class BenchCommand
             DefaultValueFactory = _ => "torchsharp",
         };
         engine.AcceptOnlyFromAmong("torchsharp", "onnxruntime");
-        var cmd = WithCommon(new Command("infer", "Inference (model + post-processing) images/s at 1333x800"), Depth, batch, height, width, engine, Head);
+        var channelsLast = new Option<bool>("--channels-last") { Description = "Conv weights and input in channels_last (runtime.channels_last); torchsharp engine" };
+        var cmd = WithCommon(new Command("infer", "Inference (model + post-processing) images/s at 1333x800"), Depth, batch, height, width, engine, Head, channelsLast);
         cmd.SetAction(p => GlobalOptions.Execute(p, ctx => Print(p, ctx, Bench.Infer(ctx.Log, DeviceOf(p), p.GetValue(Depth), p.GetValue(batch), p.GetValue(height), p.GetValue(width), p.GetValue(Repeats),
-            p.GetValue(Warmup), p.GetValue(Threads), p.GetValue(engine)!, p.GetValue(Head)!))));
+            p.GetValue(Warmup), p.GetValue(Threads), p.GetValue(engine)!, p.GetValue(Head)!, p.GetValue(channelsLast)))));
         return cmd;
     }
 

@@ -33,7 +33,7 @@ public static class Bench
     /// <param name="configFile">time this configuration's model, loss and clipping instead of R50-GFL.</param>
     /// <param name="head">gfl, atss or retinanet: the R50 reference's head when no config is given.</param>
     /// <param name="profilePath">also profile the steps phase by phase and write the Chrome trace here.</param>
-    /// <param name="channelsLast">train in channels_last (also on when the config sets train.channels_last).</param>
+    /// <param name="channelsLast">train in channels_last (also on when the config sets runtime.channels_last).</param>
     public static BenchReport TrainStep(ILogger log, string? device, int depth, int batch, string amp, int height, int width, int repeats,
         int warmup, string? configFile, int threads, string head = "gfl", string? profilePath = null, bool channelsLast = false)
     {
@@ -45,12 +45,14 @@ public static class Bench
     }
 
     /// <param name="engine">torchsharp or onnxruntime (<see cref="TrainStepBenchmark.Inference"/>).</param>
+    /// <param name="channelsLast">conv weights and input in channels_last (torchsharp engine).</param>
     public static BenchReport Infer(ILogger log, string? device, int depth, int batch, int height, int width, int repeats, int warmup, int threads,
-        string engine = "torchsharp", string head = "gfl")
+        string engine = "torchsharp", string head = "gfl", bool channelsLast = false)
     {
         BenchReport.UseThreads(threads);
         var d = DeviceSelector.Resolve(device, log);
-        return TrainStepBenchmark.Report(TrainStepBenchmark.Inference(d, depth, batch, height, width, repeats, warmup, engine, HeadOf(head)));
+        return TrainStepBenchmark.Report(TrainStepBenchmark.Inference(d, depth, batch, height, width, repeats, warmup, engine, HeadOf(head),
+            channelsLast));
     }
 
     /// <summary>Collectives of a data-parallel run (start it under mpirun/srun/torchrun): verified, then timed. Only rank 0

@@ -39,11 +39,11 @@ public static class TrainStepBenchmark
         // The reference R50 when no config is given: mmdetection's gfl_r50_fpn_1x_coco or atss_r50_fpn_1x_coco (no
         // gradient clipping).
         var cfg = config ?? Reference(depth, head);
-        cfg = cfg with { Train = cfg.Train with { Amp = ampMode, ChannelsLast = channelsLast || cfg.Train.ChannelsLast } };
+        cfg = cfg with { Train = cfg.Train with { Amp = ampMode }, Runtime = cfg.Runtime with { ChannelsLast = channelsLast || cfg.Runtime.ChannelsLast } };
         torch.manual_seed(0);
         using var model = DetectorFactory.CreateDetector(cfg.Model);
         model.to(device);
-        if (cfg.Train.ChannelsLast) Runtime.ChannelsLast.Apply(model);
+        if (cfg.Runtime.ChannelsLast) Runtime.ChannelsLast.Apply(model);
         model.train();
         var named = model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, (Tensor)p.parameter)).ToList();
         using var sgd = new Sgd(named, 0.01, 0.9, 1e-4);
@@ -83,12 +83,12 @@ public static class TrainStepBenchmark
             profiler.WriteTrace(profilePath!, new Dictionary<string, string>
             {
                 ["command"] = "gfl bench train-step", ["device"] = device.ToString(), ["head"] = headName, ["batch"] = $"{batch}",
-                ["input"] = $"{height}x{width}", ["amp"] = amp, ["channels_last"] = $"{cfg.Train.ChannelsLast}", ["threads"] = $"{torch.get_num_threads()}",
+                ["input"] = $"{height}x{width}", ["amp"] = amp, ["channels_last"] = $"{cfg.Runtime.ChannelsLast}", ["threads"] = $"{torch.get_num_threads()}",
                 ["synchronised_phases"] = device.type == DeviceType.CUDA ? "yes" : "no (CPU)",
             });
         return Result("train-step", device, batch, height, width, samples, amp) with
         {
-            GradCheckMedianMs = BenchClock.Median(check), Head = headName, ProfilePath = profilePath, ChannelsLast = cfg.Train.ChannelsLast,
+            GradCheckMedianMs = BenchClock.Median(check), Head = headName, ProfilePath = profilePath, ChannelsLast = cfg.Runtime.ChannelsLast,
             Phases = profiler?.Durations().Select(d => (d.Path, BenchClock.Median(d.Ms))).ToList(),
         };
     }
@@ -111,9 +111,12 @@ public static class TrainStepBenchmark
     /// <param name="engine">torchsharp (gfl's model) or onnxruntime: the same seeded model exported by <c>gfl export</c>'s
     /// writer (decoded outputs) and run in ONNX Runtime on as many threads as libtorch has, with the same post-processing
     /// (<see cref="OnnxDetector"/>, as <c>gfl predict --onnx</c>). Peak RSS is per process: run each engine in its own.</param>
+    /// <param name="channelsLast">torchsharp only: conv weights and input in channels_last (<c>runtime.channels_last</c>).</param>
     public static StepTiming Inference(Device device, int depth = 50, int batch = 1, int height = 800, int width = 1344,
-        int iterations = 5, int warmup = 2, string engine = "torchsharp", HeadType head = HeadType.Gfl)
+        int iterations = 5, int warmup = 2, string engine = "torchsharp", HeadType head = HeadType.Gfl, bool channelsLast = false)
     {
+        if (channelsLast && engine != "torchsharp")
+            throw new GflConfigException("--channels-last applies to --engine torchsharp") { Key = "--channels-last" };
         if (engine is not ("torchsharp" or "onnxruntime"))
             throw new GflConfigException($"--engine {engine}: expected torchsharp or onnxruntime") { Key = "--engine" };
         if (engine == "onnxruntime" && device.type != DeviceType.CPU)
@@ -128,7 +131,7 @@ public static class TrainStepBenchmark
         try
         {
             return Time(device, batch, height, width, iterations, warmup, engine, engine == "torchsharp" ? TorchSharp() : OnnxRuntime())
-                with { Head = cfg.Model.Head.Type.ToString().ToLowerInvariant() };
+                with { Head = cfg.Model.Head.Type.ToString().ToLowerInvariant(), ChannelsLast = channelsLast };
         }
         finally
         {
@@ -140,6 +143,11 @@ public static class TrainStepBenchmark
         {
             model.to(device);
             model.eval();
+            if (channelsLast)
+            {
+                Runtime.ChannelsLast.Apply(model);
+                images.set_(Runtime.ChannelsLast.Of(images));
+            }
             var post = GflPostprocessor.FromConfig(cfg.Model);
             return () => post.Predict(model.forward(images), metas);
         }
@@ -179,7 +187,7 @@ public static class TrainStepBenchmark
         var report = new BenchReport(r.Name, r.Device);
         report.Add("head", r.Head);
         if (r.Name == "infer") report.Add("engine", r.Engine);
-        else report.Add("channels_last", r.ChannelsLast);
+        report.Add("channels_last", r.ChannelsLast);
         report.Add("batch", r.Batch).Add("height", r.Height).Add("width", r.Width).Add("amp", r.Amp).Add("median_ms", r.MedianMs)
             .Add("images_per_s", r.ImagesPerSecond).Add("samples_ms", r.SamplesMs).Add("peak_rss_mb", r.PeakRssBytes / 1048576.0);
         if (r.GradCheckMedianMs is { } check) report.Add("grad_check_ms", check);   // included in median_ms

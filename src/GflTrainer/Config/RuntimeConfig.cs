@@ -27,6 +27,9 @@ public sealed record RuntimeConfig
     [Description("auto (CUDA when available), cpu, cuda or cuda:N.")]
     public string Device { get; init; } = "auto";
 
+    [Description("Run convolutions in the channels_last (NHWC) memory format (conv weights and input, PyTorch's memory_format=torch.channels_last): training, evaluation, prediction.")]
+    public bool ChannelsLast { get; init; }
+
     [Description("Log verbosity of gfl train (console and train.log); --log-level overrides it.")]
     public ConfigLogLevel LogLevel { get; init; } = ConfigLogLevel.Info;
 }

@@ -25,9 +25,6 @@ public sealed record TrainConfig
     [Description("Mixed precision: off, bf16 or fp16 (autocast).")]
     public AmpMode Amp { get; init; } = AmpMode.Off;
 
-    [Description("Train in the channels_last (NHWC) memory format: input and conv weights, as PyTorch's memory_format=torch.channels_last.")]
-    public bool ChannelsLast { get; init; }
-
     [Description("Random seed, or null to draw one (logged and saved with the run).")]
     [ConfigRange(0, int.MaxValue)]
     public int? Seed { get; init; }

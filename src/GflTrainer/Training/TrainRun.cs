@@ -91,10 +91,10 @@ public static class TrainRun
                 WeightLoader.TorchvisionClassifierPrefixes);
             log.Information("backbone weights from {Path}: {Report}", pretrained, WeightLoader.Describe(report));
         }
-        if (device.type == DeviceType.CPU) CpuGradientGuard.Verify(model, log, cfg.Train.ChannelsLast);
+        if (device.type == DeviceType.CPU) CpuGradientGuard.Verify(model, log, cfg.Runtime.ChannelsLast);
         // Move before the optimizer exists: Module.to() replaces Parameter objects (dotnet_peers.md B3).
         model.to(device);
-        if (cfg.Train.ChannelsLast) ChannelsLast.Apply(model);   // also before the optimizer: it keeps the format
+        if (cfg.Runtime.ChannelsLast) ChannelsLast.Apply(model);   // also before the optimizer: it keeps the format
 
         var parts = BuildParts(cfg, yaml, device, ranks.Collective, workDir, log, model, train, val, valGt, seed, resume,
             new RunRecord(fingerprint, changes), hooks?.AfterBackward);

@@ -41,7 +41,7 @@ internal sealed class TrainStep
     }
 
     /// <summary>The step of a configuration: its loss (model section), AMP mode, memory format, loss scaler (fp16) and
-    /// gradient clipping (train section) around <paramref name="sgd"/> (for <c>train.channels_last</c> the model went
+    /// gradient clipping (train section) around <paramref name="sgd"/> (for <c>runtime.channels_last</c> the model went
     /// through <see cref="ChannelsLast.Apply"/> before <paramref name="sgd"/> was built).</summary>
     public static TrainStep FromConfig(GflConfig cfg, GflDetector model, Sgd sgd, Device device, ICollective? collective = null,
         Action<IReadOnlyList<(string Name, Tensor Param)>>? afterBackwardForTests = null)
@@ -49,7 +49,7 @@ internal sealed class TrainStep
         var scaler = cfg.Train.Amp == AmpMode.Fp16 ? new LossScaler() : null;
         var update = new OptimizerStep(sgd, scaler, cfg.Train.GradClip, collective) { AfterBackward = afterBackwardForTests };
         return new TrainStep(model, DenseHeadLoss.FromConfig(cfg.Model, collective), update, AmpType(cfg.Train.Amp), device, collective,
-            cfg.Train.ChannelsLast) { Scaler = scaler };
+            cfg.Runtime.ChannelsLast) { Scaler = scaler };
     }
 
     public static ScalarType? AmpType(AmpMode amp) =>

@@ -271,6 +271,21 @@ public sealed class OnnxExportTests
                 $"stat {i}: {actual.Stats[i]:F5}, the checkpoint {expected.Stats[i]:F5}");
     }
 
+    /// <summary>runtime.channels_last changes the memory layout, not the model: a checkpoint trained that way exports to
+    /// the same ONNX bytes whether the export converts the weights to NHWC or not (the initializers are written in
+    /// NCHW order either way).</summary>
+    [Fact]
+    public void A_channels_last_run_exports_byte_identical_models_in_either_layout()
+    {
+        var root = Directory.CreateTempSubdirectory("gfl-cl-export").FullName;
+        var (_, checkpoint) = TrainTiny(root, epochs: 1, "runtime.channels_last=true");
+        var nhwc = Path.Combine(root, "nhwc.onnx");
+        var nchw = Path.Combine(root, "nchw.onnx");
+        ExportRun.Execute(new ExportRequest(checkpoint, null, ["runtime.channels_last=true"], nhwc), Serilog.Core.Logger.None);
+        ExportRun.Execute(new ExportRequest(checkpoint, null, ["runtime.channels_last=false"], nchw), Serilog.Core.Logger.None);
+        Assert.True(File.ReadAllBytes(nhwc).AsSpan().SequenceEqual(File.ReadAllBytes(nchw)), "the two exports differ");
+    }
+
     /// <summary>The --set overrides that give the tiny config <paramref name="head"/> (RetinaNet: its anchors and FPN).</summary>
     static string[] HeadOverrides(HeadType head) => head == HeadType.Retinanet
         ? ["model.head.type=retinanet", "model.head.octave_base_scale=4", "model.head.scales_per_octave=3", "model.head.ratios=[0.5,1.0,2.0]",

@@ -10,14 +10,17 @@ namespace GflTrainer.Tests.Inference;
 /// rescale to the original pixels) against the plain-PyTorch reference's with the same weights on 4 real BCCD images
 /// (Fixtures/parity/bccd_detect: a narrow GFL trained by gfl; reference_detections.json from
 /// scripts/reference/make_detect_parity_fixture.py, torch 1.13). Every detection must be matched one to one:
-/// same image and category, box corners within 1e-3 px, score within 1e-4.
+/// same image and category, box corners within 1e-3 px, score within 1e-4; also with runtime.channels_last (NHWC
+/// convolutions: other summation orders, the same tolerances).
 /// </summary>
 public class DetectionParityTests(ITestOutputHelper output)
 {
     private sealed record Det(long Image, long Category, double[] Box, double Score);
 
-    [Fact]
-    public void BccdImages_SameDetectionsAsTheReference()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void BccdImages_SameDetectionsAsTheReference(bool channelsLast)
     {
         var dir = TestPaths.Fixtures("parity", "bccd_detect");
         var outDir = Directory.CreateTempSubdirectory("gfl-detect-parity-").FullName;
@@ -25,7 +28,7 @@ public class DetectionParityTests(ITestOutputHelper output)
         {
             EvalRun.Execute(new EvalRequest(Path.Combine(dir, "model.safetensors"), Path.Combine(dir, "config.yaml"),
                 [$"data.val.ann_file={Path.Combine(dir, "instances.json")}", $"data.val.img_prefix={Path.Combine(dir, "images")}/",
-                 "data.workers=0"], OutDir: outDir, Device: "cpu"), Serilog.Core.Logger.None);
+                 "data.workers=0", $"runtime.channels_last={(channelsLast ? "true" : "false")}"], OutDir: outDir, Device: "cpu"), Serilog.Core.Logger.None);
             var ours = Read(Path.Combine(outDir, "detections.json"));
             var reference = Read(Path.Combine(dir, "reference_detections.json"));
             output.WriteLine($"{ours.Count} detections (reference {reference.Count}); {reference.Count(d => d.Score >= 0.3)} score >= 0.3");

@@ -57,5 +57,13 @@ public sealed class ChannelsLastTests
             Assert.True(p.equal(before[name].Value).all().item<bool>(), name);
             Assert.Equal(p.dim() == 4, ChannelsLast.Is(p));
         }
+        // Inference feeds NCHW batches: the convolutions pick NHWC from the weights (libtorch's
+        // mkldnn_conv_use_channels_last / cuDNN's suggest_memory_format: input or weight), so the head outputs are NHWC.
+        detector.eval();
+        using (no_grad())
+        {
+            var outputs = detector.forward(randn(1, 3, 64, 96));
+            Assert.All(outputs.ClassScores.Concat(outputs.BoxPredictions), t => Assert.True(ChannelsLast.Is(t), string.Join(",", t.stride())));
+        }
     }
 }

@@ -152,7 +152,7 @@ public sealed class FlatParametersTests
         Assert.Throws<ArgumentException>(() => new Sgd([("a", zeros(2).requires_grad_()), ("b", zeros(2, dtype: float64).requires_grad_())], 0.1, 0, 0));
     }
 
-    /// <summary>train.channels_last (ChannelsLast.Apply before the optimizer): the conv weights and their gradients stay
+    /// <summary>runtime.channels_last (ChannelsLast.Apply before the optimizer): the conv weights and their gradients stay
     /// channels_last as NHWC views of the buffers (the layout
     /// the NHWC kernels read and write, so no conversion per call), the other parameters stay contiguous, the values are
     /// the same, backward writes into the views and zeroing keeps them.</summary>

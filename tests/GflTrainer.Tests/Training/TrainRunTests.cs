@@ -69,7 +69,7 @@ public class TrainRunTests
         foreach (var (k, v) in wa) Assert.True(v.SequenceEqual(wb[k]), $"tensor {k} differs");
     }
 
-    /// <param name="channelsLast">train.channels_last: the NHWC weights and gradients of the flat buffers are saved and
+    /// <param name="channelsLast">runtime.channels_last: the NHWC weights and gradients of the flat buffers are saved and
     /// restored exactly as well.</param>
     [Theory]
     [InlineData(false)]
@@ -78,7 +78,7 @@ public class TrainRunTests
     {
         var root = Directory.CreateTempSubdirectory("gfl-train").FullName;
         var cfg = TinyConfig(root);
-        string[] overrides = channelsLast ? ["train.channels_last=true"] : [];
+        string[] overrides = channelsLast ? ["runtime.channels_last=true"] : [];
         var full = Train(new TrainRequest(cfg, overrides, Path.Combine(root, "full")), CancellationToken.None);
         Assert.Equal(12, full.Iterations);   // 12 images / batch 2 x 2 epochs
         Assert.NotNull(full.LastAp);

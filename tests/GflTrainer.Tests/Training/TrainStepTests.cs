@@ -27,7 +27,7 @@ public sealed class TrainStepTests
         manual_seed(0);
         var model = DetectorFactory.CreateDetector(cfg.Model);
         model.train();
-        if (cfg.Train.ChannelsLast) ChannelsLast.Apply(model);
+        if (cfg.Runtime.ChannelsLast) ChannelsLast.Apply(model);
         var sgd = new Sgd(model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, (Tensor)p.parameter)), 0.01, 0.9, 1e-4);
         return (model, sgd, TrainStep.FromConfig(cfg, model, sgd, CPU));
     }
@@ -117,7 +117,7 @@ public sealed class TrainStepTests
         Assert.Equal(named.Count, grads.Count);
     }
 
-    /// <summary>train.channels_last trains the same model: from the same weights and batches, three steps of each head
+    /// <summary>runtime.channels_last trains the same model: from the same weights and batches, three steps of each head
     /// give the NCHW losses and weights up to the float rounding of the NHWC kernels (other summation orders; 1e-4
     /// relative on the losses, 1e-4 absolute on weights of magnitude ~0.1 after lr 0.01 updates), and the conv weights
     /// stay channels_last through the updates.</summary>
@@ -130,7 +130,7 @@ public sealed class TrainStepTests
         using var scope = NewDisposeScope();
         var cfg = Tiny with { Model = Tiny.Model with { Head = Tiny.Model.Head with { Type = head } } };
         var (m1, sgd1, step1) = Build(cfg);
-        var (m2, sgd2, step2) = Build(cfg with { Train = cfg.Train with { ChannelsLast = true } });
+        var (m2, sgd2, step2) = Build(cfg with { Runtime = cfg.Runtime with { ChannelsLast = true } });
         using var _1 = sgd1;
         using var _2 = sgd2;
         Assert.Contains(m2.parameters(), p => p.dim() == 4);

@@ -33,7 +33,7 @@ public sealed record ConvGradientFailure(ConvShape Shape, long Batch, long Size,
 /// Catches the padding-lane bug of <see cref="OneDnnCacheWorkaround"/> and any other uninitialised read or wrong
 /// kernel in this path. Relative error = max |g32 - g64| / max |g64|; float32 accumulation stays below 1e-5 here.
 /// With <c>channelsLast</c> the float32 input, weight and output gradient are channels_last, as in a
-/// <c>train.channels_last</c> run: oneDNN's NHWC kernels and their reorders are checked instead.
+/// <c>runtime.channels_last</c> run: oneDNN's NHWC kernels and their reorders are checked instead.
 /// </summary>
 public static class ConvGradientCheck
 {

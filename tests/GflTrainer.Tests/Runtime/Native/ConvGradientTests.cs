@@ -18,7 +18,7 @@ public class ConvGradientTests
     [Theory]
     [InlineData(1, false)]
     [InlineData(2, false)]
-    [InlineData(1, true)]   // train.channels_last: oneDNN's NHWC kernels and reorders
+    [InlineData(1, true)]   // runtime.channels_last: oneDNN's NHWC kernels and reorders
     [InlineData(2, true)]
     public void HeadConvs_InputGradientMatchesFloat64(int threads, bool channelsLast)
     {
@@ -36,7 +36,7 @@ public class ConvGradientTests
     [InlineData(1, 2, 64, false)]
     [InlineData(2, 2, 64, false)]
     [InlineData(2, 3, 96, false)]
-    [InlineData(2, 2, 64, true)]   // train.channels_last: NHWC image and conv weights in the float32 model
+    [InlineData(2, 2, 64, true)]   // runtime.channels_last: NHWC image and conv weights in the float32 model
     [InlineData(1, 3, 96, true)]
     public void SmallDetector_GradientsMatchFloat64(int threads, long batch, long size, bool channelsLast)
     {
