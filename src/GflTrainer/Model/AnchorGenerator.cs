@@ -91,6 +91,29 @@ internal sealed class AnchorGenerator(IReadOnlyList<int> strides, double octaveB
         return (AnchorsPerLocation == 1 ? cells : cells.repeat_interleave(AnchorsPerLocation)).MoveToOuterDisposeScope();
     }
 
+    /// <summary>Indices of the valid anchors of every level (levels concatenated, P3 first), ascending: what
+    /// <c>cat(ValidFlags).nonzero()</c> gives, built from each level's valid rectangle (<see cref="ValidExtent"/>), which
+    /// the host knows, so no device-to-host sync per image (issue 21).</summary>
+    /// <returns>(n,) int64.</returns>
+    public Tensor ValidIndex(IReadOnlyList<(int H, int W)> featmapSizes, (int H, int W) padShape, Device? device = null)
+    {
+        using var scope = NewDisposeScope();
+        var parts = new List<Tensor>(featmapSizes.Count);
+        long offset = 0;
+        for (int level = 0; level < featmapSizes.Count; level++)
+        {
+            var size = featmapSizes[level];
+            var (rows, cols) = ValidExtent(level, size, padShape);
+            // anchor (r, c, a) of the level is row (r·W + c)·A + a, in row-major order
+            var cells = (arange(rows, dtype: int64, device: device).unsqueeze(1) * size.W + arange(cols, dtype: int64, device: device)).reshape(-1);
+            var index = AnchorsPerLocation == 1 ? cells
+                : (cells.unsqueeze(1) * AnchorsPerLocation + arange(AnchorsPerLocation, dtype: int64, device: device)).reshape(-1);
+            parts.Add(index + offset);
+            offset += (long)size.H * size.W * AnchorsPerLocation;
+        }
+        return cat(parts, 0).MoveToOuterDisposeScope();
+    }
+
     /// <summary>Centre of each anchor box, ((x1 + x2) / 2, (y1 + y2) / 2) as the head's anchor_center.</summary>
     /// <param name="anchors">(n, 4) xyxy.</param>
     /// <returns>(n, 2).</returns>

@@ -42,4 +42,26 @@ public class AnchorGeneratorTests
             }
         }
     }
+
+    /// <summary>ValidIndex (built from the valid rectangles, no device sync) is exactly the nonzero of the concatenated
+    /// valid flags, for one and for nine anchors per location, pads smaller than, equal to and larger than the maps.</summary>
+    [Theory]
+    [InlineData(1, 800, 1344)]
+    [InlineData(9, 800, 1344)]
+    [InlineData(1, 131, 77)]
+    [InlineData(9, 131, 77)]
+    [InlineData(9, 1, 1)]
+    public void ValidIndex_equals_the_nonzero_of_the_valid_flags(int anchorsPerLocation, int padH, int padW)
+    {
+        using var scope = NewDisposeScope();
+        var generator = anchorsPerLocation == 1 ? new AnchorGenerator([8, 16, 32, 64, 128], 8)
+            : new AnchorGenerator([8, 16, 32, 64, 128], 4, 3, [0.5, 1.0, 2.0]);
+        Assert.Equal(anchorsPerLocation, generator.AnchorsPerLocation);
+        (int H, int W)[] sizes = [(100, 168), (50, 84), (25, 42), (13, 21), (7, 11)];
+        var flags = cat(Enumerable.Range(0, sizes.Length).Select(l => generator.ValidFlags(l, sizes[l], (padH, padW))).ToList(), 0);
+        var expected = flags.nonzero().squeeze(1);
+        var actual = generator.ValidIndex(sizes, (padH, padW));
+        Assert.Equal(int64, actual.dtype);
+        TensorAssert.Equal(expected, actual, $"A={anchorsPerLocation} pad {padH}x{padW}");
+    }
 }

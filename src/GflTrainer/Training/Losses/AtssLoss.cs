@@ -95,8 +95,8 @@ internal sealed class AtssLoss : IDenseHeadLoss
         var logits = LevelRows.OfOutputs(outputs.ClassScores, NumClasses);
         var deltas = LevelRows.OfOutputs(outputs.BoxPredictions, 4);
         var centerness = LevelRows.OfOutputs(centernessMaps, 1).reshape(-1);
-        var cls = _focal.ForwardPerSegment(logits, rows.Labels, rows.LabelWeights, avgFactor, rows.RowsPerLevel).unbind(0);
-        var positive = rows.Positives(NumClasses);
+        var positive = rows.Positives(NumClasses);   // the loss's one nonzero, shared with Focal Loss
+        var cls = _focal.ForwardPerSegment(logits, rows.Labels, rows.LabelWeights, avgFactor, rows.RowsPerLevel, positive).unbind(0);
         Tensor box, ctr, sums;
         if (positive.shape[0] > 0)
         {

@@ -32,7 +32,7 @@ internal sealed class FocalLoss(double gamma = 2.0, double alpha = 0.25, double 
         // mmdetection's dense one-hot form, and no (N, C) target matrix.
         var sigma = logits.sigmoid();
         var loss = F.softplus(logits) * sigma.pow(Gamma) * (1 - Alpha);
-        var rows = ((labels >= 0) & (labels < numClasses)).nonzero().squeeze(1);
+        var rows = LevelRows.Foreground(labels, numClasses);
         if (rows.shape[0] > 0)
         {
             var cols = labels.index_select(0, rows);
@@ -56,11 +56,15 @@ internal sealed class FocalLoss(double gamma = 2.0, double alpha = 0.25, double 
     /// from one pass over all of them: (S,) values, each as <see cref="Forward"/> on that run alone (the reference's
     /// per-level losses), with one positives <c>nonzero</c> and one kernel chain instead of one per level.</summary>
     /// <param name="segmentRows">rows of each run, in order; they add up to the rows of <paramref name="logits"/>.</param>
-    public Tensor ForwardPerSegment(Tensor logits, Tensor labels, Tensor weight, double avgFactor, IReadOnlyList<long> segmentRows)
+    /// <param name="positiveRows">the foreground rows ascending, when the caller has them (<see cref="LevelRows.Positives"/>):
+    /// saves this loss its own <c>nonzero</c>, a device-to-host sync.</param>
+    public Tensor ForwardPerSegment(Tensor logits, Tensor labels, Tensor weight, double avgFactor, IReadOnlyList<long> segmentRows,
+        Tensor? positiveRows = null)
     {
         if (segmentRows.Sum() != logits.shape[0])
             throw new ArgumentException($"segments of {string.Join("+", segmentRows)} rows for {logits.shape[0]} rows", nameof(segmentRows));
-        return FusedFocal.apply(logits, labels, weight, Gamma, Alpha, LossWeight / (avgFactor + WeightReduceLoss.Float32Eps), segmentRows.ToArray());
+        using var rows = positiveRows?.view(-1) ?? LevelRows.Foreground(labels, logits.shape[1]);
+        return FusedFocal.apply(logits, labels, weight, Gamma, Alpha, LossWeight / (avgFactor + WeightReduceLoss.Float32Eps), segmentRows.ToArray(), rows);
     }
 
     /// <summary>The reduced Focal Loss as one autograd node. With p = sigmoid(z), sp(z) = softplus(z), dp/dz = p(1 − p),
@@ -71,19 +75,19 @@ internal sealed class FocalLoss(double gamma = 2.0, double alpha = 0.25, double 
     {
         public override string Name => nameof(FusedFocal);
 
-        // vars: logits (R, C), labels (R,), weight (R,), gamma, alpha, scale = lossWeight / (avgFactor + eps), rows per segment.
+        // vars: logits (R, C), labels (R,), weight (R,), gamma, alpha, scale = lossWeight / (avgFactor + eps), rows per segment,
+        // foreground rows.
         public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
         {
             var (logits, labels, weight) = ((Tensor)vars[0], (Tensor)vars[1], (Tensor)vars[2]);
             double gamma = (double)vars[3], alpha = (double)vars[4], scale = (double)vars[5];
             var segments = (long[])vars[6];
             using var scope = NewDisposeScope();
-            var numClasses = logits.shape[1];
             var sigma = logits.sigmoid();
             var softplus = F.softplus(logits);
             var modulation = sigma.pow(gamma);
             var loss = softplus * modulation * (1 - alpha);
-            var rows = ((labels >= 0) & (labels < numClasses)).nonzero().squeeze(1);
+            var rows = ((Tensor)vars[7]).view(-1);   // a handle of this scope, saved below
             var cols = labels.index_select(0, rows);
             var posSigma = sigma.index(rows, cols);
             var posSoftplus = F.softplus(-logits.index(rows, cols));
@@ -113,7 +117,7 @@ internal sealed class FocalLoss(double gamma = 2.0, double alpha = 0.25, double 
             grad.index_put_(posGrad, rows, cols);
             // Each row's factor is its segment's incoming gradient.
             grad.mul_((weight * scale * RowSegments.Expand(gradOutput, segments)).unsqueeze(1));
-            return [grad, null!, null!, null!, null!, null!, null!];
+            return [grad, null!, null!, null!, null!, null!, null!, null!];
         }
     }
 }

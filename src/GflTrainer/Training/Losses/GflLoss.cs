@@ -145,8 +145,8 @@ internal sealed class GflLoss : IDenseHeadLoss
         }
 
         var cls = (Focal is { } focal
-            ? focal.ForwardPerSegment(logits, labels, rows.LabelWeights, clsAvgFactor, rows.RowsPerLevel)
-            : _qfl.ForwardPerSegment(logits, labels, quality, rows.LabelWeights, clsAvgFactor, rows.RowsPerLevel)).unbind(0);
+            ? focal.ForwardPerSegment(logits, labels, rows.LabelWeights, clsAvgFactor, rows.RowsPerLevel, positive)
+            : _qfl.ForwardPerSegment(logits, labels, quality, rows.LabelWeights, clsAvgFactor, rows.RowsPerLevel, positive)).unbind(0);
 
         var weightSumLevels = weightSums.unbind(0);
         // Python sum over levels in float32, clamped after summing (mmdetection PR #4978), then a constant.

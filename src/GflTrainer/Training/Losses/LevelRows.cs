@@ -55,7 +55,10 @@ internal sealed class LevelRows
         cat(perLevel.Select(t => t.permute(0, 2, 3, 1).reshape(-1, channels)).ToList(), 0);
 
     /// <summary>Indices of the positive rows (label in 0..numClasses−1), ascending: the one host sync of the loss.</summary>
-    public Tensor Positives(int numClasses) => ((Labels >= 0) & (Labels < numClasses)).nonzero().squeeze(1);
+    public Tensor Positives(int numClasses) => Foreground(Labels, numClasses);
+
+    /// <summary>Rows whose label is a class (0..C−1), ascending; C is background. One <c>nonzero</c>: a host sync on a GPU.</summary>
+    public static Tensor Foreground(Tensor labels, long numClasses) => ((labels >= 0) & (labels < numClasses)).nonzero().squeeze(1);
 
     /// <summary>Level l's rows of a row-aligned tensor.</summary>
     public Tensor OfLevel(Tensor rows, int level)

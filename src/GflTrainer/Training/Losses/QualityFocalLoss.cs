@@ -31,7 +31,7 @@ internal sealed class QualityFocalLoss(double beta = 2.0, double lossWeight = 1.
         // faster on the (anchors x classes) matrix); equal up to float rounding.
         var sigma = logits.sigmoid();
         var loss = F.softplus(logits) * sigma.pow(Beta);
-        var rows = ((labels >= 0) & (labels < numClasses)).nonzero().squeeze(1);
+        var rows = LevelRows.Foreground(labels, numClasses);
         if (rows.shape[0] > 0)
         {
             var cols = labels.index_select(0, rows);
@@ -57,11 +57,15 @@ internal sealed class QualityFocalLoss(double beta = 2.0, double lossWeight = 1.
     /// all of them: (S,) values, each the weighted sum over its rows times loss_weight / (avg_factor + eps), as
     /// <see cref="Forward"/> on that run alone.</summary>
     /// <param name="segmentRows">rows of each run, in order; they add up to the rows of <paramref name="logits"/>.</param>
-    public Tensor ForwardPerSegment(Tensor logits, Tensor labels, Tensor quality, Tensor weight, double avgFactor, IReadOnlyList<long> segmentRows)
+    /// <param name="positiveRows">the foreground rows (label in 0..C−1) ascending, when the caller has them
+    /// (<see cref="LevelRows.Positives"/>): saves this loss its own <c>nonzero</c>, a device-to-host sync.</param>
+    public Tensor ForwardPerSegment(Tensor logits, Tensor labels, Tensor quality, Tensor weight, double avgFactor, IReadOnlyList<long> segmentRows,
+        Tensor? positiveRows = null)
     {
         if (segmentRows.Sum() != logits.shape[0])
             throw new ArgumentException($"segments of {string.Join("+", segmentRows)} rows for {logits.shape[0]} rows", nameof(segmentRows));
-        return FusedQfl.apply(logits, labels, quality, weight, Beta, LossWeight / (avgFactor + WeightReduceLoss.Float32Eps), segmentRows.ToArray());
+        using var rows = positiveRows?.view(-1) ?? LevelRows.Foreground(labels, logits.shape[1]);
+        return FusedQfl.apply(logits, labels, quality, weight, Beta, LossWeight / (avgFactor + WeightReduceLoss.Float32Eps), segmentRows.ToArray(), rows);
     }
 
     /// <summary>The reduced QFL as one autograd node. With σ = sigmoid(z), sp = softplus(z) = BCE(z, 0) and the
@@ -74,19 +78,19 @@ internal sealed class QualityFocalLoss(double beta = 2.0, double lossWeight = 1.
     {
         public override string Name => nameof(FusedQfl);
 
-        // vars: logits (R, C), labels (R,), quality (R,), weight (R,), beta, scale = lossWeight / (avgFactor + eps), rows per segment.
+        // vars: logits (R, C), labels (R,), quality (R,), weight (R,), beta, scale = lossWeight / (avgFactor + eps), rows per
+        // segment, foreground rows.
         public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
         {
             var (logits, labels, quality, weight) = ((Tensor)vars[0], (Tensor)vars[1], (Tensor)vars[2], (Tensor)vars[3]);
             double beta = (double)vars[4], scale = (double)vars[5];
             var segments = (long[])vars[6];
             using var scope = NewDisposeScope();
-            var numClasses = logits.shape[1];
             var sigma = logits.sigmoid();
             var softplus = F.softplus(logits);
             var modulation = sigma.pow(beta);
             var loss = softplus * modulation;
-            var rows = ((labels >= 0) & (labels < numClasses)).nonzero().squeeze(1);
+            var rows = ((Tensor)vars[7]).view(-1);   // a handle of this scope, saved below
             var cols = labels.index_select(0, rows);
             var y = quality.to(logits.dtype).index_select(0, rows);
             var posSigma = sigma.index(rows, cols);
@@ -119,7 +123,7 @@ internal sealed class QualityFocalLoss(double beta = 2.0, double lossWeight = 1.
             // Each row's factor is its segment's incoming gradient.
             var rowGrad = RowSegments.Expand(gradOutput, segments);
             grad.mul_((weight * scale * rowGrad).unsqueeze(1));
-            return [grad, null!, null!, null!, null!, null!, null!];
+            return [grad, null!, null!, null!, null!, null!, null!, null!];
         }
     }
 }

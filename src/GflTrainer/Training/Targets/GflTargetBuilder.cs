@@ -77,7 +77,7 @@ internal sealed class GflTargetBuilder(AnchorGenerator anchorGenerator, AtssAssi
             var (rows, cols) = anchorGenerator.ValidExtent(l, featmapSizes[l], imagePadShape);
             return (long)rows * cols;
         }).ToArray();
-        var validIndex = valid.nonzero().squeeze(1);
+        var validIndex = anchorGenerator.ValidIndex(featmapSizes, imagePadShape, device);   // = valid.nonzero(), without a sync
         return (valid, validIndex, assigner.Assign(anchors.index_select(0, validIndex), validPerLevel, boxes));
     }
 

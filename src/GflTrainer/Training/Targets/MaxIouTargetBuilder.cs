@@ -34,7 +34,7 @@ internal sealed class MaxIouTargetBuilder(AnchorGenerator anchorGenerator, MaxIo
     {
         var valid = cat(Enumerable.Range(0, featmapSizes.Count)
             .Select(l => anchorGenerator.ValidFlags(l, featmapSizes[l], imagePadShape, device)).ToList(), 0);
-        var validIndex = valid.nonzero().squeeze(1);
+        var validIndex = anchorGenerator.ValidIndex(featmapSizes, imagePadShape, device);   // = valid.nonzero(), without a sync
         return (valid, validIndex, assigner.Assign(anchors.index_select(0, validIndex), boxes, labels));
     }
 

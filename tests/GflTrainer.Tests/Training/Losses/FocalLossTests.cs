@@ -96,6 +96,12 @@ public class FocalLossTests
         }
         total.sum().backward();
         TensorAssert.Close(b.grad!, a.grad!, 1e-12, 1e-12, "gradient");
+        // The caller's positives (the loss's one nonzero) give the same values and gradient.
+        var c = raw.clone().requires_grad_(true);
+        var given = loss.ForwardPerSegment(c, labels, weight, 9.0, segments, LevelRows.Foreground(labels, classes));
+        (given * upstream).sum().backward();
+        Assert.True(given.equal(actual).all().item<bool>());
+        Assert.True(c.grad!.equal(a.grad!).all().item<bool>());
         Assert.Throws<ArgumentException>(() => loss.ForwardPerSegment(raw, labels, weight, 9.0, [rows - 1]));
     }
 
