@@ -14,6 +14,7 @@ public static class BenchCommand
     static readonly Option<int> Depth = new("--depth") { Description = "ResNet depth", DefaultValueFactory = _ => 50 };
     static readonly Option<int> Batch = new("--batch") { Description = "Images per step", DefaultValueFactory = _ => 2 };
     static readonly Option<string> Head = HeadOption();
+    static readonly Option<bool> CudnnBenchmark = new("--cudnn-benchmark") { Description = "cuDNN autotuning per input shape (runtime.cudnn_benchmark); CUDA only" };
 
     static Option<string> HeadOption()
     {
@@ -99,10 +100,10 @@ public static class BenchCommand
                 "write a Chrome trace here (chrome://tracing, ui.perfetto.dev); on CUDA the phases are synchronised and run as extra steps",
         };
         var channelsLast = new Option<bool>("--channels-last") { Description = "Train in channels_last (runtime.channels_last): NHWC input and conv weights" };
-        var cmd = WithCommon(new Command("train-step", "Full SGD step of R50-GFL (forward, targets, losses, backward, update)"), Depth, Batch, amp, height, width, config, Head, profile, channelsLast);
+        var cmd = WithCommon(new Command("train-step", "Full SGD step of R50-GFL (forward, targets, losses, backward, update)"), Depth, Batch, amp, height, width, config, Head, profile, channelsLast, CudnnBenchmark);
         cmd.SetAction(p => GlobalOptions.Execute(p, ctx => Print(p, ctx, Bench.TrainStep(ctx.Log, DeviceOf(p), p.GetValue(Depth), p.GetValue(Batch), p.GetValue(amp) ?? "off", p.GetValue(height), p.GetValue(width),
             p.GetValue(Repeats), p.GetValue(Warmup), p.GetValue(config), p.GetValue(Threads), p.GetValue(Head)!, p.GetValue(profile),
-            p.GetValue(channelsLast)))));
+            p.GetValue(channelsLast), p.GetValue(CudnnBenchmark)))));
         return cmd;
     }
 
@@ -119,9 +120,10 @@ public static class BenchCommand
         };
         engine.AcceptOnlyFromAmong("torchsharp", "onnxruntime");
         var channelsLast = new Option<bool>("--channels-last") { Description = "Conv weights and input in channels_last (runtime.channels_last); torchsharp engine" };
-        var cmd = WithCommon(new Command("infer", "Inference (model + post-processing) images/s at 1333x800"), Depth, batch, height, width, engine, Head, channelsLast);
+        var cmd = WithCommon(new Command("infer", "Inference (model + post-processing) images/s at 1333x800"), Depth, batch, height, width, engine, Head, channelsLast, CudnnBenchmark);
         cmd.SetAction(p => GlobalOptions.Execute(p, ctx => Print(p, ctx, Bench.Infer(ctx.Log, DeviceOf(p), p.GetValue(Depth), p.GetValue(batch), p.GetValue(height), p.GetValue(width), p.GetValue(Repeats),
-            p.GetValue(Warmup), p.GetValue(Threads), p.GetValue(engine)!, p.GetValue(Head)!, p.GetValue(channelsLast)))));
+            p.GetValue(Warmup), p.GetValue(Threads), p.GetValue(engine)!, p.GetValue(Head)!, p.GetValue(channelsLast),
+            p.GetValue(CudnnBenchmark)))));
         return cmd;
     }
 

@@ -34,25 +34,28 @@ public static class Bench
     /// <param name="head">gfl, atss or retinanet: the R50 reference's head when no config is given.</param>
     /// <param name="profilePath">also profile the steps phase by phase and write the Chrome trace here.</param>
     /// <param name="channelsLast">train in channels_last (also on when the config sets runtime.channels_last).</param>
+    /// <param name="cudnnBenchmark">cuDNN autotuning (also on when the config sets runtime.cudnn_benchmark).</param>
     public static BenchReport TrainStep(ILogger log, string? device, int depth, int batch, string amp, int height, int width, int repeats,
-        int warmup, string? configFile, int threads, string head = "gfl", string? profilePath = null, bool channelsLast = false)
+        int warmup, string? configFile, int threads, string head = "gfl", string? profilePath = null, bool channelsLast = false,
+        bool cudnnBenchmark = false)
     {
         BenchReport.UseThreads(threads);
         var d = DeviceSelector.Resolve(device, log);
         var cfg = configFile is null ? null : ConfigLoader.Load(configFile);
         return TrainStepBenchmark.Report(TrainStepBenchmark.TrainStep(d, depth, batch, height, width, repeats, warmup, amp, cfg, HeadOf(head), profilePath,
-            channelsLast));
+            channelsLast, cudnnBenchmark));
     }
 
     /// <param name="engine">torchsharp or onnxruntime (<see cref="TrainStepBenchmark.Inference"/>).</param>
     /// <param name="channelsLast">conv weights and input in channels_last (torchsharp engine).</param>
+    /// <param name="cudnnBenchmark">cuDNN autotuning.</param>
     public static BenchReport Infer(ILogger log, string? device, int depth, int batch, int height, int width, int repeats, int warmup, int threads,
-        string engine = "torchsharp", string head = "gfl", bool channelsLast = false)
+        string engine = "torchsharp", string head = "gfl", bool channelsLast = false, bool cudnnBenchmark = false)
     {
         BenchReport.UseThreads(threads);
         var d = DeviceSelector.Resolve(device, log);
         return TrainStepBenchmark.Report(TrainStepBenchmark.Inference(d, depth, batch, height, width, repeats, warmup, engine, HeadOf(head),
-            channelsLast));
+            channelsLast, cudnnBenchmark));
     }
 
     /// <summary>Collectives of a data-parallel run (start it under mpirun/srun/torchrun): verified, then timed. Only rank 0

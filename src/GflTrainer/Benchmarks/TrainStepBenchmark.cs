@@ -14,7 +14,8 @@ namespace GflTrainer.Benchmarks;
 public sealed record StepTiming(string Name, string Device, int Batch, int Height, int Width, int Iterations,
     double MedianMs, double ImagesPerSecond, IReadOnlyList<double> SamplesMs, long PeakRssBytes, int Threads, string Amp,
     double? GradCheckMedianMs = null, string Engine = "torchsharp", string Head = "gfl",
-    IReadOnlyList<(string Path, double MedianMs)>? Phases = null, string? ProfilePath = null, bool ChannelsLast = false);
+    IReadOnlyList<(string Path, double MedianMs)>? Phases = null, string? ProfilePath = null, bool ChannelsLast = false,
+    bool CudnnBenchmark = false);
 
 /// <summary>
 /// The R50-GFL training step and inference on synthetic inputs shaped like COCO at (1333, 800): images padded to
@@ -32,14 +33,19 @@ public static class TrainStepBenchmark
     /// there); on CUDA, whose profile synchronises at every phase, as many extra steps after the timed ones.</param>
     public static StepTiming TrainStep(Device device, int depth = 50, int batch = 2, int height = 800, int width = 1344,
         int iterations = 5, int warmup = 2, string amp = "off", GflConfig? config = null, HeadType head = HeadType.Gfl,
-        string? profilePath = null, bool channelsLast = false)
+        string? profilePath = null, bool channelsLast = false, bool cudnnBenchmark = false)
     {
         AmpMode ampMode = amp switch { "bf16" => AmpMode.Bf16, "fp16" => AmpMode.Fp16, "off" => AmpMode.Off,
             _ => throw new GflConfigException($"--amp {amp}: expected off, bf16 or fp16") { Key = "--amp" } };
         // The reference R50 when no config is given: mmdetection's gfl_r50_fpn_1x_coco or atss_r50_fpn_1x_coco (no
         // gradient clipping).
         var cfg = config ?? Reference(depth, head);
-        cfg = cfg with { Train = cfg.Train with { Amp = ampMode }, Runtime = cfg.Runtime with { ChannelsLast = channelsLast || cfg.Runtime.ChannelsLast } };
+        cfg = cfg with
+        {
+            Train = cfg.Train with { Amp = ampMode },
+            Runtime = cfg.Runtime with { ChannelsLast = channelsLast || cfg.Runtime.ChannelsLast, CudnnBenchmark = cudnnBenchmark || cfg.Runtime.CudnnBenchmark },
+        };
+        CuDnnBenchmark.Enabled = cfg.Runtime.CudnnBenchmark;
         torch.manual_seed(0);
         using var model = DetectorFactory.CreateDetector(cfg.Model);
         model.to(device);
@@ -83,12 +89,13 @@ public static class TrainStepBenchmark
             profiler.WriteTrace(profilePath!, new Dictionary<string, string>
             {
                 ["command"] = "gfl bench train-step", ["device"] = device.ToString(), ["head"] = headName, ["batch"] = $"{batch}",
-                ["input"] = $"{height}x{width}", ["amp"] = amp, ["channels_last"] = $"{cfg.Runtime.ChannelsLast}", ["threads"] = $"{torch.get_num_threads()}",
+                ["input"] = $"{height}x{width}", ["amp"] = amp, ["channels_last"] = $"{cfg.Runtime.ChannelsLast}", ["cudnn_benchmark"] = $"{cfg.Runtime.CudnnBenchmark}", ["threads"] = $"{torch.get_num_threads()}",
                 ["synchronised_phases"] = device.type == DeviceType.CUDA ? "yes" : "no (CPU)",
             });
         return Result("train-step", device, batch, height, width, samples, amp) with
         {
             GradCheckMedianMs = BenchClock.Median(check), Head = headName, ProfilePath = profilePath, ChannelsLast = cfg.Runtime.ChannelsLast,
+            CudnnBenchmark = cfg.Runtime.CudnnBenchmark,
             Phases = profiler?.Durations().Select(d => (d.Path, BenchClock.Median(d.Ms))).ToList(),
         };
     }
@@ -113,8 +120,10 @@ public static class TrainStepBenchmark
     /// (<see cref="OnnxDetector"/>, as <c>gfl predict --onnx</c>). Peak RSS is per process: run each engine in its own.</param>
     /// <param name="channelsLast">torchsharp only: conv weights and input in channels_last (<c>runtime.channels_last</c>).</param>
     public static StepTiming Inference(Device device, int depth = 50, int batch = 1, int height = 800, int width = 1344,
-        int iterations = 5, int warmup = 2, string engine = "torchsharp", HeadType head = HeadType.Gfl, bool channelsLast = false)
+        int iterations = 5, int warmup = 2, string engine = "torchsharp", HeadType head = HeadType.Gfl, bool channelsLast = false,
+        bool cudnnBenchmark = false)
     {
+        CuDnnBenchmark.Enabled = cudnnBenchmark;
         if (channelsLast && engine != "torchsharp")
             throw new GflConfigException("--channels-last applies to --engine torchsharp") { Key = "--channels-last" };
         if (engine is not ("torchsharp" or "onnxruntime"))
@@ -131,7 +140,7 @@ public static class TrainStepBenchmark
         try
         {
             return Time(device, batch, height, width, iterations, warmup, engine, engine == "torchsharp" ? TorchSharp() : OnnxRuntime())
-                with { Head = cfg.Model.Head.Type.ToString().ToLowerInvariant(), ChannelsLast = channelsLast };
+                with { Head = cfg.Model.Head.Type.ToString().ToLowerInvariant(), ChannelsLast = channelsLast, CudnnBenchmark = cudnnBenchmark };
         }
         finally
         {
@@ -187,7 +196,7 @@ public static class TrainStepBenchmark
         var report = new BenchReport(r.Name, r.Device);
         report.Add("head", r.Head);
         if (r.Name == "infer") report.Add("engine", r.Engine);
-        report.Add("channels_last", r.ChannelsLast);
+        report.Add("channels_last", r.ChannelsLast).Add("cudnn_benchmark", r.CudnnBenchmark);
         report.Add("batch", r.Batch).Add("height", r.Height).Add("width", r.Width).Add("amp", r.Amp).Add("median_ms", r.MedianMs)
             .Add("images_per_s", r.ImagesPerSecond).Add("samples_ms", r.SamplesMs).Add("peak_rss_mb", r.PeakRssBytes / 1048576.0);
         if (r.GradCheckMedianMs is { } check) report.Add("grad_check_ms", check);   // included in median_ms

@@ -63,5 +63,8 @@ internal static class ConfigValidator
 
         if (!Regex.IsMatch(c.Runtime.Device, @"^(auto|cpu|cuda(:\d+)?)$"))
             Fail("runtime.device", $"'{c.Runtime.Device}' is not a device; allowed auto, cpu, cuda, cuda:N");
+
+        if (c.Runtime.CudnnBenchmark && c.Train.Deterministic)
+            Fail("runtime.cudnn_benchmark", "cannot be combined with train.deterministic (cuDNN autotuning picks kernels by timing)");
     }
 }

@@ -30,6 +30,9 @@ public sealed record RuntimeConfig
     [Description("Run convolutions in the channels_last (NHWC) memory format (conv weights and input, PyTorch's memory_format=torch.channels_last): training, evaluation, prediction.")]
     public bool ChannelsLast { get; init; }
 
+    [Description("cuDNN autotuning per input shape (torch.backends.cudnn.benchmark): pays with fixed input sizes; off as in mmdetection; CUDA only.")]
+    public bool CudnnBenchmark { get; init; }
+
     [Description("Log verbosity of gfl train (console and train.log); --log-level overrides it.")]
     public ConfigLogLevel LogLevel { get; init; } = ConfigLogLevel.Info;
 }

@@ -63,6 +63,7 @@ internal sealed class TrainedDetector : IDisposable
             var model = DetectorFactory.CreateDetector(cfg.Model);
             WeightLoader.Load(model, weights.Tensors, WeightNameMapping.Identity, strict: true, sourceName: checkpointPath);
             model.to(device);
+            Runtime.CuDnnBenchmark.Enabled = cfg.Runtime.CudnnBenchmark;   // eval, predict, export: no deterministic mode here
             if (cfg.Runtime.ChannelsLast) Runtime.ChannelsLast.Apply(model);   // convolutions pick NHWC from the weights
             model.eval();
             return new TrainedDetector(cfg, model, categories, checkpointPath);

@@ -43,6 +43,7 @@ public static class TrainRun
         log.Information("gfl train {Config} -> {WorkDir}", request.ConfigPath, workDir);
 
         DeterministicAlgorithms.Apply(cfg.Train.Deterministic, log);
+        CuDnnBenchmark.Apply(cfg.Runtime.CudnnBenchmark, cfg.Train.Deterministic, log);
         var store = new CheckpointStore(Path.Combine(workDir, "checkpoints"));
         if (ranks.IsMain)
             foreach (var dir in store.RemoveUnfinishedSaves())

@@ -26,4 +26,14 @@ public class InferenceBenchmarkTests
         var e = Assert.Throws<GflConfigException>(() => TrainStepBenchmark.Inference(torch.CPU, depth: 18, height: 64, width: 64, iterations: 1, warmup: 0, engine: "tensorrt"));
         Assert.Contains("--engine tensorrt", e.Message);
     }
+
+    [Fact]
+    public void Infer_ChannelsLast_IsReported_AndOnlyForTorchSharp()
+    {
+        var r = TrainStepBenchmark.Inference(torch.CPU, depth: 18, batch: 1, height: 64, width: 64, iterations: 1, warmup: 0, channelsLast: true);
+        Assert.Equal(true, TrainStepBenchmark.Report(r).Rows.Single(x => x.Key == "channels_last").Value);
+        var e = Assert.Throws<GflConfigException>(() => TrainStepBenchmark.Inference(torch.CPU, depth: 18, height: 64, width: 64,
+            iterations: 1, warmup: 0, engine: "onnxruntime", channelsLast: true));
+        Assert.Equal("--channels-last", e.Key);
+    }
 }

@@ -74,4 +74,25 @@ public sealed class TrainStepProfileTests
         Assert.Null(r.Phases);
         Assert.DoesNotContain(TrainStepBenchmark.Report(r).Rows, x => x.Key.StartsWith("phase") || x.Key == "profile");
     }
+
+    /// <summary><c>--channels-last --cudnn-benchmark</c>: the step runs with NHWC weights and says what it ran with.</summary>
+    [Fact]
+    public void Channels_last_and_cudnn_benchmark_are_run_and_reported()
+    {
+        try
+        {
+            var r = TrainStepBenchmark.TrainStep(torch.CPU, batch: 1, height: 64, width: 64, iterations: 1, warmup: 0, config: Tiny,
+                channelsLast: true, cudnnBenchmark: true);
+            var rows = TrainStepBenchmark.Report(r).Rows.ToDictionary(x => x.Key, x => x.Value);
+            Assert.Equal(true, rows["channels_last"]);
+            Assert.Equal(true, rows["cudnn_benchmark"]);
+            Assert.True(GflTrainer.Runtime.CuDnnBenchmark.Enabled);
+            var plain = TrainStepBenchmark.Report(TrainStepBenchmark.TrainStep(torch.CPU, batch: 1, height: 64, width: 64, iterations: 1, warmup: 0,
+                config: Tiny)).Rows.ToDictionary(x => x.Key, x => x.Value);
+            Assert.Equal(false, plain["channels_last"]);
+            Assert.Equal(false, plain["cudnn_benchmark"]);
+            Assert.False(GflTrainer.Runtime.CuDnnBenchmark.Enabled);
+        }
+        finally { GflTrainer.Runtime.CuDnnBenchmark.Enabled = false; }
+    }
 }

@@ -311,6 +311,20 @@ public sealed class ConfigLoaderTests
         Assert.Contains("strictly increasing", byKey["train.schedule.steps"].Message);
     }
 
+    /// <summary>cuDNN autotuning picks kernels by timing: refused together with deterministic training, naming the key
+    /// and its line.</summary>
+    [Fact]
+    public void CudnnBenchmark_WithDeterministicTraining_IsRefused()
+    {
+        using var dir = new TempConfigDir();
+        var file = dir.Write("x.yaml", "runtime:\n  cudnn_benchmark: true\ntrain:\n  deterministic: true\n");
+        var problem = LoadFails(file).Problems.Single();
+        Assert.Equal("runtime.cudnn_benchmark", problem.Key);
+        Assert.Equal(2, problem.Line);
+        Assert.Contains("train.deterministic", problem.Message);
+        Assert.Equal(true, ConfigLoader.Load(file, ["train.deterministic=false"]).Runtime.CudnnBenchmark);
+    }
+
     /// <summary>Values only the GFL reference implements are rejected by the loader (so <c>gfl config check</c> says so),
     /// not when training starts; each problem names its key and line.</summary>
     [Fact]
