@@ -8,8 +8,8 @@ namespace GflTrainer.Runtime;
 /// (HWC, 1, WC, C). Convolutions (oneDNN on the CPU, cuDNN on the GPU) then run their NHWC kernels and keep the format
 /// in their outputs, and element-wise ops, BatchNorm, GroupNorm, ReLU and nearest upsampling preserve it, so one
 /// conversion of the input and of the conv weights turns the whole network (PyTorch's
-/// <c>model.to(memory_format=torch.channels_last)</c>). TorchSharp 0.107 has no memory_format argument: permute to NHWC,
-/// copy, permute back gives exactly those strides.
+/// <c>model.to(memory_format=torch.channels_last)</c>). TorchSharp 0.107 has no memory_format argument: an NHWC copy
+/// viewed with those strides gives the same tensor.
 /// </summary>
 public static class ChannelsLast
 {

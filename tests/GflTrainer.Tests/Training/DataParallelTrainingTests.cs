@@ -87,6 +87,15 @@ public sealed class DataParallelTrainingTests
         TwoRanksEqualOneProcess(root, Config(root, epochs: 2), ["model.head.type=atss"], ["loss_cls", "loss_bbox", "loss_centerness"]);
     }
 
+    /// <summary>runtime.channels_last: the NHWC weights and gradients of the flat buffers are broadcast and all-reduced
+    /// as the NCHW ones; 2 ranks x batch 2 still end as one process with batch 4 (both in channels_last).</summary>
+    [Fact]
+    public void TwoRanks_InChannelsLast_TrainAsOneProcessWithTheUnionBatch()
+    {
+        var root = Directory.CreateTempSubdirectory("gfl-dp-cl").FullName;
+        TwoRanksEqualOneProcess(root, Config(root, epochs: 2), ["runtime.channels_last=true"], ["loss_cls", "loss_bbox", "loss_dfl"]);
+    }
+
     /// <summary>Trains one process with batch 4 and two ranks with batch 2 each; checks the logged terms and the final
     /// weights agree (see above); returns the two-rank run's directory.</summary>
     static string TwoRanksEqualOneProcess(string root, string cfg, string[] overrides, string[] terms)
