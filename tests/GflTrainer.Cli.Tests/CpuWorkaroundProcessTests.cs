@@ -46,8 +46,10 @@ public class CpuWorkaroundProcessTests
         Assert.True(code == 0, output);
         Assert.Contains("workaround     cache-table", output);
         Assert.Contains("L1 48 KiB, L2 1 MiB, L3 32 MiB shared by 2] from CPUID 0x80000005/0x80000006", output);
-        Assert.Contains("conv gradients ok", output);
-        Assert.Contains("R50 backward   ok", output);
+        Assert.Contains("conv gradients ok: NCHW", output);
+        Assert.Contains("conv gradients ok: channels_last", output);
+        Assert.Contains("R50 backward   ok (NCHW", output);
+        Assert.Contains("R50 backward   ok (channels_last", output);
     }
 
     [Fact]

@@ -11,7 +11,8 @@ namespace GflTrainer.Diagnostics;
 /// <c>gfl doctor</c>: what libtorch's oneDNN believes about this CPU, what gfl did about it, and whether CPU
 /// training computes correct convolution gradients here: every distinct convolution of the configured model (and
 /// output-channel counts around the SIMD blocks) against float64 with a poisoned heap, at 1 and all threads, and
-/// optionally a whole R50-GFL forward and backward (the path that crashed with SIGFPE on VMs hiding their caches).
+/// optionally a whole R50-GFL forward and backward (the path that crashed with SIGFPE on VMs hiding their caches), in
+/// both memory formats (NCHW and runtime.channels_last).
 /// </summary>
 public static class CpuDoctor
 {
@@ -42,23 +43,28 @@ public static class CpuDoctor
         var sizes = options.Sizes ?? [2, 5, 8];
         var batches = options.Batches ?? [1, 3];
         var threads = new[] { 1, Math.Max(1, torch.get_num_threads()) }.Distinct().ToArray();
-        var sw = Stopwatch.StartNew();
-        var failures = ConvGradientCheck.Run(shapes, sizes, batches, threads);
-        int cases = shapes.Count * sizes.Count * batches.Count * threads.Length;
-        output.WriteLine($"conv gradients {(failures.Count == 0 ? "ok" : "WRONG")}: {shapes.Count} shapes x {sizes.Count} sizes x {batches.Count} batches x threads {string.Join("/", threads)}"
-            + $" against float64, heap poisoned with NaN; {failures.Count} of {cases} cases wrong ({sw.Elapsed.TotalSeconds:F1} s)");
-        foreach (var f in failures.Take(20)) output.WriteLine($"  {f}");
-        if (failures.Count > 20) output.WriteLine($"  ... and {failures.Count - 20} more");
-
-        bool ok = failures.Count == 0;
-        if (options.R50) ok &= R50ForwardBackward(output);
+        bool ok = true;
+        // Both memory formats: runtime.channels_last runs oneDNN's NHWC kernels and reorders, another code path.
+        foreach (var channelsLast in new[] { false, true })
+        {
+            var layout = channelsLast ? "channels_last" : "NCHW";
+            var sw = Stopwatch.StartNew();
+            var failures = ConvGradientCheck.Run(shapes, sizes, batches, threads, channelsLast: channelsLast);
+            int cases = shapes.Count * sizes.Count * batches.Count * threads.Length;
+            output.WriteLine($"conv gradients {(failures.Count == 0 ? "ok" : "WRONG")}: {layout}, {shapes.Count} shapes x {sizes.Count} sizes x {batches.Count} batches x threads {string.Join("/", threads)}"
+                + $" against float64, heap poisoned with NaN; {failures.Count} of {cases} cases wrong ({sw.Elapsed.TotalSeconds:F1} s)");
+            foreach (var f in failures.Take(20)) output.WriteLine($"  {f}");
+            if (failures.Count > 20) output.WriteLine($"  ... and {failures.Count - 20} more");
+            ok &= failures.Count == 0;
+            if (options.R50) ok &= R50ForwardBackward(output, channelsLast);
+        }
         output.WriteLine(ok ? "result         ok" : "result         PROBLEMS (see above; docs/cpu-correctness.md)");
         return ok;
     }
 
     /// <summary>R50-GFL forward and backward at 256x256, batch 2: every 1x1 and strided convolution's backward of
     /// the reference model runs (layer4's 1024->2048 stride-2 downsample is where brgemm divided by zero).</summary>
-    private static bool R50ForwardBackward(TextWriter output)
+    private static bool R50ForwardBackward(TextWriter output, bool channelsLast)
     {
         var sw = Stopwatch.StartNew();
         using var scope = NewDisposeScope();
@@ -67,6 +73,11 @@ public static class CpuDoctor
         model.train();
         using var gen = new Generator(0);
         var x = randn(new long[] { 2, 3, 256, 256 }, generator: gen);
+        if (channelsLast)
+        {
+            Runtime.ChannelsLast.Apply(model);
+            x = Runtime.ChannelsLast.Of(x);
+        }
         var outputs = model.forward(x);
         var loss = zeros(1);
         foreach (var t in outputs.ClassScores.Concat(outputs.BoxPredictions))
@@ -74,7 +85,7 @@ public static class CpuDoctor
         loss.backward();
         var bad = model.named_parameters().Where(p => p.parameter.grad is { } g && !g.isfinite().all().item<bool>())
             .Select(p => p.name).ToList();
-        output.WriteLine($"R50 backward   {(bad.Count == 0 ? "ok" : "NON-FINITE gradients in " + string.Join(", ", bad.Take(5)))} (256x256, batch 2, {sw.Elapsed.TotalSeconds:F1} s)");
+        output.WriteLine($"R50 backward   {(bad.Count == 0 ? "ok" : "NON-FINITE gradients in " + string.Join(", ", bad.Take(5)))} ({(channelsLast ? "channels_last" : "NCHW")}, 256x256, batch 2, {sw.Elapsed.TotalSeconds:F1} s)");
         return bad.Count == 0;
     }
 }
