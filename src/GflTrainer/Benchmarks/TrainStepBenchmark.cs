@@ -123,13 +123,13 @@ public static class TrainStepBenchmark
         int iterations = 5, int warmup = 2, string engine = "torchsharp", HeadType head = HeadType.Gfl, bool channelsLast = false,
         bool cudnnBenchmark = false)
     {
-        CuDnnBenchmark.Enabled = cudnnBenchmark;
-        if (channelsLast && engine != "torchsharp")
-            throw new GflConfigException("--channels-last applies to --engine torchsharp") { Key = "--channels-last" };
         if (engine is not ("torchsharp" or "onnxruntime"))
             throw new GflConfigException($"--engine {engine}: expected torchsharp or onnxruntime") { Key = "--engine" };
         if (engine == "onnxruntime" && device.type != DeviceType.CPU)
             throw new GflConfigException("--engine onnxruntime runs on the CPU: add --device cpu") { Key = "--engine" };
+        if (channelsLast && engine != "torchsharp")
+            throw new GflConfigException("--channels-last applies to --engine torchsharp") { Key = "--channels-last" };
+        CuDnnBenchmark.Enabled = cudnnBenchmark;
         torch.manual_seed(0);
         var cfg = Reference(depth, head);
         var model = DetectorFactory.CreateDetector(cfg.Model);
