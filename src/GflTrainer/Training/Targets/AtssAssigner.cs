@@ -1,5 +1,6 @@
 using GflTrainer.Boxes;
 using GflTrainer.Model;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace GflTrainer.Training.Targets;
@@ -28,7 +29,11 @@ internal sealed record AtssAssignment(Tensor IsPositive, Tensor GtIndex, Tensor 
 /// an anchor positive for several gts goes to the highest IoU (exact ties: the lowest gt index).
 /// Crowd boxes are not used (ignore_iof_thr = −1 in the reference config).
 /// </summary>
-internal sealed class AtssAssigner(int topK = 9)
+/// <param name="denseConflicts">how an anchor that passes for several gts is resolved, with identical results (tested):
+/// over a dense (n, G) matrix as the reference, with no device-to-host sync (the GPU's choice: a sync stalls the launch
+/// queue), or over the rows of only the anchors that have a passing pair (a <c>nonzero</c> and a <c>unique</c>, two
+/// syncs, but a few hundred rows instead of n ≈ 20k: the CPU's choice). Null: dense on CUDA, sparse elsewhere.</param>
+internal sealed class AtssAssigner(int topK = 9, bool? denseConflicts = null)
 {
     // mmdetection fills non-positive (anchor, gt) pairs with −INF = −1e8 before the per-anchor max.
     private const float NegativeOverlap = -100000000f;
@@ -106,17 +111,10 @@ internal sealed class AtssAssigner(int topK = 9)
 
         // An anchor that passes for several gts goes to the highest IoU, exact ties to the lowest gt index (torch.max
         // on CPU returns the first maximum; explicit so that it holds on every device). The reference takes that max
-        // over a dense (n, G) matrix that is −INF outside the passing pairs; the same max over the rows of the anchors
-        // that have a passing pair (at most K·G of them) gives the same result.
-        var pairs = positive.reshape(-1).nonzero().squeeze(1);
-        var (rowAnchors, pairRow, _) = unique(flat.index_select(0, pairs), sorted: true, return_inverse: true);
-        var rowOverlaps = full(rowAnchors.shape[0], numGts, NegativeOverlap, dtype: float32, device: device);
-        rowOverlaps.index_put_(candidateOverlaps.reshape(-1).index_select(0, pairs), pairRow!, pairs.remainder(numGts));
-        var rowMax = rowOverlaps.amax(new long[] { 1 });
-        var gtRange = arange(numGts, dtype: int64, device: device).unsqueeze(0).expand(rowAnchors.shape[0], numGts);
-        var rowGt = where(rowOverlaps == rowMax.unsqueeze(1), gtRange, full_like(gtRange, numGts)).amin(new long[] { 1 });
-        var maxOverlaps = full(numAnchors, NegativeOverlap, dtype: float32, device: device).index_copy_(0, rowAnchors, rowMax);
-        var gtIndex = zeros(numAnchors, dtype: int64, device: device).index_copy_(0, rowAnchors, rowGt);
+        // over a dense (n, G) matrix that is −INF outside the passing pairs.
+        var (maxOverlaps, gtIndex) = (denseConflicts ?? device.type == DeviceType.CUDA)
+            ? ResolveDense(flat, positive, candidateOverlaps, numAnchors, numGts, device)
+            : ResolveSparse(flat, positive, candidateOverlaps, numAnchors, numGts, device);
         var isPositive = maxOverlaps != NegativeOverlap;
 
         return Keep(new AtssAssignment(
@@ -126,6 +124,37 @@ internal sealed class AtssAssigner(int topK = 9)
             thresholds,
             candidates,
             positive));
+    }
+
+    // The reference's dense matrix: every (candidate anchor, gt) pair is distinct (a gt's candidates are distinct
+    // anchors), so the index_put_ writes each entry once, deterministically on every device.
+    private static (Tensor MaxOverlaps, Tensor GtIndex) ResolveDense(Tensor flat, Tensor positive, Tensor candidateOverlaps,
+        long numAnchors, long numGts, Device device)
+    {
+        var overlaps = full(new[] { numAnchors, numGts }, NegativeOverlap, dtype: float32, device: device);
+        var pairGt = arange(numGts, dtype: int64, device: device).repeat(candidateOverlaps.shape[0]);   // pair k·G + g -> g
+        overlaps.index_put_(where(positive, candidateOverlaps, full_like(candidateOverlaps, NegativeOverlap)).reshape(-1), flat, pairGt);
+        var maxOverlaps = overlaps.amax(new long[] { 1 });
+        var gtRange = arange(numGts, dtype: int64, device: device).unsqueeze(0).expand(numAnchors, numGts);
+        // Anchors without a passing pair: every entry is −INF, so the lowest index 0, as the sparse path leaves them.
+        var gtIndex = where(overlaps == maxOverlaps.unsqueeze(1), gtRange, full_like(gtRange, numGts)).amin(new long[] { 1 });
+        return (maxOverlaps, gtIndex);
+    }
+
+    // The same max over the rows of the anchors that have a passing pair (at most K·G of them).
+    private static (Tensor MaxOverlaps, Tensor GtIndex) ResolveSparse(Tensor flat, Tensor positive, Tensor candidateOverlaps,
+        long numAnchors, long numGts, Device device)
+    {
+        var pairs = positive.reshape(-1).nonzero().squeeze(1);
+        var (rowAnchors, pairRow, _) = unique(flat.index_select(0, pairs), sorted: true, return_inverse: true);
+        var rowOverlaps = full(rowAnchors.shape[0], numGts, NegativeOverlap, dtype: float32, device: device);
+        rowOverlaps.index_put_(candidateOverlaps.reshape(-1).index_select(0, pairs), pairRow!, pairs.remainder(numGts));
+        var rowMax = rowOverlaps.amax(new long[] { 1 });
+        var gtRange = arange(numGts, dtype: int64, device: device).unsqueeze(0).expand(rowAnchors.shape[0], numGts);
+        var rowGt = where(rowOverlaps == rowMax.unsqueeze(1), gtRange, full_like(gtRange, numGts)).amin(new long[] { 1 });
+        var maxOverlaps = full(numAnchors, NegativeOverlap, dtype: float32, device: device).index_copy_(0, rowAnchors, rowMax);
+        var gtIndex = zeros(numAnchors, dtype: int64, device: device).index_copy_(0, rowAnchors, rowGt);
+        return (maxOverlaps, gtIndex);
     }
 
     private static AtssAssignment Keep(AtssAssignment a)

@@ -13,9 +13,14 @@ public class AtssAssignerTests
 
     public static IEnumerable<object[]> Cases => TestPaths.JsonCases("gfl", "atss");
 
+    /// <summary>Every fixture with both ways of resolving an anchor claimed by several gts (dense: CUDA's, no host
+    /// sync; sparse: the CPU's).</summary>
+    public static IEnumerable<object[]> CasesBothWays =>
+        Cases.SelectMany(c => new[] { new object[] { c[0], false }, new object[] { c[0], true } });
+
     [Theory]
-    [MemberData(nameof(Cases))]
-    public void Assign_MatchesMmdetection(string file)
+    [MemberData(nameof(CasesBothWays))]
+    public void Assign_MatchesMmdetection(string file, bool dense)
     {
         using var scope = NewDisposeScope();
         var f = GflFixture.Load("atss", file);
@@ -25,7 +30,7 @@ public class AtssAssignerTests
         var gtLabels = f.Input("gt_labels");
         var numGts = gtBoxes.shape[0];
 
-        var a = new AtssAssigner(f.Params.GetProperty("topk").GetInt32()).Assign(anchors, perLevel, gtBoxes);
+        var a = new AtssAssigner(f.Params.GetProperty("topk").GetInt32(), dense).Assign(anchors, perLevel, gtBoxes);
 
         TensorAssert.Equal(f.Output("assigned_gt_inds"), where(a.IsPositive, a.GtIndex + 1, zeros_like(a.GtIndex)), $"{file} gt_inds");
         var labels = numGts == 0
@@ -81,6 +86,7 @@ public class AtssAssignerTests
         var perLevel = sizes.Select(s => (long)s.H * s.W).ToArray();
         var random = new Random(11);
         var gtsWithout = 0;
+        long contested = 0;
         for (var image = 0; image < 12; image++)
         {
             var count = random.Next(1, 25);
@@ -96,8 +102,16 @@ public class AtssAssignerTests
             var gt = tensor(boxes).reshape(count, 4);
             var a = new AtssAssigner().Assign(anchors, perLevel, gt);
             gtsWithout += AssertGtsWithoutPositivesLostFairly(anchors, gt, a, $"random image {image}");
+            // The dense resolution (CUDA's) gives exactly the same assignment.
+            var dense = new AtssAssigner(denseConflicts: true).Assign(anchors, perLevel, gt);
+            TensorAssert.Equal(a.IsPositive, dense.IsPositive, $"random image {image} positives");
+            TensorAssert.Equal(a.GtIndex, dense.GtIndex, $"random image {image} gt index");
+            TensorAssert.Equal(a.MaxOverlaps, dense.MaxOverlaps, $"random image {image} max overlaps");
+            var passing = a.Candidates.masked_select(a.CandidatePasses);
+            contested += passing.shape[0] - unique(passing).output.shape[0];   // anchors passing for more than one gt
         }
         Assert.True(gtsWithout > 0, "the random images should include gts without positives");
+        Assert.True(contested > 0, "the random images should include anchors that pass for several gts");
     }
 
     // Returns how many gts had no positive.
