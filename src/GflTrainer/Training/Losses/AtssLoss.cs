@@ -10,11 +10,11 @@ namespace GflTrainer.Training.Losses;
 /// <param name="BoxPerLevel">GIoU per level, already divided by <paramref name="BoxAvgFactor"/>.</param>
 /// <param name="ClsAvgFactor">Σ over images of max(num_pos, 1) (averaged over ranks): Focal Loss's and the centerness
 /// BCE's normaliser.</param>
-/// <param name="BoxAvgFactor">max(Σ of the positives' centerness targets, 1).</param>
+/// <param name="BoxAvgFactor">0-d: max(Σ of the positives' centerness targets, 1) (<see cref="WeightReduceLoss.BoxAvgFactor"/>).</param>
 /// <param name="CenternessSumPerLevel">(L,) Σ of each level's centerness targets.</param>
 internal sealed record AtssLossBreakdown(IReadOnlyList<Tensor> ClsPerLevel, IReadOnlyList<Tensor> BoxPerLevel,
     IReadOnlyList<Tensor> CenternessPerLevel, Tensor Cls, Tensor Box, Tensor Centerness, Tensor Total, double ClsAvgFactor,
-    double BoxAvgFactor, Tensor CenternessSumPerLevel, GflTargets Targets) : IHeadLosses
+    Tensor BoxAvgFactor, Tensor CenternessSumPerLevel, GflTargets Targets) : IHeadLosses
 {
     public IReadOnlyList<(string Name, Tensor Value)> Terms => [("loss_cls", Cls), ("loss_bbox", Box), ("loss_centerness", Centerness)];
 
@@ -121,12 +121,8 @@ internal sealed class AtssLoss : IDenseHeadLoss
             ctr = stack(centernessMaps.Select(t => t.sum() * 0).ToList(), 0);
             sums = zeros(levels, dtype: logits.dtype, device: device);
         }
-        // Σ over levels in float32, then over ranks (the mean of the ranks' sums clamped at 1/W: the global sum clamped
-        // at 1, as GflLoss does; mmdetection clamps the mean at 1), then a constant divisor.
-        var sum = LossScalars.SumLevels(sums.unbind(0));
-        var boxAvgFactor = Ranks is { WorldSize: > 1 }
-            ? Math.Max(Ranks.AllReduceMean([sum.item<float>()])[0], 1.0 / Ranks.WorldSize)
-            : (double)sum.clamp_min(1).item<float>();
+        // Σ over levels in float32, then over ranks, as GflLoss does.
+        var boxAvgFactor = WeightReduceLoss.BoxAvgFactor(LossScalars.SumLevels(sums.unbind(0)), Ranks);
         var boxLevels = (box / boxAvgFactor).unbind(0);
         var ctrLevels = ctr.unbind(0);
         var clsTotal = LossScalars.SumLevels(cls);

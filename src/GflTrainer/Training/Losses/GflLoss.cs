@@ -150,13 +150,7 @@ internal sealed class GflLoss : IDenseHeadLoss
 
         var weightSumLevels = weightSums.unbind(0);
         // Python sum over levels in float32, clamped after summing (mmdetection PR #4978), then a constant.
-        var weightSum = LossScalars.SumLevels(weightSumLevels);
-        // Over ranks: the mean of the ranks' sums, clamped at 1/W, i.e. the global batch's sum clamped at 1, so W ranks
-        // train exactly as one process on their union. (mmdetection clamps the mean at 1, the global sum at W: the two
-        // differ only while the positives' weights of a global batch sum to less than W, in the first iterations.)
-        var boxAvgFactor = Ranks is { WorldSize: > 1 }
-            ? Math.Max(Ranks.AllReduceMean([weightSum.item<float>()])[0], 1.0 / Ranks.WorldSize)
-            : (double)weightSum.clamp_min(1).item<float>();
+        var boxAvgFactor = WeightReduceLoss.BoxAvgFactor(LossScalars.SumLevels(weightSumLevels), Ranks);
         var boxLevels = (box / boxAvgFactor).unbind(0);
         var dflLevels = (dfl / boxAvgFactor).unbind(0);
 

@@ -55,7 +55,7 @@ public sealed record LossScalars(double Total, IReadOnlyList<LossTerm> Terms)
 /// <param name="Dfl">Σ of <paramref name="DflPerLevel"/>.</param>
 /// <param name="Total">Cls + Box + Dfl: what backward runs on.</param>
 /// <param name="ClsAvgFactor">Σ over images of max(num_pos, 1).</param>
-/// <param name="BoxAvgFactor">max(Σ of the positives' weights over levels and images, 1).</param>
+/// <param name="BoxAvgFactor">0-d: max(Σ of the positives' weights over levels and images, 1) (<see cref="WeightReduceLoss.BoxAvgFactor"/>).</param>
 /// <param name="WeightSumPerLevel">(L,) Σ of the positives' weights of each level.</param>
 /// <param name="Targets">the per-anchor targets used.</param>
 /// <param name="QualityTargets">(N, A) QFL IoU target, 0 for non-positives.</param>
@@ -69,7 +69,7 @@ internal sealed record LossBreakdown(
     Tensor Dfl,
     Tensor Total,
     double ClsAvgFactor,
-    double BoxAvgFactor,
+    Tensor BoxAvgFactor,
     Tensor WeightSumPerLevel,
     GflTargets Targets,
     Tensor QualityTargets,
