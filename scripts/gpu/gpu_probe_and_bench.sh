@@ -3,6 +3,7 @@
 # 1) the PyTorch reference benchmarks on CUDA (fp32 and AMP), 2) an attempt to run gfl's CUDA path against the
 # box's own PyTorch libtorch (TorchSharp-cuda-linux is not served by our registry, so this is the only way here).
 # Usage (repo root): bash scripts/gpu/gpu_probe_and_bench.sh OUTDIR [gfl-publish.tar.xz]
+# Budget: a lent box has ~15 device minutes per session; SKIP_REF=1 skips the reference's runs when they exist already.
 set -u
 OUT=${1:-gpu-out}; PUB=${2:-}
 mkdir -p "$OUT"; OUT=$(cd "$OUT" && pwd)
@@ -14,10 +15,17 @@ PY=${PYTHON:-/opt/torch/.venv/bin/python}
   nproc
 } > "$OUT/env.txt" 2>&1
 cd scripts/reference
-[ "${SKIP_REF:-0}" = 1 ] || for b in train-step infer; do
-  timeout 90 "$PY" bench.py $b --device cuda --repeats 10 --warmup 3 --json-out "$OUT/ref_${b}_fp32.json" > "$OUT/ref_${b}_fp32.txt" 2>&1
-done
-timeout 90 "$PY" bench.py train-step --device cuda --amp --repeats 10 --warmup 3 --json-out "$OUT/ref_train-step_amp.json" > "$OUT/ref_train-step_amp.txt" 2>&1
+if [ "${SKIP_REF:-0}" != 1 ]; then
+  for b in train-step infer; do
+    timeout 90 "$PY" bench.py $b --device cuda --repeats 10 --warmup 3 --json-out "$OUT/ref_${b}_fp32.json" > "$OUT/ref_${b}_fp32.txt" 2>&1
+  done
+  timeout 90 "$PY" bench.py train-step --device cuda --amp --repeats 10 --warmup 3 --json-out "$OUT/ref_train-step_amp.json" > "$OUT/ref_train-step_amp.txt" 2>&1
+  # Issue 21's comparison: the reference with its best settings (AMP + channels_last + cudnn.benchmark), batch 2 and 8.
+  for b in 2 8; do
+    timeout 120 "$PY" bench.py train-step --device cuda --amp --channels-last --cudnn-benchmark --batch $b --repeats 10 --warmup 3 \
+      --json-out "$OUT/ref_train-step_best_b$b.json" > "$OUT/ref_train-step_best_b$b.txt" 2>&1
+  done
+fi
 cd ../..
 if [ -n "$PUB" ] && [ -f "$PUB" ]; then
   APP=$(mktemp -d)
@@ -37,6 +45,18 @@ if [ -n "$PUB" ] && [ -f "$PUB" ]; then
     echo "rc=$?"
     timeout 90 "$APP/gfl" bench infer --device cuda --repeats 10 --warmup 3 --json-out "$OUT/gfl_infer_fp32.json"
     echo "rc=$?"
+    # Issue 21: gfl's AMP step with channels_last and cuDNN autotuning at batch 2 and 8, and a phase profile of each
+    # precision (Chrome traces; the profiled steps run after the timed ones, synchronised at every phase).
+    for b in 2 8; do
+      timeout 120 "$APP/gfl" bench train-step --device cuda --amp bf16 --channels-last --cudnn-benchmark --batch $b --repeats 10 --warmup 3 \
+        --json-out "$OUT/gfl_train-step_bf16_best_b$b.json"
+      echo "rc=$?"
+    done
+    for amp in off bf16; do
+      timeout 120 "$APP/gfl" bench train-step --device cuda --amp $amp --repeats 10 --warmup 3 --profile "$OUT/gfl_profile_$amp.json" \
+        --json-out "$OUT/gfl_train-step_profiled_$amp.json"
+      echo "rc=$?"
+    done
     # The whole quick-start run on CUDA (data generation, loader, training, evaluation, checkpoints).
     RUN=$(mktemp -d)
     ( time timeout 200 "$APP/gfl" train --config configs/quickstart.yaml --device cuda --work-dir "$RUN" ) 2>&1 | tail -25

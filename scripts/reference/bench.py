@@ -85,8 +85,18 @@ def synthetic_batch(batch, height, width, gts, num_classes, gen):
 
 def build_model(args, device, train):
     model = GflDetector(args.num_classes, args.depth, head=args.head).to(device)
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     model.train(train)
     return model
+
+
+def layout(batch, args):
+    """The batch in the memory format of --channels-last (engine.train_step/detect move it with .to(device), which
+    keeps the format)."""
+    if args.channels_last:
+        batch.images = batch.images.contiguous(memory_format=torch.channels_last)
+    return batch
 
 
 def bench_data(args, device):
@@ -190,7 +200,7 @@ def bench_train_step(args, device):
     optimizer = make_optimizer(model, 0.01)
     scaler = torch.cuda.amp.GradScaler() if args.amp and device.type == "cuda" else None
     w, h = args.img_scale
-    batch = synthetic_batch(args.batch, h, w, args.gts, args.num_classes, gen)
+    batch = layout(synthetic_batch(args.batch, h, w, args.gts, args.num_classes, gen), args)
     return [row(f"SGD step R{args.depth}-{args.head} {w}x{h} batch {args.batch} ({args.gts} gts/img)",
                 timed(lambda: train_step(model, loss_fn, optimizer, batch, device, args.amp, scaler),
                       device, args.repeats, args.warmup), args.batch)]
@@ -205,7 +215,7 @@ def bench_infer(args, device):
         {"gfl": lambda h: h.gfl_cls, "atss": lambda h: h.atss_cls, "retinanet": lambda h: h.retina_cls}[args.head](
             model.bbox_head).bias.fill_(args.score_bias)
     w, h = args.img_scale
-    batch = synthetic_batch(1, h, w, 0, args.num_classes, gen)
+    batch = layout(synthetic_batch(1, h, w, 0, args.num_classes, gen), args)
     kept = []
 
     def infer():
@@ -240,6 +250,9 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--amp", action="store_true")
+    ap.add_argument("--channels-last", action="store_true",
+                    help="train-step/infer: model and input in torch.channels_last (the reference's best settings)")
+    ap.add_argument("--cudnn-benchmark", action="store_true", help="torch.backends.cudnn.benchmark = True")
     ap.add_argument("--depth", type=int, default=50, choices=[18, 34, 50, 101])
     ap.add_argument("--num-classes", type=int, default=80)
     ap.add_argument("--head", default="gfl", choices=["gfl", "atss", "retinanet"],
@@ -264,6 +277,7 @@ def main(argv=None):
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark
 
     log = io.StringIO()
     passed, failed = selfcheck.run(args.fixtures, out=log)
@@ -280,13 +294,15 @@ def main(argv=None):
                   device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
                   or platform.machine(),
                   threads=torch.get_num_threads(), torch=torch.__version__, amp=args.amp, depth=args.depth,
+                  channels_last=args.channels_last, cudnn_benchmark=args.cudnn_benchmark,
                   repeats=args.repeats, warmup=args.warmup, selfcheck=f"{passed} passed, {failed} failed",
                   peak_rss_mb=round(usage.ru_maxrss / 1024, 1),
                   peak_rss_children_mb=round(children.ru_maxrss / 1024, 1), rows=rows)
     if device.type == "cuda":
         result["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated(device) / 2 ** 20, 1)
     print(f"\n{args.bench}: device {result['device']} ({result['device_name']}), threads {result['threads']}, "
-          f"torch {result['torch']}, amp {args.amp}, repeats {args.repeats} after {args.warmup} warm-up")
+          f"torch {result['torch']}, amp {args.amp}, channels_last {args.channels_last}, cudnn.benchmark "
+          f"{args.cudnn_benchmark}, repeats {args.repeats} after {args.warmup} warm-up")
     print(f"{'case':<72} {'median ms':>11} {'ms/image':>10} {'images/s':>9}")
     for r in rows:
         print(f"{r['name']:<72} {r['median_ms']:>11.1f} {r['ms_per_image']:>10.1f} {r['images_per_s']:>9.2f}")
