@@ -114,6 +114,15 @@ internal sealed class AnchorGenerator(IReadOnlyList<int> strides, double octaveB
         return cat(parts, 0).MoveToOuterDisposeScope();
     }
 
+    /// <summary>An image's valid anchors, levels concatenated: their indices (<see cref="ValidIndex"/>, no host sync)
+    /// and the (A,) flags made from them (equal to <see cref="ValidFlags"/> of every level: tested).</summary>
+    public (Tensor Flags, Tensor Index) Valid(IReadOnlyList<(int H, int W)> featmapSizes, (int H, int W) padShape, Device? device = null)
+    {
+        long total = featmapSizes.Sum(s => (long)s.H * s.W) * AnchorsPerLocation;
+        var index = ValidIndex(featmapSizes, padShape, device);
+        return (zeros(total, dtype: ScalarType.Bool, device: device).index_fill_(0, index, true), index);
+    }
+
     /// <summary>Centre of each anchor box, ((x1 + x2) / 2, (y1 + y2) / 2) as the head's anchor_center.</summary>
     /// <param name="anchors">(n, 4) xyxy.</param>
     /// <returns>(n, 2).</returns>

@@ -17,9 +17,10 @@ public static class ChannelsLast
     public static Tensor Of(Tensor t)
     {
         if (t.dim() != 4) throw new ArgumentException($"channels_last needs a 4-D tensor, got {t.dim()}-D", nameof(t));
-        // as_strided rather than permuting back: for a size-1 H and W (1x1 kernels) permute-contiguous would keep the
-        // NCHW strides (the memory order is the same), which libtorch's suggest_memory_format does not read as
-        // channels_last.
+        // as_strided rather than permuting back: for a size-1 H and W (1x1 kernels) permute-contiguous keeps the NCHW
+        // strides (the memory order is the same), which libtorch's suggest_memory_format reads as NCHW; PyTorch's
+        // .contiguous(memory_format) keeps them too, its empty(memory_format=channels_last) gives these strides. With
+        // them the weight alone makes a convolution choose NHWC (inference feeds NCHW batches) and Is() is exact.
         using var nhwc = t.permute(0, 2, 3, 1).contiguous();
         return nhwc.as_strided(t.shape, Strides(t.shape));
     }

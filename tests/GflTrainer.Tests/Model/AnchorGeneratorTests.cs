@@ -44,7 +44,7 @@ public class AnchorGeneratorTests
     }
 
     /// <summary>ValidIndex (built from the valid rectangles, no device sync) is exactly the nonzero of the concatenated
-    /// valid flags, for one and for nine anchors per location, pads smaller than, equal to and larger than the maps.</summary>
+    /// valid flags (checked against mmdetection's fixtures above), and Valid's flags are those flags, for one and for nine anchors per location, pads smaller than, equal to and larger than the maps.</summary>
     [Theory]
     [InlineData(1, 800, 1344)]
     [InlineData(9, 800, 1344)]
@@ -63,5 +63,9 @@ public class AnchorGeneratorTests
         var actual = generator.ValidIndex(sizes, (padH, padW));
         Assert.Equal(int64, actual.dtype);
         TensorAssert.Equal(expected, actual, $"A={anchorsPerLocation} pad {padH}x{padW}");
+        // Valid (what the target builders use): the same indices and the flags made from them.
+        var (validFlags, validIndex) = generator.Valid(sizes, (padH, padW));
+        TensorAssert.Equal(flags, validFlags, $"A={anchorsPerLocation} pad {padH}x{padW} flags");
+        TensorAssert.Equal(expected, validIndex, $"A={anchorsPerLocation} pad {padH}x{padW} index");
     }
 }

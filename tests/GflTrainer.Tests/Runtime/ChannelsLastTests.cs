@@ -16,12 +16,13 @@ public sealed class ChannelsLastTests
         using var scope = NewDisposeScope();
         var x = randn(2, 3, 5, 7);
         var y = ChannelsLast.Of(x);
-        // torch.randn(2,3,5,7).contiguous(memory_format=torch.channels_last).stride() == (105, 1, 21, 3)
+        // torch 1.13: torch.randn(2,3,5,7).contiguous(memory_format=torch.channels_last).stride() == (105, 1, 21, 3)
         Assert.Equal(new long[] { 105, 1, 21, 3 }, y.stride());
         Assert.True(ChannelsLast.Is(y));
         Assert.False(ChannelsLast.Is(x));
         Assert.True(y.equal(x).all().item<bool>());
-        // A 1x1 conv weight: (O, I, 1, 1) -> (I, 1, I, I) as PyTorch, distinct from the contiguous (I, 1, 1, 1).
+        // A 1x1 conv weight: torch.empty(4,6,1,1, memory_format=torch.channels_last).stride() == (6, 1, 6, 6) (torch 1.13),
+        // distinct from the contiguous (6, 1, 1, 1), which .contiguous(memory_format) would keep.
         var w = randn(4, 6, 1, 1);
         Assert.Equal(new long[] { 6, 1, 6, 6 }, ChannelsLast.Of(w).stride());
         Assert.False(ChannelsLast.Is(w));

@@ -69,15 +69,12 @@ internal sealed class GflTargetBuilder(AnchorGenerator anchorGenerator, AtssAssi
     private (Tensor Valid, Tensor ValidIndex, AtssAssignment Assignment) AssignImage(Tensor anchors,
         IReadOnlyList<(int H, int W)> featmapSizes, (int H, int W) imagePadShape, Tensor boxes, Device device)
     {
-        var levels = featmapSizes.Count;
-        var valid = cat(Enumerable.Range(0, levels)
-            .Select(l => anchorGenerator.ValidFlags(l, featmapSizes[l], imagePadShape, device)).ToList(), 0);
-        var validPerLevel = Enumerable.Range(0, levels).Select(l =>
+        var validPerLevel = Enumerable.Range(0, featmapSizes.Count).Select(l =>
         {
             var (rows, cols) = anchorGenerator.ValidExtent(l, featmapSizes[l], imagePadShape);
             return (long)rows * cols;
         }).ToArray();
-        var validIndex = anchorGenerator.ValidIndex(featmapSizes, imagePadShape, device);   // = valid.nonzero(), without a sync
+        var (valid, validIndex) = anchorGenerator.Valid(featmapSizes, imagePadShape, device);
         return (valid, validIndex, assigner.Assign(anchors.index_select(0, validIndex), validPerLevel, boxes));
     }
 

@@ -32,9 +32,7 @@ internal sealed class MaxIouTargetBuilder(AnchorGenerator anchorGenerator, MaxIo
     private (Tensor Valid, Tensor ValidIndex, MaxIouAssignment Assignment) AssignImage(Tensor anchors,
         IReadOnlyList<(int H, int W)> featmapSizes, (int H, int W) imagePadShape, Tensor boxes, Tensor labels, Device device)
     {
-        var valid = cat(Enumerable.Range(0, featmapSizes.Count)
-            .Select(l => anchorGenerator.ValidFlags(l, featmapSizes[l], imagePadShape, device)).ToList(), 0);
-        var validIndex = anchorGenerator.ValidIndex(featmapSizes, imagePadShape, device);   // = valid.nonzero(), without a sync
+        var (valid, validIndex) = anchorGenerator.Valid(featmapSizes, imagePadShape, device);
         return (valid, validIndex, assigner.Assign(anchors.index_select(0, validIndex), boxes, labels));
     }
 
