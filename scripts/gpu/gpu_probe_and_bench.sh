@@ -57,6 +57,27 @@ if [ -n "$PUB" ] && [ -f "$PUB" ]; then
         --json-out "$OUT/gfl_train-step_profiled_$amp.json"
       echo "rc=$?"
     done
+    # Issue 21: the targets built ahead by the loader (default) against inside the step (the reference's way).
+    timeout 90 "$APP/gfl" bench train-step --device cuda --targets-in-step --repeats 10 --warmup 3 --json-out "$OUT/gfl_train-step_fp32_targets_in_step.json"
+    echo "rc=$?"
+    # Issue 19 on CUDA: the ATSS and RetinaNet baselines' step and inference.
+    for h in atss retinanet; do
+      timeout 90 "$APP/gfl" bench train-step --device cuda --head $h --repeats 10 --warmup 3 --json-out "$OUT/gfl_train-step_fp32_$h.json"
+      echo "rc=$?"
+      timeout 60 "$APP/gfl" bench infer --device cuda --head $h --repeats 10 --warmup 3 --json-out "$OUT/gfl_infer_fp32_$h.json"
+      echo "rc=$?"
+    done
+    # Issue 17: NCCL through the real library at world size 1 (torchrun's variables by hand): verify every collective,
+    # time the all-reduce, then the quick start on the NCCL backend.
+    export GFL_NCCL_LIBRARY=${GFL_NCCL_LIBRARY:-$(ls $(dirname "$TL")/../nvidia/nccl/lib/libnccl.so.2 2>/dev/null | head -1)}
+    echo "GFL_NCCL_LIBRARY=$GFL_NCCL_LIBRARY"
+    RANK=0 WORLD_SIZE=1 LOCAL_RANK=0 LOCAL_WORLD_SIZE=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=29517 \
+      timeout 60 "$APP/gfl" bench allreduce --device cuda --backend nccl --json-out "$OUT/gfl_allreduce_nccl.json"
+    echo "rc=$?"
+    NRUN=$(mktemp -d)
+    RANK=0 WORLD_SIZE=1 LOCAL_RANK=0 LOCAL_WORLD_SIZE=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=29518 \
+      timeout 150 "$APP/gfl" train --config configs/quickstart.yaml --device cuda --set train.dist.backend=nccl --work-dir "$NRUN" 2>&1 | tail -8
+    echo "rc=$?"
     # The whole quick-start run on CUDA (data generation, loader, training, evaluation, checkpoints).
     RUN=$(mktemp -d)
     ( time timeout 200 "$APP/gfl" train --config configs/quickstart.yaml --device cuda --work-dir "$RUN" ) 2>&1 | tail -25

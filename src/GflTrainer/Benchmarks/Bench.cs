@@ -37,13 +37,13 @@ public static class Bench
     /// <param name="cudnnBenchmark">cuDNN autotuning (also on when the config sets runtime.cudnn_benchmark).</param>
     public static BenchReport TrainStep(ILogger log, string? device, int depth, int batch, string amp, int height, int width, int repeats,
         int warmup, string? configFile, int threads, string head = "gfl", string? profilePath = null, bool channelsLast = false,
-        bool cudnnBenchmark = false)
+        bool cudnnBenchmark = false, bool targetsInStep = false)
     {
         BenchReport.UseThreads(threads);
         var d = DeviceSelector.Resolve(device, log);
         var cfg = configFile is null ? null : ConfigLoader.Load(configFile);
         return TrainStepBenchmark.Report(TrainStepBenchmark.TrainStep(d, depth, batch, height, width, repeats, warmup, amp, cfg, HeadOf(head), profilePath,
-            channelsLast, cudnnBenchmark));
+            channelsLast, cudnnBenchmark, targetsInStep));
     }
 
     /// <param name="engine">torchsharp or onnxruntime (<see cref="TrainStepBenchmark.Inference"/>).</param>

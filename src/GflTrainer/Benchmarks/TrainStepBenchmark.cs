@@ -15,7 +15,7 @@ public sealed record StepTiming(string Name, string Device, int Batch, int Heigh
     double MedianMs, double ImagesPerSecond, IReadOnlyList<double> SamplesMs, long PeakRssBytes, int Threads, string Amp,
     double? GradCheckMedianMs = null, string Engine = "torchsharp", string Head = "gfl",
     IReadOnlyList<(string Path, double MedianMs)>? Phases = null, string? ProfilePath = null, bool ChannelsLast = false,
-    bool CudnnBenchmark = false);
+    bool CudnnBenchmark = false, bool LoaderTargets = false, double? HostTargetsMedianMs = null);
 
 /// <summary>
 /// The R50-GFL training step and inference on synthetic inputs shaped like COCO at (1333, 800): images padded to
@@ -31,9 +31,12 @@ public static class TrainStepBenchmark
     /// <param name="profilePath">when given, the steps are also profiled phase by phase (<see cref="StepProfiler"/>) and
     /// the Chrome trace is written here. On the CPU the timed steps are the profiled ones (profiling changes nothing
     /// there); on CUDA, whose profile synchronises at every phase, as many extra steps after the timed ones.</param>
+    /// <param name="targetsInStep">build the targets inside the step, as the reference does, instead of as training does by
+    /// default (<c>runtime.loader_targets</c>): built on the host ahead of the step (by the loader's workers in
+    /// training, here once before timing and reported apart) and copied to the device inside each timed step.</param>
     public static StepTiming TrainStep(Device device, int depth = 50, int batch = 2, int height = 800, int width = 1344,
         int iterations = 5, int warmup = 2, string amp = "off", GflConfig? config = null, HeadType head = HeadType.Gfl,
-        string? profilePath = null, bool channelsLast = false, bool cudnnBenchmark = false)
+        string? profilePath = null, bool channelsLast = false, bool cudnnBenchmark = false, bool targetsInStep = false)
     {
         AmpMode ampMode = amp switch { "bf16" => AmpMode.Bf16, "fp16" => AmpMode.Fp16, "off" => AmpMode.Off,
             _ => throw new GflConfigException($"--amp {amp}: expected off, bf16 or fp16") { Key = "--amp" } };
@@ -43,7 +46,11 @@ public static class TrainStepBenchmark
         cfg = cfg with
         {
             Train = cfg.Train with { Amp = ampMode },
-            Runtime = cfg.Runtime with { ChannelsLast = channelsLast || cfg.Runtime.ChannelsLast, CudnnBenchmark = cudnnBenchmark || cfg.Runtime.CudnnBenchmark },
+            Runtime = cfg.Runtime with
+            {
+                ChannelsLast = channelsLast || cfg.Runtime.ChannelsLast, CudnnBenchmark = cudnnBenchmark || cfg.Runtime.CudnnBenchmark,
+                LoaderTargets = cfg.Runtime.LoaderTargets && !targetsInStep,
+            },
         };
         CuDnnBenchmark.Enabled = cfg.Runtime.CudnnBenchmark;
         torch.manual_seed(0);
@@ -58,6 +65,20 @@ public static class TrainStepBenchmark
         var (images, boxes, labels) = SyntheticBatch(device, batch, height, width, cfg.Model.Head.NumClasses);
         var pads = Enumerable.Repeat((height, width), batch).ToList();
         inputs.Detach(images); foreach (var t in boxes.Concat(labels)) inputs.Detach(t);
+        HostBatchTargets? hostTargets = null;
+        var hostMs = new List<double>();
+        if (cfg.Runtime.LoaderTargets)
+        {
+            var host = new HostTargets(step.Loss.TargetBuilder);
+            var boxArrays = boxes.Select(b => b.cpu().data<float>().ToArray()).ToList();
+            var labelArrays = labels.Select(l => l.cpu().data<long>().ToArray()).ToList();
+            for (int i = 0; i < 5; i++)
+            {
+                var sw = Stopwatch.StartNew();
+                hostTargets = host.Build(boxArrays, labelArrays, pads, (height, width));
+                hostMs.Add(sw.Elapsed.TotalMilliseconds);
+            }
+        }
 
         var profiler = profilePath is null ? null : new StepProfiler(device);
         // On the CPU the timed steps are profiled (after the warm-up); on CUDA extra steps after them.
@@ -67,7 +88,7 @@ public static class TrainStepBenchmark
         {
             using var profiled = profile ? profiler!.Step() : null;
             // Random weights cannot produce a NaN here; if they do, the timing would not be of a training step.
-            var r = step.Run(images, boxes, labels, pads);
+            var r = step.Run(images, boxes, labels, pads, hostTargets?.ToDevice(device));
             if (!r.LossFinite) throw new GflRuntimeException($"bench train-step: non-finite loss ({r.Losses})");
             if (r.Update!.Value.NonFinite is { } bad)
                 throw new GflRuntimeException($"bench train-step: non-finite gradient in {bad.Parameter}");
@@ -95,7 +116,8 @@ public static class TrainStepBenchmark
         return Result("train-step", device, batch, height, width, samples, amp) with
         {
             GradCheckMedianMs = BenchClock.Median(check), Head = headName, ProfilePath = profilePath, ChannelsLast = cfg.Runtime.ChannelsLast,
-            CudnnBenchmark = cfg.Runtime.CudnnBenchmark,
+            CudnnBenchmark = cfg.Runtime.CudnnBenchmark, LoaderTargets = cfg.Runtime.LoaderTargets,
+            HostTargetsMedianMs = hostMs.Count > 0 ? BenchClock.Median(hostMs) : null,
             Phases = profiler?.Durations().Select(d => (d.Path, BenchClock.Median(d.Ms))).ToList(),
         };
     }
@@ -197,9 +219,11 @@ public static class TrainStepBenchmark
         report.Add("head", r.Head);
         if (r.Name == "infer") report.Add("engine", r.Engine);
         report.Add("channels_last", r.ChannelsLast).Add("cudnn_benchmark", r.CudnnBenchmark);
+        if (r.Name == "train-step") report.Add("loader_targets", r.LoaderTargets);
         report.Add("batch", r.Batch).Add("height", r.Height).Add("width", r.Width).Add("amp", r.Amp).Add("median_ms", r.MedianMs)
             .Add("images_per_s", r.ImagesPerSecond).Add("samples_ms", r.SamplesMs).Add("peak_rss_mb", r.PeakRssBytes / 1048576.0);
         if (r.GradCheckMedianMs is { } check) report.Add("grad_check_ms", check);   // included in median_ms
+        if (r.HostTargetsMedianMs is { } host) report.Add("host_targets_ms", host);   // not in median_ms: the loader's workers pay it
         if (r.ProfilePath is { } trace) report.Add("profile", trace);
         foreach (var (path, ms) in r.Phases ?? []) report.Add($"phase {path} ms", ms);   // medians; a parent includes its children
         return report;

@@ -33,6 +33,9 @@ public sealed record RuntimeConfig
     [Description("cuDNN autotuning per input shape (torch.backends.cudnn.benchmark): pays with fixed input sizes; off as in mmdetection; CUDA only.")]
     public bool CudnnBenchmark { get; init; }
 
+    [Description("Build the training targets (anchor assignment) in the data loader's worker threads, ahead of each step, instead of inside it: the same targets; on a GPU the step loses the assignment's kernels and two device-to-host syncs.")]
+    public bool LoaderTargets { get; init; } = true;
+
     [Description("Log verbosity of gfl train (console and train.log); --log-level overrides it.")]
     public ConfigLogLevel LogLevel { get; init; } = ConfigLogLevel.Info;
 }

@@ -1,4 +1,5 @@
 using GflTrainer.Data.Transforms;
+using GflTrainer.Training.Losses;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -10,10 +11,12 @@ namespace GflTrainer.Data;
 /// as uint8 (4x less transfer than float) and normalised there.</summary>
 internal sealed class BatchCollator(Normalize normalize, Pad pad, Device device)
 {
-    public DetectionBatch Collate(IReadOnlyList<TransformedSample> samples)
+    /// <param name="targets">the batch's training targets built on the host from the same samples (<see cref="HostTargets"/>),
+    /// made into tensors on the device with the batch; null: none.</param>
+    public DetectionBatch Collate(IReadOnlyList<TransformedSample> samples, HostBatchTargets? targets = null)
     {
         if (samples.Count == 0) throw new ArgumentException("empty batch", nameof(samples));
-        int batchH = samples.Max(s => pad.Padded(s.Height)), batchW = samples.Max(s => pad.Padded(s.Width));
+        var (batchH, batchW) = BatchShape(samples);
         var images = device.type == DeviceType.CPU
             ? OnHost(samples, batchH, batchW)
             : OnDevice(samples, batchH, batchW);
@@ -28,8 +31,18 @@ internal sealed class BatchCollator(Normalize normalize, Pad pad, Device device)
             ignored.Add(tensor(s.IgnoredBoxes, [s.IgnoredBoxes.Length / 4, 4], device: device));
             metas.Add(s.Meta with { PadHeight = pad.Padded(s.Height), PadWidth = pad.Padded(s.Width) });
         }
-        return new DetectionBatch(images, boxes, labels, ignored, metas);
+        return new DetectionBatch(images, boxes, labels, ignored, metas) { Targets = targets?.ToDevice(device) };
     }
+
+    /// <summary>The batch's padded (H, W): the largest padded image shape.</summary>
+    public (int H, int W) BatchShape(IReadOnlyList<TransformedSample> samples) =>
+        (samples.Max(s => pad.Padded(s.Height)), samples.Max(s => pad.Padded(s.Width)));
+
+    /// <summary>The training targets of these samples, built on the calling thread's CPU from the shapes
+    /// <see cref="Collate"/> gives them (each image's own padded shape, the batch's padded shape).</summary>
+    public HostBatchTargets Targets(HostTargets builder, IReadOnlyList<TransformedSample> samples) =>
+        builder.Build(samples.Select(s => s.Boxes).ToList(), samples.Select(s => s.Labels).ToList(),
+            samples.Select(s => (pad.Padded(s.Height), pad.Padded(s.Width))).ToList(), BatchShape(samples));
 
     unsafe Tensor OnHost(IReadOnlyList<TransformedSample> samples, int batchH, int batchW)
     {

@@ -1,5 +1,6 @@
 using GflTrainer.Config;
 using GflTrainer.Data.Transforms;
+using GflTrainer.Training.Losses;
 using Serilog;
 using TorchSharp;
 using GflTrainer.Coco;
@@ -45,10 +46,12 @@ internal static class DataPipelineFactory
         return (ds, CocoGroundTruth.FromAnnotations(coco));
     }
 
-    public static DetectionLoader CreateTrainLoader(DataConfig data, IDetectionDataset ds, LoaderOptions options, torch.Device device, ILogger log)
+    /// <param name="targets">builds each batch's training targets in the loader (<c>runtime.loader_targets</c>), or null.</param>
+    public static DetectionLoader CreateTrainLoader(DataConfig data, IDetectionDataset ds, LoaderOptions options, torch.Device device, ILogger log,
+        HostTargets? targets = null)
     {
         return DetectionLoader.Create(ds, new DetectionTransform(TrainScales(data), data.FlipProb), Collator(data, device),
-            options, training: true, log);
+            options, training: true, log, targets);
     }
 
     public static DetectionLoader CreateEvalLoader(DataConfig data, IDetectionDataset ds, LoaderOptions options, torch.Device device, ILogger log)

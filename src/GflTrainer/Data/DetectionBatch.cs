@@ -15,8 +15,12 @@ public sealed record DetectionBatch(
     IReadOnlyList<torch.Tensor> IgnoredBoxes,
     IReadOnlyList<ImageMeta> Metas) : IDisposable
 {
+    /// <summary>The training targets, built by the loader's workers ahead of the step (issue 21), or null.</summary>
+    internal Training.Targets.GflTargets? Targets { get; init; }
+
     public void Dispose()
     {
+        Targets?.Dispose();
         Images.Dispose();
         foreach (var t in GtBoxes) t.Dispose();
         foreach (var t in GtLabels) t.Dispose();

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using GflTrainer.Data.Transforms;
+using GflTrainer.Training.Losses;
 using Serilog;
 using TorchSharp;
 
@@ -36,13 +37,16 @@ internal sealed class DetectionLoader
     readonly BatchCollator _collator;
     readonly LoaderOptions _options;
     readonly bool _training;
+    readonly HostTargets? _targets;
     readonly ILogger _log;
     readonly ConcurrentDictionary<long, (string File, long Started)> _inFlight = new();
     long _loads;
     int _badImages;
 
-    DetectionLoader(IDetectionDataset dataset, DetectionTransform transform, BatchCollator collator, LoaderOptions options, bool training, ILogger? log)
+    DetectionLoader(IDetectionDataset dataset, DetectionTransform transform, BatchCollator collator, LoaderOptions options, bool training,
+        ILogger? log, HostTargets? targets = null)
     {
+        _targets = targets;
         _dataset = dataset;
         _transform = transform;
         _collator = collator;
@@ -54,8 +58,8 @@ internal sealed class DetectionLoader
     }
 
     public static DetectionLoader ForTraining(IDetectionDataset dataset, LoaderOptions options, torch.Device device,
-        MultiScale? scales = null, ILogger? log = null) =>
-        new(dataset, DetectionTransform.Train(scales), new BatchCollator(new Normalize(), new Pad(), device), options, true, log);
+        MultiScale? scales = null, ILogger? log = null, HostTargets? targets = null) =>
+        new(dataset, DetectionTransform.Train(scales), new BatchCollator(new Normalize(), new Pad(), device), options, true, log, targets);
 
     public static DetectionLoader ForEvaluation(IDetectionDataset dataset, LoaderOptions options, torch.Device device,
         ResizeScale? scale = null, ILogger? log = null) =>
@@ -63,8 +67,11 @@ internal sealed class DetectionLoader
 
     /// <summary>A loader with an explicit transform and collator (the configuration path:
     /// <see cref="DataPipelineFactory"/>).</summary>
+    /// <param name="targets">when given, every batch carries its training targets (<see cref="DetectionBatch.Targets"/>),
+    /// built by the worker that finishes the batch's last image, ahead of the step (issue 21).</param>
     public static DetectionLoader Create(IDetectionDataset dataset, DetectionTransform transform, BatchCollator collator,
-        LoaderOptions options, bool training, ILogger? log = null) => new(dataset, transform, collator, options, training, log);
+        LoaderOptions options, bool training, ILogger? log = null, HostTargets? targets = null) =>
+        new(dataset, transform, collator, options, training, log, targets);
 
     public int BadImages => _badImages;
 
@@ -101,8 +108,9 @@ internal sealed class DetectionLoader
         foreach (var b in batches)
         {
             var samples = b.Select(i => Load(i, epoch)).ToList();
+            var targets = Targets(samples);
             var kept = Keep(samples, b);
-            if (kept.Count > 0) yield return Collate(kept);
+            if (kept.Count > 0) yield return Collate(kept, targets);
         }
     }
 
@@ -110,10 +118,13 @@ internal sealed class DetectionLoader
     {
         using var cts = new CancellationTokenSource();
         var results = new SampleResult?[batches.Count][];
+        var targets = new TargetsResult?[batches.Count];
+        var pending = new int[batches.Count];
         var done = new CountdownEvent[batches.Count];
         for (int b = 0; b < batches.Count; b++)
         {
             results[b] = new SampleResult?[batches[b].Length];
+            pending[b] = batches[b].Length;
             done[b] = new CountdownEvent(batches[b].Length);
         }
         using var budget = new SemaphoreSlim(_options.Prefetch);
@@ -138,6 +149,9 @@ internal sealed class DetectionLoader
                 foreach (var (b, j) in work.GetConsumingEnumerable(cts.Token))
                 {
                     results[b][j] = Load(batches[b][j], epoch);
+                    // The worker that finishes a batch's last image builds its targets before signalling it, so they
+                    // are ready when the consumer sees the batch complete.
+                    if (Interlocked.Decrement(ref pending[b]) == 0) targets[b] = Targets(results[b]);
                     done[b].Signal();
                 }
             }
@@ -150,9 +164,11 @@ internal sealed class DetectionLoader
             {
                 WaitHandle.WaitAny([done[b].WaitHandle, cts.Token.WaitHandle]);
                 var kept = Keep(results[b]!, batches[b]);
+                var batchTargets = targets[b];
                 results[b] = null!;
+                targets[b] = null;
                 budget.Release();
-                if (kept.Count > 0) yield return Collate(kept);
+                if (kept.Count > 0) yield return Collate(kept, batchTargets);
             }
         }
         finally
@@ -165,14 +181,28 @@ internal sealed class DetectionLoader
 
     /// <summary>The samples' pixel arrays are only read by the collator (it copies them into the batch), so they go
     /// back to the pool for the next images.</summary>
-    DetectionBatch Collate(List<TransformedSample> samples)
+    DetectionBatch Collate(List<TransformedSample> samples, TargetsResult? targets)
     {
-        var batch = _collator.Collate(samples);
+        if (targets?.Error is { } error) throw new GflRuntimeException($"building the batch's training targets: {error.Message}", error);
+        var batch = _collator.Collate(samples, targets?.Targets);
         foreach (var s in samples) PixelBufferPool.Return(s.Pixels);
         return batch;
     }
 
     sealed record SampleResult(TransformedSample? Sample, Exception? Error);
+
+    sealed record TargetsResult(HostBatchTargets? Targets, Exception? Error);
+
+    /// <summary>The training targets of a batch's decoded samples (those <see cref="Keep"/> keeps when it does not throw),
+    /// or null without a target builder or samples.</summary>
+    TargetsResult? Targets(IReadOnlyList<SampleResult?> samples)
+    {
+        if (_targets is null) return null;
+        var decoded = samples.Where(r => r?.Sample is not null).Select(r => r!.Sample!).ToList();
+        if (decoded.Count == 0) return null;
+        try { return new TargetsResult(_collator.Targets(_targets, decoded), null); }
+        catch (Exception e) { return new TargetsResult(null, e); }
+    }
 
     SampleResult Load(int index, int epoch)
     {

@@ -24,6 +24,14 @@ internal sealed class AnchorGenerator(IReadOnlyList<int> strides, double octaveB
     /// <summary>Anchors per feature-map cell (1 for GFL and ATSS, 9 for RetinaNet).</summary>
     public int AnchorsPerLocation => _ratios.Count * scalesPerOctave;
 
+    /// <summary>The feature map sizes a ResNet-FPN gives a padded input: every stride-2 convolution (kernel 3, padding 1;
+    /// the stem's kernel 7, padding 3; the 1x1 shortcut) and the stem's pooling give ceil(x / 2), so the level of stride s
+    /// has ceil(pad / s) cells. Alone in its batch an image's anchors are then all valid; in a larger batch the extra
+    /// cells are invalid for it (<see cref="ValidExtent"/>), so the assignment is the same either way. The losses check
+    /// targets laid out from these sizes against the head's actual outputs before using them.</summary>
+    public (int H, int W)[] FeatmapSizes((int H, int W) padShape) =>
+        Strides.Select(s => ((padShape.H + s - 1) / s, (padShape.W + s - 1) / s)).ToArray();
+
     /// <summary>The anchors of cell (0, 0), computed in float32 as mmdetection's gen_single_level_base_anchors: scales
     /// float32(octave_base_scale·2^(i/n)), h_ratio = sqrt(r), w_ratio = 1/h_ratio, w = (s·w_ratio)·scale.</summary>
     /// <returns>(A, 4) float32 xyxy pixels.</returns>

@@ -9,6 +9,8 @@ using GflTrainer.Coco;
 using GflTrainer.Runtime;
 using GflTrainer.Runtime.Distributed;
 
+using GflTrainer.Training.Losses;
+
 namespace GflTrainer.Training;
 
 /// <summary>Entry point of <c>gfl train</c>: resolves the configuration, work directory, device and resume point,
@@ -269,7 +271,9 @@ public static class TrainRun
                 MaxBadImages = cfg.Data.MaxBadImages, GroupByAspectRatio = cfg.Data.GroupByAspectRatio,
                 Rank = ranks.Rank, WorldSize = ranks.WorldSize,
             };
-            var trainLoader = DataPipelineFactory.CreateTrainLoader(cfg.Data, train, loaderOptions, device, log);
+            var step = TrainStep.FromConfig(cfg, model, sgd, device, ranks, afterBackwardForTests);
+            var trainLoader = DataPipelineFactory.CreateTrainLoader(cfg.Data, train, loaderOptions, device, log,
+                cfg.Runtime.LoaderTargets ? new HostTargets(step.Loss.TargetBuilder) : null);
             int itersPerEpoch = trainLoader.BatchesPerEpoch;
             if (itersPerEpoch == 0)
                 throw new GflConfigException($"data.train: no training batches ({train.Count} usable images, batch_size {cfg.Data.BatchSize})") { Key = "data.train" };
@@ -279,7 +283,6 @@ public static class TrainRun
                 (long)itersPerEpoch * t.Epochs, s.MinLr / lr, constantWarmup: s.Warmup == WarmupKind.Constant);
             // DDP starts every rank from rank 0's weights (the same seed gives the same ones; this makes sure).
             ranks.Broadcast(model.parameters().Select(p => (torch.Tensor)p).Concat(model.buffers()).ToList());
-            var step = TrainStep.FromConfig(cfg, model, sgd, device, ranks, afterBackwardForTests);
 
             var state = new TrainState();
             var checkpoints = new CheckpointPolicy(new CheckpointStore(Path.Combine(workDir, "checkpoints")), t.Checkpoint, t.Epochs,

@@ -55,6 +55,9 @@ internal sealed class TrainStep
     public static ScalarType? AmpType(AmpMode amp) =>
         amp switch { AmpMode.Bf16 => ScalarType.BFloat16, AmpMode.Fp16 => ScalarType.Float16, _ => null };
 
+    /// <summary>The head's loss; its target builder also builds targets ahead in the loader (<see cref="HostTargets"/>).</summary>
+    public IDenseHeadLoss Loss => _loss;
+
     /// <summary>The fp16 loss scaler (its state goes into checkpoints), or null.</summary>
     public LossScaler? Scaler { get; private init; }
 
@@ -62,8 +65,10 @@ internal sealed class TrainStep
     /// <param name="gtBoxes">per image (G_i, 4) xyxy pixels of the padded input.</param>
     /// <param name="gtLabels">per image (G_i,) int64 class indices.</param>
     /// <param name="padShapes">per image its padded (H, W).</param>
+    /// <param name="targets">the batch's targets built ahead by the loader (<see cref="HostTargets"/>), or null: the loss
+    /// builds them inside the step.</param>
     public TrainStepResult Run(Tensor images, IReadOnlyList<Tensor> gtBoxes, IReadOnlyList<Tensor> gtLabels,
-        IReadOnlyList<(int H, int W)> padShapes)
+        IReadOnlyList<(int H, int W)> padShapes, Targets.GflTargets? targets = null)
     {
         HeadOutputs outputs;
         using (StepProfiler.Phase("forward"))
@@ -82,7 +87,7 @@ internal sealed class TrainStep
         // Crowd regions are not passed: mmdetection's ATSS has ignore_iof_thr -1, so anchors on them stay negatives.
         IHeadLosses losses;
         using (StepProfiler.Phase("loss"))
-            losses = _loss.Compute(outputs, gtBoxes, gtLabels, padShapes);
+            losses = _loss.Compute(outputs, gtBoxes, gtLabels, padShapes, targets);
         LossScalars scalars;
         using (StepProfiler.Phase("loss_read"))
             scalars = Average(losses.ToScalars());   // the one host sync before backward

@@ -59,7 +59,7 @@ internal sealed class Trainer(TrainLoopOptions options, TrainerParts parts, ILog
                 TrainStepResult result;
                 using (var batch = batches.Current)
                 using (NewDisposeScope())
-                    result = step.Run(batch.Images, batch.GtBoxes, batch.GtLabels, batch.Metas.Select(m => (m.PadHeight, m.PadWidth)).ToList());
+                    result = step.Run(batch.Images, batch.GtBoxes, batch.GtLabels, batch.Metas.Select(m => (m.PadHeight, m.PadWidth)).ToList(), batch.Targets);
                 Check(result, checkpoints, state);
                 state.Iteration++; state.IterInEpoch++;
                 watchdog?.Complete();

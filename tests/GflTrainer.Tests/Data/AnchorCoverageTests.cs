@@ -70,7 +70,7 @@ public sealed class AnchorCoverageTests
         using var scope = NewDisposeScope();
         var padShapes = images.Select(i => (pad.Padded(i.Height), pad.Padded(i.Width))).ToArray();
         var batchPad = (padShapes.Max(p => p.Item1), padShapes.Max(p => p.Item2));
-        var featmaps = AnchorCoverage.FeatmapSizes(builder.Anchors.Strides, batchPad);
+        var featmaps = builder.Anchors.FeatmapSizes(batchPad);
         var boxes = images.Select(i => tensor(i.Boxes, [i.BoxCount, 4])).ToArray();
         var labels = images.Select(i => tensor(i.Labels)).ToArray();
         var targets = builder switch

@@ -1,5 +1,6 @@
 using GflTrainer.Data;
 using GflTrainer.Data.Transforms;
+using GflTrainer.Training.Losses;
 using TorchSharp;
 using Xunit;
 using GflTrainer.Coco;
@@ -54,6 +55,38 @@ public sealed class DetectionLoaderTests : IDisposable
         Assert.Equal(5, one.Count);
         Assert.Equal(sequential, one);
         Assert.Equal(one, two);
+    }
+
+    [Fact]
+    public void Targets_built_by_the_workers_are_the_batchs_own_and_change_nothing_else()
+    {
+        var builder = Tests.Training.Losses.HostTargetsTests.Builder(GflTrainer.Config.HeadType.Gfl);
+        var options = new LoaderOptions { BatchSize = 3, Workers = 2, Seed = 1 };
+        var plain = Fingerprint(DetectionLoader.ForTraining(Dataset(), options, CPU, Small).Epoch(1));
+        foreach (var workers in new[] { 0, 2 })
+        {
+            var loader = DetectionLoader.ForTraining(Dataset(), options with { Workers = workers }, CPU, Small, targets: new HostTargets(builder));
+            var batches = loader.Epoch(1).ToList();
+            foreach (var b in batches)
+            {
+                using var scope = NewDisposeScope();
+                var pads = b.Metas.Select(m => (m.PadHeight, m.PadWidth)).ToList();
+                var featmaps = builder.Anchors.FeatmapSizes(((int)b.Images.shape[2], (int)b.Images.shape[3]));
+                var expected = builder.Build(featmaps, b.GtBoxes, b.GtLabels, pads, CPU);
+                var actual = b.Targets ?? throw new Xunit.Sdk.XunitException("a batch without targets");
+                Assert.Equal(featmaps, actual.FeatmapSizes);
+                Assert.Equal(expected.PositivesPerImage, actual.PositivesPerImage);
+                Assert.True(expected.Labels.equal(actual.Labels).all().item<bool>());
+                Assert.True(expected.LabelWeights.equal(actual.LabelWeights).all().item<bool>());
+                Assert.True(expected.BoxTargets.equal(actual.BoxTargets).all().item<bool>());
+                var positives = new LevelRows(expected, b.Images.shape[0]).Positives(builder.NumClasses);
+                Assert.Equal(positives.shape, actual.PositiveRows!.shape);
+                Assert.True(positives.equal(actual.PositiveRows).all().item<bool>());
+            }
+            Assert.Contains(batches, b => b.Targets!.PositivesPerImage.Sum() > 0);
+            Assert.Equal(plain, Fingerprint(batches));
+        }
+        Assert.All(DetectionLoader.ForTraining(Dataset(), options, CPU, Small).Epoch(1), b => { using (b) Assert.Null(b.Targets); });
     }
 
     [Fact]

@@ -150,4 +150,43 @@ public sealed class TrainStepTests
             Assert.True(allclose(p, w2[name], 1e-4, 1e-4), $"{name}: max diff {(p - w2[name]).abs().max().item<float>()}");
         Assert.All(m2.parameters().Where(p => p.dim() == 4), p => Assert.True(ChannelsLast.Is(p)));
     }
+
+    [Theory]
+    [InlineData(HeadType.Gfl)]
+    [InlineData(HeadType.Atss)]
+    [InlineData(HeadType.Retinanet)]
+    public void Step_with_targets_built_ahead_equals_the_step_building_them_bit_for_bit(HeadType head)
+    {
+        using var scope = NewDisposeScope();
+        var cfg = Tiny with { Model = Tiny.Model with { Head = Tiny.Model.Head with { Type = head } } };
+        var (m1, sgd1, step1) = Build(cfg);
+        var (m2, sgd2, step2) = Build(cfg);
+        using var _1 = sgd1;
+        using var _2 = sgd2;
+        var host = new HostTargets(step2.Loss.TargetBuilder);
+        for (int i = 0; i < 3; i++)
+        {
+            var (boxArrays, labelArrays, pads) = Losses.HostTargetsTests.Batch(20 + i);
+            manual_seed(200 + i);
+            var images = randn(3, 3, 96, 128);
+            var boxes = boxArrays.Select(b => tensor(b, [b.Length / 4, 4])).ToList();
+            var labels = labelArrays.Select(l => tensor(l, [l.Length])).ToList();
+            var r1 = step1.Run(images, boxes, labels, pads);
+            var r2 = step2.Run(images, boxes, labels, pads, host.Build(boxArrays, labelArrays, pads, (96, 128)).ToDevice(CPU));
+            Assert.True(r1.LossFinite && r2.LossFinite);
+            Assert.Equal(r1.Losses.Terms.Select(t => (t.Name, t.Value)), r2.Losses.Terms.Select(t => (t.Name, t.Value)));
+        }
+        var w2 = Weights(m2);
+        foreach (var (name, p) in Weights(m1))
+            Assert.True(p.equal(w2[name]).all().item<bool>(), $"{name}: max diff {(p - w2[name]).abs().max().item<float>()}");
+
+        // The step trains on the targets it is given: those of other ground truth give other losses.
+        var (otherBoxes, otherLabels, otherPads) = Losses.HostTargetsTests.Batch(99);
+        var (gtBoxes, gtLabels, gtPads) = Losses.HostTargetsTests.Batch(23);
+        var x = randn(3, 3, 96, 128);
+        var own = step1.Run(x, gtBoxes.Select(b => tensor(b, [b.Length / 4, 4])).ToList(), gtLabels.Select(l => tensor(l, [l.Length])).ToList(), gtPads);
+        var other = step2.Run(x, gtBoxes.Select(b => tensor(b, [b.Length / 4, 4])).ToList(), gtLabels.Select(l => tensor(l, [l.Length])).ToList(), gtPads,
+            host.Build(otherBoxes, otherLabels, otherPads, (96, 128)).ToDevice(CPU));
+        Assert.NotEqual(own.Losses.Total, other.Losses.Total);
+    }
 }

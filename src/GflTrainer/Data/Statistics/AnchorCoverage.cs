@@ -71,7 +71,7 @@ public sealed record AnchorCoverage(string Assigner, long Gts, long WithoutPosit
         Dictionary<(int, int), torch.Tensor>? anchorsOfShape = null)
     {
         var padShape = (pad.Padded(image.Height), pad.Padded(image.Width));
-        var featmaps = FeatmapSizes(builder.Anchors.Strides, padShape);
+        var featmaps = builder.Anchors.FeatmapSizes(padShape);
         using var scope = torch.NewDisposeScope();
         if (anchorsOfShape is null || !anchorsOfShape.TryGetValue(padShape, out var anchors))
         {
@@ -82,13 +82,6 @@ public sealed record AnchorCoverage(string Assigner, long Gts, long WithoutPosit
         var labels = torch.tensor(image.Labels);
         return builder.PositivesPerGt(anchors, featmaps, padShape, boxes, labels).data<long>().ToArray();
     }
-
-    /// <summary>The feature map sizes the network gives a padded input: every stride-2 convolution (kernel 3, padding 1)
-    /// and the stem's pooling give ceil(x / 2), so level s has ceil(pad / s) cells. Alone in its batch an image's
-    /// anchors are then all valid; in a larger batch the extra cells are invalid for it (AnchorGenerator.ValidExtent),
-    /// so the assignment is the same either way.</summary>
-    internal static (int H, int W)[] FeatmapSizes(IReadOnlyList<int> strides, (int H, int W) padShape) =>
-        strides.Select(s => ((padShape.H + s - 1) / s, (padShape.W + s - 1) / s)).ToArray();
 
     static string Describe(ModelConfig m) => m.Head.Type == HeadType.Retinanet
         ? FormattableString.Invariant($"MaxIoU (pos_iou_thr {m.Assigner.PosIouThr}, neg_iou_thr {m.Assigner.NegIouThr}, min_pos_iou {m.Assigner.MinPosIou})")

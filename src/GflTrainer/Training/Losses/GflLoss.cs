@@ -67,7 +67,7 @@ internal sealed class GflLoss : IDenseHeadLoss
     public Runtime.ICollective? Ranks { get; init; }
 
     IHeadLosses IDenseHeadLoss.Compute(HeadOutputs outputs, IReadOnlyList<Tensor> gtBoxes, IReadOnlyList<Tensor> gtLabels,
-        IReadOnlyList<(int H, int W)> imagePadShapes) => Compute(outputs, gtBoxes, gtLabels, imagePadShapes);
+        IReadOnlyList<(int H, int W)> imagePadShapes, GflTargets? builtAhead) => Compute(outputs, gtBoxes, gtLabels, imagePadShapes, builtAhead: builtAhead);
 
     /// <param name="outputs">raw head outputs, per level (N, C, h, w) and (N, 4(R+1), h, w).</param>
     /// <param name="gtBoxes">per image (G_i, 4) xyxy pixels of the padded input.</param>
@@ -75,8 +75,10 @@ internal sealed class GflLoss : IDenseHeadLoss
     /// <param name="imagePadShapes">per image its own padded (H, W), which sets its valid anchors.</param>
     /// <param name="ignoredBoxes">optional crowd regions per image, see <see cref="GflTargetBuilder.Build"/>;
     /// null reproduces the reference.</param>
+    /// <param name="builtAhead">the batch's targets when built ahead of the step (<see cref="HostTargets"/>); used when laid
+    /// out for these outputs' feature maps, else the loss builds them.</param>
     public LossBreakdown Compute(HeadOutputs outputs, IReadOnlyList<Tensor> gtBoxes, IReadOnlyList<Tensor> gtLabels,
-        IReadOnlyList<(int H, int W)> imagePadShapes, IReadOnlyList<Tensor>? ignoredBoxes = null)
+        IReadOnlyList<(int H, int W)> imagePadShapes, IReadOnlyList<Tensor>? ignoredBoxes = null, GflTargets? builtAhead = null)
     {
         var levels = outputs.ClassScores.Count;
         if (levels != _strides.Count || outputs.BoxPredictions.Count != levels)
@@ -87,9 +89,10 @@ internal sealed class GflLoss : IDenseHeadLoss
 
         var device = outputs.ClassScores[0].device;
         var featmapSizes = outputs.ClassScores.Select(t => ((int)t.shape[2], (int)t.shape[3])).ToArray();
-        GflTargets targets;
-        using (Runtime.StepProfiler.Phase("targets"))
-            targets = _targetBuilder.Build(featmapSizes, gtBoxes, gtLabels, imagePadShapes, device, ignoredBoxes);
+        var targets = GflTargets.For(ignoredBoxes is null ? builtAhead : null, featmapSizes);   // built ahead without crowd regions
+        if (targets is null)
+            using (Runtime.StepProfiler.Phase("targets"))
+                targets = _targetBuilder.Build(featmapSizes, gtBoxes, gtLabels, imagePadShapes, device, ignoredBoxes);
         var clsAvgFactor = targets.ClassificationAvgFactor;
         if (Ranks is { WorldSize: > 1 }) clsAvgFactor = Ranks.AllReduceMean([clsAvgFactor])[0];
 

@@ -24,8 +24,10 @@ internal interface IDenseHeadLoss
     /// <param name="gtBoxes">per image (G_i, 4) xyxy pixels of the padded input.</param>
     /// <param name="gtLabels">per image (G_i,) int64 in 0..C−1.</param>
     /// <param name="imagePadShapes">per image its own padded (H, W).</param>
+    /// <param name="builtAhead">the batch's targets built before the step (<see cref="HostTargets"/>), used when they
+    /// were laid out for the outputs' feature maps; null: the loss builds them.</param>
     IHeadLosses Compute(HeadOutputs outputs, IReadOnlyList<Tensor> gtBoxes, IReadOnlyList<Tensor> gtLabels,
-        IReadOnlyList<(int H, int W)> imagePadShapes);
+        IReadOnlyList<(int H, int W)> imagePadShapes, Targets.GflTargets? builtAhead = null);
 
     /// <summary>The anchors and assigner this loss trains with (read by <c>gfl data stats</c> for anchor coverage).</summary>
     Targets.IAnchorTargetBuilder TargetBuilder { get; }

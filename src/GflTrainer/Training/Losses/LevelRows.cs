@@ -54,8 +54,9 @@ internal sealed class LevelRows
     public static Tensor OfOutputs(IReadOnlyList<Tensor> perLevel, long channels) =>
         cat(perLevel.Select(t => t.permute(0, 2, 3, 1).reshape(-1, channels)).ToList(), 0);
 
-    /// <summary>Indices of the positive rows (label in 0..numClasses−1), ascending: the one host sync of the loss.</summary>
-    public Tensor Positives(int numClasses) => Foreground(Labels, numClasses);
+    /// <summary>Indices of the positive rows (label in 0..numClasses−1), ascending: found on the host with targets built
+    /// ahead (<see cref="HostTargets"/>), else one <c>nonzero</c>, the loss's one host sync.</summary>
+    public Tensor Positives(int numClasses) => _targets.PositiveRows ?? Foreground(Labels, numClasses);
 
     /// <summary>Rows whose label is a class (0..C−1), ascending; C is background. One <c>nonzero</c>: a host sync on a GPU.</summary>
     public static Tensor Foreground(Tensor labels, long numClasses) => ((labels >= 0) & (labels < numClasses)).nonzero().squeeze(1);

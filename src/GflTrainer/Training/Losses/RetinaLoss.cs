@@ -61,29 +61,32 @@ internal sealed class RetinaLoss : IDenseHeadLoss
     public IAnchorTargetBuilder TargetBuilder => _targetBuilder;
 
     IHeadLosses IDenseHeadLoss.Compute(HeadOutputs outputs, IReadOnlyList<Tensor> gtBoxes, IReadOnlyList<Tensor> gtLabels,
-        IReadOnlyList<(int H, int W)> imagePadShapes) => Compute(outputs, gtBoxes, gtLabels, imagePadShapes);
+        IReadOnlyList<(int H, int W)> imagePadShapes, GflTargets? builtAhead) => Compute(outputs, gtBoxes, gtLabels, imagePadShapes, builtAhead: builtAhead);
 
     /// <param name="outputs">per level (N, A·C, h, w) logits and (N, A·4, h, w) deltas.</param>
     /// <param name="gtBoxes">per image (G_i, 4) xyxy pixels of the padded input.</param>
     /// <param name="gtLabels">per image (G_i,) int64 in 0..C−1.</param>
     /// <param name="imagePadShapes">per image its own padded (H, W).</param>
+    /// <param name="builtAhead">the batch's targets when built ahead of the step (<see cref="HostTargets"/>); used when laid
+    /// out for these outputs' feature maps, else the loss builds them.</param>
     public RetinaLossBreakdown Compute(HeadOutputs outputs, IReadOnlyList<Tensor> gtBoxes, IReadOnlyList<Tensor> gtLabels,
-        IReadOnlyList<(int H, int W)> imagePadShapes)
+        IReadOnlyList<(int H, int W)> imagePadShapes, GflTargets? builtAhead = null)
     {
         int levels = outputs.ClassScores.Count;
         var device = outputs.ClassScores[0].device;
         var batch = outputs.ClassScores[0].shape[0];
         var featmapSizes = outputs.ClassScores.Select(t => ((int)t.shape[2], (int)t.shape[3])).ToArray();
-        GflTargets targets;
-        using (Runtime.StepProfiler.Phase("targets"))
-            targets = _targetBuilder.Build(featmapSizes, gtBoxes, gtLabels, imagePadShapes, device);
+        var targets = GflTargets.For(builtAhead, featmapSizes);
+        if (targets is null)
+            using (Runtime.StepProfiler.Phase("targets"))
+                targets = _targetBuilder.Build(featmapSizes, gtBoxes, gtLabels, imagePadShapes, device);
         var avgFactor = targets.ClassificationAvgFactor;
 
         // All levels as one computation (issue 21), reporting the reference's per-level values (LevelRows).
         var rows = new LevelRows(targets, batch);
         var logits = LevelRows.OfOutputs(outputs.ClassScores, NumClasses);
         var deltas = LevelRows.OfOutputs(outputs.BoxPredictions, 4);
-        var positive = rows.Positives(NumClasses);   // the loss's one nonzero, shared with Focal Loss
+        var positive = rows.Positives(NumClasses);   // found with targets built ahead, else the loss's one nonzero; shared with Focal Loss
         var cls = _focal.ForwardPerSegment(logits, rows.Labels, rows.LabelWeights, avgFactor, rows.RowsPerLevel, positive).unbind(0);
         Tensor[] box;
         if (positive.shape[0] > 0)

@@ -19,21 +19,43 @@ internal sealed record GflTargets(
     Tensor Labels,
     Tensor LabelWeights,
     Tensor BoxTargets,
-    IReadOnlyList<long> PositivesPerImage)
+    IReadOnlyList<long> PositivesPerImage) : IDisposable
 {
+    /// <summary>(h, w) of every level the targets were laid out for; null when not recorded (hand-made targets).</summary>
+    public IReadOnlyList<(int H, int W)>? FeatmapSizes { get; init; }
+
+    /// <summary>The positives' rows in the losses' level-major layout (<c>LevelRows</c>), ascending, when they were found
+    /// on the host with the targets (<c>HostTargets</c>), so the loss needs no <c>nonzero</c>; null: the loss finds them.</summary>
+    public Tensor? PositiveRows { get; init; }
+
+    /// <summary>These targets if they were laid out for <paramref name="featmapSizes"/> (built ahead of the step from the
+    /// padded shape, <see cref="AnchorGenerator.FeatmapSizes"/>), else null: the loss then builds its own.</summary>
+    public static GflTargets? For(GflTargets? built, IReadOnlyList<(int H, int W)> featmapSizes) =>
+        built is { FeatmapSizes: { } sizes } && sizes.SequenceEqual(featmapSizes) ? built : null;
+
+    public void Dispose()
+    {
+        Anchors.Dispose();
+        ValidFlags.Dispose();
+        Labels.Dispose();
+        LabelWeights.Dispose();
+        BoxTargets.Dispose();
+        PositiveRows?.Dispose();
+    }
+
     /// <summary>mmdetection 3.x classification normaliser: Σ over images of max(num_pos, 1) (SamplingResult clamps
     /// each image's num_pos to 1, so an image without positives still adds 1).</summary>
     public double ClassificationAvgFactor => PositivesPerImage.Sum(p => (double)Math.Max(p, 1));
 
     /// <summary>The batch's targets from per-image rows, moved out of the builder's dispose scope.</summary>
     /// <param name="positiveRows">per image its (A,) bool positives: counted on the device and read in one transfer.</param>
-    internal static GflTargets Stack(Tensor anchors, IReadOnlyList<long> anchorsPerLevel, IReadOnlyList<Tensor> validRows,
+    internal static GflTargets Stack(IReadOnlyList<(int H, int W)> featmapSizes, Tensor anchors, IReadOnlyList<long> anchorsPerLevel, IReadOnlyList<Tensor> validRows,
         IReadOnlyList<Tensor> labelRows, IReadOnlyList<Tensor> weightRows, IReadOnlyList<Tensor> boxRows, IReadOnlyList<Tensor> positiveRows)
     {
         var positives = positiveRows.Count == 0 ? []
             : stack(positiveRows.Select(p => p.sum()).ToList(), 0).cpu().data<long>().ToArray();
         var targets = new GflTargets(anchors, anchorsPerLevel, stack(validRows, 0), stack(labelRows, 0),
-            stack(weightRows, 0), stack(boxRows, 0), positives);
+            stack(weightRows, 0), stack(boxRows, 0), positives) { FeatmapSizes = featmapSizes.ToArray() };
         targets.Anchors.MoveToOuterDisposeScope();
         targets.ValidFlags.MoveToOuterDisposeScope();
         targets.Labels.MoveToOuterDisposeScope();
@@ -77,6 +99,10 @@ internal sealed class GflTargetBuilder(AnchorGenerator anchorGenerator, AtssAssi
         var (valid, validIndex) = anchorGenerator.Valid(featmapSizes, imagePadShape, device);
         return (valid, validIndex, assigner.Assign(anchors.index_select(0, validIndex), validPerLevel, boxes));
     }
+
+    GflTargets IAnchorTargetBuilder.Build(IReadOnlyList<(int H, int W)> featmapSizes, IReadOnlyList<Tensor> gtBoxes,
+        IReadOnlyList<Tensor> gtLabels, IReadOnlyList<(int H, int W)> imagePadShapes, Device device) =>
+        Build(featmapSizes, gtBoxes, gtLabels, imagePadShapes, device);
 
     /// <param name="featmapSizes">(h, w) of every level, P3 first.</param>
     /// <param name="gtBoxes">per image (G_i, 4) float32 xyxy pixels.</param>
@@ -132,7 +158,7 @@ internal sealed class GflTargetBuilder(AnchorGenerator anchorGenerator, AtssAssi
             boxRows.Add(boxTargets);
         }
 
-        return GflTargets.Stack(anchors, anchorsPerLevel, validRows, labelRows, weightRows, boxRows, positiveRows);
+        return GflTargets.Stack(featmapSizes, anchors, anchorsPerLevel, validRows, labelRows, weightRows, boxRows, positiveRows);
     }
 
     // (A,) bool: the point lies strictly inside at least one of the boxes.

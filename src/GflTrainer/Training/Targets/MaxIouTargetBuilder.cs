@@ -73,6 +73,6 @@ internal sealed class MaxIouTargetBuilder(AnchorGenerator anchorGenerator, MaxIo
             weightRows.Add(weights);
             boxRows.Add(boxTargets);
         }
-        return GflTargets.Stack(anchors, anchorsPerLevel, validRows, labelRows, weightRows, boxRows, positiveRows);
+        return GflTargets.Stack(featmapSizes, anchors, anchorsPerLevel, validRows, labelRows, weightRows, boxRows, positiveRows);
     }
 }
