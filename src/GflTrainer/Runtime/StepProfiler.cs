@@ -81,12 +81,14 @@ public sealed class StepProfiler(Device device)
         if (device.type == DeviceType.CUDA) cuda.synchronize(device);
     }
 
-    /// <summary>Every phase's durations in milliseconds over the profiled steps, phases in the order they first began;
-    /// a phase absent from a step (clipping when not configured) has fewer values.</summary>
+    /// <summary>Every phase's durations in milliseconds over the profiled steps (one value per step: a phase entered
+    /// several times in a step, as the gradient check around the loss read, counts its total), phases in the order they
+    /// first began; a phase absent from a step (clipping when not configured) has fewer values.</summary>
     public IReadOnlyList<(string Path, IReadOnlyList<double> Ms)> Durations() =>
         _phases.GroupBy(p => p.Path)
             .OrderBy(g => g.Min(p => (p.Step, p.StartUs)))
-            .Select(g => (g.Key, (IReadOnlyList<double>)g.Select(p => p.DurationUs / 1000.0).ToList()))
+            .Select(g => (g.Key, (IReadOnlyList<double>)g.GroupBy(p => p.Step).OrderBy(s => s.Key)
+                .Select(s => s.Sum(p => p.DurationUs) / 1000.0).ToList()))
             .ToList();
 
     /// <summary>The Chrome trace event format: one complete ("X") event per phase, one track, the step index in its args.</summary>

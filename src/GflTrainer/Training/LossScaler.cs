@@ -26,13 +26,27 @@ public sealed class LossScaler
     /// <param name="gradients">the gradient tensors themselves (the optimizer's flat buffer).</param>
     public bool UnscaleAndUpdate(IReadOnlyList<Tensor> gradients)
     {
+        Unscale(gradients);
+        bool finite = GradientCheck.AllFiniteValues(gradients);
+        Update(finite);
+        return finite;
+    }
+
+    /// <summary>Divides the gradients by the scale, in place (the first half of <see cref="UnscaleAndUpdate"/>).</summary>
+    public void Unscale(IReadOnlyList<Tensor> gradients)
+    {
         using (NewDisposeScope())
         using (no_grad())
         {
             double inv = 1.0 / Scale;
             foreach (var g in gradients) g.mul_(inv);
         }
-        bool finite = GradientCheck.AllFiniteValues(gradients);
+    }
+
+    /// <summary>The scale's policy after a step whose unscaled gradients were (not) all finite: the second half of
+    /// <see cref="UnscaleAndUpdate"/>.</summary>
+    public void Update(bool finite)
+    {
         if (finite)
         {
             if (++CleanSteps >= _growthInterval) { Scale *= _growthFactor; CleanSteps = 0; }
@@ -42,7 +56,6 @@ public sealed class LossScaler
             Scale *= _backoffFactor;
             CleanSteps = 0;
         }
-        return finite;
     }
 
     /// <summary>Restores the state saved in a checkpoint.</summary>

@@ -49,7 +49,21 @@ internal sealed class OptimizerStep
     /// to poke a NaN into one gradient). Null in normal runs.</summary>
     internal Action<IReadOnlyList<(string Name, Tensor Param)>>? AfterBackward { get; set; }
 
+    /// <summary>The whole update after the loss: backward, the gradient check (one host read), clip, SGD.</summary>
     public OptimizerStepOutcome Run(Tensor loss)
+    {
+        Backward(loss);
+        bool sumsFinite;
+        using (StepProfiler.Phase(CheckPhase))
+            sumsFinite = GradientFlag().item<bool>();
+        return Complete(sumsFinite);
+    }
+
+    /// <summary>The profiler phase of <see cref="GradientFlag"/>: the gradient check, or the fp16 unscale and check.</summary>
+    public string CheckPhase => _scaler is null ? "grad_check" : "unscale";
+
+    /// <summary>Clear the gradients, backward, average them over the ranks: <see cref="Run"/> up to the check.</summary>
+    public void Backward(Tensor loss)
     {
         using (StepProfiler.Phase("backward"))
         {
@@ -61,20 +75,37 @@ internal sealed class OptimizerStep
         if (_collective.WorldSize > 1)
             using (StepProfiler.Phase("all_reduce"))
                 _collective.AllReduceMean([_sgd.Gradients]);
-        using (StepProfiler.Phase(_scaler is null ? "grad_check" : "unscale"))
+    }
+
+    /// <summary>After <see cref="Backward"/>: unscale the gradients (fp16), then the gradient check's fast flag
+    /// (<see cref="GradientCheck.SumsFinite"/>), a 0-d bool left on the device for the caller to read (alone, or with the
+    /// loss in one transfer) and pass to <see cref="Complete"/>.</summary>
+    public Tensor GradientFlag()
+    {
+        _scaler?.Unscale([_sgd.Gradients]);
+        return GradientCheck.SumsFinite([_sgd.Gradients]);
+    }
+
+    /// <summary>The rest of <see cref="Run"/>, given the flag read: the check's slow confirmation when the flag is false,
+    /// the loss scaler's update (fp16: non-finite gradients are the expected overflow; the scaler backs off and the step
+    /// is skipped, as torch.cuda.amp.GradScaler does), clip and SGD.</summary>
+    public OptimizerStepOutcome Complete(bool sumsFinite)
+    {
+        bool finite = sumsFinite;
+        if (!finite)
+            using (StepProfiler.Phase(CheckPhase))
+                finite = GradientCheck.Confirm([_sgd.Gradients]);
+        if (_scaler is not null)
         {
-            if (_scaler is not null)
-            {
-                // fp16: non-finite gradients are the expected overflow; the scaler backs off and the step is skipped.
-                if (!_scaler.UnscaleAndUpdate([_sgd.Gradients])) return new OptimizerStepOutcome(false, null);
-            }
-            else if (!GradientCheck.AllFiniteValues([_sgd.Gradients]))
-            {
-                // The cheap check failed: only now spend a pass per parameter to say which one.
-                var bad = GradientCheck.FindFirstNonFinite(_sgd.Parameters)
-                    ?? throw new InvalidOperationException("GradientCheck.AllFiniteValues and FindFirstNonFinite disagree");
-                return new OptimizerStepOutcome(false, bad);
-            }
+            _scaler.Update(finite);
+            if (!finite) return new OptimizerStepOutcome(false, null);
+        }
+        else if (!finite)
+        {
+            // The cheap check failed: only now spend a pass per parameter to say which one.
+            var bad = GradientCheck.FindFirstNonFinite(_sgd.Parameters)
+                ?? throw new InvalidOperationException("GradientCheck.AllFiniteValues and FindFirstNonFinite disagree");
+            return new OptimizerStepOutcome(false, bad);
         }
         if (_clip is not null)
             using (StepProfiler.Phase("clip"))

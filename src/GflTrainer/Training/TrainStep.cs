@@ -2,14 +2,15 @@ using GflTrainer.Config;
 using GflTrainer.Model;
 using GflTrainer.Runtime;
 using GflTrainer.Training.Losses;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace GflTrainer.Training;
 
 /// <summary>How one <see cref="TrainStep.Run"/> ended.</summary>
 /// <param name="Losses">the step's loss values (averaged over the ranks).</param>
-/// <param name="Update">the optimizer step's outcome; null when the loss was not finite, in which case no backward
-/// ran and the weights are untouched.</param>
+/// <param name="Update">the optimizer step's outcome; null when the loss was not finite, in which case the weights and
+/// the loss scale are untouched (and no backward ran, unless the step reads once: <see cref="TrainStep.OneRead"/>).</param>
 public sealed record TrainStepResult(LossScalars Losses, OptimizerStepOutcome? Update)
 {
     public bool LossFinite => Update is not null;
@@ -17,7 +18,8 @@ public sealed record TrainStepResult(LossScalars Losses, OptimizerStepOutcome? U
 
 /// <summary>
 /// One training step: forward (inside an autocast region when AMP is on), the losses in fp32, one host read of the
-/// loss values, then <see cref="OptimizerStep"/> (backward, gradient check, clip, SGD). <c>gfl train</c> and
+/// loss values, then <see cref="OptimizerStep"/> (backward, gradient check, clip, SGD); on a GPU the loss is read with
+/// the gradient check in one transfer after backward (<see cref="OneRead"/>). <c>gfl train</c> and
 /// <c>gfl bench train-step</c> run this one step, so the benchmark times what training does.
 /// </summary>
 internal sealed class TrainStep
@@ -32,24 +34,35 @@ internal sealed class TrainStep
 
     /// <param name="channelsLast">convert each batch to channels_last before the forward; the model's conv weights must be
     /// channels_last too (<see cref="ChannelsLast.Apply"/>), or the convolutions convert them on every call.</param>
+    /// <param name="oneRead">see <see cref="OneRead"/>; null: on CUDA only.</param>
     public TrainStep(GflDetector model, IDenseHeadLoss loss, OptimizerStep update, ScalarType? ampType, Device device, ICollective? collective = null,
-        bool channelsLast = false)
+        bool channelsLast = false, bool? oneRead = null)
     {
         _model = model; _loss = loss; _update = update; _ampType = ampType; _device = device;
         _collective = collective ?? SingleProcessCollective.Instance;
         _channelsLast = channelsLast;
+        OneRead = oneRead ?? device.type == DeviceType.CUDA;
     }
+
+    /// <summary>Read the loss and the gradient check's flag in one device-to-host transfer after backward, instead of the
+    /// loss before backward and the flag after it. On a GPU every read waits for the queue to drain and leaves the
+    /// device idle while the host queues the next kernels, so the step keeps one (issue 21). The price: backward runs
+    /// on a non-finite loss before it is seen; the outcome is the same (no update, the loss scale untouched, the run
+    /// stops with the loss named), only that backward's time is spent. On the CPU, where a read costs nothing, the
+    /// loss is read first and a non-finite one runs no backward.</summary>
+    public bool OneRead { get; }
 
     /// <summary>The step of a configuration: its loss (model section), AMP mode, memory format, loss scaler (fp16) and
     /// gradient clipping (train section) around <paramref name="sgd"/> (for <c>runtime.channels_last</c> the model went
     /// through <see cref="ChannelsLast.Apply"/> before <paramref name="sgd"/> was built).</summary>
+    /// <param name="oneRead">see <see cref="OneRead"/>; null: on CUDA only (tests force either way).</param>
     public static TrainStep FromConfig(GflConfig cfg, GflDetector model, Sgd sgd, Device device, ICollective? collective = null,
-        Action<IReadOnlyList<(string Name, Tensor Param)>>? afterBackwardForTests = null)
+        Action<IReadOnlyList<(string Name, Tensor Param)>>? afterBackwardForTests = null, bool? oneRead = null)
     {
         var scaler = cfg.Train.Amp == AmpMode.Fp16 ? new LossScaler() : null;
         var update = new OptimizerStep(sgd, scaler, cfg.Train.GradClip, collective) { AfterBackward = afterBackwardForTests };
         return new TrainStep(model, DenseHeadLoss.FromConfig(cfg.Model, collective), update, AmpType(cfg.Train.Amp), device, collective,
-            cfg.Runtime.ChannelsLast) { Scaler = scaler };
+            cfg.Runtime.ChannelsLast, oneRead) { Scaler = scaler };
     }
 
     public static ScalarType? AmpType(AmpMode amp) =>
@@ -89,10 +102,24 @@ internal sealed class TrainStep
         using (StepProfiler.Phase("loss"))
             losses = _loss.Compute(outputs, gtBoxes, gtLabels, padShapes, targets);
         LossScalars scalars;
+        if (!OneRead)
+        {
+            using (StepProfiler.Phase("loss_read"))
+                scalars = Average(losses.ToScalars());   // the one host sync before backward
+            if (!double.IsFinite(scalars.Total)) return new TrainStepResult(scalars, null);
+            return new TrainStepResult(scalars, _update.Run(losses.Total));   // backward, gradient check, clip, SGD
+        }
+        _update.Backward(losses.Total);
+        Tensor flag;
+        using (StepProfiler.Phase(_update.CheckPhase))
+            flag = _update.GradientFlag();
+        bool sumsFinite;
         using (StepProfiler.Phase("loss_read"))
-            scalars = Average(losses.ToScalars());   // the one host sync before backward
+            (scalars, sumsFinite) = LossScalars.Read(losses.Terms, losses.Total, flag);   // the step's one host sync
+        scalars = Average(scalars);
+        // A non-finite loss: nothing more (no scaler update, no SGD), as when it is read before backward.
         if (!double.IsFinite(scalars.Total)) return new TrainStepResult(scalars, null);
-        return new TrainStepResult(scalars, _update.Run(losses.Total));   // backward, gradient check, clip, SGD
+        return new TrainStepResult(scalars, _update.Complete(sumsFinite));   // clip, SGD
     }
 
     private LossScalars Average(LossScalars s)

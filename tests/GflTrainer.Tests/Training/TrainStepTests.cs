@@ -22,14 +22,15 @@ public sealed class TrainStepTests
         },
     };
 
-    static (GflDetector Model, Sgd Sgd, TrainStep Step) Build(GflConfig cfg)
+    static (GflDetector Model, Sgd Sgd, TrainStep Step) Build(GflConfig cfg, bool? oneRead = null,
+        Action<IReadOnlyList<(string Name, Tensor Param)>>? afterBackward = null)
     {
         manual_seed(0);
         var model = DetectorFactory.CreateDetector(cfg.Model);
         model.train();
         if (cfg.Runtime.ChannelsLast) ChannelsLast.Apply(model);
         var sgd = new Sgd(model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, (Tensor)p.parameter)), 0.01, 0.9, 1e-4);
-        return (model, sgd, TrainStep.FromConfig(cfg, model, sgd, CPU));
+        return (model, sgd, TrainStep.FromConfig(cfg, model, sgd, CPU, afterBackwardForTests: afterBackward, oneRead: oneRead));
     }
 
     static (Tensor Images, List<Tensor> Boxes, List<Tensor> Labels, List<(int, int)> Pads) Batch()
@@ -188,5 +189,85 @@ public sealed class TrainStepTests
         var other = step2.Run(x, gtBoxes.Select(b => tensor(b, [b.Length / 4, 4])).ToList(), gtLabels.Select(l => tensor(l, [l.Length])).ToList(), gtPads,
             host.Build(otherBoxes, otherLabels, otherPads, (96, 128)).ToDevice(CPU));
         Assert.NotEqual(own.Losses.Total, other.Losses.Total);
+    }
+
+    /// <summary>The GPU's order (<see cref="TrainStep.OneRead"/>: loss and gradient check read together after backward),
+    /// forced on the CPU: the same losses and weights bit for bit, with fp32 and with the fp16 loss scaler.</summary>
+    [Theory]
+    [InlineData(HeadType.Gfl, AmpMode.Off)]
+    [InlineData(HeadType.Atss, AmpMode.Off)]
+    [InlineData(HeadType.Retinanet, AmpMode.Off)]
+    [InlineData(HeadType.Gfl, AmpMode.Fp16)]
+    public void One_read_step_trains_as_the_step_reading_the_loss_first(HeadType head, AmpMode amp)
+    {
+        using var scope = NewDisposeScope();
+        var cfg = Tiny with { Model = Tiny.Model with { Head = Tiny.Model.Head with { Type = head } }, Train = Tiny.Train with { Amp = amp } };
+        var (m1, sgd1, step1) = Build(cfg, oneRead: false);
+        var (m2, sgd2, step2) = Build(cfg, oneRead: true);
+        using var _1 = sgd1;
+        using var _2 = sgd2;
+        Assert.False(step1.OneRead);
+        Assert.True(step2.OneRead);
+        for (int i = 0; i < 3; i++)
+        {
+            manual_seed(300 + i);
+            var (images, boxes, labels, pads) = Batch();
+            var r1 = step1.Run(images, boxes, labels, pads);
+            var r2 = step2.Run(images, boxes, labels, pads);
+            Assert.Equal(r1.Losses.Terms.Select(t => (t.Name, t.Value)), r2.Losses.Terms.Select(t => (t.Name, t.Value)));
+            Assert.Equal(r1.Update, r2.Update);
+            Assert.Equal(step1.Scaler?.Scale, step2.Scaler?.Scale);
+        }
+        var w2 = Weights(m2);
+        foreach (var (name, p) in Weights(m1))
+            Assert.True(p.equal(w2[name]).all().item<bool>(), $"{name}: max diff {(p - w2[name]).abs().max().item<float>()}");
+        Assert.False(new TrainStep(m1, step1.Loss, new OptimizerStep(sgd1, null, null), null, CPU).OneRead);   // the CPU default
+    }
+
+    [Theory]
+    [InlineData(AmpMode.Off)]
+    [InlineData(AmpMode.Fp16)]
+    public void One_read_step_on_a_non_finite_loss_leaves_the_weights_and_the_loss_scale(AmpMode amp)
+    {
+        using var scope = NewDisposeScope();
+        var (model, sgd, step) = Build(Tiny with { Train = Tiny.Train with { Amp = amp } }, oneRead: true);
+        using var _ = sgd;
+        var before = Weights(model);
+        var scale = step.Scaler?.Scale;
+        var (images, boxes, labels, pads) = Batch();
+        images.fill_(float.NaN);
+        var r = step.Run(images, boxes, labels, pads);
+
+        Assert.False(r.LossFinite);
+        Assert.Null(r.Update);
+        Assert.Contains("loss_cls=NaN", r.Losses.ToString());
+        Assert.Equal(scale, step.Scaler?.Scale);
+        Assert.Equal(0, step.Scaler?.CleanSteps ?? 0);
+        Assert.Empty(sgd.MomentumBuffers);
+        Assert.All(model.named_parameters(), p => Assert.True(p.parameter.equal(before[p.name]).all().item<bool>(), p.name));
+    }
+
+    [Fact]
+    public void One_read_step_names_a_non_finite_gradient_and_skips_an_fp16_overflow()
+    {
+        using var scope = NewDisposeScope();
+        void Poison(IReadOnlyList<(string Name, Tensor Param)> ps) => ps.Single(p => p.Name == "bbox_head.gfl_cls.bias").Param.grad!.index_fill_(0, tensor(new long[] { 1 }), float.PositiveInfinity);
+        var (model, sgd, step) = Build(Tiny, oneRead: true, afterBackward: Poison);
+        using var _ = sgd;
+        var before = Weights(model);
+        var (images, boxes, labels, pads) = Batch();
+        var r = step.Run(images, boxes, labels, pads);
+        Assert.True(r.LossFinite);
+        Assert.False(r.Update!.Value.Applied);
+        Assert.Equal("bbox_head.gfl_cls.bias", r.Update.Value.NonFinite!.Parameter);
+        Assert.Equal(0, r.Update.Value.NonFinite.Nan);
+        Assert.All(model.named_parameters(), p => Assert.True(p.parameter.equal(before[p.name]).all().item<bool>(), p.name));
+
+        var (m16, sgd16, step16) = Build(Tiny with { Train = Tiny.Train with { Amp = AmpMode.Fp16 } }, oneRead: true, afterBackward: Poison);
+        using var __ = sgd16;
+        var scale = step16.Scaler!.Scale;
+        var r16 = step16.Run(images, boxes, labels, pads);
+        Assert.Equal(new OptimizerStepOutcome(false, null), r16.Update);
+        Assert.Equal(scale / 2, step16.Scaler.Scale);
     }
 }

@@ -34,12 +34,22 @@ public sealed record LossScalars(double Total, IReadOnlyList<LossTerm> Terms)
     }
 
     /// <summary>Reads <paramref name="total"/> and every term with one device sync.</summary>
-    internal static LossScalars Read(IReadOnlyList<(string Name, Tensor Value)> terms, Tensor total)
+    internal static LossScalars Read(IReadOnlyList<(string Name, Tensor Value)> terms, Tensor total) => Read(terms, total, []).Scalars;
+
+    /// <summary>Reads <paramref name="total"/>, every term and a 0-d bool (the gradient check's flag) with one device sync.</summary>
+    internal static (LossScalars Scalars, bool Flag) Read(IReadOnlyList<(string Name, Tensor Value)> terms, Tensor total, Tensor flag)
     {
-        var all = terms.Select(t => t.Value).Append(total).Select(t => t.detach().to(float64).reshape(1)).ToList();
+        var (scalars, extra) = Read(terms, total, [flag]);
+        return (scalars, extra[0] != 0);
+    }
+
+    private static (LossScalars Scalars, double[] Extra) Read(IReadOnlyList<(string Name, Tensor Value)> terms, Tensor total, Tensor[] extra)
+    {
+        var all = terms.Select(t => t.Value).Append(total).Concat(extra).Select(t => t.detach().to(float64).reshape(1)).ToList();
         using var stacked = cat(all, 0).cpu();
         var v = stacked.data<double>().ToArray();
-        return new LossScalars(v[^1], terms.Select((t, i) => new LossTerm(t.Name, v[i])).ToList());
+        int n = terms.Count;
+        return (new LossScalars(v[n], terms.Select((t, i) => new LossTerm(t.Name, v[i])).ToList()), v[(n + 1)..]);
     }
 
     /// <summary><c>loss_cls=…, loss_bbox=…</c> in the terms' order.</summary>
