@@ -153,7 +153,9 @@ for ((r = 1; r <= ROUNDS_TO_RUN; r++)); do
       --json-out "$OUT/targets.ref.$r.json"
   fi
   if has train-step; then
-    run "train-step.gfl.$r" "$GFL" bench train-step --head "$HEAD" --depth "$DEPTH" --batch 2 --height "$PAD_H" --width "$PAD_W" \
+    # --targets step: like for like, the reference assigns its targets inside its step (gfl's training on CUDA builds
+    # them ahead in the loader by default, runtime.targets).
+    run "train-step.gfl.$r" "$GFL" bench train-step --targets step --head "$HEAD" --depth "$DEPTH" --batch 2 --height "$PAD_H" --width "$PAD_W" \
       --repeats "$STEP_REPEATS" --warmup "$WARMUP" --threads "$THREADS" --json-out "$OUT/train-step.gfl.$r.json"
     run "train-step.ref.$r" $REF train-step --head "$HEAD" --depth "$DEPTH" --batch 2 --gts 50 --img-scale "$WIDTH" "$HEIGHT" \
       --repeats "$STEP_REPEATS" --warmup "$WARMUP" --threads "$THREADS" --json-out "$OUT/train-step.ref.$r.json"

@@ -58,7 +58,7 @@ if [ -n "$PUB" ] && [ -f "$PUB" ]; then
       echo "rc=$?"
     done
     # Issue 21: the targets built ahead by the loader (default) against inside the step (the reference's way).
-    timeout 90 "$APP/gfl" bench train-step --device cuda --targets-in-step --repeats 10 --warmup 3 --json-out "$OUT/gfl_train-step_fp32_targets_in_step.json"
+    timeout 90 "$APP/gfl" bench train-step --device cuda --targets step --repeats 10 --warmup 3 --json-out "$OUT/gfl_train-step_fp32_targets_in_step.json"
     echo "rc=$?"
     # Issue 19 on CUDA: the ATSS and RetinaNet baselines' step and inference.
     for h in atss retinanet; do

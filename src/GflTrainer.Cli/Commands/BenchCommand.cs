@@ -100,15 +100,17 @@ public static class BenchCommand
                 "write a Chrome trace here (chrome://tracing, ui.perfetto.dev); on CUDA the phases are synchronised and run as extra steps",
         };
         var channelsLast = new Option<bool>("--channels-last") { Description = "Train in channels_last (runtime.channels_last): NHWC input and conv weights" };
-        var targetsInStep = new Option<bool>("--targets-in-step")
+        var targets = new Option<string>("--targets")
         {
-            Description = "Build the targets inside the timed step, as the reference does (runtime.loader_targets false); by default they are " +
-                "built on the host before it, as training's loader does, and reported apart (host_targets_ms)",
+            Description = "Where the targets are built (runtime.targets): step (inside the timed step, as the reference), loader (on the host " +
+                "before it, as training's loader workers, reported apart as host_targets_ms) or auto (loader on CUDA, step on the CPU)",
+            DefaultValueFactory = _ => "auto",
         };
-        var cmd = WithCommon(new Command("train-step", "Full SGD step of R50-GFL (forward, targets, losses, backward, update)"), Depth, Batch, amp, height, width, config, Head, profile, channelsLast, CudnnBenchmark, targetsInStep);
+        targets.AcceptOnlyFromAmong("auto", "loader", "step");
+        var cmd = WithCommon(new Command("train-step", "Full SGD step of R50-GFL (forward, targets, losses, backward, update)"), Depth, Batch, amp, height, width, config, Head, profile, channelsLast, CudnnBenchmark, targets);
         cmd.SetAction(p => GlobalOptions.Execute(p, ctx => Print(p, ctx, Bench.TrainStep(ctx.Log, DeviceOf(p), p.GetValue(Depth), p.GetValue(Batch), p.GetValue(amp) ?? "off", p.GetValue(height), p.GetValue(width),
             p.GetValue(Repeats), p.GetValue(Warmup), p.GetValue(config), p.GetValue(Threads), p.GetValue(Head)!, p.GetValue(profile),
-            p.GetValue(channelsLast), p.GetValue(CudnnBenchmark), p.GetValue(targetsInStep)))));
+            p.GetValue(channelsLast), p.GetValue(CudnnBenchmark), p.GetValue(targets)!))));
         return cmd;
     }
 

@@ -37,14 +37,20 @@ public static class Bench
     /// <param name="cudnnBenchmark">cuDNN autotuning (also on when the config sets runtime.cudnn_benchmark).</param>
     public static BenchReport TrainStep(ILogger log, string? device, int depth, int batch, string amp, int height, int width, int repeats,
         int warmup, string? configFile, int threads, string head = "gfl", string? profilePath = null, bool channelsLast = false,
-        bool cudnnBenchmark = false, bool targetsInStep = false)
+        bool cudnnBenchmark = false, string targets = "auto")
     {
         BenchReport.UseThreads(threads);
         var d = DeviceSelector.Resolve(device, log);
         var cfg = configFile is null ? null : ConfigLoader.Load(configFile);
         return TrainStepBenchmark.Report(TrainStepBenchmark.TrainStep(d, depth, batch, height, width, repeats, warmup, amp, cfg, HeadOf(head), profilePath,
-            channelsLast, cudnnBenchmark, targetsInStep));
+            channelsLast, cudnnBenchmark, TargetsOf(targets)));
     }
+
+    static TargetsPlacement TargetsOf(string value) => value switch
+    {
+        "auto" => TargetsPlacement.Auto, "loader" => TargetsPlacement.Loader, "step" => TargetsPlacement.Step,
+        _ => throw new GflConfigException($"--targets {value}: expected auto, loader or step") { Key = "--targets" },
+    };
 
     /// <param name="engine">torchsharp or onnxruntime (<see cref="TrainStepBenchmark.Inference"/>).</param>
     /// <param name="channelsLast">conv weights and input in channels_last (torchsharp engine).</param>

@@ -15,7 +15,7 @@ public sealed record StepTiming(string Name, string Device, int Batch, int Heigh
     double MedianMs, double ImagesPerSecond, IReadOnlyList<double> SamplesMs, long PeakRssBytes, int Threads, string Amp,
     double? GradCheckMedianMs = null, string Engine = "torchsharp", string Head = "gfl",
     IReadOnlyList<(string Path, double MedianMs)>? Phases = null, string? ProfilePath = null, bool ChannelsLast = false,
-    bool CudnnBenchmark = false, bool LoaderTargets = false, double? HostTargetsMedianMs = null);
+    bool CudnnBenchmark = false, bool TargetsInLoader = false, double? HostTargetsMedianMs = null);
 
 /// <summary>
 /// The R50-GFL training step and inference on synthetic inputs shaped like COCO at (1333, 800): images padded to
@@ -31,12 +31,12 @@ public static class TrainStepBenchmark
     /// <param name="profilePath">when given, the steps are also profiled phase by phase (<see cref="StepProfiler"/>) and
     /// the Chrome trace is written here. On the CPU the timed steps are the profiled ones (profiling changes nothing
     /// there); on CUDA, whose profile synchronises at every phase, as many extra steps after the timed ones.</param>
-    /// <param name="targetsInStep">build the targets inside the step, as the reference does, instead of as training does by
-    /// default (<c>runtime.loader_targets</c>): built on the host ahead of the step (by the loader's workers in
-    /// training, here once before timing and reported apart) and copied to the device inside each timed step.</param>
+    /// <param name="targets">where the targets are built, as <c>runtime.targets</c> (null: the config's, auto by default:
+    /// the loader on CUDA, the step on the CPU). Built ahead, as the loader's workers do in training, they are built
+    /// here once before timing (reported apart) and copied to the device inside each timed step.</param>
     public static StepTiming TrainStep(Device device, int depth = 50, int batch = 2, int height = 800, int width = 1344,
         int iterations = 5, int warmup = 2, string amp = "off", GflConfig? config = null, HeadType head = HeadType.Gfl,
-        string? profilePath = null, bool channelsLast = false, bool cudnnBenchmark = false, bool targetsInStep = false)
+        string? profilePath = null, bool channelsLast = false, bool cudnnBenchmark = false, TargetsPlacement? targets = null)
     {
         AmpMode ampMode = amp switch { "bf16" => AmpMode.Bf16, "fp16" => AmpMode.Fp16, "off" => AmpMode.Off,
             _ => throw new GflConfigException($"--amp {amp}: expected off, bf16 or fp16") { Key = "--amp" } };
@@ -49,7 +49,7 @@ public static class TrainStepBenchmark
             Runtime = cfg.Runtime with
             {
                 ChannelsLast = channelsLast || cfg.Runtime.ChannelsLast, CudnnBenchmark = cudnnBenchmark || cfg.Runtime.CudnnBenchmark,
-                LoaderTargets = cfg.Runtime.LoaderTargets && !targetsInStep,
+                Targets = targets ?? cfg.Runtime.Targets,
             },
         };
         CuDnnBenchmark.Enabled = cfg.Runtime.CudnnBenchmark;
@@ -67,7 +67,8 @@ public static class TrainStepBenchmark
         inputs.Detach(images); foreach (var t in boxes.Concat(labels)) inputs.Detach(t);
         HostBatchTargets? hostTargets = null;
         var hostMs = new List<double>();
-        if (cfg.Runtime.LoaderTargets)
+        bool targetsAhead = cfg.Runtime.TargetsInLoader(device.type == DeviceType.CUDA);
+        if (targetsAhead)
         {
             var host = new HostTargets(step.Loss.TargetBuilder);
             var boxArrays = boxes.Select(b => b.cpu().data<float>().ToArray()).ToList();
@@ -116,7 +117,7 @@ public static class TrainStepBenchmark
         return Result("train-step", device, batch, height, width, samples, amp) with
         {
             GradCheckMedianMs = BenchClock.Median(check), Head = headName, ProfilePath = profilePath, ChannelsLast = cfg.Runtime.ChannelsLast,
-            CudnnBenchmark = cfg.Runtime.CudnnBenchmark, LoaderTargets = cfg.Runtime.LoaderTargets,
+            CudnnBenchmark = cfg.Runtime.CudnnBenchmark, TargetsInLoader = targetsAhead,
             HostTargetsMedianMs = hostMs.Count > 0 ? BenchClock.Median(hostMs) : null,
             Phases = profiler?.Durations().Select(d => (d.Path, BenchClock.Median(d.Ms))).ToList(),
         };
@@ -219,7 +220,7 @@ public static class TrainStepBenchmark
         report.Add("head", r.Head);
         if (r.Name == "infer") report.Add("engine", r.Engine);
         report.Add("channels_last", r.ChannelsLast).Add("cudnn_benchmark", r.CudnnBenchmark);
-        if (r.Name == "train-step") report.Add("loader_targets", r.LoaderTargets);
+        if (r.Name == "train-step") report.Add("targets", r.TargetsInLoader ? "loader" : "step");
         report.Add("batch", r.Batch).Add("height", r.Height).Add("width", r.Width).Add("amp", r.Amp).Add("median_ms", r.MedianMs)
             .Add("images_per_s", r.ImagesPerSecond).Add("samples_ms", r.SamplesMs).Add("peak_rss_mb", r.PeakRssBytes / 1048576.0);
         if (r.GradCheckMedianMs is { } check) report.Add("grad_check_ms", check);   // included in median_ms

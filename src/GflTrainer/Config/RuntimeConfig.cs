@@ -15,6 +15,17 @@ public enum ConfigLogLevel
     Error,
 }
 
+/// <summary>Where a run builds its training targets (<c>runtime.targets</c>).</summary>
+public enum TargetsPlacement
+{
+    /// <summary>Loader on CUDA, step on the CPU.</summary>
+    Auto,
+    /// <summary>The data loader's worker threads, ahead of each step.</summary>
+    Loader,
+    /// <summary>Inside the step, as mmdetection.</summary>
+    Step,
+}
+
 /// <summary>Where and on what a run executes (mmdetection <c>default_runtime.py</c> and <c>work_dir</c>).</summary>
 public sealed record RuntimeConfig
 {
@@ -33,8 +44,16 @@ public sealed record RuntimeConfig
     [Description("cuDNN autotuning per input shape (torch.backends.cudnn.benchmark): pays with fixed input sizes; off as in mmdetection; CUDA only.")]
     public bool CudnnBenchmark { get; init; }
 
-    [Description("Build the training targets (anchor assignment) in the data loader's worker threads, ahead of each step, instead of inside it: the same targets; on a GPU the step loses the assignment's kernels and two device-to-host syncs.")]
-    public bool LoaderTargets { get; init; } = true;
+    [Description("Where the training targets (anchor assignment) are built: loader (the data loader's worker threads, ahead of each step; the step loses the assignment's kernels and device-to-host reads), step (inside the step, as mmdetection) or auto (loader on CUDA; step on the CPU, where the workers would take cores from the step). The same targets either way.")]
+    public TargetsPlacement Targets { get; init; } = TargetsPlacement.Auto;
+
+    /// <summary>Whether the loader builds the targets (<see cref="Targets"/>) for a run on CUDA or not.</summary>
+    public bool TargetsInLoader(bool onCuda) => Targets switch
+    {
+        TargetsPlacement.Loader => true,
+        TargetsPlacement.Step => false,
+        _ => onCuda,
+    };
 
     [Description("Log verbosity of gfl train (console and train.log); --log-level overrides it.")]
     public ConfigLogLevel LogLevel { get; init; } = ConfigLogLevel.Info;

@@ -46,7 +46,7 @@ internal static class DataPipelineFactory
         return (ds, CocoGroundTruth.FromAnnotations(coco));
     }
 
-    /// <param name="targets">builds each batch's training targets in the loader (<c>runtime.loader_targets</c>), or null.</param>
+    /// <param name="targets">builds each batch's training targets in the loader (<c>runtime.targets</c>: loader), or null.</param>
     public static DetectionLoader CreateTrainLoader(DataConfig data, IDetectionDataset ds, LoaderOptions options, torch.Device device, ILogger log,
         HostTargets? targets = null)
     {

@@ -273,7 +273,7 @@ public static class TrainRun
             };
             var step = TrainStep.FromConfig(cfg, model, sgd, device, ranks, afterBackwardForTests);
             var trainLoader = DataPipelineFactory.CreateTrainLoader(cfg.Data, train, loaderOptions, device, log,
-                cfg.Runtime.LoaderTargets ? new HostTargets(step.Loss.TargetBuilder) : null);
+                cfg.Runtime.TargetsInLoader(device.type == DeviceType.CUDA) ? new HostTargets(step.Loss.TargetBuilder) : null);
             int itersPerEpoch = trainLoader.BatchesPerEpoch;
             if (itersPerEpoch == 0)
                 throw new GflConfigException($"data.train: no training batches ({train.Count} usable images, batch_size {cfg.Data.BatchSize})") { Key = "data.train" };

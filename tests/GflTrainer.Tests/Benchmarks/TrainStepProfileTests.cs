@@ -31,8 +31,7 @@ public sealed class TrainStepProfileTests
         {
             var trace = Path.Combine(dir.FullName, "nested", "trace.json");
             var cfg = Tiny with { Model = Tiny.Model with { Head = Tiny.Model.Head with { Type = head } } };
-            var r = TrainStepBenchmark.TrainStep(torch.CPU, batch: 2, height: 96, width: 128, iterations: 3, warmup: 1, config: cfg, profilePath: trace,
-                targetsInStep: true);
+            var r = TrainStepBenchmark.TrainStep(torch.CPU, batch: 2, height: 96, width: 128, iterations: 3, warmup: 1, config: cfg, profilePath: trace);
 
             var phases = r.Phases!.Select(p => p.Path).ToList();
             Assert.Equal(["step", "step/forward", "step/loss", "step/loss/targets", "step/loss_read", "step/backward",
@@ -68,26 +67,26 @@ public sealed class TrainStepProfileTests
         finally { dir.Delete(true); }
     }
 
-    /// <summary>By default the step takes its targets built ahead, as training's loader builds them: no targets phase,
-    /// their host time reported apart.</summary>
+    /// <summary>With <c>--targets loader</c> (the default on CUDA) the step takes its targets built ahead, as training's
+    /// loader builds them: no targets phase, their host time reported apart. On the CPU the default builds them in the step.</summary>
     [Fact]
     public void Targets_built_ahead_leave_the_step_and_are_reported_apart()
     {
         var r = TrainStepBenchmark.TrainStep(torch.CPU, batch: 2, height: 96, width: 128, iterations: 2, warmup: 1, config: Tiny,
-            profilePath: Path.Combine(Path.GetTempPath(), $"gfl-profile-{Guid.NewGuid():N}.json"));
+            profilePath: Path.Combine(Path.GetTempPath(), $"gfl-profile-{Guid.NewGuid():N}.json"), targets: TargetsPlacement.Loader);
         try
         {
-            Assert.True(r.LoaderTargets);
+            Assert.True(r.TargetsInLoader);
             Assert.Equal(["step", "step/forward", "step/loss", "step/loss_read", "step/backward", "step/grad_check", "step/clip", "step/update"],
                 r.Phases!.Select(p => p.Path));
             var rows = TrainStepBenchmark.Report(r).Rows.ToDictionary(x => x.Key, x => x.Value);
-            Assert.Equal(true, rows["loader_targets"]);
+            Assert.Equal("loader", rows["targets"]);
             Assert.True((double)rows["host_targets_ms"] > 0);
         }
         finally { File.Delete(r.ProfilePath!); }
         var inStep = TrainStepBenchmark.Report(TrainStepBenchmark.TrainStep(torch.CPU, batch: 1, height: 64, width: 64, iterations: 1, warmup: 0,
-            config: Tiny, targetsInStep: true)).Rows.ToDictionary(x => x.Key, x => x.Value);
-        Assert.Equal(false, inStep["loader_targets"]);
+            config: Tiny)).Rows.ToDictionary(x => x.Key, x => x.Value);
+        Assert.Equal("step", inStep["targets"]);
         Assert.DoesNotContain("host_targets_ms", inStep.Keys);
     }
 

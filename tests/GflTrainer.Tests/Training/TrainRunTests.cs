@@ -122,16 +122,16 @@ public class TrainRunTests
         Assert.Equal(2, File.ReadAllLines(Path.Combine(work, "metrics.jsonl")).Length);
     }
 
-    /// <summary>runtime.loader_targets (the default): the loader's two workers build the targets ahead of each step, on
-    /// other threads, and the run ends exactly where a run building them inside the step ends.</summary>
+    /// <summary>runtime.targets: loader (the default on CUDA): the loader's two workers build the targets ahead of each
+    /// step, on other threads, and the run ends exactly where a run building them inside the step (the CPU's auto) ends.</summary>
     [Fact]
     public void TargetsBuiltByTheLoader_TrainBitIdenticalToTargetsBuiltInTheStep()
     {
         var root = Directory.CreateTempSubdirectory("gfl-train").FullName;
         var cfg = TinyConfig(root, epochs: 1);
         string[] common = ["data.workers=2", "train.eval_interval=0"];
-        var ahead = Train(new TrainRequest(cfg, common, Path.Combine(root, "loader")), CancellationToken.None);
-        var inStep = Train(new TrainRequest(cfg, [.. common, "runtime.loader_targets=false"], Path.Combine(root, "step")), CancellationToken.None);
+        var ahead = Train(new TrainRequest(cfg, [.. common, "runtime.targets=loader"], Path.Combine(root, "loader")), CancellationToken.None);
+        var inStep = Train(new TrainRequest(cfg, common, Path.Combine(root, "step")), CancellationToken.None);
         Assert.Equal(6, ahead.Iterations);
         Assert.Equal(ahead.Iterations, inStep.Iterations);
         AssertBitIdentical(Path.Combine(root, "loader", "checkpoints", "last"), Path.Combine(root, "step", "checkpoints", "last"));

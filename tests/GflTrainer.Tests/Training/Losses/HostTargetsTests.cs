@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 
 namespace GflTrainer.Tests.Training.Losses;
 
-/// <summary>Targets built on the host ahead of the step (issue 21, <c>runtime.loader_targets</c>) are the step's own.</summary>
+/// <summary>Targets built on the host ahead of the step (issue 21, <c>runtime.targets: loader</c>) are the step's own.</summary>
 public sealed class HostTargetsTests
 {
     internal static IAnchorTargetBuilder Builder(HeadType head) => DenseHeadLoss.FromConfig(new ModelConfig
