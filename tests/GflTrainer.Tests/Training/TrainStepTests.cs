@@ -44,6 +44,15 @@ public sealed class TrainStepTests
     static Dictionary<string, Tensor> Weights(GflDetector model) =>
         model.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone());
 
+    static GflConfig WithHead(HeadType head) => Tiny with { Model = Tiny.Model with { Head = Tiny.Model.Head with { Type = head } } };
+
+    static void AssertBitEqualWeights(GflDetector a, GflDetector b)
+    {
+        var wb = Weights(b);
+        foreach (var (name, p) in Weights(a))
+            Assert.True(p.equal(wb[name]).all().item<bool>(), $"{name}: max diff {(p - wb[name]).abs().max().item<float>()}");
+    }
+
     [Fact]
     public void Step_ReportsNamedTerms_AndUpdatesTheWeights()
     {
@@ -129,7 +138,7 @@ public sealed class TrainStepTests
     public void Channels_last_step_trains_as_the_NCHW_step(HeadType head)
     {
         using var scope = NewDisposeScope();
-        var cfg = Tiny with { Model = Tiny.Model with { Head = Tiny.Model.Head with { Type = head } } };
+        var cfg = WithHead(head);
         var (m1, sgd1, step1) = Build(cfg);
         var (m2, sgd2, step2) = Build(cfg with { Runtime = cfg.Runtime with { ChannelsLast = true } });
         using var _1 = sgd1;
@@ -159,7 +168,7 @@ public sealed class TrainStepTests
     public void Step_with_targets_built_ahead_equals_the_step_building_them_bit_for_bit(HeadType head)
     {
         using var scope = NewDisposeScope();
-        var cfg = Tiny with { Model = Tiny.Model with { Head = Tiny.Model.Head with { Type = head } } };
+        var cfg = WithHead(head);
         var (m1, sgd1, step1) = Build(cfg);
         var (m2, sgd2, step2) = Build(cfg);
         using var _1 = sgd1;
@@ -177,9 +186,7 @@ public sealed class TrainStepTests
             Assert.True(r1.LossFinite && r2.LossFinite);
             Assert.Equal(r1.Losses.Terms.Select(t => (t.Name, t.Value)), r2.Losses.Terms.Select(t => (t.Name, t.Value)));
         }
-        var w2 = Weights(m2);
-        foreach (var (name, p) in Weights(m1))
-            Assert.True(p.equal(w2[name]).all().item<bool>(), $"{name}: max diff {(p - w2[name]).abs().max().item<float>()}");
+        AssertBitEqualWeights(m1, m2);
 
         // The step trains on the targets it is given: those of other ground truth give other losses.
         var (otherBoxes, otherLabels, otherPads) = Losses.HostTargetsTests.Batch(99);
@@ -201,7 +208,7 @@ public sealed class TrainStepTests
     public void One_read_step_trains_as_the_step_reading_the_loss_first(HeadType head, AmpMode amp)
     {
         using var scope = NewDisposeScope();
-        var cfg = Tiny with { Model = Tiny.Model with { Head = Tiny.Model.Head with { Type = head } }, Train = Tiny.Train with { Amp = amp } };
+        var cfg = WithHead(head) with { Train = Tiny.Train with { Amp = amp } };
         var (m1, sgd1, step1) = Build(cfg, oneRead: false);
         var (m2, sgd2, step2) = Build(cfg, oneRead: true);
         using var _1 = sgd1;
@@ -218,9 +225,7 @@ public sealed class TrainStepTests
             Assert.Equal(r1.Update, r2.Update);
             Assert.Equal(step1.Scaler?.Scale, step2.Scaler?.Scale);
         }
-        var w2 = Weights(m2);
-        foreach (var (name, p) in Weights(m1))
-            Assert.True(p.equal(w2[name]).all().item<bool>(), $"{name}: max diff {(p - w2[name]).abs().max().item<float>()}");
+        AssertBitEqualWeights(m1, m2);
         Assert.False(new TrainStep(m1, step1.Loss, new OptimizerStep(sgd1, null, null), null, CPU).OneRead);   // the CPU default
     }
 
