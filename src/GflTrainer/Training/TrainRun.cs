@@ -272,8 +272,11 @@ public static class TrainRun
                 Rank = ranks.Rank, WorldSize = ranks.WorldSize,
             };
             var step = TrainStep.FromConfig(cfg, model, sgd, device, ranks, afterBackwardForTests);
+            bool targetsInLoader = cfg.Runtime.TargetsInLoader(device.type == DeviceType.CUDA);
+            log.Debug("runtime.targets {Mode}: training targets built {Where}", cfg.Runtime.Targets.ToString().ToLowerInvariant(),
+                targetsInLoader ? "by the loader's workers ahead of each step" : "inside each step");
             var trainLoader = DataPipelineFactory.CreateTrainLoader(cfg.Data, train, loaderOptions, device, log,
-                cfg.Runtime.TargetsInLoader(device.type == DeviceType.CUDA) ? new HostTargets(step.Loss.TargetBuilder) : null);
+                targetsInLoader ? new HostTargets(step.Loss.TargetBuilder) : null);
             int itersPerEpoch = trainLoader.BatchesPerEpoch;
             if (itersPerEpoch == 0)
                 throw new GflConfigException($"data.train: no training batches ({train.Count} usable images, batch_size {cfg.Data.BatchSize})") { Key = "data.train" };
