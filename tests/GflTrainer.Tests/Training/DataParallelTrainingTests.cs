@@ -79,12 +79,15 @@ public sealed class DataParallelTrainingTests
     }
 
     /// <summary>The ATSS head has the same semantics (its Focal Loss normaliser and the centerness sum of its GIoU are
-    /// averaged over ranks, as mmdetection's reduce_mean): 2 ranks x batch 2 end as one process with batch 4.</summary>
+    /// averaged over ranks, as mmdetection's reduce_mean): 2 ranks x batch 2 end as one process with batch 4. With the
+    /// targets built by each rank's loader (runtime.targets: loader, CUDA's default), whose positive counts feed the
+    /// averaged normaliser from the host.</summary>
     [Fact]
     public void TwoRanks_OfTheAtssHead_TrainAsOneProcessWithTheUnionBatch()
     {
         var root = Directory.CreateTempSubdirectory("gfl-dp-atss").FullName;
-        TwoRanksEqualOneProcess(root, Config(root, epochs: 2), ["model.head.type=atss"], ["loss_cls", "loss_bbox", "loss_centerness"]);
+        TwoRanksEqualOneProcess(root, Config(root, epochs: 2), ["model.head.type=atss", "runtime.targets=loader"],
+            ["loss_cls", "loss_bbox", "loss_centerness"]);
     }
 
     /// <summary>runtime.channels_last: the NHWC weights and gradients of the flat buffers are broadcast and all-reduced
