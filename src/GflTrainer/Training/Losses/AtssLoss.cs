@@ -86,7 +86,7 @@ internal sealed class AtssLoss : IDenseHeadLoss
         var device = outputs.ClassScores[0].device;
         var batch = outputs.ClassScores[0].shape[0];
         var featmapSizes = outputs.ClassScores.Select(t => ((int)t.shape[2], (int)t.shape[3])).ToArray();
-        var targets = GflTargets.For(builtAhead, featmapSizes);
+        var targets = GflTargets.For(builtAhead, batch, featmapSizes);
         if (targets is null)
             using (Runtime.StepProfiler.Phase("targets"))
                 targets = _targetBuilder.Build(featmapSizes, gtBoxes, gtLabels, imagePadShapes, device);

@@ -89,7 +89,7 @@ internal sealed class GflLoss : IDenseHeadLoss
 
         var device = outputs.ClassScores[0].device;
         var featmapSizes = outputs.ClassScores.Select(t => ((int)t.shape[2], (int)t.shape[3])).ToArray();
-        var targets = GflTargets.For(ignoredBoxes is null ? builtAhead : null, featmapSizes);   // built ahead without crowd regions
+        var targets = GflTargets.For(ignoredBoxes is null ? builtAhead : null, batch, featmapSizes);   // built ahead without crowd regions
         if (targets is null)
             using (Runtime.StepProfiler.Phase("targets"))
                 targets = _targetBuilder.Build(featmapSizes, gtBoxes, gtLabels, imagePadShapes, device, ignoredBoxes);

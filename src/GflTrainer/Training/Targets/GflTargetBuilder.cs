@@ -28,10 +28,11 @@ internal sealed record GflTargets(
     /// on the host with the targets (<c>HostTargets</c>), so the loss needs no <c>nonzero</c>; null: the loss finds them.</summary>
     public Tensor? PositiveRows { get; init; }
 
-    /// <summary>These targets if they were laid out for <paramref name="featmapSizes"/> (built ahead of the step from the
-    /// padded shape, <see cref="AnchorGenerator.FeatmapSizes"/>), else null: the loss then builds its own.</summary>
-    public static GflTargets? For(GflTargets? built, IReadOnlyList<(int H, int W)> featmapSizes) =>
-        built is { FeatmapSizes: { } sizes } && sizes.SequenceEqual(featmapSizes) ? built : null;
+    /// <summary>These targets if they were laid out for <paramref name="batch"/> images and <paramref name="featmapSizes"/>
+    /// (built ahead of the step from the padded shape, <see cref="AnchorGenerator.FeatmapSizes"/>), else null: the loss
+    /// then builds its own.</summary>
+    public static GflTargets? For(GflTargets? built, long batch, IReadOnlyList<(int H, int W)> featmapSizes) =>
+        built is { FeatmapSizes: { } sizes } && built.Labels.shape[0] == batch && sizes.SequenceEqual(featmapSizes) ? built : null;
 
     public void Dispose()
     {

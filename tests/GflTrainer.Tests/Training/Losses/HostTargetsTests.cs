@@ -90,10 +90,11 @@ public sealed class HostTargetsTests
         var builder = Builder(HeadType.Gfl);
         var (boxes, labels, pads) = Batch(7);
         using var host = new HostTargets(builder).Build(boxes, labels, pads, (96, 128)).ToDevice(CPU);
-        Assert.Same(host, GflTargets.For(host, builder.Anchors.FeatmapSizes((96, 128))));
-        Assert.Null(GflTargets.For(host, builder.Anchors.FeatmapSizes((128, 128))));
-        Assert.Null(GflTargets.For(null, builder.Anchors.FeatmapSizes((96, 128))));
+        Assert.Same(host, GflTargets.For(host, 3, builder.Anchors.FeatmapSizes((96, 128))));
+        Assert.Null(GflTargets.For(host, 3, builder.Anchors.FeatmapSizes((128, 128))));
+        Assert.Null(GflTargets.For(host, 2, builder.Anchors.FeatmapSizes((96, 128))));
+        Assert.Null(GflTargets.For(null, 3, builder.Anchors.FeatmapSizes((96, 128))));
         // Hand-made targets say nothing about their layout: never taken for a batch's.
-        Assert.Null(GflTargets.For(host with { FeatmapSizes = null }, builder.Anchors.FeatmapSizes((96, 128))));
+        Assert.Null(GflTargets.For(host with { FeatmapSizes = null }, 3, builder.Anchors.FeatmapSizes((96, 128))));
     }
 }
