@@ -60,8 +60,15 @@ public static class BenchCommand
         var images = new Option<string>("--images") { Description = "Image folder", Required = true };
         var workers = new Option<int>("--workers") { Description = "Loader workers", DefaultValueFactory = _ => 1 };
         var count = new Option<int>("--count") { Description = "Images to process", DefaultValueFactory = _ => 100 };
-        var cmd = WithCommon(new Command("data", "Images/s of decode + resize (1333, 800) + flip + normalise + pad + collate"), ann, images, workers, count);
-        cmd.SetAction(p => GlobalOptions.Execute(p, ctx => Print(p, ctx, Bench.Data(p.GetValue(ann)!, p.GetValue(images)!, p.GetValue(workers), p.GetValue(count), p.GetValue(Threads)))));
+        var targets = new Option<string>("--targets")
+        {
+            Description = "Also build each batch's training targets in the workers, for the R50 model of this head (runtime.targets: loader): none, gfl, atss or retinanet",
+            DefaultValueFactory = _ => "none",
+        };
+        targets.AcceptOnlyFromAmong("none", "gfl", "atss", "retinanet");
+        var cmd = WithCommon(new Command("data", "Images/s of decode + resize (1333, 800) + flip + normalise + pad + collate"), ann, images, workers, count, targets);
+        cmd.SetAction(p => GlobalOptions.Execute(p, ctx => Print(p, ctx, Bench.Data(p.GetValue(ann)!, p.GetValue(images)!, p.GetValue(workers), p.GetValue(count), p.GetValue(Threads),
+            p.GetValue(targets)!))));
         return cmd;
     }
 

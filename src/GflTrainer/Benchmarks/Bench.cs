@@ -9,10 +9,11 @@ namespace GflTrainer.Benchmarks;
 public static class Bench
 {
     /// <param name="threads">libtorch intra-op threads, 0 for libtorch's default.</param>
-    public static BenchReport Data(string annotationFile, string imageDir, int workers, int count, int threads)
+    /// <param name="targets">none, or the head (gfl, atss, retinanet) whose training targets the workers also build.</param>
+    public static BenchReport Data(string annotationFile, string imageDir, int workers, int count, int threads, string targets = "none")
     {
         BenchReport.UseThreads(threads);
-        return DataBenchmark.Report(DataBenchmark.Run(annotationFile, imageDir, workers, count));
+        return DataBenchmark.Report(DataBenchmark.Run(annotationFile, imageDir, workers, count, targets == "none" ? null : HeadOf(targets)));
     }
 
     /// <param name="channelsLast">input and conv weights in NHWC memory (the layout experiment of issue 21).</param>

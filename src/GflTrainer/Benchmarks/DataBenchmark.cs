@@ -1,4 +1,6 @@
+using GflTrainer.Config;
 using GflTrainer.Data;
+using GflTrainer.Training.Losses;
 using GflTrainer.Data.Transforms;
 using System.Diagnostics;
 using TorchSharp;
@@ -7,7 +9,8 @@ using GflTrainer.Coco;
 namespace GflTrainer.Benchmarks;
 
 /// <summary>Throughput of the input pipeline, for docs/performance-data.md.</summary>
-public sealed record DataBenchmarkResult(int Images, int Workers, double PipelineImagesPerSecond, DataStageTimes Stages)
+public sealed record DataBenchmarkResult(int Images, int Workers, double PipelineImagesPerSecond, DataStageTimes Stages,
+    string Targets = "none")
 {
     /// <summary>Read + decode alone on one thread.</summary>
     public double DecodeOnlyImagesPerSecond => 1000 / (Stages.ReadMs + Stages.DecodeMs);
@@ -25,11 +28,20 @@ public sealed record DataStageTimes(double ReadMs, double DecodeMs, double Resiz
 /// (the consuming thread normalises and pads, as it does in training).</summary>
 public static class DataBenchmark
 {
-    public static DataBenchmarkResult Run(string annotationFile, string imageDir, int workers, int count)
+    /// <param name="targetsHead">when given, the loader's workers also build each batch's training targets for
+    /// mmdetection's R50 model of this head (with the dataset's classes), as <c>runtime.targets: loader</c> does: the
+    /// pipeline's cost with them.</param>
+    public static DataBenchmarkResult Run(string annotationFile, string imageDir, int workers, int count, HeadType? targetsHead = null)
     {
         var dataset = CocoDataset.ForTraining(CocoAnnotations.Load(annotationFile), imageDir);
         if (dataset.Count == 0) throw new DataFileException(annotationFile, "no training images");
         int n = Math.Min(count, dataset.Count);
+        HostTargets? targets = null;
+        if (targetsHead is { } head)
+        {
+            var model = TrainStepBenchmark.Reference(50, head).Model;
+            targets = new HostTargets(DenseHeadLoss.FromConfig(model with { Head = model.Head with { NumClasses = dataset.Categories.Categories.Count } }).TargetBuilder);
+        }
 
         var stages = Stages(dataset, n);
         var sw = new Stopwatch();
@@ -39,7 +51,7 @@ public static class DataBenchmark
         const int WarmupBatches = 2;
         var options = new LoaderOptions { BatchSize = 2, Workers = workers, Prefetch = Math.Max(2, workers), Seed = 0 };
         var loader = DetectionLoader.Create(dataset, new DetectionTransform(MultiScale.Single, 0.5),
-            new BatchCollator(new Normalize(), new Pad(), torch.CPU), options, training: true);
+            new BatchCollator(new Normalize(), new Pad(), torch.CPU), options, training: true, targets: targets);
         int seen = 0, batches = 0;
         for (int epoch = 0; seen < n; epoch++)
         {
@@ -54,7 +66,7 @@ public static class DataBenchmark
             if (batches == before) throw new DataFileException(annotationFile, "the loader yields no batches");
         }
         double pipeline = seen / sw.Elapsed.TotalSeconds;
-        return new DataBenchmarkResult(seen, workers, pipeline, stages);
+        return new DataBenchmarkResult(seen, workers, pipeline, stages, targetsHead?.ToString().ToLowerInvariant() ?? "none");
     }
 
     /// <summary>Each stage timed per image over <paramref name="n"/> images, in three passes (after one untimed
@@ -96,7 +108,7 @@ public static class DataBenchmark
 
     /// <summary>The rows of <c>gfl bench data</c>.</summary>
     public static BenchReport Report(DataBenchmarkResult r) => new BenchReport("data", "cpu")
-        .Add("workers", r.Workers).Add("images", r.Images).Add("decode_images_per_s", r.DecodeOnlyImagesPerSecond)
+        .Add("workers", r.Workers).Add("targets", r.Targets).Add("images", r.Images).Add("decode_images_per_s", r.DecodeOnlyImagesPerSecond)
         .Add("images_per_s", r.PipelineImagesPerSecond).Add("images_per_s_per_worker", r.PipelineImagesPerSecond / Math.Max(1, r.Workers))
         .Add("stage_read_ms", r.Stages.ReadMs).Add("stage_decode_ms", r.Stages.DecodeMs).Add("stage_resize_flip_ms", r.Stages.ResizeFlipMs)
         .Add("stage_collate_ms", r.Stages.CollateMs).Add("stages_total_ms", r.Stages.TotalMs).Add("images_per_s_one_core", 1000 / r.Stages.TotalMs)

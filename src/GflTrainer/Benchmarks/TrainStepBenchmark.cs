@@ -125,7 +125,7 @@ public static class TrainStepBenchmark
 
     /// <summary>mmdetection's R50 model of the head: gfl_r50_fpn_1x_coco, atss_r50_fpn_1x_coco or retinanet_r50_fpn_1x_coco
     /// (configs/_base_/models/*.yaml: RetinaNet's FPN builds P6 from C5 and it has 9 anchors per location).</summary>
-    static GflConfig Reference(int depth, HeadType head) => new()
+    internal static GflConfig Reference(int depth, HeadType head) => new()
     {
         Model = head == HeadType.Retinanet
             ? new ModelConfig
