@@ -110,7 +110,7 @@ public static class BenchCommand
         var targets = new Option<string>("--targets")
         {
             Description = "Where the targets are built (runtime.targets): step (inside the timed step, as the reference), loader (on the host " +
-                "before it, as training's loader workers, reported apart as host_targets_ms) or auto (loader on CUDA, step on the CPU)",
+                "before it, as training's loader workers, reported apart as host_targets_ms) or auto (loader on CUDA for GFL and ATSS, else step)",
             DefaultValueFactory = _ => "auto",
         };
         targets.AcceptOnlyFromAmong("auto", "loader", "step");

@@ -32,7 +32,7 @@ public static class TrainStepBenchmark
     /// the Chrome trace is written here. On the CPU the timed steps are the profiled ones (profiling changes nothing
     /// there); on CUDA, whose profile synchronises at every phase, as many extra steps after the timed ones.</param>
     /// <param name="targets">where the targets are built, as <c>runtime.targets</c> (null: the config's, auto by default:
-    /// the loader on CUDA, the step on the CPU). Built ahead, as the loader's workers do in training, they are built
+    /// the loader on CUDA for GFL and ATSS, else the step). Built ahead, as the loader's workers do in training, they are built
     /// here once before timing (reported apart) and copied to the device inside each timed step.</param>
     public static StepTiming TrainStep(Device device, int depth = 50, int batch = 2, int height = 800, int width = 1344,
         int iterations = 5, int warmup = 2, string amp = "off", GflConfig? config = null, HeadType head = HeadType.Gfl,
@@ -67,7 +67,7 @@ public static class TrainStepBenchmark
         inputs.Detach(images); foreach (var t in boxes.Concat(labels)) inputs.Detach(t);
         HostBatchTargets? hostTargets = null;
         var hostMs = new List<double>();
-        bool targetsAhead = cfg.Runtime.TargetsInLoader(device.type == DeviceType.CUDA);
+        bool targetsAhead = cfg.Runtime.TargetsInLoader(device.type == DeviceType.CUDA, step.Loss.TargetBuilder.Anchors.AnchorsPerLocation);
         if (targetsAhead)
         {
             var host = new HostTargets(step.Loss.TargetBuilder);

@@ -18,7 +18,7 @@ public enum ConfigLogLevel
 /// <summary>Where a run builds its training targets (<c>runtime.targets</c>).</summary>
 public enum TargetsPlacement
 {
-    /// <summary>Loader on CUDA, step on the CPU.</summary>
+    /// <summary>Loader on CUDA for one anchor per location (GFL, ATSS), otherwise step.</summary>
     Auto,
     /// <summary>The data loader's worker threads, ahead of each step.</summary>
     Loader,
@@ -44,15 +44,17 @@ public sealed record RuntimeConfig
     [Description("cuDNN autotuning per input shape (torch.backends.cudnn.benchmark): pays with fixed input sizes; off as in mmdetection; CUDA only.")]
     public bool CudnnBenchmark { get; init; }
 
-    [Description("Where the training targets (anchor assignment) are built: loader (the data loader's worker threads, ahead of each step; the step loses the assignment's kernels and device-to-host reads), step (inside the step, as mmdetection) or auto (loader on CUDA; step on the CPU, where the workers would take cores from the step). The same targets either way.")]
+    [Description("Where the training targets (anchor assignment) are built: loader (the data loader's worker threads, ahead of each step; the step loses the assignment's kernels and device-to-host reads), step (inside the step, as mmdetection) or auto (loader on CUDA for heads with one anchor per location, GFL and ATSS; otherwise step: on the CPU the workers would take cores from the step, and RetinaNet's 9 anchors per location cost the workers ~15x GFL's). The same targets either way.")]
     public TargetsPlacement Targets { get; init; } = TargetsPlacement.Auto;
 
-    /// <summary>Whether the loader builds the targets (<see cref="Targets"/>) for a run on CUDA or not.</summary>
-    public bool TargetsInLoader(bool onCuda) => Targets switch
+    /// <summary>Whether the loader builds the targets (<see cref="Targets"/>) of a run.</summary>
+    /// <param name="onCuda">the run trains on a CUDA device.</param>
+    /// <param name="anchorsPerLocation">the head's anchors per feature-map cell (1 for GFL and ATSS, 9 for RetinaNet).</param>
+    public bool TargetsInLoader(bool onCuda, int anchorsPerLocation) => Targets switch
     {
         TargetsPlacement.Loader => true,
         TargetsPlacement.Step => false,
-        _ => onCuda,
+        _ => onCuda && anchorsPerLocation == 1,
     };
 
     [Description("Log verbosity of gfl train (console and train.log); --log-level overrides it.")]

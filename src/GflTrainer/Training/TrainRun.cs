@@ -272,7 +272,7 @@ public static class TrainRun
                 Rank = ranks.Rank, WorldSize = ranks.WorldSize,
             };
             var step = TrainStep.FromConfig(cfg, model, sgd, device, ranks, afterBackwardForTests);
-            bool targetsInLoader = cfg.Runtime.TargetsInLoader(device.type == DeviceType.CUDA);
+            bool targetsInLoader = cfg.Runtime.TargetsInLoader(device.type == DeviceType.CUDA, step.Loss.TargetBuilder.Anchors.AnchorsPerLocation);
             log.Debug("runtime.targets {Mode}: training targets built {Where}", cfg.Runtime.Targets.ToString().ToLowerInvariant(),
                 targetsInLoader ? "by the loader's workers ahead of each step" : "inside each step");
             var trainLoader = DataPipelineFactory.CreateTrainLoader(cfg.Data, train, loaderOptions, device, log,
