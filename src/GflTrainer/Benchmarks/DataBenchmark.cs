@@ -9,8 +9,10 @@ using GflTrainer.Coco;
 namespace GflTrainer.Benchmarks;
 
 /// <summary>Throughput of the input pipeline, for docs/performance-data.md.</summary>
+/// <param name="Targets">the head whose training targets the workers built, or none.</param>
+/// <param name="BatchesWithTargets">timed batches that arrived with their targets built.</param>
 public sealed record DataBenchmarkResult(int Images, int Workers, double PipelineImagesPerSecond, DataStageTimes Stages,
-    string Targets = "none")
+    string Targets = "none", int BatchesWithTargets = 0)
 {
     /// <summary>Read + decode alone on one thread.</summary>
     public double DecodeOnlyImagesPerSecond => 1000 / (Stages.ReadMs + Stages.DecodeMs);
@@ -52,21 +54,25 @@ public static class DataBenchmark
         var options = new LoaderOptions { BatchSize = 2, Workers = workers, Prefetch = Math.Max(2, workers), Seed = 0 };
         var loader = DetectionLoader.Create(dataset, new DetectionTransform(MultiScale.Single, 0.5),
             new BatchCollator(new Normalize(), new Pad(), torch.CPU), options, training: true, targets: targets);
-        int seen = 0, batches = 0;
+        int seen = 0, batches = 0, withTargets = 0;
         for (int epoch = 0; seen < n; epoch++)
         {
             int before = batches;
             foreach (var batch in loader.Epoch(epoch))
             {
                 if (++batches == WarmupBatches) sw.Restart();
-                else if (batches > WarmupBatches) seen += batch.Metas.Count;
+                else if (batches > WarmupBatches)
+                {
+                    seen += batch.Metas.Count;
+                    if (batch.Targets is not null) withTargets++;
+                }
                 batch.Dispose();
                 if (seen >= n) break;
             }
             if (batches == before) throw new DataFileException(annotationFile, "the loader yields no batches");
         }
         double pipeline = seen / sw.Elapsed.TotalSeconds;
-        return new DataBenchmarkResult(seen, workers, pipeline, stages, targetsHead?.ToString().ToLowerInvariant() ?? "none");
+        return new DataBenchmarkResult(seen, workers, pipeline, stages, targetsHead?.ToString().ToLowerInvariant() ?? "none", withTargets);
     }
 
     /// <summary>Each stage timed per image over <paramref name="n"/> images, in three passes (after one untimed

@@ -5,7 +5,7 @@ namespace GflTrainer.Training;
 
 /// <summary>Dynamic loss scaling for fp16 (torch.cuda.amp.GradScaler's policy: init 2^16, ×2 after 2000 clean steps,
 /// ×0.5 and skip the step on overflow). bf16 has fp32's range and needs none. The finite check is
-/// <see cref="GradientCheck.AllFiniteValues"/>: one fused reduction over all gradients with a single host sync per step.</summary>
+/// <see cref="GradientCheck"/>'s: one fused reduction over all gradients, read with the step's one host sync.</summary>
 public sealed class LossScaler
 {
     private readonly double _growthFactor, _backoffFactor;
@@ -21,18 +21,9 @@ public sealed class LossScaler
 
     public Tensor ScaleLoss(Tensor loss) => loss * Scale;
 
-    /// <summary>Unscales gradients in place and reports whether all are finite; updates the scale.
-    /// Returns false when the optimizer step must be skipped.</summary>
+    /// <summary>Divides the gradients by the scale, in place. <see cref="OptimizerStep"/> then checks them
+    /// (<see cref="GradientCheck"/>) and calls <see cref="Update"/>; a false check skips the step.</summary>
     /// <param name="gradients">the gradient tensors themselves (the optimizer's flat buffer).</param>
-    public bool UnscaleAndUpdate(IReadOnlyList<Tensor> gradients)
-    {
-        Unscale(gradients);
-        bool finite = GradientCheck.AllFiniteValues(gradients);
-        Update(finite);
-        return finite;
-    }
-
-    /// <summary>Divides the gradients by the scale, in place (the first half of <see cref="UnscaleAndUpdate"/>).</summary>
     public void Unscale(IReadOnlyList<Tensor> gradients)
     {
         using (NewDisposeScope())
@@ -43,8 +34,7 @@ public sealed class LossScaler
         }
     }
 
-    /// <summary>The scale's policy after a step whose unscaled gradients were (not) all finite: the second half of
-    /// <see cref="UnscaleAndUpdate"/>.</summary>
+    /// <summary>The scale's policy after a step whose unscaled gradients were (not) all finite.</summary>
     public void Update(bool finite)
     {
         if (finite)

@@ -25,6 +25,9 @@ public sealed class DataBenchmarkTests : IDisposable
             workers: 2, count: 4, targetsHead: head);
         Assert.Equal(name, r.Targets);
         Assert.True(r.Images >= 4);
+        // Batches of at most 2 images: when a head was asked for, every timed batch carries its targets.
+        if (head is null) Assert.Equal(0, r.BatchesWithTargets);
+        else Assert.InRange(r.BatchesWithTargets, (r.Images + 1) / 2, r.Images);
         Assert.True(r.PipelineImagesPerSecond > 0);
         var rows = DataBenchmark.Report(r).Rows.ToDictionary(x => x.Key, x => x.Value);
         Assert.Equal(name, rows["targets"]);

@@ -35,6 +35,30 @@ public sealed class StepProfilerTests
         Assert.All(profiler.Phases.Where(p => p.Name == "targets"), p => Assert.True(p.DurationUs >= 2000, $"{p.DurationUs} us"));
     }
 
+    /// <summary>A phase entered twice in one step (the gradient check around the one-read loss transfer) gives one value
+    /// per step, its total: the medians stay per step.</summary>
+    [Fact]
+    public void A_phase_entered_twice_in_a_step_counts_its_total_once_per_step()
+    {
+        var profiler = new StepProfiler(CPU);
+        for (int step = 0; step < 3; step++)
+        {
+            using var s = profiler.Step();
+            using (StepProfiler.Phase("check")) Thread.Sleep(2);
+            using (StepProfiler.Phase("read")) { }
+            using (StepProfiler.Phase("check")) Thread.Sleep(3);
+        }
+        var check = profiler.Durations().Single(d => d.Path == "step/check").Ms;
+        Assert.Equal(3, check.Count);
+        for (int step = 0; step < 3; step++)
+        {
+            var parts = profiler.Phases.Where(p => p.Step == step && p.Path == "step/check").Select(p => p.DurationUs / 1000.0).ToList();
+            Assert.Equal(2, parts.Count);
+            Assert.Equal(parts.Sum(), check[step], 9);
+            Assert.True(check[step] >= 5, $"{check[step]} ms");
+        }
+    }
+
     [Fact]
     public void A_step_inside_a_step_and_phases_ended_out_of_order_are_errors()
     {

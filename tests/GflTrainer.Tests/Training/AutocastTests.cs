@@ -46,14 +46,22 @@ public class AutocastTests
         using var scope = NewDisposeScope();
         var p = nn.Parameter(ones(3));
         var scaler = new LossScaler(initScale: 1024, growthInterval: 2);
+        // What OptimizerStep does with it: unscale, check, update; false skips the step.
+        bool UnscaleAndUpdate(Tensor[] grads)
+        {
+            scaler.Unscale(grads);
+            bool finite = GradientCheck.AllFiniteValues(grads);
+            scaler.Update(finite);
+            return finite;
+        }
         scaler.ScaleLoss((p * 2).sum()).backward();
-        Assert.True(scaler.UnscaleAndUpdate(new[] { p.grad! }));
+        Assert.True(UnscaleAndUpdate(new[] { p.grad! }));
         Assert.True(allclose(p.grad!, full(3, 2.0f)));
         p.grad!.fill_(float.PositiveInfinity);
-        Assert.False(scaler.UnscaleAndUpdate(new[] { p.grad! }));
+        Assert.False(UnscaleAndUpdate(new[] { p.grad! }));
         Assert.Equal(512, scaler.Scale);
-        p.grad!.fill_(1); Assert.True(scaler.UnscaleAndUpdate(new[] { p.grad! }));
-        p.grad!.fill_(1); Assert.True(scaler.UnscaleAndUpdate(new[] { p.grad! }));
+        p.grad!.fill_(1); Assert.True(UnscaleAndUpdate(new[] { p.grad! }));
+        p.grad!.fill_(1); Assert.True(UnscaleAndUpdate(new[] { p.grad! }));
         Assert.Equal(1024, scaler.Scale);
     }
 }

@@ -10,8 +10,16 @@ using static TorchSharp.torch;
 namespace GflTrainer.Tests.Training;
 
 /// <summary>The one train step of <c>gfl train</c> and <c>gfl bench train-step</c>.</summary>
-public sealed class TrainStepTests
+public sealed class TrainStepTests : IDisposable
 {
+    // The optimizers Build made (their flat buffers are native memory), released after each test.
+    readonly List<IDisposable> _optimizers = [];
+
+    public void Dispose()
+    {
+        foreach (var o in _optimizers) o.Dispose();
+    }
+
     static readonly GflConfig Tiny = new()
     {
         Model = new ModelConfig
@@ -22,7 +30,7 @@ public sealed class TrainStepTests
         },
     };
 
-    static (GflDetector Model, Sgd Sgd, TrainStep Step) Build(GflConfig cfg, bool? oneRead = null,
+    (GflDetector Model, Sgd Sgd, TrainStep Step) Build(GflConfig cfg, bool? oneRead = null,
         Action<IReadOnlyList<(string Name, Tensor Param)>>? afterBackward = null)
     {
         manual_seed(0);
@@ -30,6 +38,7 @@ public sealed class TrainStepTests
         model.train();
         if (cfg.Runtime.ChannelsLast) ChannelsLast.Apply(model);
         var sgd = new Sgd(model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, (Tensor)p.parameter)), 0.01, 0.9, 1e-4);
+        _optimizers.Add(sgd);
         return (model, sgd, TrainStep.FromConfig(cfg, model, sgd, CPU, afterBackwardForTests: afterBackward, oneRead: oneRead));
     }
 
@@ -58,7 +67,6 @@ public sealed class TrainStepTests
     {
         using var scope = NewDisposeScope();
         var (model, sgd, step) = Build(Tiny);
-        using var _ = sgd;
         var before = Weights(model);
         var (images, boxes, labels, pads) = Batch();
         var r = step.Run(images, boxes, labels, pads);
@@ -75,7 +83,6 @@ public sealed class TrainStepTests
     {
         using var scope = NewDisposeScope();
         var (model, sgd, step) = Build(Tiny);
-        using var _ = sgd;
         var before = Weights(model);
         var (images, boxes, labels, pads) = Batch();
         images.fill_(float.NaN);
@@ -141,8 +148,6 @@ public sealed class TrainStepTests
         var cfg = WithHead(head);
         var (m1, sgd1, step1) = Build(cfg);
         var (m2, sgd2, step2) = Build(cfg with { Runtime = cfg.Runtime with { ChannelsLast = true } });
-        using var _1 = sgd1;
-        using var _2 = sgd2;
         Assert.Contains(m2.parameters(), p => p.dim() == 4);
         Assert.All(m2.parameters().Where(p => p.dim() == 4), p => Assert.True(ChannelsLast.Is(p)));
         for (int i = 0; i < 3; i++)
@@ -171,8 +176,6 @@ public sealed class TrainStepTests
         var cfg = WithHead(head);
         var (m1, sgd1, step1) = Build(cfg);
         var (m2, sgd2, step2) = Build(cfg);
-        using var _1 = sgd1;
-        using var _2 = sgd2;
         var host = new HostTargets(step2.Loss.TargetBuilder);
         for (int i = 0; i < 3; i++)
         {
@@ -211,8 +214,6 @@ public sealed class TrainStepTests
         var cfg = WithHead(head) with { Train = Tiny.Train with { Amp = amp } };
         var (m1, sgd1, step1) = Build(cfg, oneRead: false);
         var (m2, sgd2, step2) = Build(cfg, oneRead: true);
-        using var _1 = sgd1;
-        using var _2 = sgd2;
         Assert.False(step1.OneRead);
         Assert.True(step2.OneRead);
         for (int i = 0; i < 3; i++)
@@ -236,7 +237,6 @@ public sealed class TrainStepTests
     {
         using var scope = NewDisposeScope();
         var (model, sgd, step) = Build(Tiny with { Train = Tiny.Train with { Amp = amp } }, oneRead: true);
-        using var _ = sgd;
         var before = Weights(model);
         var scale = step.Scaler?.Scale;
         var (images, boxes, labels, pads) = Batch();
@@ -258,7 +258,6 @@ public sealed class TrainStepTests
         using var scope = NewDisposeScope();
         void Poison(IReadOnlyList<(string Name, Tensor Param)> ps) => ps.Single(p => p.Name == "bbox_head.gfl_cls.bias").Param.grad!.index_fill_(0, tensor(new long[] { 1 }), float.PositiveInfinity);
         var (model, sgd, step) = Build(Tiny, oneRead: true, afterBackward: Poison);
-        using var _ = sgd;
         var before = Weights(model);
         var (images, boxes, labels, pads) = Batch();
         var r = step.Run(images, boxes, labels, pads);
@@ -269,7 +268,6 @@ public sealed class TrainStepTests
         Assert.All(model.named_parameters(), p => Assert.True(p.parameter.equal(before[p.name]).all().item<bool>(), p.name));
 
         var (m16, sgd16, step16) = Build(Tiny with { Train = Tiny.Train with { Amp = AmpMode.Fp16 } }, oneRead: true, afterBackward: Poison);
-        using var __ = sgd16;
         var scale = step16.Scaler!.Scale;
         var r16 = step16.Run(images, boxes, labels, pads);
         Assert.Equal(new OptimizerStepOutcome(false, null), r16.Update);

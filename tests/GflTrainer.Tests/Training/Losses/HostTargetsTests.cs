@@ -97,4 +97,30 @@ public sealed class HostTargetsTests
         // Hand-made targets say nothing about their layout: never taken for a batch's.
         Assert.Null(GflTargets.For(host with { FeatmapSizes = null }, 3, builder.Anchors.FeatmapSizes((96, 128))));
     }
+
+    /// <summary>The loader lays targets out for <see cref="GflTrainer.Model.AnchorGenerator.FeatmapSizes"/> of the padded batch; the
+    /// network must give exactly those maps (ceil(pad / stride) through every stride-2 layer), for pads that are multiples
+    /// of 32 and for others (data.pad_divisor), or targets built ahead would never be used.</summary>
+    [Theory]
+    [InlineData(HeadType.Gfl, 96, 128)]
+    [InlineData(HeadType.Gfl, 800, 1344)]
+    [InlineData(HeadType.Gfl, 100, 150)]
+    [InlineData(HeadType.Retinanet, 96, 160)]
+    [InlineData(HeadType.Retinanet, 81, 47)]
+    public void Feature_map_sizes_from_the_pad_are_the_networks(HeadType head, int h, int w)
+    {
+        using var scope = NewDisposeScope();
+        var cfg = new ModelConfig
+        {
+            Backbone = new BackboneConfig { Depth = 18, BaseChannels = 8, FrozenStages = -1, NormEval = false },
+            Neck = new NeckConfig { OutChannels = 16 },
+            Head = new HeadConfig { Type = head, NumClasses = 3, FeatChannels = 16, StackedConvs = 1, NormGroups = 4 },
+        };
+        using var model = GflTrainer.Model.DetectorFactory.CreateDetector(cfg);
+        model.eval();
+        using var noGrad = no_grad();
+        var outputs = model.forward(zeros(1, 3, h, w));
+        var actual = outputs.ClassScores.Select(t => ((int)t.shape[2], (int)t.shape[3])).ToArray();
+        Assert.Equal(actual, DenseHeadLoss.FromConfig(cfg).TargetBuilder.Anchors.FeatmapSizes((h, w)));
+    }
 }
