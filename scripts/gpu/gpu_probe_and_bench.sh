@@ -9,7 +9,7 @@
 #   step       gfl info, fp32 step (targets built ahead and in the step), inference
 #   amp        bf16/fp16 steps, bf16 + channels_last + cudnn benchmark at batch 2 and 8, profiles of fp32 and bf16
 #   heads      ATSS and RetinaNet step and inference
-#   nccl       NCCL at world size 1: collectives verified and timed, quick start on the NCCL backend
+#   nccl       NCCL at world size 1: collectives (also started on the side stream) verified and timed, quick start on NCCL
 #   quickstart the whole quick start on CUDA
 # SKIP_REF=1 is STAGES without ref (kept for older notes).
 set -u
@@ -85,8 +85,9 @@ if [ -n "$PUB" ] && [ -f "$PUB" ]; then
     done
    fi
    if has nccl; then
-    # Issue 17: NCCL through the real library at world size 1 (torchrun's variables by hand): verify every collective,
-    # time the all-reduce, then the quick start on the NCCL backend.
+    # Issue 17: NCCL through the real library at world size 1 (torchrun's variables by hand): verify every collective
+    # (NcclCollective makes its calls at world size 1 too, the started spans included: side stream + events), time the
+    # all-reduce, then the quick start on the NCCL backend (training itself makes no collective call at world size 1).
     export GFL_NCCL_LIBRARY=${GFL_NCCL_LIBRARY:-$(ls $(dirname "$TL")/../nvidia/nccl/lib/libnccl.so.2 2>/dev/null | head -1)}
     echo "GFL_NCCL_LIBRARY=$GFL_NCCL_LIBRARY"
     RANK=0 WORLD_SIZE=1 LOCAL_RANK=0 LOCAL_WORLD_SIZE=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=29517 \

@@ -114,10 +114,21 @@ public static class BenchCommand
             DefaultValueFactory = _ => "auto",
         };
         targets.AcceptOnlyFromAmong("auto", "loader", "step");
-        var cmd = WithCommon(new Command("train-step", "Full SGD step of R50-GFL (forward, targets, losses, backward, update)"), Depth, Batch, amp, height, width, config, Head, profile, channelsLast, CudnnBenchmark, targets);
-        cmd.SetAction(p => GlobalOptions.Execute(p, ctx => Print(p, ctx, Bench.TrainStep(ctx.Log, DeviceOf(p), p.GetValue(Depth), p.GetValue(Batch), p.GetValue(amp) ?? "off", p.GetValue(height), p.GetValue(width),
-            p.GetValue(Repeats), p.GetValue(Warmup), p.GetValue(config), p.GetValue(Threads), p.GetValue(Head)!, p.GetValue(profile),
-            p.GetValue(channelsLast), p.GetValue(CudnnBenchmark), p.GetValue(targets)!))));
+        var overlap = new Option<string>("--overlap-backward")
+        {
+            Description = "Under a launcher (mpirun, srun, torchrun; the step is then data-parallel, --batch per rank): on reduces each " +
+                "stage's gradients during backward, off the whole buffer after it (train.dist.overlap_backward)",
+            DefaultValueFactory = _ => "on",
+        };
+        overlap.AcceptOnlyFromAmong("on", "off");
+        var cmd = WithCommon(new Command("train-step", "Full SGD step of R50-GFL (forward, targets, losses, backward, update)"), Depth, Batch, amp, height, width, config, Head, profile, channelsLast, CudnnBenchmark, targets, overlap);
+        cmd.SetAction(p => GlobalOptions.Execute(p, ctx =>
+        {
+            var report = Bench.TrainStep(ctx.Log, DeviceOf(p), p.GetValue(Depth), p.GetValue(Batch), p.GetValue(amp) ?? "off", p.GetValue(height), p.GetValue(width),
+                p.GetValue(Repeats), p.GetValue(Warmup), p.GetValue(config), p.GetValue(Threads), p.GetValue(Head)!, p.GetValue(profile),
+                p.GetValue(channelsLast), p.GetValue(CudnnBenchmark), p.GetValue(targets)!, p.GetValue(overlap) == "on");
+            return report is null ? ExitCodes.Ok : Print(p, ctx, report);   // rank 0 prints
+        }));
         return cmd;
     }
 

@@ -67,6 +67,15 @@ internal static class AllReduceBenchmark
         var expectA = arange(1, big + 1, dtype: ScalarType.Float32, device: device) * ((w + 1) / 2.0f);
         if (!a.allclose(expectA, rtol: 1e-6) || !b.allclose(full_like(b, (w + 1) / 2.0)))
             throw new InvalidOperationException($"rank {r}: all-reduce mean differs from the expected values");
+        // Started as overlapped training starts them: two spans of one buffer, the later first, one wait for both (on a GPU
+        // the side stream; the check below reads them on the compute stream).
+        var spans = arange(1, big + 1, dtype: ScalarType.Float32, device: device) * (r + 1);
+        long split = big / 3;
+        c.StartAllReduceMean(spans.narrow(0, split, big - split));
+        c.StartAllReduceMean(spans.narrow(0, 0, split));
+        c.WaitAllReduces();
+        if (!spans.allclose(expectA, rtol: 1e-6))
+            throw new InvalidOperationException($"rank {r}: the started all-reduce differs from the expected values");
         var host = c.AllReduceMean([r + 1.0, -2.0 * r]);
         if (Math.Abs(host[0] - (w + 1) / 2.0) > 1e-12 || Math.Abs(host[1] + (w - 1.0)) > 1e-12)
             throw new InvalidOperationException($"rank {r}: host all-reduce gave {string.Join(", ", host)}");
@@ -79,7 +88,7 @@ internal static class AllReduceBenchmark
             if (gathered[q].Length != q + 1 || gathered[q].Any(x => x != q + 1))
                 throw new InvalidOperationException($"rank {r}: all-gather entry of rank {q} is wrong");
         c.Barrier();
-        return "all-reduce (tensor, 2 buckets; host), broadcast, all-gather";
+        return "all-reduce (tensor, 2 buckets; started spans; host), broadcast, all-gather";
     }
 
     public static BenchReport Report(Result r)

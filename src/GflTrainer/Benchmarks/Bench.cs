@@ -36,15 +36,23 @@ public static class Bench
     /// <param name="profilePath">also profile the steps phase by phase and write the Chrome trace here.</param>
     /// <param name="channelsLast">train in channels_last (also on when the config sets runtime.channels_last).</param>
     /// <param name="cudnnBenchmark">cuDNN autotuning (also on when the config sets runtime.cudnn_benchmark).</param>
-    public static BenchReport TrainStep(ILogger log, string? device, int depth, int batch, string amp, int height, int width, int repeats,
+    /// <param name="overlapBackward">under a launcher: reduce each stage's gradients during backward
+    /// (train.dist.overlap_backward), or the whole buffer after it.</param>
+    /// <returns>the report; null on the ranks other than 0 when started by a launcher (mpirun, srun, torchrun), which runs
+    /// the data-parallel step: per-rank batch <paramref name="batch"/>, gradients averaged over the ranks.</returns>
+    public static BenchReport? TrainStep(ILogger log, string? device, int depth, int batch, string amp, int height, int width, int repeats,
         int warmup, string? configFile, int threads, string head = "gfl", string? profilePath = null, bool channelsLast = false,
-        bool cudnnBenchmark = false, string targets = "auto")
+        bool cudnnBenchmark = false, string targets = "auto", bool overlapBackward = true)
     {
-        BenchReport.UseThreads(threads);
+        var launch = Runtime.Distributed.LaunchEnvironment.Detect();
         var d = DeviceSelector.Resolve(device, log);
+        using var ranks = launch.WorldSize > 1 ? Runtime.Distributed.DataParallel.Create(Config.DistBackend.Auto, launch, d, log) : null;
+        BenchReport.UseThreads(threads);   // after the ranks split the cores, so --threads wins
         var cfg = configFile is null ? null : ConfigLoader.Load(configFile);
-        return TrainStepBenchmark.Report(TrainStepBenchmark.TrainStep(d, depth, batch, height, width, repeats, warmup, amp, cfg, HeadOf(head), profilePath,
-            channelsLast, cudnnBenchmark, TargetsOf(targets)));
+        var timing = TrainStepBenchmark.TrainStep(ranks?.Device ?? d, depth, batch, height, width, repeats, warmup, amp, cfg, HeadOf(head),
+            ranks is null || ranks.IsMain ? profilePath : null, channelsLast, cudnnBenchmark, TargetsOf(targets), ranks?.Collective, overlapBackward);
+        ranks?.Complete();
+        return ranks is null || ranks.IsMain ? TrainStepBenchmark.Report(timing) : null;
     }
 
     static TargetsPlacement TargetsOf(string value) => value switch

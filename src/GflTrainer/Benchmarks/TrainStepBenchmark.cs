@@ -15,7 +15,8 @@ public sealed record StepTiming(string Name, string Device, int Batch, int Heigh
     double MedianMs, double ImagesPerSecond, IReadOnlyList<double> SamplesMs, long PeakRssBytes, int Threads, string Amp,
     double? GradCheckMedianMs = null, string Engine = "torchsharp", string Head = "gfl",
     IReadOnlyList<(string Path, double MedianMs)>? Phases = null, string? ProfilePath = null, bool ChannelsLast = false,
-    bool CudnnBenchmark = false, bool TargetsInLoader = false, double? HostTargetsMedianMs = null);
+    bool CudnnBenchmark = false, bool TargetsInLoader = false, double? HostTargetsMedianMs = null, int WorldSize = 1,
+    bool OverlapBackward = false);
 
 /// <summary>
 /// The R50-GFL training step and inference on synthetic inputs shaped like COCO at (1333, 800): images padded to
@@ -36,7 +37,8 @@ public static class TrainStepBenchmark
     /// here once before timing (reported apart) and copied to the device inside each timed step.</param>
     public static StepTiming TrainStep(Device device, int depth = 50, int batch = 2, int height = 800, int width = 1344,
         int iterations = 5, int warmup = 2, string amp = "off", GflConfig? config = null, HeadType head = HeadType.Gfl,
-        string? profilePath = null, bool channelsLast = false, bool cudnnBenchmark = false, TargetsPlacement? targets = null)
+        string? profilePath = null, bool channelsLast = false, bool cudnnBenchmark = false, TargetsPlacement? targets = null,
+        ICollective? collective = null, bool overlapBackward = true)
     {
         AmpMode ampMode = amp switch { "bf16" => AmpMode.Bf16, "fp16" => AmpMode.Fp16, "off" => AmpMode.Off,
             _ => throw new GflConfigException($"--amp {amp}: expected off, bf16 or fp16") { Key = "--amp" } };
@@ -45,7 +47,7 @@ public static class TrainStepBenchmark
         var cfg = config ?? Reference(depth, head);
         cfg = cfg with
         {
-            Train = cfg.Train with { Amp = ampMode },
+            Train = cfg.Train with { Amp = ampMode, Dist = cfg.Train.Dist with { OverlapBackward = overlapBackward } },
             Runtime = cfg.Runtime with
             {
                 ChannelsLast = channelsLast || cfg.Runtime.ChannelsLast, CudnnBenchmark = cudnnBenchmark || cfg.Runtime.CudnnBenchmark,
@@ -60,7 +62,8 @@ public static class TrainStepBenchmark
         model.train();
         var named = model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, (Tensor)p.parameter)).ToList();
         using var sgd = new Sgd(named, 0.01, 0.9, 1e-4);
-        var step = Training.TrainStep.FromConfig(cfg, model, sgd, device);
+        collective?.Broadcast(sgd.Parameters.Select(p => p.Param).ToList());   // one model on every rank, as training starts
+        var step = Training.TrainStep.FromConfig(cfg, model, sgd, device, collective);
         using var inputs = NewDisposeScope();
         var (images, boxes, labels) = SyntheticBatch(device, batch, height, width, cfg.Model.Head.NumClasses);
         var pads = Enumerable.Repeat((height, width), batch).ToList();
@@ -114,11 +117,14 @@ public static class TrainStepBenchmark
                 ["input"] = $"{height}x{width}", ["amp"] = amp, ["channels_last"] = $"{cfg.Runtime.ChannelsLast}", ["cudnn_benchmark"] = $"{cfg.Runtime.CudnnBenchmark}", ["threads"] = $"{torch.get_num_threads()}",
                 ["synchronised_phases"] = device.type == DeviceType.CUDA ? "yes" : "no (CPU)",
             });
-        return Result("train-step", device, batch, height, width, samples, amp) with
+        var result = Result("train-step", device, batch, height, width, samples, amp);
+        return result with
         {
+            ImagesPerSecond = result.ImagesPerSecond * (collective?.WorldSize ?? 1),
             GradCheckMedianMs = BenchClock.Median(check), Head = headName, ProfilePath = profilePath, ChannelsLast = cfg.Runtime.ChannelsLast,
             CudnnBenchmark = cfg.Runtime.CudnnBenchmark, TargetsInLoader = targetsAhead,
             HostTargetsMedianMs = hostMs.Count > 0 ? BenchClock.Median(hostMs) : null,
+            WorldSize = collective?.WorldSize ?? 1, OverlapBackward = step.ReducesInBackward,
             Phases = profiler?.Durations().Select(d => (d.Path, BenchClock.Median(d.Ms))).ToList(),
         };
     }
@@ -221,6 +227,8 @@ public static class TrainStepBenchmark
         if (r.Name == "infer") report.Add("engine", r.Engine);
         report.Add("channels_last", r.ChannelsLast).Add("cudnn_benchmark", r.CudnnBenchmark);
         if (r.Name == "train-step") report.Add("targets", r.TargetsInLoader ? "loader" : "step");
+        if (r.WorldSize > 1)   // batch is per rank; images_per_s counts every rank's
+            report.Add("world_size", r.WorldSize).Add("overlap_backward", r.OverlapBackward);
         report.Add("batch", r.Batch).Add("height", r.Height).Add("width", r.Width).Add("amp", r.Amp).Add("median_ms", r.MedianMs)
             .Add("images_per_s", r.ImagesPerSecond).Add("samples_ms", r.SamplesMs).Add("peak_rss_mb", r.PeakRssBytes / 1048576.0);
         if (r.GradCheckMedianMs is { } check) report.Add("grad_check_ms", check);   // included in median_ms

@@ -59,6 +59,9 @@ public sealed record DistConfig
 {
     [Description("Collective backend: auto (NCCL on CUDA, MPI on CPU, none for one process), nccl, mpi or none.")]
     public DistBackend Backend { get; init; } = DistBackend.Auto;
+
+    [Description("All-reduce the gradients of each backbone stage while backward runs through the stages before it (DDP's overlap); false: one all-reduce after backward. Same values up to float rounding.")]
+    public bool OverlapBackward { get; init; } = true;
 }
 
 /// <summary>Collective communication engine of a data-parallel run.</summary>

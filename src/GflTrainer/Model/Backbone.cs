@@ -14,4 +14,8 @@ internal abstract class Backbone(string name) : Module<Tensor, IReadOnlyList<Ten
 
     /// <summary>Stride in input pixels of each returned feature map (e.g. 8, 16, 32 for ResNet's C3..C5).</summary>
     public abstract IReadOnlyList<int> Strides { get; }
+
+    /// <summary>The forward of training, cutting the graph into <paramref name="stages"/> where the backbone has natural
+    /// stage boundaries (null: no cuts; a backbone without any is one stage with the neck and head).</summary>
+    public virtual IReadOnlyList<Tensor> Forward(Tensor x, BackwardStages? stages) => forward(x);
 }

@@ -77,10 +77,14 @@ internal sealed class GflDetector : Module<Tensor, HeadOutputs>
     /// <param name="images">(N, 3, H, W) normalized, padded images (H, W multiples of 32 in the reference pipeline,
     /// though any size works).</param>
     /// <returns>per-level head outputs for P3..P7 (strides <see cref="Strides"/>).</returns>
-    public override HeadOutputs forward(Tensor images)
+    public override HeadOutputs forward(Tensor images) => Forward(images, null);
+
+    /// <summary><see cref="forward"/> with the graph cut into <paramref name="stages"/> for backward (the backbone's
+    /// stages; the neck and head are the last stage, the first to finish backward).</summary>
+    public HeadOutputs Forward(Tensor images, BackwardStages? stages)
     {
         using var scope = NewDisposeScope();
-        var outputs = bbox_head.forward(neck.forward(backbone.forward(images)));
+        var outputs = bbox_head.forward(neck.forward(backbone.Forward(images, stages)));
         foreach (var t in outputs.ClassScores.Concat(outputs.BoxPredictions).Concat(outputs.Centerness ?? [])) t.MoveToOuterDisposeScope();
         return outputs;
     }

@@ -168,7 +168,11 @@ internal sealed class ResNet : Backbone
 
     /// <param name="x">(N, 3, H, W) normalized images.</param>
     /// <returns>[C3, C4, C5]: (N, OutChannels[i], H_i, W_i) at strides 8, 16, 32 (each a ceil-halving of the previous).</returns>
-    public override IReadOnlyList<Tensor> forward(Tensor x)
+    public override IReadOnlyList<Tensor> forward(Tensor x) => Forward(x, null);
+
+    /// <summary>Cuts after layer2, layer3 and layer4: R50's trainable backbone parameters split 1.4 / 7.1 / 15.0 M, so in a
+    /// data-parallel run the large layer4 and layer3 reduce while backward runs through the stages before them.</summary>
+    public override IReadOnlyList<Tensor> Forward(Tensor x, BackwardStages? stages)
     {
         using var scope = NewDisposeScope();
         var stem = ConvBatchNorm.Forward(conv1, bn1, x).relu_();
@@ -178,8 +182,11 @@ internal sealed class ResNet : Backbone
         y.Dispose();
         var c3 = Stage(layer2, c2);
         c2.Dispose();
+        if (stages is not null) c3 = stages.Cut(c3, conv1, bn1, layer1, layer2);
         var c4 = Stage(layer3, c3);
+        if (stages is not null) c4 = stages.Cut(c4, layer3);
         var c5 = Stage(layer4, c4);
+        if (stages is not null) c5 = stages.Cut(c5, layer4);
         return new[] { c3.MoveToOuterDisposeScope(), c4.MoveToOuterDisposeScope(), c5.MoveToOuterDisposeScope() };
     }
 

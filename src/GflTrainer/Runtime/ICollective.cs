@@ -21,6 +21,17 @@ public interface ICollective : IDisposable
     /// <summary>Element-wise mean over the ranks of host values (the loss terms, the loss normalisers).</summary>
     double[] AllReduceMean(double[] values);
 
+    /// <summary>Starts the in-place mean over the ranks of one contiguous tensor where the engine works (host memory for
+    /// MPI, the GPU for NCCL) and returns without waiting for it: the gradients of a stage whose backward is done,
+    /// reduced while backward runs through the earlier stages (DDP's bucket all-reduce). Until
+    /// <see cref="WaitAllReduces"/> returns, the tensor must be neither read nor written. Every rank starts the same
+    /// sequence of sizes.</summary>
+    void StartAllReduceMean(Tensor contiguous);
+
+    /// <summary>Completes every reduction <see cref="StartAllReduceMean"/> started: afterwards the host (MPI), or the
+    /// work queued next on the compute stream (NCCL), sees the means.</summary>
+    void WaitAllReduces();
+
     /// <summary>In place: every rank ends with <paramref name="root"/>'s values.</summary>
     void Broadcast(IReadOnlyList<Tensor> tensors, int root = 0);
 
@@ -42,6 +53,8 @@ public sealed class SingleProcessCollective : ICollective
     public int WorldSize => 1;
     public void AllReduceMean(IReadOnlyList<Tensor> tensors) { }
     public double[] AllReduceMean(double[] values) => values;
+    public void StartAllReduceMean(Tensor contiguous) { }
+    public void WaitAllReduces() { }
     public void Broadcast(IReadOnlyList<Tensor> tensors, int root = 0) { }
     public byte[][] AllGather(byte[] mine) => [mine];
     public void Barrier() { }

@@ -81,6 +81,14 @@ internal sealed class FlatParameters : IDisposable
         return _channelsLast[index] ? ChannelsLast.View(flat, shape) : flat.view(shape);
     }
 
+    /// <summary>The part of <see cref="Gradients"/> from parameter <paramref name="start"/> up to <paramref name="end"/>
+    /// (exclusive), alignment gaps included (zero, like every gap).</summary>
+    public Tensor GradientSpan(int start, int end)
+    {
+        if (start < 0 || end > Parameters.Count || start >= end) throw new ArgumentOutOfRangeException(nameof(start), $"parameters [{start}, {end}) of {Parameters.Count}");
+        return Gradients.narrow(0, _offsets[start], _offsets[end] - _offsets[start]);
+    }
+
     /// <summary>Clears the gradients for the next backward. A parameter whose <c>.grad</c> was replaced or dropped
     /// meanwhile gets its view back.</summary>
     public void ZeroGradients()

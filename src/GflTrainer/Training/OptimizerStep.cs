@@ -1,4 +1,5 @@
 using GflTrainer.Config;
+using GflTrainer.Model;
 using GflTrainer.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -31,28 +32,41 @@ internal sealed class OptimizerStep
     private readonly List<Tensor> _params;
     private readonly List<TorchSharp.Modules.Parameter> _clipParams;
     private readonly ICollective _collective;
+    private readonly bool _overlap;
+    private readonly Dictionary<Tensor, int> _index;
 
     /// <param name="sgd">the optimizer; its parameter list (names, named_parameters order) is the one checked.</param>
     /// <param name="scaler">fp16 loss scaler, or null (fp32, bf16).</param>
     /// <param name="clip">train.grad_clip, or null for none.</param>
-    /// <param name="collective">averages the gradients over the ranks after backward (DDP); null: one process.</param>
-    public OptimizerStep(Sgd sgd, LossScaler? scaler, GradClipConfig? clip, ICollective? collective = null)
+    /// <param name="collective">averages the gradients over the ranks (DDP); null: one process.</param>
+    /// <param name="overlapBackward">train.dist.overlap_backward: reduce each stage's gradients during backward when the
+    /// forward cut the graph (<see cref="ReducesInBackward"/>).</param>
+    public OptimizerStep(Sgd sgd, LossScaler? scaler, GradClipConfig? clip, ICollective? collective = null, bool overlapBackward = true)
     {
         _sgd = sgd; _scaler = scaler; _clip = clip; _collective = collective ?? SingleProcessCollective.Instance;
+        _overlap = overlapBackward;
         _params = sgd.Parameters.Select(p => p.Param).ToList();
+        _index = new Dictionary<Tensor, int>(ReferenceEqualityComparer.Instance);
+        for (int i = 0; i < _params.Count; i++) _index[_params[i]] = i;
         _clipParams = _params.OfType<TorchSharp.Modules.Parameter>().ToList();
         if (clip is not null && _clipParams.Count != _params.Count)
             throw new InvalidOperationException("gradient clipping needs the optimizer's tensors to be module Parameters");
     }
 
-    /// <summary>Test seam: runs right after backward, before the check, with the optimizer's named parameters (e.g.
-    /// to poke a NaN into one gradient). Null in normal runs.</summary>
+    /// <summary>Test seam: runs right after backward and the all-reduce, before the check, with the optimizer's named
+    /// parameters (e.g. to poke a NaN into one gradient). Null in normal runs.</summary>
     internal Action<IReadOnlyList<(string Name, Tensor Param)>>? AfterBackward { get; set; }
 
+    /// <summary>True when the gradients are reduced over ranks stage by stage during backward: the step's forward cuts
+    /// the graph into <see cref="BackwardStages"/> and passes them to <see cref="Backward"/>. Only with more than one
+    /// rank (nothing to overlap otherwise) and train.dist.overlap_backward.</summary>
+    public bool ReducesInBackward => _overlap && _collective.WorldSize > 1;
+
     /// <summary>The whole update after the loss: backward, the gradient check (one host read), clip, SGD.</summary>
-    public OptimizerStepOutcome Run(Tensor loss)
+    /// <param name="stages">the graph's cuts when <see cref="ReducesInBackward"/>, else null.</param>
+    public OptimizerStepOutcome Run(Tensor loss, BackwardStages? stages = null)
     {
-        Backward(loss);
+        Backward(loss, stages);
         bool sumsFinite;
         using (StepProfiler.Phase(CheckPhase))
             sumsFinite = GradientFlag().item<bool>();
@@ -62,19 +76,70 @@ internal sealed class OptimizerStep
     /// <summary>The profiler phase of <see cref="GradientFlag"/>: the gradient check, or the fp16 unscale and check.</summary>
     public string CheckPhase => _scaler is null ? "grad_check" : "unscale";
 
-    /// <summary>Clear the gradients, backward, average them over the ranks: <see cref="Run"/> up to the check.</summary>
-    public void Backward(Tensor loss)
+    /// <summary>Clear the gradients, backward, average them over the ranks: <see cref="Run"/> up to the check. With
+    /// <paramref name="stages"/> each stage's gradients start reducing as soon as backward has passed it (the neck and
+    /// head first, then layer4, layer3, ...), and the "all_reduce" phase is only the wait for what is left.</summary>
+    public void Backward(Tensor loss, BackwardStages? stages = null)
     {
+        if (stages is not null && !ReducesInBackward)
+            throw new InvalidOperationException("backward stages are only cut when the gradients reduce during backward");
+        var spans = new List<Tensor>();
         using (StepProfiler.Phase("backward"))
         {
             _sgd.ZeroGrad();
-            (_scaler is null ? loss : _scaler.ScaleLoss(loss)).backward();
+            var root = _scaler is null ? loss : _scaler.ScaleLoss(loss);
+            if (stages is null)
+                root.backward();
+            else
+            {
+                var plan = ReductionPlan(stages);
+                stages.Backward(root, stage =>
+                {
+                    foreach (var (start, end) in plan[stage])
+                    {
+                        var span = _sgd.GradientSpan(start, end);
+                        spans.Add(span);
+                        _collective.StartAllReduceMean(span);
+                    }
+                });
+            }
         }
-        AfterBackward?.Invoke(_sgd.Parameters);
         // Every rank checks, clips and steps on the same averaged gradients, so all take the same decision below.
         if (_collective.WorldSize > 1)
             using (StepProfiler.Phase("all_reduce"))
-                _collective.AllReduceMean([_sgd.Gradients]);
+            {
+                if (stages is null) _collective.AllReduceMean([_sgd.Gradients]);
+                else _collective.WaitAllReduces();
+            }
+        foreach (var span in spans) span.Dispose();
+        AfterBackward?.Invoke(_sgd.Parameters);
+    }
+
+    /// <summary>Per stage of <paramref name="stages"/> (backward order), the runs of consecutive optimizer parameters whose
+    /// gradients it completes, last run first (DDP reduces its buckets in reverse parameter order): the parameters of
+    /// the stage's owner modules, and for stage 0 every parameter no stage owns. Every rank derives the same plan from
+    /// the same model, so all start the same reductions in the same order.</summary>
+    internal List<(int Start, int End)>[] ReductionPlan(BackwardStages stages)
+    {
+        var stageOf = new int[_params.Count];
+        for (int stage = 1; stage < stages.Count; stage++)
+            foreach (var module in stages.OwnersOf(stage))
+                foreach (var p in module.parameters())
+                {
+                    if (!p.requires_grad) continue;   // frozen: not optimised, no gradient
+                    if (!_index.TryGetValue(p, out int i))
+                        throw new InvalidOperationException($"a trainable parameter of {module.GetName()} is not among the optimizer's");
+                    stageOf[i] = stage;
+                }
+        var plan = Enumerable.Range(0, stages.Count).Select(_ => new List<(int, int)>()).ToArray();
+        for (int end = _params.Count; end > 0;)
+        {
+            int start = end - 1;
+            while (start > 0 && stageOf[start - 1] == stageOf[end - 1]) start--;
+            plan[stageOf[end - 1]].Add((start, end));
+            end = start;
+        }
+        return plan;
     }
 
     /// <summary>After <see cref="Backward"/>: unscale the gradients (fp16), then the gradient check's fast flag

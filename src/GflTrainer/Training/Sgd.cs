@@ -37,6 +37,10 @@ public sealed class Sgd : IDisposable
     /// the all-reduce work on this one tensor.</summary>
     public Tensor Gradients => _flat.Gradients;
 
+    /// <summary>The contiguous part of <see cref="Gradients"/> that holds parameters <paramref name="start"/> up to
+    /// <paramref name="end"/> (exclusive) of <see cref="Parameters"/>, with their alignment gaps: a bucket to all-reduce.</summary>
+    public Tensor GradientSpan(int start, int end) => _flat.GradientSpan(start, end);
+
     /// <summary>Clears the flat gradient buffer for the next backward, which accumulates into it in place. (The
     /// per-tensor optimizer dropped the gradients instead, PyTorch 2.x's set_to_none, saving a fill and an add per
     /// parameter; on the flat buffer the fill is one kernel and the CPU step measured no slower: docs/performance.md.)</summary>

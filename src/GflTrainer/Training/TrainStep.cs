@@ -60,7 +60,8 @@ internal sealed class TrainStep
         Action<IReadOnlyList<(string Name, Tensor Param)>>? afterBackwardForTests = null, bool? oneRead = null)
     {
         var scaler = cfg.Train.Amp == AmpMode.Fp16 ? new LossScaler() : null;
-        var update = new OptimizerStep(sgd, scaler, cfg.Train.GradClip, collective) { AfterBackward = afterBackwardForTests };
+        var update = new OptimizerStep(sgd, scaler, cfg.Train.GradClip, collective, cfg.Train.Dist.OverlapBackward)
+            { AfterBackward = afterBackwardForTests };
         return new TrainStep(model, DenseHeadLoss.FromConfig(cfg.Model, collective), update, AmpType(cfg.Train.Amp), device, collective,
             cfg.Runtime.ChannelsLast, oneRead) { Scaler = scaler };
     }
@@ -70,6 +71,9 @@ internal sealed class TrainStep
 
     /// <summary>The head's loss; its target builder also builds targets ahead in the loader (<see cref="HostTargets"/>).</summary>
     public IDenseHeadLoss Loss => _loss;
+
+    /// <summary>The gradients reduce over ranks stage by stage during backward (<see cref="OptimizerStep.ReducesInBackward"/>).</summary>
+    public bool ReducesInBackward => _update.ReducesInBackward;
 
     /// <summary>The fp16 loss scaler (its state goes into checkpoints), or null.</summary>
     public LossScaler? Scaler { get; private init; }
@@ -84,12 +88,14 @@ internal sealed class TrainStep
         IReadOnlyList<(int H, int W)> padShapes, Targets.GflTargets? targets = null)
     {
         HeadOutputs outputs;
+        // Data parallel: the graph is cut so each stage's gradients reduce while backward goes on (OptimizerStep.Backward).
+        using var stages = _update.ReducesInBackward ? new BackwardStages() : null;
         using (StepProfiler.Phase("forward"))
         {
             // The copy belongs to the caller's dispose scope, as every tensor of the step.
             if (_channelsLast && !ChannelsLast.Is(images)) images = ChannelsLast.Of(images);
             using (Autocast.Enter(_ampType, _device))
-                outputs = _model.forward(images);
+                outputs = _model.Forward(images, stages);
             if (_ampType is not null)   // losses in fp32, as mmdetection's AmpOptimWrapper leaves them outside autocast's casts
                 outputs = new HeadOutputs(outputs.ClassScores.Select(x => x.to(ScalarType.Float32)).ToList(),
                     outputs.BoxPredictions.Select(x => x.to(ScalarType.Float32)).ToList())
@@ -107,9 +113,9 @@ internal sealed class TrainStep
             using (StepProfiler.Phase("loss_read"))
                 scalars = Average(losses.ToScalars());   // the one host sync before backward
             if (!double.IsFinite(scalars.Total)) return new TrainStepResult(scalars, null);
-            return new TrainStepResult(scalars, _update.Run(losses.Total));   // backward, gradient check, clip, SGD
+            return new TrainStepResult(scalars, _update.Run(losses.Total, stages));   // backward, gradient check, clip, SGD
         }
-        _update.Backward(losses.Total);
+        _update.Backward(losses.Total, stages);
         Tensor flag;
         using (StepProfiler.Phase(_update.CheckPhase))
             flag = _update.GradientFlag();

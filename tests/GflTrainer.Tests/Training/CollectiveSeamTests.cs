@@ -18,6 +18,8 @@ public sealed class CollectiveSeamTests
         public int WorldSize => 2;
         public void AllReduceMean(IReadOnlyList<Tensor> tensors) { Calls++; foreach (var t in tensors) t.mul_(0.5); }
         public double[] AllReduceMean(double[] values) => values.Select(v => v / 2).ToArray();
+        public void StartAllReduceMean(Tensor contiguous) => throw new NotSupportedException("no stages in this test");
+        public void WaitAllReduces() { }
         public void Broadcast(IReadOnlyList<Tensor> tensors, int root = 0) { }
         public byte[][] AllGather(byte[] mine) => [mine, []];
         public void Barrier() { }

@@ -91,12 +91,15 @@ public sealed class DataParallelTrainingTests
     }
 
     /// <summary>runtime.channels_last: the NHWC weights and gradients of the flat buffers are broadcast and all-reduced
-    /// as the NCHW ones; 2 ranks x batch 2 still end as one process with batch 4 (both in channels_last).</summary>
+    /// as the NCHW ones; 2 ranks x batch 2 still end as one process with batch 4 (both in channels_last). This one
+    /// reduces the gradients after backward (train.dist.overlap_backward false); the others reduce each stage's during
+    /// backward, the default.</summary>
     [Fact]
     public void TwoRanks_InChannelsLast_TrainAsOneProcessWithTheUnionBatch()
     {
         var root = Directory.CreateTempSubdirectory("gfl-dp-cl").FullName;
-        TwoRanksEqualOneProcess(root, Config(root, epochs: 2), ["runtime.channels_last=true"], ["loss_cls", "loss_bbox", "loss_dfl"]);
+        TwoRanksEqualOneProcess(root, Config(root, epochs: 2), ["runtime.channels_last=true", "train.dist.overlap_backward=false"],
+            ["loss_cls", "loss_bbox", "loss_dfl"]);
     }
 
     /// <summary>Trains one process with batch 4 and two ranks with batch 2 each; checks the logged terms and the final
@@ -137,7 +140,7 @@ public sealed class DataParallelTrainingTests
         var output = p.Output;
         Assert.True(code == 0, output);
         Assert.Single(System.Text.RegularExpressions.Regex.Matches(output, "gfl bench allreduce"));
-        Assert.Contains("verified          all-reduce (tensor, 2 buckets; host), broadcast, all-gather", output);
+        Assert.Contains("verified          all-reduce (tensor, 2 buckets; started spans; host), broadcast, all-gather", output);
         Assert.Matches(@"world_size\s+2", output);
         Assert.DoesNotContain("exiting improperly", output);   // MPI_Finalize was called
     }

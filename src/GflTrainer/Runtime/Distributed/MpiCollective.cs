@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+using GflTrainer.Runtime.Native;
 using static TorchSharp.torch;
 
 namespace GflTrainer.Runtime.Distributed;
@@ -10,6 +12,8 @@ public sealed unsafe class MpiCollective : ICollective
     const int MaxCount = int.MaxValue / 8;   // MPI counts are int: larger buffers go in pieces
 
     readonly OpenMpi _mpi;
+    readonly List<nint> _requests = [];
+    readonly List<Tensor> _started = [];
     bool _disposed;
 
     public int Rank { get; }
@@ -36,12 +40,7 @@ public sealed unsafe class MpiCollective : ICollective
         if (WorldSize == 1 || tensors.Count == 0) return;
         GradientBuckets.ReduceEach(tensors, CPU, flat =>
         {
-            SumInPlace(flat, flat.dtype switch
-            {
-                ScalarType.Float32 => _mpi.Float,
-                ScalarType.Float64 => _mpi.Double,
-                var t => throw new NotSupportedException($"MPI all-reduce of {t} tensors (gradients are float32 masters)"),
-            });
+            SumInPlace(flat, TypeOf(flat.dtype));
             flat.div_(WorldSize);
         });
     }
@@ -57,6 +56,57 @@ public sealed unsafe class MpiCollective : ICollective
                 _mpi.Check(_mpi.Allreduce(OpenMpi.InPlace, (nint)(p + off * size), count, type, _mpi.Sum, _mpi.CommWorld), "MPI_Allreduce");
             }
     }
+
+    /// <summary>MPI_Iallreduce of the tensor in bucket-sized pieces. Open MPI's shared-memory and TCP transports have no
+    /// progress thread: a started reduction advances inside MPI calls, so each start also tests the earlier ones
+    /// (MPI_Testall), and what is left finishes in <see cref="WaitAllReduces"/>.</summary>
+    public void StartAllReduceMean(Tensor contiguous)
+    {
+        if (WorldSize == 1 || contiguous.numel() == 0) return;
+        if (!contiguous.is_contiguous() || contiguous.device.type != TorchSharp.DeviceType.CPU)
+            throw new ArgumentException("MPI reduces contiguous host tensors", nameof(contiguous));
+        var type = TypeOf(contiguous.dtype);
+        var flat = contiguous.detach().view(-1).DetachFromDisposeScope();   // divided and released in WaitAllReduces
+        long per = Math.Min(MaxCount, Math.Max(1, GradientBuckets.MaxBytes / flat.element_size()));
+        var p = (byte*)TensorData.Pointer(flat);
+        for (long off = 0; off < flat.numel(); off += per)
+        {
+            nint request;
+            int count = (int)Math.Min(per, flat.numel() - off);
+            _mpi.Check(_mpi.Iallreduce(OpenMpi.InPlace, (nint)(p + off * flat.element_size()), count, type, _mpi.Sum, _mpi.CommWorld, &request),
+                "MPI_Iallreduce");
+            _requests.Add(request);
+        }
+        _started.Add(flat);
+        var requests = CollectionsMarshal.AsSpan(_requests);
+        int done;
+        fixed (nint* r = requests)
+            _mpi.Check(_mpi.Testall(requests.Length, r, &done, OpenMpi.StatusesIgnore), "MPI_Testall");
+    }
+
+    public void WaitAllReduces()
+    {
+        if (_requests.Count > 0)
+        {
+            var requests = CollectionsMarshal.AsSpan(_requests);
+            fixed (nint* r = requests)
+                _mpi.Check(_mpi.Waitall(requests.Length, r, OpenMpi.StatusesIgnore), "MPI_Waitall");
+            _requests.Clear();
+        }
+        foreach (var t in _started)
+        {
+            t.div_(WorldSize);
+            t.Dispose();
+        }
+        _started.Clear();
+    }
+
+    nint TypeOf(ScalarType dtype) => dtype switch
+    {
+        ScalarType.Float32 => _mpi.Float,
+        ScalarType.Float64 => _mpi.Double,
+        var t => throw new NotSupportedException($"MPI all-reduce of {t} tensors (gradients are float32 masters)"),
+    };
 
     public double[] AllReduceMean(double[] values)
     {

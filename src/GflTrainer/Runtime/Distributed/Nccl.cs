@@ -29,6 +29,14 @@ internal sealed unsafe class Nccl
     public delegate* unmanaged<nint, nint, nuint, int, nint, nint, int> AllGather;
     public delegate* unmanaged<int, nint> GetErrorString;
     public delegate* unmanaged<int, int> CudaSetDevice;
+    public delegate* unmanaged<nint*, uint, int> CudaStreamCreateWithFlags;
+    public delegate* unmanaged<nint, int> CudaStreamDestroy;
+    public delegate* unmanaged<nint*, uint, int> CudaEventCreateWithFlags;
+    public delegate* unmanaged<nint, int> CudaEventDestroy;
+    public delegate* unmanaged<nint, nint, int> CudaEventRecord;
+    public delegate* unmanaged<nint, nint, uint, int> CudaStreamWaitEvent;
+    public delegate* unmanaged<int, nint> CudaGetErrorString;
+    public const uint StreamNonBlocking = 1, EventDisableTiming = 2;   // cudaStreamNonBlocking, cudaEventDisableTiming
 
     static readonly Lazy<Nccl> Instance = new(Load);
 
@@ -71,6 +79,13 @@ internal sealed unsafe class Nccl
         var cudart = LoadedCudaRuntime() ?? throw new GflConfigException(
             "train.dist.backend nccl: no CUDA runtime (libcudart.so) is loaded; is this a CUDA build of libtorch?") { Key = "train.dist.backend" };
         api.CudaSetDevice = (delegate* unmanaged<int, int>)Get(cudart, "cudaSetDevice", "libcudart");
+        api.CudaStreamCreateWithFlags = (delegate* unmanaged<nint*, uint, int>)Get(cudart, "cudaStreamCreateWithFlags", "libcudart");
+        api.CudaStreamDestroy = (delegate* unmanaged<nint, int>)Get(cudart, "cudaStreamDestroy", "libcudart");
+        api.CudaEventCreateWithFlags = (delegate* unmanaged<nint*, uint, int>)Get(cudart, "cudaEventCreateWithFlags", "libcudart");
+        api.CudaEventDestroy = (delegate* unmanaged<nint, int>)Get(cudart, "cudaEventDestroy", "libcudart");
+        api.CudaEventRecord = (delegate* unmanaged<nint, nint, int>)Get(cudart, "cudaEventRecord", "libcudart");
+        api.CudaStreamWaitEvent = (delegate* unmanaged<nint, nint, uint, int>)Get(cudart, "cudaStreamWaitEvent", "libcudart");
+        api.CudaGetErrorString = (delegate* unmanaged<int, nint>)Get(cudart, "cudaGetErrorString", "libcudart");
         return api;
     }
 
@@ -87,6 +102,13 @@ internal sealed unsafe class Nccl
         foreach (var name in new[] { "libcudart.so.13", "libcudart.so.12", "libcudart.so" })
             if (NativeLibrary.TryLoad(name, out var lib)) return lib;
         return null;
+    }
+
+    /// <summary>Throws with the CUDA runtime's message for a non-zero cudaError_t.</summary>
+    public void CheckCuda(int result, string what)
+    {
+        if (result == 0) return;
+        throw new GflRuntimeException($"{what} failed: {Marshal.PtrToStringUTF8(CudaGetErrorString(result)) ?? $"CUDA error {result}"}");
     }
 
     public void Check(int result, string what)

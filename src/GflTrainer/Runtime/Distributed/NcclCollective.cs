@@ -6,13 +6,18 @@ namespace GflTrainer.Runtime.Distributed;
 /// <summary><see cref="ICollective"/> over NCCL on the local rank's GPU: the GPU backend. The communicator is made from
 /// rank 0's unique id (handed out by <see cref="TcpRendezvous"/> at MASTER_ADDR:MASTER_PORT). Gradients are reduced in
 /// place with ncclAvg in <see cref="GradientBuckets"/> packed on the device; host values
-/// and byte arrays travel through small device tensors. NOT YET RUN on a GPU (no GPU session since it was written):
-/// see docs/distributed.md.</summary>
+/// and byte arrays travel through small device tensors. Reductions started during backward
+/// (<see cref="StartAllReduceMean"/>) run on a stream of their own, ordered after the compute stream's work by events, so
+/// they overlap the rest of backward. Every call runs at world size 1 too (NCCL reduces over one rank), so the bench
+/// checks the library on one GPU; training makes no collective calls at world size 1. NOT YET RUN on a GPU (no GPU
+/// session since it was written): see docs/distributed.md.</summary>
 public sealed unsafe class NcclCollective : ICollective
 {
     readonly Nccl _nccl;
     readonly Device _device;
     nint _comm;
+    nint _sideStream, _ready, _done;
+    bool _pending;
 
     public int Rank { get; }
     public int WorldSize { get; }
@@ -50,19 +55,53 @@ public sealed unsafe class NcclCollective : ICollective
 
     public void AllReduceMean(IReadOnlyList<Tensor> tensors)
     {
-        if (WorldSize == 1 || tensors.Count == 0) return;
+        if (tensors.Count == 0) return;
         GradientBuckets.ReduceEach(tensors, _device, flat => AllReduceInPlace(flat, Nccl.Avg));
     }
 
-    void AllReduceInPlace(Tensor flat, int op)
+    void AllReduceInPlace(Tensor flat, int op, nint stream = 0)
     {
         var p = TensorData.Pointer(flat);
-        _nccl.Check(_nccl.AllReduce(p, p, (nuint)flat.numel(), TypeOf(flat.dtype), op, _comm, 0), "ncclAllReduce");
+        _nccl.Check(_nccl.AllReduce(p, p, (nuint)flat.numel(), TypeOf(flat.dtype), op, _comm, stream), "ncclAllReduce");
+    }
+
+    /// <summary>ncclAllReduce (ncclAvg) on the side stream, after an event that marks the compute stream's work so far
+    /// (the backward kernels that wrote these gradients; the legacy default stream libtorch uses). The gradients live in
+    /// the optimizer's persistent buffer, so the caching allocator never hands their memory to the compute stream
+    /// meanwhile.</summary>
+    public void StartAllReduceMean(Tensor contiguous)
+    {
+        if (contiguous.numel() == 0) return;
+        if (!contiguous.is_contiguous() || contiguous.device.type != TorchSharp.DeviceType.CUDA)
+            throw new ArgumentException("NCCL reduces contiguous device tensors", nameof(contiguous));
+        if (_sideStream == 0)
+        {
+            nint stream, ready, done;
+            _nccl.CheckCuda(_nccl.CudaStreamCreateWithFlags(&stream, Nccl.StreamNonBlocking), "cudaStreamCreateWithFlags");
+            _nccl.CheckCuda(_nccl.CudaEventCreateWithFlags(&ready, Nccl.EventDisableTiming), "cudaEventCreateWithFlags");
+            _nccl.CheckCuda(_nccl.CudaEventCreateWithFlags(&done, Nccl.EventDisableTiming), "cudaEventCreateWithFlags");
+            (_sideStream, _ready, _done) = (stream, ready, done);
+        }
+        // cudaStreamWaitEvent takes the event as recorded at the call, so one event serves every start.
+        _nccl.CheckCuda(_nccl.CudaEventRecord(_ready, 0), "cudaEventRecord");
+        _nccl.CheckCuda(_nccl.CudaStreamWaitEvent(_sideStream, _ready, 0), "cudaStreamWaitEvent");
+        AllReduceInPlace(contiguous, Nccl.Avg, _sideStream);
+        _pending = true;
+    }
+
+    /// <summary>Queues a wait for the side stream on the compute stream: the kernels queued next (unscale, the check, the
+    /// update) start after the last reduction, without blocking the host.</summary>
+    public void WaitAllReduces()
+    {
+        if (!_pending) return;
+        _nccl.CheckCuda(_nccl.CudaEventRecord(_done, _sideStream), "cudaEventRecord");
+        _nccl.CheckCuda(_nccl.CudaStreamWaitEvent(0, _done, 0), "cudaStreamWaitEvent");
+        _pending = false;
     }
 
     public double[] AllReduceMean(double[] values)
     {
-        if (WorldSize == 1 || values.Length == 0) return (double[])values.Clone();
+        if (values.Length == 0) return (double[])values.Clone();
         using var scope = NewDisposeScope();
         var t = tensor(values, device: _device);
         AllReduceInPlace(t, Nccl.Avg);
@@ -71,7 +110,6 @@ public sealed unsafe class NcclCollective : ICollective
 
     public void Broadcast(IReadOnlyList<Tensor> tensors, int root = 0)
     {
-        if (WorldSize == 1) return;
         foreach (var t in tensors)
         {
             using var scope = NewDisposeScope();
@@ -84,7 +122,6 @@ public sealed unsafe class NcclCollective : ICollective
 
     public byte[][] AllGather(byte[] mine)
     {
-        if (WorldSize == 1) return [mine];
         using var scope = NewDisposeScope();
         var lengths = Gather(tensor(new long[] { mine.Length }, device: _device)).cpu().data<long>().ToArray();
         long max = Math.Max(1, lengths.Max());
@@ -104,12 +141,18 @@ public sealed unsafe class NcclCollective : ICollective
 
     public void Barrier()
     {
-        if (WorldSize == 1) return;
         AllReduceMean([0.0]);   // returns to the host only after every rank contributed
     }
 
     public void Dispose()
     {
+        if (_sideStream != 0)
+        {
+            _nccl.CudaEventDestroy(_ready);
+            _nccl.CudaEventDestroy(_done);
+            _nccl.CudaStreamDestroy(_sideStream);
+            _sideStream = 0;
+        }
         if (_comm == 0) return;
         _nccl.CommDestroy(_comm);
         _comm = 0;

@@ -11,6 +11,7 @@ internal sealed unsafe class OpenMpi
     public const string Library = "libmpi.so.40";
     const int ThreadSerialized = 2;   // MPI_THREAD_SERIALIZED in Open MPI's mpi.h
     public static readonly nint InPlace = 1;   // MPI_IN_PLACE is ((void *) 1) in Open MPI
+    public const nint StatusesIgnore = 0;      // MPI_STATUSES_IGNORE is ((MPI_Status *) 0) in Open MPI
 
     public nint CommWorld, Float, Double, Byte, Int, Sum;
 
@@ -21,6 +22,9 @@ internal sealed unsafe class OpenMpi
     public delegate* unmanaged<nint, int*, int> CommRank;
     public delegate* unmanaged<nint, int*, int> CommSize;
     public delegate* unmanaged<nint, nint, int, nint, nint, nint, int> Allreduce;
+    public delegate* unmanaged<nint, nint, int, nint, nint, nint, nint*, int> Iallreduce;   // MPI_Request is a pointer in Open MPI
+    public delegate* unmanaged<int, nint*, int*, nint, int> Testall;
+    public delegate* unmanaged<int, nint*, nint, int> Waitall;
     public delegate* unmanaged<nint, int, nint, int, nint, int> Bcast;
     public delegate* unmanaged<nint, int, nint, nint, int, nint, nint, int> Allgather;
     public delegate* unmanaged<nint, int, nint, nint, int*, int*, nint, nint, int> Allgatherv;
@@ -61,6 +65,9 @@ internal sealed unsafe class OpenMpi
             CommRank = (delegate* unmanaged<nint, int*, int>)Get("MPI_Comm_rank"),
             CommSize = (delegate* unmanaged<nint, int*, int>)Get("MPI_Comm_size"),
             Allreduce = (delegate* unmanaged<nint, nint, int, nint, nint, nint, int>)Get("MPI_Allreduce"),
+            Iallreduce = (delegate* unmanaged<nint, nint, int, nint, nint, nint, nint*, int>)Get("MPI_Iallreduce"),
+            Testall = (delegate* unmanaged<int, nint*, int*, nint, int>)Get("MPI_Testall"),
+            Waitall = (delegate* unmanaged<int, nint*, nint, int>)Get("MPI_Waitall"),
             Bcast = (delegate* unmanaged<nint, int, nint, int, nint, int>)Get("MPI_Bcast"),
             Allgather = (delegate* unmanaged<nint, int, nint, nint, int, nint, nint, int>)Get("MPI_Allgather"),
             Allgatherv = (delegate* unmanaged<nint, int, nint, nint, int*, int*, nint, nint, int>)Get("MPI_Allgatherv"),

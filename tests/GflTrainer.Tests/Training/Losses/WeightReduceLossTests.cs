@@ -16,6 +16,8 @@ public sealed class WeightReduceLossTests
         public int WorldSize => 2;
         public void AllReduceMean(IReadOnlyList<Tensor> tensors) => throw new NotSupportedException();
         public double[] AllReduceMean(double[] values) => values.Select(v => (v + otherSum) / 2).ToArray();
+        public void StartAllReduceMean(Tensor contiguous) => throw new NotSupportedException();
+        public void WaitAllReduces() { }
         public void Broadcast(IReadOnlyList<Tensor> tensors, int root = 0) { }
         public byte[][] AllGather(byte[] mine) => [mine, []];
         public void Barrier() { }
