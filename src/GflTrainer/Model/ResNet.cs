@@ -170,8 +170,9 @@ internal sealed class ResNet : Backbone
     /// <returns>[C3, C4, C5]: (N, OutChannels[i], H_i, W_i) at strides 8, 16, 32 (each a ceil-halving of the previous).</returns>
     public override IReadOnlyList<Tensor> forward(Tensor x) => Forward(x, null);
 
-    /// <summary>Cuts after layer2, layer3 and layer4: R50's trainable backbone parameters split 1.4 / 7.1 / 15.0 M, so in a
-    /// data-parallel run the large layer4 and layer3 reduce while backward runs through the stages before them.</summary>
+    /// <summary>Cuts after layer2, layer3 and layer4: R50's trainable backbone parameters split 1.2 / 7.1 / 15.0 M (stem
+    /// and layer1 frozen), so in a data-parallel run the large layer4 and layer3 reduce while backward runs through the
+    /// stages before them.</summary>
     public override IReadOnlyList<Tensor> Forward(Tensor x, BackwardStages? stages)
     {
         using var scope = NewDisposeScope();
