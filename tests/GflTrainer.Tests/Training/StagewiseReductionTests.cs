@@ -48,7 +48,7 @@ public sealed class StagewiseReductionTests : IDisposable
         }
     }
 
-    static GflConfig Tiny(int depth, int frozenStages, bool overlap = true) => new()
+    static GflConfig Tiny(int depth, int frozenStages, bool overlap = true, AmpMode amp = AmpMode.Off) => new()
     {
         Model = new ModelConfig
         {
@@ -56,7 +56,7 @@ public sealed class StagewiseReductionTests : IDisposable
             Neck = new NeckConfig { OutChannels = 16 },
             Head = new HeadConfig { NumClasses = 3, FeatChannels = 16, StackedConvs = 1, NormGroups = 4 },
         },
-        Train = new TrainConfig { Dist = new DistConfig { OverlapBackward = overlap } },
+        Train = new TrainConfig { Amp = amp, Dist = new DistConfig { OverlapBackward = overlap } },
     };
 
     /// <summary>A model, its optimizer and its step; the flat gradients after backward and the all-reduce of each step are
@@ -91,17 +91,19 @@ public sealed class StagewiseReductionTests : IDisposable
     static bool BitEqual(Tensor a, Tensor b) => a.shape.SequenceEqual(b.shape) && a.equal(b).all().item<bool>();
 
     /// <summary>R18 with every stage trainable (the stem and layer1 reduce with layer2), R50 with the reference's frozen
-    /// stem and layer1. The baseline is the same rank reducing the whole buffer after backward (overlap_backward false):
-    /// its loss normalisers take the same data-parallel path.</summary>
+    /// stem and layer1, and fp16 AMP (the scaled loss's gradients reduce, then unscale). The baseline is the same rank
+    /// reducing the whole buffer after backward (overlap_backward false): its loss normalisers take the same
+    /// data-parallel path.</summary>
     [Theory]
-    [InlineData(18, -1)]
-    [InlineData(50, 1)]
-    public void EachStageReducesOnceComplete_AndTrainingMatchesOneReductionAfterBackward(int depth, int frozenStages)
+    [InlineData(18, -1, AmpMode.Off)]
+    [InlineData(50, 1, AmpMode.Off)]
+    [InlineData(18, 1, AmpMode.Fp16)]
+    public void EachStageReducesOnceComplete_AndTrainingMatchesOneReductionAfterBackward(int depth, int frozenStages, AmpMode amp)
     {
         using var scope = NewDisposeScope();
         MirroredRank? after = null, during = null;
-        var whole = Build(Tiny(depth, frozenStages, overlap: false), sgd => after = new MirroredRank(() => sgd.Gradients));
-        var staged = Build(Tiny(depth, frozenStages), sgd => during = new MirroredRank(() => sgd.Gradients));
+        var whole = Build(Tiny(depth, frozenStages, overlap: false, amp), sgd => after = new MirroredRank(() => sgd.Gradients));
+        var staged = Build(Tiny(depth, frozenStages, amp: amp), sgd => during = new MirroredRank(() => sgd.Gradients));
         RunSteps(whole.Step, 3);
         RunSteps(staged.Step, 3);
 
