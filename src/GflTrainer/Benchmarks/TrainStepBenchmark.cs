@@ -78,6 +78,7 @@ public static class TrainStepBenchmark
             var labelArrays = labels.Select(l => l.cpu().data<long>().ToArray()).ToList();
             for (int i = 0; i < 5; i++)
             {
+                hostTargets?.Dispose();
                 var sw = Stopwatch.StartNew();
                 hostTargets = host.Build(boxArrays, labelArrays, pads, (height, width));
                 hostMs.Add(sw.Elapsed.TotalMilliseconds);
@@ -109,6 +110,7 @@ public static class TrainStepBenchmark
             check.Add(sw.Elapsed.TotalMilliseconds);
         }
         images.Dispose(); foreach (var t in boxes.Concat(labels)) t.Dispose();
+        hostTargets?.Dispose();
         var headName = cfg.Model.Head.Type.ToString().ToLowerInvariant();
         if (profiler is not null)
             profiler.WriteTrace(profilePath!, new Dictionary<string, string>

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using GflTrainer.Data.Transforms;
+using GflTrainer.Runtime.Native;
 using GflTrainer.Training.Losses;
 using Serilog;
 using TorchSharp;
@@ -109,8 +110,14 @@ internal sealed class DetectionLoader
         {
             var samples = b.Select(i => Load(i, epoch)).ToList();
             var targets = Targets(samples);
-            var kept = Keep(samples, b);
-            if (kept.Count > 0) yield return Collate(kept, targets);
+            DetectionBatch? batch = null;
+            try
+            {
+                var kept = Keep(samples, b);
+                if (kept.Count > 0) batch = Collate(kept, targets);
+            }
+            finally { targets?.Targets?.Dispose(); }   // the batch has its own tensors now
+            if (batch is not null) yield return batch;
         }
     }
 
@@ -144,6 +151,9 @@ internal sealed class DetectionLoader
         });
         var workers = Enumerable.Range(0, _options.Workers).Select(_ => Task.Factory.StartNew(() =>
         {
+            // One OpenMP thread for the tensor code of this worker (the targets built ahead): the workers are the
+            // parallelism, as in PyTorch's DataLoader.
+            if (_targets is not null) OpenMpThreads.LimitCallingThread(1);
             try
             {
                 foreach (var (b, j) in work.GetConsumingEnumerable(cts.Token))
@@ -163,12 +173,19 @@ internal sealed class DetectionLoader
             for (int b = 0; b < batches.Count; b++)
             {
                 WaitHandle.WaitAny([done[b].WaitHandle, cts.Token.WaitHandle]);
-                var kept = Keep(results[b]!, batches[b]);
                 var batchTargets = targets[b];
-                results[b] = null!;
                 targets[b] = null;
-                budget.Release();
-                if (kept.Count > 0) yield return Collate(kept, batchTargets);
+                List<TransformedSample> kept;
+                DetectionBatch? batch = null;
+                try
+                {
+                    kept = Keep(results[b]!, batches[b]);
+                    results[b] = null!;
+                    budget.Release();
+                    if (kept.Count > 0) batch = Collate(kept, batchTargets);
+                }
+                finally { batchTargets?.Targets?.Dispose(); }   // the batch has its own tensors now
+                if (batch is not null) yield return batch;
             }
         }
         finally
@@ -176,6 +193,7 @@ internal sealed class DetectionLoader
             cts.Cancel();
             try { Task.WaitAll([feeder, .. workers]); } catch (AggregateException) { }
             foreach (var d in done) d.Dispose();
+            foreach (var t in targets) t?.Targets?.Dispose();   // built for batches never consumed
         }
     }
 

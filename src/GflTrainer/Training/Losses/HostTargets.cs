@@ -14,8 +14,8 @@ namespace GflTrainer.Training.Losses;
 /// </summary>
 internal sealed class HostTargets(IAnchorTargetBuilder builder)
 {
-    /// <summary>The targets of one batch as plain arrays (no tensors cross threads; <see cref="HostBatchTargets.ToDevice"/>
-    /// makes them on the step's thread).</summary>
+    /// <summary>The targets of one batch as CPU tensors that belong to no dispose scope, so they can leave the worker's
+    /// thread (<see cref="HostBatchTargets.ToDevice"/> makes the step's tensors from them on the step's thread).</summary>
     /// <param name="boxes">per image its (G_i·4) float32 xyxy pixels.</param>
     /// <param name="labels">per image its (G_i) int64 labels.</param>
     /// <param name="imagePadShapes">per image its own padded (H, W).</param>
@@ -30,37 +30,35 @@ internal sealed class HostTargets(IAnchorTargetBuilder builder)
         var gtLabels = labels.Select(l => tensor(l, [l.Length])).ToList();
         var t = builder.Build(featmaps, gtBoxes, gtLabels, imagePadShapes, CPU);
         var positiveRows = new LevelRows(t, imagePadShapes.Count).Positives(builder.NumClasses);
-        return new HostBatchTargets(featmaps, t.AnchorsPerLevel.ToArray(), t.Labels.shape[1],
-            t.Anchors.data<float>().ToArray(), t.ValidFlags.data<bool>().ToArray(), t.Labels.data<long>().ToArray(),
-            t.LabelWeights.data<float>().ToArray(), t.BoxTargets.data<float>().ToArray(), t.PositivesPerImage.ToArray(),
-            positiveRows.data<long>().ToArray());
+        // Kept as the builder made them: copying them out into .NET arrays and back cost RetinaNet's workers more than
+        // the assignment on BCCD (docs/performance.md "Targets built ahead").
+        return new HostBatchTargets(featmaps, t.AnchorsPerLevel.ToArray(), t.PositivesPerImage.ToArray(),
+            Keep(t.Anchors), Keep(t.ValidFlags), Keep(t.Labels), Keep(t.LabelWeights), Keep(t.BoxTargets), Keep(positiveRows));
     }
+
+    // A handle of its own, outside every dispose scope: the builder's may be released with its GflTargets.
+    static Tensor Keep(Tensor t) => t.detach().DetachFromDisposeScope();
 }
 
-/// <summary>A batch's targets on the host (<see cref="HostTargets"/>): <see cref="GflTargets"/>' tensors as row-major arrays.</summary>
-internal sealed record HostBatchTargets(
-    IReadOnlyList<(int H, int W)> FeatmapSizes,
-    long[] AnchorsPerLevel,
-    long AnchorsPerImage,
-    float[] Anchors,
-    bool[] ValidFlags,
-    long[] Labels,
-    float[] LabelWeights,
-    float[] BoxTargets,
-    long[] PositivesPerImage,
-    long[] PositiveRows)
+/// <summary>A batch's targets on the host (<see cref="HostTargets"/>): <see cref="GflTargets"/>' tensors on the CPU, owned
+/// by this object until <see cref="Dispose"/>.</summary>
+internal sealed class HostBatchTargets(IReadOnlyList<(int H, int W)> featmapSizes, long[] anchorsPerLevel, long[] positivesPerImage,
+    Tensor anchors, Tensor validFlags, Tensor labels, Tensor labelWeights, Tensor boxTargets, Tensor positiveRows) : IDisposable
 {
+    public IReadOnlyList<(int H, int W)> FeatmapSizes => featmapSizes;
+
     /// <summary>The targets as tensors on <paramref name="device"/>, in the caller's dispose scope (host-to-device copies
-    /// only: nothing is read back).</summary>
-    public GflTargets ToDevice(Device device)
-    {
-        long n = PositivesPerImage.Length, a = AnchorsPerImage;
-        return new GflTargets(tensor(Anchors, [a, 4], device: device), AnchorsPerLevel, tensor(ValidFlags, [n, a], device: device),
-            tensor(Labels, [n, a], device: device), tensor(LabelWeights, [n, a], device: device),
-            tensor(BoxTargets, [n, a, 4], device: device), PositivesPerImage)
+    /// only, nothing is read back; on the CPU the same memory). This object may be disposed afterwards.</summary>
+    public GflTargets ToDevice(Device device) =>
+        new(anchors.to(device), anchorsPerLevel, validFlags.to(device), labels.to(device), labelWeights.to(device),
+            boxTargets.to(device), positivesPerImage)
         {
-            FeatmapSizes = FeatmapSizes,
-            PositiveRows = tensor(PositiveRows, [PositiveRows.LongLength], device: device),
+            FeatmapSizes = featmapSizes,
+            PositiveRows = positiveRows.to(device),
         };
+
+    public void Dispose()
+    {
+        foreach (var t in new[] { anchors, validFlags, labels, labelWeights, boxTargets, positiveRows }) t.Dispose();
     }
 }

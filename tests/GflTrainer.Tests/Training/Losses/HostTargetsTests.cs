@@ -52,7 +52,7 @@ public sealed class HostTargetsTests
         using var scope = NewDisposeScope();
         var builder = Builder(head);
         var (boxes, labels, pads) = Batch(seed);
-        var host = new HostTargets(builder).Build(boxes, labels, pads, (96, 128));
+        using var host = new HostTargets(builder).Build(boxes, labels, pads, (96, 128));
 
         var featmaps = builder.Anchors.FeatmapSizes((96, 128));
         Assert.Equal([(12, 16), (6, 8), (3, 4), (2, 2), (1, 1)], featmaps);
@@ -81,6 +81,31 @@ public sealed class HostTargetsTests
         Assert.Equal(found.shape, actual.PositiveRows!.shape);
         Assert.True(found.equal(actual.PositiveRows!).all().item<bool>());
         Assert.True(new LevelRows(actual, 3).Positives(builder.NumClasses).equal(found).all().item<bool>());
+    }
+
+    /// <summary>As the loader uses them: built on a worker thread inside its own dispose scope, taken to the step's
+    /// device on another thread, then released; the step's targets stay valid and equal to the builder's.</summary>
+    [Fact]
+    public void Host_targets_cross_threads_and_outlive_their_release_as_the_steps()
+    {
+        using var scope = NewDisposeScope();
+        var builder = Builder(HeadType.Retinanet);
+        var (boxes, labels, pads) = Batch(4);
+        var host = Task.Run(() =>
+        {
+            using var workerScope = NewDisposeScope();
+            return new HostTargets(builder).Build(boxes, labels, pads, (96, 128));
+        }).Result;
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        var onDevice = host.ToDevice(CPU);
+        host.Dispose();
+        var expected = builder.Build(builder.Anchors.FeatmapSizes((96, 128)), boxes.Select(b => tensor(b, [b.Length / 4, 4])).ToList(),
+            labels.Select(l => tensor(l, [l.Length])).ToList(), pads, CPU);
+        Assert.True(expected.BoxTargets.equal(onDevice.BoxTargets).all().item<bool>());
+        Assert.True(expected.Labels.equal(onDevice.Labels).all().item<bool>());
+        Assert.True(expected.Anchors.equal(onDevice.Anchors).all().item<bool>());
+        Assert.True(new LevelRows(expected, 3).Positives(builder.NumClasses).equal(onDevice.PositiveRows!).all().item<bool>());
     }
 
     [Fact]

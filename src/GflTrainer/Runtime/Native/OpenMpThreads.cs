@@ -1,0 +1,24 @@
+namespace GflTrainer.Runtime.Native;
+
+/// <summary>
+/// The OpenMP team size of libtorch's parallel regions started by the calling thread. libtorch's CPU kernels size their
+/// teams from <c>omp_get_max_threads()</c>, a per-thread setting that a thread .NET created starts at the core count:
+/// every loader worker that runs tensor code (the targets built ahead) would start a full team, W workers x N threads
+/// on N cores, which mostly spin and wait for each other. PyTorch's DataLoader sets one thread in each worker
+/// (<c>torch.set_num_threads(1)</c> in its worker loop) for the same reason; here the worker threads share the process,
+/// so only the calling thread's setting changes (<c>omp_set_num_threads</c>, found through libtorch_cpu's dependencies,
+/// the libgomp it was built with) and the training step keeps its threads.
+/// </summary>
+internal static unsafe class OpenMpThreads
+{
+    static readonly Lazy<nint> SetNumThreads = new(() => LibtorchLibrary.Export("omp_set_num_threads", "loader worker threads"));
+
+    /// <summary>Parallel regions that this thread starts from now on use at most <paramref name="threads"/> threads.</summary>
+    public static void LimitCallingThread(int threads)
+    {
+        // libtorch initialises each thread's team size to its global count on the thread's first call into it
+        // (at::internal::lazy_init_num_threads); made first, so that it cannot undo the limit later.
+        _ = TorchSharp.torch.get_num_threads();
+        ((delegate* unmanaged<int, void>)SetNumThreads.Value)(threads);
+    }
+}
