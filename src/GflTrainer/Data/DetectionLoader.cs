@@ -175,11 +175,10 @@ internal sealed class DetectionLoader
                 WaitHandle.WaitAny([done[b].WaitHandle, cts.Token.WaitHandle]);
                 var batchTargets = targets[b];
                 targets[b] = null;
-                List<TransformedSample> kept;
                 DetectionBatch? batch = null;
                 try
                 {
-                    kept = Keep(results[b]!, batches[b]);
+                    var kept = Keep(results[b]!, batches[b]);
                     results[b] = null!;
                     budget.Release();
                     if (kept.Count > 0) batch = Collate(kept, batchTargets);

@@ -30,8 +30,8 @@ internal sealed class HostTargets(IAnchorTargetBuilder builder)
         var gtLabels = labels.Select(l => tensor(l, [l.Length])).ToList();
         var t = builder.Build(featmaps, gtBoxes, gtLabels, imagePadShapes, CPU);
         var positiveRows = new LevelRows(t, imagePadShapes.Count).Positives(builder.NumClasses);
-        // Kept as the builder made them: copying them out into .NET arrays and back cost RetinaNet's workers more than
-        // the assignment on BCCD (docs/performance.md "Targets built ahead").
+        // Kept as the builder made them: copying them out into .NET arrays and back halved GFL's loader throughput on
+        // BCCD (docs/performance.md "Targets built ahead").
         return new HostBatchTargets(featmaps, t.AnchorsPerLevel.ToArray(), t.PositivesPerImage.ToArray(),
             Keep(t.Anchors), Keep(t.ValidFlags), Keep(t.Labels), Keep(t.LabelWeights), Keep(t.BoxTargets), Keep(positiveRows));
     }
