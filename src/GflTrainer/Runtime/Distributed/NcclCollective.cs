@@ -74,6 +74,9 @@ public sealed unsafe class NcclCollective : ICollective
         if (contiguous.numel() == 0) return;
         if (!contiguous.is_contiguous() || contiguous.device.type != TorchSharp.DeviceType.CUDA)
             throw new ArgumentException("NCCL reduces contiguous device tensors", nameof(contiguous));
+        // The streams, events and the legacy default stream below are the current device's: this rank's GPU, whatever
+        // device the calling thread last set (libtorch's device guards restore theirs after each op).
+        _nccl.CheckCuda(_nccl.CudaSetDevice(_device.index), $"cudaSetDevice({_device.index})");
         if (_sideStream == 0)
         {
             nint stream, ready, done;
@@ -94,6 +97,7 @@ public sealed unsafe class NcclCollective : ICollective
     public void WaitAllReduces()
     {
         if (!_pending) return;
+        _nccl.CheckCuda(_nccl.CudaSetDevice(_device.index), $"cudaSetDevice({_device.index})");
         _nccl.CheckCuda(_nccl.CudaEventRecord(_done, _sideStream), "cudaEventRecord");
         _nccl.CheckCuda(_nccl.CudaStreamWaitEvent(0, _done, 0), "cudaStreamWaitEvent");
         _pending = false;
