@@ -67,14 +67,14 @@ internal static class AllReduceBenchmark
         var expectA = arange(1, big + 1, dtype: ScalarType.Float32, device: device) * ((w + 1) / 2.0f);
         if (!a.allclose(expectA, rtol: 1e-6) || !b.allclose(full_like(b, (w + 1) / 2.0)))
             throw new InvalidOperationException($"rank {r}: all-reduce mean differs from the expected values");
-        // Started as overlapped training starts them: two spans of one buffer, the later first, one wait for both (on a GPU
-        // the side stream; the check below reads them on the compute stream).
-        var spans = arange(1, big + 1, dtype: ScalarType.Float32, device: device) * (r + 1);
-        long split = big / 3;
-        c.StartAllReduceMean(spans.narrow(0, split, big - split));
+        // Started as overlapped training starts them: two spans of one buffer, the later first (larger than a bucket, so
+        // in two pieces), one wait for both (on a GPU the side stream; the check below reads them on the compute stream).
+        long all = 2 * big, split = big / 3;
+        var spans = arange(1, all + 1, dtype: ScalarType.Float32, device: device) * (r + 1);
+        c.StartAllReduceMean(spans.narrow(0, split, all - split));
         c.StartAllReduceMean(spans.narrow(0, 0, split));
         c.WaitAllReduces();
-        if (!spans.allclose(expectA, rtol: 1e-6))
+        if (!spans.allclose(arange(1, all + 1, dtype: ScalarType.Float32, device: device) * ((w + 1) / 2.0f), rtol: 1e-6))
             throw new InvalidOperationException($"rank {r}: the started all-reduce differs from the expected values");
         var host = c.AllReduceMean([r + 1.0, -2.0 * r]);
         if (Math.Abs(host[0] - (w + 1) / 2.0) > 1e-12 || Math.Abs(host[1] + (w - 1.0)) > 1e-12)

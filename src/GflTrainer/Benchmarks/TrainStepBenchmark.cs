@@ -55,14 +55,13 @@ public static class TrainStepBenchmark
             },
         };
         CuDnnBenchmark.Enabled = cfg.Runtime.CudnnBenchmark;
-        torch.manual_seed(0);
+        torch.manual_seed(0);   // under a launcher every rank builds the same model from it
         using var model = DetectorFactory.CreateDetector(cfg.Model);
         model.to(device);
         if (cfg.Runtime.ChannelsLast) Runtime.ChannelsLast.Apply(model);
         model.train();
         var named = model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, (Tensor)p.parameter)).ToList();
         using var sgd = new Sgd(named, 0.01, 0.9, 1e-4);
-        collective?.Broadcast(sgd.Parameters.Select(p => p.Param).ToList());   // one model on every rank, as training starts
         var step = Training.TrainStep.FromConfig(cfg, model, sgd, device, collective);
         using var inputs = NewDisposeScope();
         var (images, boxes, labels) = SyntheticBatch(device, batch, height, width, cfg.Model.Head.NumClasses);

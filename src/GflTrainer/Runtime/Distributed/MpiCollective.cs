@@ -57,27 +57,24 @@ public sealed unsafe class MpiCollective : ICollective
             }
     }
 
-    /// <summary>MPI_Iallreduce of the tensor in bucket-sized pieces. Open MPI's shared-memory and TCP transports have no
-    /// progress thread: a started reduction advances inside MPI calls, so each start also tests the earlier ones
-    /// (MPI_Testall), and what is left finishes in <see cref="WaitAllReduces"/>.</summary>
+    /// <summary>MPI_Iallreduce of the tensor in the bucket-sized pieces <see cref="GradientBuckets"/> cuts. Open MPI's
+    /// shared-memory and TCP transports have no progress thread: a started reduction advances inside MPI calls, so each
+    /// start also tests the earlier ones (MPI_Testall), and what is left finishes in <see cref="WaitAllReduces"/>.</summary>
     public void StartAllReduceMean(Tensor contiguous)
     {
         if (WorldSize == 1 || contiguous.numel() == 0) return;
         if (!contiguous.is_contiguous() || contiguous.device.type != TorchSharp.DeviceType.CPU)
             throw new ArgumentException("MPI reduces contiguous host tensors", nameof(contiguous));
         var type = TypeOf(contiguous.dtype);
-        var flat = contiguous.detach().view(-1).DetachFromDisposeScope();   // divided and released in WaitAllReduces
-        long per = Math.Min(MaxCount, Math.Max(1, GradientBuckets.MaxBytes / flat.element_size()));
-        var p = (byte*)TensorData.Pointer(flat);
-        for (long off = 0; off < flat.numel(); off += per)
+        // The pieces are views of this buffer's memory: valid until the wait, which divides the whole buffer.
+        GradientBuckets.ReduceEach([contiguous], CPU, piece =>
         {
             nint request;
-            int count = (int)Math.Min(per, flat.numel() - off);
-            _mpi.Check(_mpi.Iallreduce(OpenMpi.InPlace, (nint)(p + off * flat.element_size()), count, type, _mpi.Sum, _mpi.CommWorld, &request),
+            _mpi.Check(_mpi.Iallreduce(OpenMpi.InPlace, TensorData.Pointer(piece), (int)piece.numel(), type, _mpi.Sum, _mpi.CommWorld, &request),
                 "MPI_Iallreduce");
             _requests.Add(request);
-        }
-        _started.Add(flat);
+        });
+        _started.Add(contiguous.detach().DetachFromDisposeScope());   // divided and released in WaitAllReduces
         var requests = CollectionsMarshal.AsSpan(_requests);
         int done;
         fixed (nint* r = requests)
