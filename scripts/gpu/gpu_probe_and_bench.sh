@@ -54,6 +54,9 @@ if [ -n "$PUB" ] && [ -f "$PUB" ]; then
     # Issue 21: the targets built ahead by the loader (default on CUDA) against inside the step (the reference's way).
     timeout 90 "$APP/gfl" bench train-step --device cuda --targets step --repeats 10 --warmup 3 --json-out "$OUT/gfl_train-step_fp32_targets_in_step.json"
     echo "rc=$?"
+    # Issue 21: one loss read per step against the default on CUDA (log_interval: pipelined_ms = 10 steps, one read).
+    timeout 90 "$APP/gfl" bench train-step --device cuda --loss-reads step --repeats 10 --warmup 3 --json-out "$OUT/gfl_train-step_fp32_reads_each_step.json"
+    echo "rc=$?"
     timeout 90 "$APP/gfl" bench infer --device cuda --repeats 10 --warmup 3 --json-out "$OUT/gfl_infer_fp32.json"
     echo "rc=$?"
    fi

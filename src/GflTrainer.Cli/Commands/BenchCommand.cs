@@ -121,12 +121,20 @@ public static class BenchCommand
             DefaultValueFactory = _ => "on",
         };
         overlap.AcceptOnlyFromAmong("on", "off");
-        var cmd = WithCommon(new Command("train-step", "Full SGD step of R50-GFL (forward, targets, losses, backward, update)"), Depth, Batch, amp, height, width, config, Head, profile, channelsLast, CudnnBenchmark, targets, overlap);
+        var lossReads = new Option<string>("--loss-reads")
+        {
+            Description = "When the step reads its loss back (runtime.loss_reads): step (each step), log_interval (the step reads nothing; " +
+                "each sample then reads its one step, and pipelined_ms times --repeats steps in a row with one read at the end, as training " +
+                "between two log lines) or auto (log_interval on CUDA outside fp16, else step)",
+            DefaultValueFactory = _ => "auto",
+        };
+        lossReads.AcceptOnlyFromAmong("auto", "step", "log_interval");
+        var cmd = WithCommon(new Command("train-step", "Full SGD step of R50-GFL (forward, targets, losses, backward, update)"), Depth, Batch, amp, height, width, config, Head, profile, channelsLast, CudnnBenchmark, targets, overlap, lossReads);
         cmd.SetAction(p => GlobalOptions.Execute(p, ctx =>
         {
             var report = Bench.TrainStep(ctx.Log, DeviceOf(p), p.GetValue(Depth), p.GetValue(Batch), p.GetValue(amp) ?? "off", p.GetValue(height), p.GetValue(width),
                 p.GetValue(Repeats), p.GetValue(Warmup), p.GetValue(config), p.GetValue(Threads), p.GetValue(Head)!, p.GetValue(profile),
-                p.GetValue(channelsLast), p.GetValue(CudnnBenchmark), p.GetValue(targets)!, p.GetValue(overlap) == "on");
+                p.GetValue(channelsLast), p.GetValue(CudnnBenchmark), p.GetValue(targets)!, p.GetValue(overlap) == "on", p.GetValue(lossReads)!);
             return report is null ? ExitCodes.Ok : Print(p, ctx, report);   // rank 0 prints
         }));
         return cmd;

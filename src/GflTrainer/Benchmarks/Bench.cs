@@ -42,7 +42,7 @@ public static class Bench
     /// the data-parallel step: per-rank batch <paramref name="batch"/>, gradients averaged over the ranks.</returns>
     public static BenchReport? TrainStep(ILogger log, string? device, int depth, int batch, string amp, int height, int width, int repeats,
         int warmup, string? configFile, int threads, string head = "gfl", string? profilePath = null, bool channelsLast = false,
-        bool cudnnBenchmark = false, string targets = "auto", bool overlapBackward = true)
+        bool cudnnBenchmark = false, string targets = "auto", bool overlapBackward = true, string lossReads = "auto")
     {
         var launch = Runtime.Distributed.LaunchEnvironment.Detect();
         var d = DeviceSelector.Resolve(device, log);
@@ -50,10 +50,17 @@ public static class Bench
         BenchReport.UseThreads(threads);   // after the ranks split the cores, so --threads wins
         var cfg = configFile is null ? null : ConfigLoader.Load(configFile);
         var timing = TrainStepBenchmark.TrainStep(ranks?.Device ?? d, depth, batch, height, width, repeats, warmup, amp, cfg, HeadOf(head),
-            ranks is null || ranks.IsMain ? profilePath : null, channelsLast, cudnnBenchmark, TargetsOf(targets), ranks?.Collective, overlapBackward);
+            ranks is null || ranks.IsMain ? profilePath : null, channelsLast, cudnnBenchmark, TargetsOf(targets), ranks?.Collective, overlapBackward,
+            LossReadsOf(lossReads));
         ranks?.Complete();
         return ranks is null || ranks.IsMain ? TrainStepBenchmark.Report(timing) : null;
     }
+
+    static LossReadTiming LossReadsOf(string value) => value switch
+    {
+        "auto" => LossReadTiming.Auto, "step" => LossReadTiming.Step, "log_interval" => LossReadTiming.LogInterval,
+        _ => throw new GflConfigException($"--loss-reads {value}: expected auto, step or log_interval") { Key = "--loss-reads" },
+    };
 
     static TargetsPlacement TargetsOf(string value) => value switch
     {

@@ -47,7 +47,7 @@ public static class BenchClock
         return process.PeakWorkingSet64 / 1048576.0;
     }
 
-    static void Synchronize(Device device)
+    internal static void Synchronize(Device device)
     {
         if (device.type == DeviceType.CUDA) cuda.synchronize(device);
     }

@@ -16,7 +16,7 @@ public sealed record StepTiming(string Name, string Device, int Batch, int Heigh
     double? GradCheckMedianMs = null, string Engine = "torchsharp", string Head = "gfl",
     IReadOnlyList<(string Path, double MedianMs)>? Phases = null, string? ProfilePath = null, bool ChannelsLast = false,
     bool CudnnBenchmark = false, bool TargetsInLoader = false, double? HostTargetsMedianMs = null, int WorldSize = 1,
-    bool OverlapBackward = false);
+    bool OverlapBackward = false, bool DeferredLossReads = false, double? PipelinedMs = null);
 
 /// <summary>
 /// The R50-GFL training step and inference on synthetic inputs shaped like COCO at (1333, 800): images padded to
@@ -38,7 +38,7 @@ public static class TrainStepBenchmark
     public static StepTiming TrainStep(Device device, int depth = 50, int batch = 2, int height = 800, int width = 1344,
         int iterations = 5, int warmup = 2, string amp = "off", GflConfig? config = null, HeadType head = HeadType.Gfl,
         string? profilePath = null, bool channelsLast = false, bool cudnnBenchmark = false, TargetsPlacement? targets = null,
-        ICollective? collective = null, bool overlapBackward = true)
+        ICollective? collective = null, bool overlapBackward = true, LossReadTiming lossReads = LossReadTiming.Auto)
     {
         AmpMode ampMode = amp switch { "bf16" => AmpMode.Bf16, "fp16" => AmpMode.Fp16, "off" => AmpMode.Off,
             _ => throw new GflConfigException($"--amp {amp}: expected off, bf16 or fp16") { Key = "--amp" } };
@@ -52,8 +52,12 @@ public static class TrainStepBenchmark
             {
                 ChannelsLast = channelsLast || cfg.Runtime.ChannelsLast, CudnnBenchmark = cudnnBenchmark || cfg.Runtime.CudnnBenchmark,
                 Targets = targets ?? cfg.Runtime.Targets,
+                LossReads = lossReads == LossReadTiming.Auto ? cfg.Runtime.LossReads : lossReads,
             },
         };
+        if (cfg.Runtime.LossReads == LossReadTiming.LogInterval && ampMode == AmpMode.Fp16)
+            throw new GflConfigException("--loss-reads log_interval cannot be combined with --amp fp16 (its loss scaler decides on the host)") { Key = "--loss-reads" };
+        bool deferred = cfg.Runtime.DefersLossReads(device.type == DeviceType.CUDA, ampMode);
         CuDnnBenchmark.Enabled = cfg.Runtime.CudnnBenchmark;
         torch.manual_seed(0);   // under a launcher every rank builds the same model from it
         using var model = DetectorFactory.CreateDetector(cfg.Model);
@@ -91,15 +95,42 @@ public static class TrainStepBenchmark
         void Step(bool profile)
         {
             using var profiled = profile ? profiler!.Step() : null;
+            if (deferred)
+            {
+                using var reads = new DeferredLosses();
+                reads.Add(step.RunDeferred(images, boxes, labels, pads, hostTargets?.ToDevice(device)), 1, 0, 1, sgd.LearningRate, 0);
+                using (StepProfiler.Phase("loss_read"))
+                    CheckApplied(reads.Read(step.LossTermNames!));
+                return;
+            }
             // Random weights cannot produce a NaN here; if they do, the timing would not be of a training step.
             var r = step.Run(images, boxes, labels, pads, hostTargets?.ToDevice(device));
             if (!r.LossFinite) throw new GflRuntimeException($"bench train-step: non-finite loss ({r.Losses})");
             if (r.Update!.Value.NonFinite is { } bad)
                 throw new GflRuntimeException($"bench train-step: non-finite gradient in {bad.Parameter}");
         }
+        void CheckApplied(IReadOnlyList<DeferredStep> read)
+        {
+            if (read.FirstOrDefault(s => !s.Applied) is { } refused)
+                throw new GflRuntimeException($"bench train-step: a step was refused on the device ({refused.Losses}; gradients finite: {refused.GradientsFinite})");
+        }
         var samples = BenchClock.SampleMs(device, warmup, iterations, () => Step(profileTimedSteps && calls++ >= warmup));
         if (profiler is not null && !profileTimedSteps)
             BenchClock.SampleMs(device, 0, iterations, () => Step(true));
+        // Deferred reads: the steps between two log lines, back to back with one read at the end (the host queues the
+        // next step while the device runs the last one), per step.
+        double? pipelinedMs = null;
+        if (deferred)
+        {
+            using var reads = new DeferredLosses();
+            BenchClock.Synchronize(device);
+            var clock = Stopwatch.StartNew();
+            for (int i = 0; i < iterations; i++)
+                using (NewDisposeScope())
+                    reads.Add(step.RunDeferred(images, boxes, labels, pads, hostTargets?.ToDevice(device)), i + 1, 0, i + 1, sgd.LearningRate, 0);
+            CheckApplied(reads.Read(step.LossTermNames!));
+            pipelinedMs = clock.Elapsed.TotalMilliseconds / iterations;
+        }
         // The gradient check alone (part of every step above), on the last step's real gradients.
         var check = new List<double>();
         for (int i = 0; i < 21; i++)
@@ -125,7 +156,7 @@ public static class TrainStepBenchmark
             GradCheckMedianMs = BenchClock.Median(check), Head = headName, ProfilePath = profilePath, ChannelsLast = cfg.Runtime.ChannelsLast,
             CudnnBenchmark = cfg.Runtime.CudnnBenchmark, TargetsInLoader = targetsAhead,
             HostTargetsMedianMs = hostMs.Count > 0 ? BenchClock.Median(hostMs) : null,
-            WorldSize = collective?.WorldSize ?? 1, OverlapBackward = step.ReducesInBackward,
+            WorldSize = collective?.WorldSize ?? 1, OverlapBackward = step.ReducesInBackward, DeferredLossReads = deferred, PipelinedMs = pipelinedMs,
             Phases = profiler?.Durations().Select(d => (d.Path, BenchClock.Median(d.Ms))).ToList(),
         };
     }
@@ -227,11 +258,13 @@ public static class TrainStepBenchmark
         report.Add("head", r.Head);
         if (r.Name == "infer") report.Add("engine", r.Engine);
         report.Add("channels_last", r.ChannelsLast).Add("cudnn_benchmark", r.CudnnBenchmark);
-        if (r.Name == "train-step") report.Add("targets", r.TargetsInLoader ? "loader" : "step");
+        if (r.Name == "train-step")
+            report.Add("targets", r.TargetsInLoader ? "loader" : "step").Add("loss_reads", r.DeferredLossReads ? "log_interval" : "step");
         if (r.WorldSize > 1)   // batch is per rank; images_per_s counts every rank's
             report.Add("world_size", r.WorldSize).Add("overlap_backward", r.OverlapBackward);
         report.Add("batch", r.Batch).Add("height", r.Height).Add("width", r.Width).Add("amp", r.Amp).Add("median_ms", r.MedianMs)
             .Add("images_per_s", r.ImagesPerSecond).Add("samples_ms", r.SamplesMs).Add("peak_rss_mb", r.PeakRssBytes / 1048576.0);
+        if (r.PipelinedMs is { } pipelined) report.Add("pipelined_ms", pipelined);   // per step, --repeats steps read once
         if (r.GradCheckMedianMs is { } check) report.Add("grad_check_ms", check);   // included in median_ms
         if (r.HostTargetsMedianMs is { } host) report.Add("host_targets_ms", host);   // not in median_ms: the loader's workers pay it
         if (r.ProfilePath is { } trace) report.Add("profile", trace);

@@ -58,7 +58,14 @@ internal sealed class CheckpointPolicy(CheckpointStore store, CheckpointConfig c
 
     /// <summary>The watchdog stopped a run hung while waiting for data (no weight changed in that iteration):
     /// <c>last</c> at the start of the hung iteration.</summary>
-    public string OnHang() => Save("last", "hang", state.Epoch, state.IterInEpoch);
+    public string OnHang() => UnreadSteps?.Invoke() is > 0 and var n
+        ? throw new InvalidOperationException($"{n} steps since the last loss read are unread (runtime.loss_reads: log_interval); " +
+            "one may have been refused on the device for a non-finite value, so the previous checkpoint stays the resume point")
+        : Save("last", "hang", state.Epoch, state.IterInEpoch);
+
+    /// <summary>Steps whose loss values the trainer has not read back yet (deferred reads), or null: none ever are. A
+    /// refused step among them would leave the weights behind the state, so no <c>last</c> is written over them.</summary>
+    public Func<int>? UnreadSteps { get; set; }
 
     /// <summary>Stopped near the cgroup memory limit, between iterations: <c>last</c> at the current iteration.</summary>
     public string OnMemoryLimit() => Save("last", "memory", state.Epoch, state.IterInEpoch);

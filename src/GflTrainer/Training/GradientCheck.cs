@@ -55,15 +55,18 @@ public static class GradientCheck
 
     /// <summary>The slow path, after <see cref="AllFiniteValues"/> said no: one count per parameter, in the given order
     /// (the model's named_parameters order). Null when every gradient is finite.</summary>
-    public static NonFiniteGradient? FindFirstNonFinite(IEnumerable<(string Name, Tensor Param)> parameters)
+    public static NonFiniteGradient? FindFirstNonFinite(IEnumerable<(string Name, Tensor Param)> parameters) =>
+        FirstNonFinite(parameters.Select(p => (p.Name, (Tensor?)p.Param.grad)));
+
+    /// <summary><see cref="FindFirstNonFinite"/> over gradients given directly (null: the parameter has none).</summary>
+    public static NonFiniteGradient? FirstNonFinite(IEnumerable<(string Name, Tensor? Gradient)> gradients)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         NonFiniteGradient? first = null;
         int affected = 0;
-        foreach (var (name, p) in parameters)
+        foreach (var (name, g) in gradients)
         {
-            var g = p.grad;
             if (g is null) continue;
             long bad = g.isfinite().logical_not().sum().item<long>();
             if (bad == 0) continue;

@@ -34,6 +34,8 @@ internal sealed class OptimizerStep
     private readonly ICollective _collective;
     private readonly bool _overlap;
     private readonly Dictionary<Tensor, int> _index;
+    private Tensor? _halted;         // deferred steps: 0-d bool, a step was not applied; every later one is skipped too
+    private Tensor? _firstBad;       // deferred steps: the gradients of the first step not applied, to name the parameter
 
     /// <param name="sgd">the optimizer; its parameter list (names, named_parameters order) is the one checked.</param>
     /// <param name="scaler">fp16 loss scaler, or null (fp32, bf16).</param>
@@ -114,6 +116,50 @@ internal sealed class OptimizerStep
         foreach (var span in spans) span.Dispose();
         AfterBackward?.Invoke(_sgd.Parameters);
     }
+
+    /// <summary>The end of a step that reads nothing back (runtime.loss_reads: log_interval), after <see cref="Backward"/>:
+    /// <see cref="Complete"/>'s decision taken on the device. The update is applied when the loss and every gradient are
+    /// finite and no earlier deferred step was refused; otherwise it is skipped (<see cref="Sgd.Step(Tensor)"/>) and so
+    /// is every later step's, so when the host reads the steps back (<see cref="DeferredLosses"/>) the weights are
+    /// those before the first bad step, as the run that reads every step stops there. Clipping runs on the flat
+    /// buffer (the same norm as clip_grad_norm_, summed in another order, so equal to float rounding, and without its
+    /// host read of the norm). fp16's loss scaler decides on the host, so it is not supported here.</summary>
+    /// <param name="lossTotal">0-d: the step's total loss (averaged over the ranks).</param>
+    /// <returns>0-d bool tensors: whether every gradient was finite, and whether the update was applied.</returns>
+    public (Tensor GradientsFinite, Tensor Applied) CompleteOnDevice(Tensor lossTotal)
+    {
+        if (_scaler is not null)
+            throw new InvalidOperationException("fp16 loss scaling decides each step on the host: runtime.loss_reads must be step");
+        using var noGrad = no_grad();
+        var grads = _sgd.Gradients;
+        Tensor gradsFinite, applied;
+        using (StepProfiler.Phase(CheckPhase))
+        {
+            // Exact (a value-by-value check, not GradientCheck's sums, whose overflow case needs a second look).
+            gradsFinite = grads.isfinite().all();
+            _halted ??= tensor(false, device: grads.device).DetachFromDisposeScope();
+            applied = gradsFinite.logical_and(lossTotal.isfinite()).logical_and_(_halted.logical_not());
+            using var firstRefused = applied.logical_or(_halted).logical_not_();
+            _firstBad ??= zeros_like(grads).DetachFromDisposeScope();
+            _firstBad.copy_(where(firstRefused, grads, _firstBad));
+            _halted.logical_or_(applied.logical_not());
+        }
+        if (_clip is not null)
+            using (StepProfiler.Phase("clip"))
+            {
+                // torch.nn.utils.clip_grad_norm_: coef = max_norm / (total_norm + 1e-6), clamped to 1.
+                var norm = double.IsPositiveInfinity(_clip.NormType) ? grads.abs().max() : grads.norm((float)_clip.NormType);
+                grads.mul_((_clip.MaxNorm / (norm + 1e-6)).clamp_max(1.0));
+            }
+        using (StepProfiler.Phase("update"))
+            _sgd.Step(applied);
+        return (gradsFinite, applied);
+    }
+
+    /// <summary>After <see cref="CompleteOnDevice"/> refused a step for its gradients (read back later): the first
+    /// parameter whose gradient was not finite in that step, as <see cref="Complete"/> names it at once.</summary>
+    public NonFiniteGradient? FirstRefusedGradient() =>
+        _firstBad is null ? null : GradientCheck.FirstNonFinite(_sgd.GradientsIn(_firstBad).Select(g => (g.Name, (Tensor?)g.Gradient)));
 
     /// <summary>Per stage of <paramref name="stages"/> (backward order), the runs of consecutive optimizer parameters whose
     /// gradients it completes, last run first (DDP reduces its buckets in reverse parameter order): the parameters of

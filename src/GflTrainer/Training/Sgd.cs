@@ -15,6 +15,7 @@ public sealed class Sgd : IDisposable
     private readonly IReadOnlyList<(string Name, Tensor Param)> _params;
     private readonly FlatParameters _flat;
     private Tensor? _momentum;   // laid out as _flat.Values; null until the first step or a restore
+    private Tensor? _started;    // masked steps (Step(apply)): 0-d bool, whether _momentum holds a first step's buf yet
 
     public double LearningRate { get; set; }
     public double Momentum { get; }
@@ -36,6 +37,10 @@ public sealed class Sgd : IDisposable
     /// <summary>Every parameter's gradient, concatenated flat (each <c>.grad</c> is a view of it): checks, unscaling and
     /// the all-reduce work on this one tensor.</summary>
     public Tensor Gradients => _flat.Gradients;
+
+    /// <summary>Each parameter's name and its view of <paramref name="flat"/>, a buffer laid out as <see cref="Gradients"/>.</summary>
+    internal IEnumerable<(string Name, Tensor Gradient)> GradientsIn(Tensor flat) =>
+        _params.Select((p, i) => (p.Name, _flat.Slice(flat, i)));
 
     /// <summary>The contiguous part of <see cref="Gradients"/> that holds parameters <paramref name="start"/> up to
     /// <paramref name="end"/> (exclusive) of <see cref="Parameters"/>, with their alignment gaps: a bucket to all-reduce.</summary>
@@ -65,9 +70,35 @@ public sealed class Sgd : IDisposable
         _flat.Values.add_(d, alpha: -LearningRate);
     }
 
+    /// <summary><see cref="Step()"/> when the 0-d bool <paramref name="apply"/> is true, else nothing, decided on the
+    /// device: a step that reads nothing back (runtime.loss_reads: log_interval) skips a non-finite step's update this
+    /// way. The same kernels as <see cref="Step()"/>, out of place, then selected: the applied values are bit-identical
+    /// (tested), and a NaN in the skipped branch cannot leak through the selection.</summary>
+    public void Step(Tensor apply)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var values = _flat.Values;
+        var d = WeightDecay != 0 ? _flat.Gradients.add(values, alpha: WeightDecay) : _flat.Gradients;
+        if (Momentum != 0)
+        {
+            if (_momentum is null)
+            {
+                _momentum = zeros_like(values).DetachFromDisposeScope();
+                _started = tensor(false, device: values.device).DetachFromDisposeScope();
+            }
+            // torch.optim.SGD: buf = d on the first applied step, else m·buf + d.
+            var buf = _started is null ? _momentum.mul(Momentum).add(d) : where(_started, _momentum.mul(Momentum).add(d), d);
+            _momentum.copy_(where(apply, buf, _momentum));
+            _started?.logical_or_(apply);
+            d = Nesterov ? d.add(_momentum, alpha: Momentum) : _momentum;
+        }
+        values.copy_(where(apply, values.add(d, alpha: -LearningRate), values));
+    }
+
     /// <summary>The momentum buffer of every parameter by name (views of the one buffer; empty before the first step),
     /// as checkpoints store them.</summary>
-    public IReadOnlyDictionary<string, Tensor> MomentumBuffers => _momentum is null
+    public IReadOnlyDictionary<string, Tensor> MomentumBuffers => _momentum is null || _started is not null && !_started.item<bool>()
         ? new Dictionary<string, Tensor>()
         : _params.Select((p, i) => (p.Name, i)).ToDictionary(x => x.Name, x => _flat.Slice(_momentum, x.i));
 
@@ -90,6 +121,7 @@ public sealed class Sgd : IDisposable
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         _momentum ??= zeros_like(_flat.Values).DetachFromDisposeScope();
+        _started?.fill_(true);
         for (int i = 0; i < _params.Count; i++)
             _flat.Slice(_momentum, i).copy_(buffers[_params[i].Name]);
     }
@@ -98,6 +130,8 @@ public sealed class Sgd : IDisposable
     {
         _momentum?.Dispose();
         _momentum = null;
+        _started?.Dispose();
+        _started = null;
         _flat.Dispose();
     }
 }

@@ -87,26 +87,9 @@ internal sealed class TrainStep
     public TrainStepResult Run(Tensor images, IReadOnlyList<Tensor> gtBoxes, IReadOnlyList<Tensor> gtLabels,
         IReadOnlyList<(int H, int W)> padShapes, Targets.GflTargets? targets = null)
     {
-        HeadOutputs outputs;
         // Data parallel: the graph is cut so each stage's gradients reduce while backward goes on (OptimizerStep.Backward).
         using var stages = _update.ReducesInBackward ? new BackwardStages() : null;
-        using (StepProfiler.Phase("forward"))
-        {
-            // The copy belongs to the caller's dispose scope, as every tensor of the step.
-            if (_channelsLast && !ChannelsLast.Is(images)) images = ChannelsLast.Of(images);
-            using (Autocast.Enter(_ampType, _device))
-                outputs = _model.Forward(images, stages);
-            if (_ampType is not null)   // losses in fp32, as mmdetection's AmpOptimWrapper leaves them outside autocast's casts
-                outputs = new HeadOutputs(outputs.ClassScores.Select(x => x.to(ScalarType.Float32)).ToList(),
-                    outputs.BoxPredictions.Select(x => x.to(ScalarType.Float32)).ToList())
-                {
-                    Centerness = outputs.Centerness?.Select(x => x.to(ScalarType.Float32)).ToList(),
-                };
-        }
-        // Crowd regions are not passed: mmdetection's ATSS has ignore_iof_thr -1, so anchors on them stay negatives.
-        IHeadLosses losses;
-        using (StepProfiler.Phase("loss"))
-            losses = _loss.Compute(outputs, gtBoxes, gtLabels, padShapes, targets);
+        var losses = ForwardAndLosses(images, gtBoxes, gtLabels, padShapes, targets, stages);
         LossScalars scalars;
         if (!OneRead)
         {
@@ -126,6 +109,58 @@ internal sealed class TrainStep
         // A non-finite loss: nothing more (no scaler update, no SGD), as when it is read before backward.
         if (!double.IsFinite(scalars.Total)) return new TrainStepResult(scalars, null);
         return new TrainStepResult(scalars, _update.Complete(sumsFinite));   // clip, SGD
+    }
+
+    /// <summary><see cref="Run"/> without reading anything back (runtime.loss_reads: log_interval): the losses averaged over
+    /// the ranks on the device, and whether to apply the update decided there too (<see cref="OptimizerStep.CompleteOnDevice"/>),
+    /// so the host queues the next step while the device still runs this one. The caller reads the returned row later,
+    /// many steps at once (<see cref="DeferredLosses"/>).</summary>
+    /// <returns>(terms + 3,) float64 outside every dispose scope: the loss terms, the total, whether every gradient was
+    /// finite (1/0) and whether the update was applied (1/0); the terms are named by <see cref="LossTermNames"/>.</returns>
+    public Tensor RunDeferred(Tensor images, IReadOnlyList<Tensor> gtBoxes, IReadOnlyList<Tensor> gtLabels,
+        IReadOnlyList<(int H, int W)> padShapes, Targets.GflTargets? targets = null)
+    {
+        using var stages = _update.ReducesInBackward ? new BackwardStages() : null;
+        var losses = ForwardAndLosses(images, gtBoxes, gtLabels, padShapes, targets, stages);
+        LossTermNames ??= losses.Terms.Select(t => t.Name).ToList();
+        _update.Backward(losses.Total, stages);
+        Tensor values;
+        using (no_grad())
+            values = cat(losses.Terms.Select(t => t.Value).Append(losses.Total).Select(t => t.detach().to(float64).reshape(1)).ToList(), 0);
+        if (_collective.WorldSize > 1)
+            using (StepProfiler.Phase("all_reduce"))
+                _collective.AllReduceMean([values]);   // as Average: float64 means of the ranks' float32 values
+        var (gradientsFinite, applied) = _update.CompleteOnDevice(values[values.shape[0] - 1]);
+        return cat([values, gradientsFinite.to(float64).reshape(1), applied.to(float64).reshape(1)], 0).DetachFromDisposeScope();
+    }
+
+    /// <summary>The names of the loss terms in <see cref="RunDeferred"/>'s rows (known after its first call).</summary>
+    public IReadOnlyList<string>? LossTermNames { get; private set; }
+
+    /// <summary>After a step of <see cref="RunDeferred"/> was refused for a non-finite gradient: the first parameter at fault.</summary>
+    public NonFiniteGradient? FirstRefusedGradient() => _update.FirstRefusedGradient();
+
+    // Forward (in autocast when AMP is on) and the losses in fp32.
+    IHeadLosses ForwardAndLosses(Tensor images, IReadOnlyList<Tensor> gtBoxes, IReadOnlyList<Tensor> gtLabels,
+        IReadOnlyList<(int H, int W)> padShapes, Targets.GflTargets? targets, BackwardStages? stages)
+    {
+        HeadOutputs outputs;
+        using (StepProfiler.Phase("forward"))
+        {
+            // The copy belongs to the caller's dispose scope, as every tensor of the step.
+            if (_channelsLast && !ChannelsLast.Is(images)) images = ChannelsLast.Of(images);
+            using (Autocast.Enter(_ampType, _device))
+                outputs = _model.Forward(images, stages);
+            if (_ampType is not null)   // losses in fp32, as mmdetection's AmpOptimWrapper leaves them outside autocast's casts
+                outputs = new HeadOutputs(outputs.ClassScores.Select(x => x.to(ScalarType.Float32)).ToList(),
+                    outputs.BoxPredictions.Select(x => x.to(ScalarType.Float32)).ToList())
+                {
+                    Centerness = outputs.Centerness?.Select(x => x.to(ScalarType.Float32)).ToList(),
+                };
+        }
+        // Crowd regions are not passed: mmdetection's ATSS has ignore_iof_thr -1, so anchors on them stay negatives.
+        using (StepProfiler.Phase("loss"))
+            return _loss.Compute(outputs, gtBoxes, gtLabels, padShapes, targets);
     }
 
     private LossScalars Average(LossScalars s)

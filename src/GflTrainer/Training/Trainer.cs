@@ -9,7 +9,11 @@ namespace GflTrainer.Training;
 
 /// <summary>What the loop needs besides its parts: <c>train.epochs</c>, <c>train.log_interval</c>, the batch size
 /// (images/s) and what the start-of-run line reports.</summary>
-internal sealed record TrainLoopOptions(int Epochs, int LogInterval, int BatchSize, string Device, string Amp, long Seed);
+/// <param name="DeferredLossReads">runtime.loss_reads resolved to log_interval: the steps read nothing back; their losses
+/// are read every <paramref name="LogInterval"/> steps, at the end of each epoch and before a stop
+/// (<see cref="DeferredLosses"/>).</param>
+internal sealed record TrainLoopOptions(int Epochs, int LogInterval, int BatchSize, string Device, string Amp, long Seed,
+    bool DeferredLossReads = false);
 
 /// <summary>The parts one training run is made of; <see cref="TrainRun"/> builds them from the configuration, and a
 /// distributed or multi-dataset run builds its own (another loader, a collective in the step, logs on rank 0 only).</summary>
@@ -42,11 +46,15 @@ internal sealed class Trainer(TrainLoopOptions options, TrainerParts parts, ILog
         var progress = new ProgressReporter(log, totalIters, options.LogInterval, terminal);
         var window = new LossWindow();
         var stepWatch = new Stopwatch();
+        using var deferred = options.DeferredLossReads ? new DeferredLosses() : null;
+        var sinceRead = Stopwatch.StartNew();
+        if (deferred is not null) checkpoints.UnreadSteps = () => deferred.Count;
         string lastCkpt = checkpoints.Store.Find("last") ?? "";
 
         for (; state.Epoch < options.Epochs; state.Epoch++, state.IterInEpoch = 0)
         {
             using var batches = loader.Epoch(state.Epoch, (int)state.IterInEpoch).GetEnumerator();
+            sinceRead.Restart();   // the steps' wall time, without the previous epoch's evaluation and checkpoints
             while (true)
             {
                 stepWatch.Restart();
@@ -56,21 +64,42 @@ internal sealed class Trainer(TrainLoopOptions options, TrainerParts parts, ILog
                 double dataTime = stepWatch.Elapsed.TotalSeconds;
                 double lr = schedule.At(state.Iteration, state.Epoch);
                 sgd.LearningRate = lr;
-                TrainStepResult result;
-                using (var batch = batches.Current)
-                using (NewDisposeScope())
-                    result = step.Run(batch.Images, batch.GtBoxes, batch.GtLabels, batch.Metas.Select(m => (m.PadHeight, m.PadWidth)).ToList(), batch.Targets);
-                Check(result, checkpoints, state);
-                state.Iteration++; state.IterInEpoch++;
-                watchdog?.Complete();
-                StepBoundaryGc.AfterStep(state.Iteration);
-                double stepTime = stepWatch.Elapsed.TotalSeconds;
-                window.Add(result.Losses, stepTime, dataTime);
-                progress.Update(state.Epoch + 1, options.Epochs, state.IterInEpoch, itersPerEpoch, state.Iteration, result.Losses, lr,
-                    stepTime, options.BatchSize);
-                if (state.Iteration % options.LogInterval == 0 || state.IterInEpoch == itersPerEpoch)
-                    runLog.WriteTrain(state, itersPerEpoch, lr, window.Drain());
+                if (deferred is not null)
+                {
+                    using (var batch = batches.Current)
+                    using (NewDisposeScope())
+                        deferred.Add(step.RunDeferred(batch.Images, batch.GtBoxes, batch.GtLabels,
+                            batch.Metas.Select(m => (m.PadHeight, m.PadWidth)).ToList(), batch.Targets),
+                            state.Iteration + 1, state.Epoch, state.IterInEpoch + 1, lr, dataTime);
+                    state.Iteration++; state.IterInEpoch++;
+                }
+                else
+                {
+                    TrainStepResult result;
+                    using (var batch = batches.Current)
+                    using (NewDisposeScope())
+                        result = step.Run(batch.Images, batch.GtBoxes, batch.GtLabels, batch.Metas.Select(m => (m.PadHeight, m.PadWidth)).ToList(), batch.Targets);
+                    Check(result, checkpoints, state);
+                    state.Iteration++; state.IterInEpoch++;
+                    watchdog?.Complete();
+                    StepBoundaryGc.AfterStep(state.Iteration);
+                    double stepTime = stepWatch.Elapsed.TotalSeconds;
+                    window.Add(result.Losses, stepTime, dataTime);
+                    progress.Update(state.Epoch + 1, options.Epochs, state.IterInEpoch, itersPerEpoch, state.Iteration, result.Losses, lr,
+                        stepTime, options.BatchSize);
+                    if (state.Iteration % options.LogInterval == 0 || state.IterInEpoch == itersPerEpoch)
+                        runLog.WriteTrain(state, itersPerEpoch, lr, window.Drain());
+                }
                 var (stop, over) = StopRequests(cancel.IsCancellationRequested, memory?.Check(), ranks);
+                if (deferred is not null)
+                {
+                    // At each log line, the end of the epoch and before stopping; inside the step's watch, so that a
+                    // device that hangs is caught there.
+                    if (stop || over is not null || state.Iteration % options.LogInterval == 0 || state.IterInEpoch == itersPerEpoch)
+                        ReadDeferred(deferred, sinceRead, checkpoints, state, window, progress, runLog, itersPerEpoch);
+                    watchdog?.Complete();
+                    StepBoundaryGc.AfterStep(state.Iteration);
+                }
                 if (over is not null)
                 {
                     watchdog?.Pause();
@@ -86,6 +115,8 @@ internal sealed class Trainer(TrainLoopOptions options, TrainerParts parts, ILog
                     return Result(workDir, lastCkpt, interrupted: true);
                 }
             }
+            // An epoch can end before itersPerEpoch (unreadable images skipped): nothing stays unread past its checkpoint.
+            if (deferred is not null) ReadDeferred(deferred, sinceRead, checkpoints, state, window, progress, runLog, itersPerEpoch);
             watchdog?.Pause();
             int done = state.Epoch + 1;
             if (loader.BadImages > 0) log.Warning("{Count} unreadable training images skipped so far", loader.BadImages);
@@ -114,6 +145,43 @@ internal sealed class Trainer(TrainLoopOptions options, TrainerParts parts, ILog
         if (ranks is not { WorldSize: > 1 }) return (cancelled, memoryOver);
         var any = ranks.AllReduceMean([cancelled ? 1 : 0, memoryOver is null ? 0 : 1]);
         return (any[0] > 0, memoryOver ?? (any[1] > 0 ? "memory: another rank of this run is near its cgroup memory limit" : null));
+    }
+
+    /// <summary>Reads the deferred steps and accounts for them as the loop does for a step that reads at once: the first
+    /// step not applied ends the run (as <see cref="Check"/>; the device skipped it and every later update, so the
+    /// weights are those before it, and the state is set back to it for the diagnostic checkpoint), the others go to
+    /// the progress, the loss window and, at log points, the run log. Each step is given the mean wall time of the
+    /// steps read together: the host only queued them, the device's time shows in this read.</summary>
+    private void ReadDeferred(DeferredLosses deferred, Stopwatch sinceRead, CheckpointPolicy checkpoints, TrainState state,
+        LossWindow window, ProgressReporter progress, RunLog runLog, int itersPerEpoch)
+    {
+        int n = deferred.Count;
+        if (n == 0) return;
+        var steps = deferred.Read(parts.Step.LossTermNames!);
+        double perStep = sinceRead.Elapsed.TotalSeconds / n;
+        sinceRead.Restart();
+        var (iteration, epoch, iterInEpoch) = (state.Iteration, state.Epoch, state.IterInEpoch);
+        foreach (var s in steps)
+        {
+            if (!s.Applied)
+            {
+                (state.Iteration, state.Epoch, state.IterInEpoch) = (s.Iteration - 1, s.Epoch, s.IterInEpoch - 1);
+                if (!double.IsFinite(s.Losses.Total))
+                    throw new NonFiniteLossException(s.Iteration, s.Epoch + 1, s.Losses.ToString(), checkpoints.SaveDiagnostic());
+                var bad = parts.Step.FirstRefusedGradient()
+                    ?? throw new InvalidOperationException($"iteration {s.Iteration}: the update was refused with finite losses and gradients");
+                throw new NonFiniteGradientException(s.Iteration, s.Epoch + 1, bad, checkpoints.SaveDiagnostic());
+            }
+            window.Add(s.Losses, perStep, s.DataSeconds);
+            progress.Update(s.Epoch + 1, options.Epochs, s.IterInEpoch, itersPerEpoch, s.Iteration, s.Losses, s.LearningRate,
+                perStep, options.BatchSize);
+            if (s.Iteration % options.LogInterval == 0 || s.IterInEpoch == itersPerEpoch)
+            {
+                (state.Iteration, state.Epoch, state.IterInEpoch) = (s.Iteration, s.Epoch, s.IterInEpoch);
+                runLog.WriteTrain(state, itersPerEpoch, s.LearningRate, window.Drain());
+            }
+        }
+        (state.Iteration, state.Epoch, state.IterInEpoch) = (iteration, epoch, iterInEpoch);
     }
 
     /// <summary>A non-finite loss (no backward ran) or gradient (no update was made) ends the run, after saving the

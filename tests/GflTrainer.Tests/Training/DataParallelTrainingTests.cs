@@ -81,12 +81,13 @@ public sealed class DataParallelTrainingTests
     /// <summary>The ATSS head has the same semantics (its Focal Loss normaliser and the centerness sum of its GIoU are
     /// averaged over ranks, as mmdetection's reduce_mean): 2 ranks x batch 2 end as one process with batch 4. With the
     /// targets built by each rank's loader (runtime.targets: loader, CUDA's default), whose positive counts feed the
-    /// averaged normaliser from the host.</summary>
+    /// averaged normaliser from the host, and the losses read once per log line (runtime.loss_reads: log_interval, CUDA's
+    /// default): each step's loss row is averaged over the ranks as a tensor and the update decided on the device.</summary>
     [Fact]
     public void TwoRanks_OfTheAtssHead_TrainAsOneProcessWithTheUnionBatch()
     {
         var root = Directory.CreateTempSubdirectory("gfl-dp-atss").FullName;
-        TwoRanksEqualOneProcess(root, Config(root, epochs: 2), ["model.head.type=atss", "runtime.targets=loader"],
+        TwoRanksEqualOneProcess(root, Config(root, epochs: 2), ["model.head.type=atss", "runtime.targets=loader", "runtime.loss_reads=log_interval"],
             ["loss_cls", "loss_bbox", "loss_centerness"]);
     }
 

@@ -71,4 +71,49 @@ public class SgdTests
         for (int i = 2; i < 4; i++) { oc.ZeroGrad(); c.forward(xs[i]).sum().backward(); oc.Step(); }
         Assert.True(a.weight!.equal(c.weight!).all().item<bool>());
     }
+
+    /// <summary>The step decided on the device (runtime.loss_reads: log_interval): applied, it is <see cref="Sgd.Step()"/>
+    /// bit for bit (momentum, weight decay, Nesterov); refused, nothing changes, not even with NaN gradients; a run whose
+    /// first steps were refused starts its momentum as torch.optim.SGD does (buf = d) at its first applied step.</summary>
+    [Theory]
+    [InlineData(0.9, 1e-4, false)]
+    [InlineData(0.9, 1e-4, true)]
+    [InlineData(0.0, 1e-4, false)]
+    [InlineData(0.9, 0.0, false)]
+    public void Step_decided_on_the_device_is_the_step_when_applied_and_nothing_when_refused(double momentum, double wd, bool nesterov)
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(4);
+        var a = nn.Linear(5, 3); var b = nn.Linear(5, 3);
+        b.load_state_dict(a.state_dict());
+        var reads = new Sgd(a.named_parameters().Select(p => (p.name, (Tensor)p.parameter)), 0.1, momentum, wd, nesterov);
+        var onDevice = new Sgd(b.named_parameters().Select(p => (p.name, (Tensor)p.parameter)), 0.1, momentum, wd, nesterov);
+        void Refused(bool poison)
+        {
+            onDevice.ZeroGrad();
+            b.forward(randn(4, 5)).pow(2).sum().backward();
+            if (poison) b.weight!.grad!.view(-1)[2] = float.NaN;
+            var before = b.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.clone());
+            var buffers = onDevice.MomentumBuffers.ToDictionary(kv => kv.Key, kv => kv.Value.clone());
+            onDevice.Step(tensor(false));
+            Assert.All(b.state_dict(), kv => Assert.True(kv.Value.equal(before[kv.Key]).all().item<bool>(), kv.Key));
+            Assert.Equal(buffers.Keys, onDevice.MomentumBuffers.Keys);
+            Assert.All(buffers, kv => Assert.True(kv.Value.equal(onDevice.MomentumBuffers[kv.Key]).all().item<bool>(), kv.Key));
+        }
+        Refused(poison: true);   // before any applied step: the momentum must not start
+        Assert.Empty(onDevice.MomentumBuffers);
+        for (int i = 0; i < 4; i++)
+        {
+            var x = randn(4, 5);
+            reads.ZeroGrad(); a.forward(x).pow(2).sum().backward(); reads.Step();
+            onDevice.ZeroGrad(); b.forward(x).pow(2).sum().backward(); onDevice.Step(tensor(true));
+            if (i == 1) Refused(poison: false);
+            if (i == 2) Refused(poison: true);
+        }
+        Assert.True(a.weight!.equal(b.weight!).all().item<bool>());
+        Assert.True(a.bias!.equal(b.bias!).all().item<bool>());
+        Assert.Equal(reads.MomentumBuffers.Keys, onDevice.MomentumBuffers.Keys);
+        Assert.All(reads.MomentumBuffers, kv => Assert.True(kv.Value.equal(onDevice.MomentumBuffers[kv.Key]).all().item<bool>(), kv.Key));
+        reads.Dispose(); onDevice.Dispose();
+    }
 }

@@ -71,14 +71,17 @@ public class TrainRunTests
 
     /// <param name="channelsLast">runtime.channels_last: the NHWC weights and gradients of the flat buffers are saved and
     /// restored exactly as well.</param>
+    /// <param name="lossReads">runtime.loss_reads: with log_interval the interrupt first reads the steps not read yet.</param>
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public void InterruptAndResume_EndsBitIdenticalToAnUninterruptedRun(bool channelsLast)
+    [InlineData(false, "step")]
+    [InlineData(true, "step")]
+    [InlineData(false, "log_interval")]
+    public void InterruptAndResume_EndsBitIdenticalToAnUninterruptedRun(bool channelsLast, string lossReads)
     {
         var root = Directory.CreateTempSubdirectory("gfl-train").FullName;
         var cfg = TinyConfig(root);
         string[] overrides = channelsLast ? ["runtime.channels_last=true"] : [];
+        overrides = [.. overrides, $"runtime.loss_reads={lossReads}"];
         var full = Train(new TrainRequest(cfg, overrides, Path.Combine(root, "full")), CancellationToken.None);
         Assert.Equal(12, full.Iterations);   // 12 images / batch 2 x 2 epochs
         Assert.NotNull(full.LastAp);
@@ -137,6 +140,31 @@ public class TrainRunTests
         AssertBitIdentical(Path.Combine(root, "loader", "checkpoints", "last"), Path.Combine(root, "step", "checkpoints", "last"));
     }
 
+    /// <summary>runtime.loss_reads: log_interval (the CUDA default outside fp16), forced on the CPU: the steps read their
+    /// losses every log_interval steps, and the run ends bit-identical to one that reads every step, with the same
+    /// log lines (iterations, losses, learning rates).</summary>
+    [Fact]
+    public void DeferredLossReads_TrainBitIdentical_AndLogTheSameLosses()
+    {
+        var root = Directory.CreateTempSubdirectory("gfl-train").FullName;
+        var cfg = TinyConfig(root, epochs: 2, extra: "  grad_clip: { max_norm: 1000 }");
+        string[] common = ["train.eval_interval=0", "train.log_interval=4"];
+        var deferred = Train(new TrainRequest(cfg, [.. common, "runtime.loss_reads=log_interval"], Path.Combine(root, "deferred")), CancellationToken.None);
+        var reads = Train(new TrainRequest(cfg, [.. common, "runtime.loss_reads=step"], Path.Combine(root, "step")), CancellationToken.None);
+        Assert.Equal(12, deferred.Iterations);
+        Assert.Equal(reads.Iterations, deferred.Iterations);
+        AssertBitIdentical(Path.Combine(root, "step", "checkpoints", "last"), Path.Combine(root, "deferred", "checkpoints", "last"));
+        static List<string> Lines(string work) => File.ReadAllLines(Path.Combine(work, "log.jsonl")).Select(l =>
+        {
+            var e = System.Text.Json.JsonDocument.Parse(l).RootElement;
+            return string.Join(" ", new[] { "epoch", "iter", "iter_in_epoch", "lr", "loss", "loss_cls", "loss_bbox", "loss_dfl" }
+                .Select(k => e.TryGetProperty(k, out var v) ? v.GetRawText() : "-"));
+        }).ToList();
+        var logged = Lines(Path.Combine(root, "deferred"));
+        Assert.Equal(Lines(Path.Combine(root, "step")), logged);
+        Assert.Equal(4, logged.Count);   // iterations 4, 6 (end of epoch 1), 8, 12
+    }
+
     [Fact]
     public void SigkillAtAnArbitraryMoment_ThenAutoResume_EndsBitIdentical()
     {
@@ -160,8 +188,12 @@ public class TrainRunTests
         AssertBitIdentical(Path.Combine(root, "full", "checkpoints", "last"), store.Find("last")!);
     }
 
-    [Fact]
-    public void NonFiniteLoss_StopsWithIterationAndTerm_AndWritesDiagnosticCheckpoint()
+    /// <param name="lossReads">runtime.loss_reads: with log_interval the NaN is found at the next read (iteration 8),
+    /// and the report and the diagnostic checkpoint are the same.</param>
+    [Theory]
+    [InlineData("step")]
+    [InlineData("log_interval")]
+    public void NonFiniteLoss_StopsWithIterationAndTerm_AndWritesDiagnosticCheckpoint(string lossReads)
     {
         var root = Directory.CreateTempSubdirectory("gfl-nan").FullName;
         var cfg = TinyConfig(root, epochs: 1);
@@ -177,16 +209,23 @@ public class TrainRunTests
             store.Save("last", model, ck.Optimizer!.Tensors, ck.Meta);
         }
         var e = Assert.Throws<NonFiniteLossException>(() =>
-            Train(new TrainRequest(cfg, ["train.epochs=2"], work, Resume: "", ResumeChanged: true), CancellationToken.None));
+            Train(new TrainRequest(cfg, ["train.epochs=2", $"runtime.loss_reads={lossReads}"], work, Resume: "", ResumeChanged: true), CancellationToken.None));
         Assert.Equal(7, e.Iteration);
         Assert.Contains("loss_cls=NaN", e.Message);
         Assert.Contains("nan_iter_7", e.Message);
         Assert.True(CheckpointStore.IsComplete(Path.Combine(work, "checkpoints", "nan_iter_7")));
         Assert.NotNull(store.Find("last"));   // the last good state is still there
+        using var diag = CheckpointStore.Load(Path.Combine(work, "checkpoints", "nan_iter_7"), loadOptimizer: false);
+        Assert.Equal(6, diag.Meta.Iteration);
     }
 
-    [Fact]
-    public void NonFiniteGradient_StopsBeforeTheUpdate_NamingTheFirstParameter_AndWritesDiagnosticCheckpoint()
+    /// <param name="lossReads">runtime.loss_reads: with log_interval the update of iteration 3 and the one after it are
+    /// skipped on the device and the gradient is named at the read after iteration 4, from the gradients kept of
+    /// iteration 3; the weights and the report are the same as when every step reads.</param>
+    [Theory]
+    [InlineData("step")]
+    [InlineData("log_interval")]
+    public void NonFiniteGradient_StopsBeforeTheUpdate_NamingTheFirstParameter_AndWritesDiagnosticCheckpoint(string lossReads)
     {
         var root = Directory.CreateTempSubdirectory("gfl-nangrad").FullName;
         var cfg = TinyConfig(root, epochs: 1);
@@ -207,7 +246,7 @@ public class TrainRunTests
             grads["bbox_head.gfl_cls.weight"].view(-1)[7] = float.NegativeInfinity;
         }
         var e = Assert.Throws<NonFiniteGradientException>(() =>
-            Train(new TrainRequest(cfg, [], work), CancellationToken.None, Poke));
+            Train(new TrainRequest(cfg, [$"runtime.loss_reads={lossReads}"], work), CancellationToken.None, Poke));
         Assert.True(order.IndexOf("bbox_head.gfl_cls.weight") < order.IndexOf("bbox_head.gfl_reg.bias"));
         Assert.Equal(3, e.Iteration);
         Assert.StartsWith("non-finite gradient at iteration 3 (epoch 1): bbox_head.gfl_cls.weight has 2 non-finite of ", e.Message);

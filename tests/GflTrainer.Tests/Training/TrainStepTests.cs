@@ -273,4 +273,110 @@ public sealed class TrainStepTests : IDisposable
         Assert.Equal(new OptimizerStepOutcome(false, null), r16.Update);
         Assert.Equal(scale / 2, step16.Scaler.Scale);
     }
+
+    // The rows of RunDeferred read back as the trainer reads them.
+    static IReadOnlyList<DeferredStep> Read(TrainStep step, params Tensor[] rows)
+    {
+        using var deferred = new DeferredLosses();
+        for (int i = 0; i < rows.Length; i++) deferred.Add(rows[i], i + 1, 0, i + 1, 0.01, 0);
+        return deferred.Read(step.LossTermNames!);
+    }
+
+    /// <summary>runtime.loss_reads: log_interval (the CUDA default outside fp16): the step reads nothing back, decides the
+    /// update on the device, and trains bit for bit as the step that reads every loss, for the three heads and bf16.</summary>
+    [Theory]
+    [InlineData(HeadType.Gfl, AmpMode.Off)]
+    [InlineData(HeadType.Gfl, AmpMode.Bf16)]
+    [InlineData(HeadType.Atss, AmpMode.Off)]
+    [InlineData(HeadType.Retinanet, AmpMode.Off)]
+    public void Deferred_step_trains_as_the_step_that_reads_its_loss(HeadType head, AmpMode amp)
+    {
+        using var scope = NewDisposeScope();
+        var cfg = WithHead(head) with { Train = Tiny.Train with { Amp = amp } };
+        var (m1, _, step1) = Build(cfg, oneRead: false);
+        var (m2, sgd2, step2) = Build(cfg);
+        var results = new List<TrainStepResult>();
+        var rows = new List<Tensor>();
+        for (int i = 0; i < 3; i++)
+        {
+            manual_seed(400 + i);
+            var (images, boxes, labels, pads) = Batch();
+            results.Add(step1.Run(images, boxes, labels, pads));
+            rows.Add(step2.RunDeferred(images, boxes, labels, pads));
+        }
+        var read = Read(step2, [.. rows]);
+        for (int i = 0; i < 3; i++)
+        {
+            Assert.Equal(results[i].Losses.Terms.Select(t => (t.Name, t.Value)), read[i].Losses.Terms.Select(t => (t.Name, t.Value)));
+            Assert.Equal(results[i].Losses.Total, read[i].Losses.Total);
+            Assert.True(read[i].Applied && read[i].GradientsFinite);
+        }
+        AssertBitEqualWeights(m1, m2);
+        Assert.Null(step2.FirstRefusedGradient());
+        Assert.NotEmpty(sgd2.MomentumBuffers);
+    }
+
+    /// <summary>Gradient clipping on the flat buffer (the deferred step cannot read clip_grad_norm_'s norm): the same
+    /// norm summed in another order, so the weights agree with libtorch's clipping to float rounding.</summary>
+    [Fact]
+    public void Deferred_step_clips_as_clip_grad_norm()
+    {
+        using var scope = NewDisposeScope();
+        var cfg = Tiny with { Train = Tiny.Train with { GradClip = new GradClipConfig { MaxNorm = 1e-3 } } };
+        var (m1, _, step1) = Build(cfg, oneRead: false);
+        var (m2, _, step2) = Build(cfg);
+        var (unclipped, _, step3) = Build(Tiny, oneRead: false);
+        for (int i = 0; i < 3; i++)
+        {
+            manual_seed(500 + i);
+            var (images, boxes, labels, pads) = Batch();
+            step1.Run(images, boxes, labels, pads);
+            step3.Run(images, boxes, labels, pads);
+            Assert.True(Read(step2, step2.RunDeferred(images, boxes, labels, pads))[0].Applied);
+        }
+        var w1 = Weights(m1); var w3 = Weights(unclipped);
+        foreach (var (name, w) in Weights(m2))
+            Assert.True(w.allclose(w1[name], rtol: 1e-5, atol: 1e-7), name);
+        Assert.Contains(w1, kv => !kv.Value.equal(w3[kv.Key]).all().item<bool>());   // the norm was over 1e-3: clipping acted
+    }
+
+    /// <summary>A non-finite loss or gradient in a deferred step: that update and every later one are skipped on the
+    /// device, so when the rows are read the weights and momentum are those the reading step leaves when it stops
+    /// there, and the first bad gradient is still named.</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Deferred_step_refuses_a_non_finite_step_and_every_later_one(bool badGradient)
+    {
+        using var scope = NewDisposeScope();
+        int calls = 0;
+        void Poison(IReadOnlyList<(string Name, Tensor Param)> ps)
+        {
+            if (badGradient && ++calls == 2)
+                ps.Single(p => p.Name == "bbox_head.gfl_cls.bias").Param.grad!.index_fill_(0, tensor(new long[] { 1 }), float.NaN);
+        }
+        var (m1, sgd1, step1) = Build(Tiny, oneRead: false);
+        var (m2, sgd2, step2) = Build(Tiny, afterBackward: Poison);
+        var rows = new List<Tensor>();
+        for (int i = 0; i < 4; i++)
+        {
+            manual_seed(600 + i);
+            var (images, boxes, labels, pads) = Batch();
+            if (i == 1 && !badGradient) images.fill_(float.NaN);
+            if (i == 0) Assert.True(step1.Run(images, boxes, labels, pads).Update!.Value.Applied);
+            rows.Add(step2.RunDeferred(images, boxes, labels, pads));
+        }
+        var read = Read(step2, [.. rows]);
+        Assert.Equal([true, false, false, false], read.Select(r => r.Applied));
+        Assert.Equal(badGradient, double.IsFinite(read[1].Losses.Total));
+        Assert.Equal([true, false, true, true], read.Select(r => r.GradientsFinite));
+        AssertBitEqualWeights(m1, m2);
+        Assert.All(sgd1.MomentumBuffers, kv => Assert.True(kv.Value.equal(sgd2.MomentumBuffers[kv.Key]).all().item<bool>(), kv.Key));
+        var bad = step2.FirstRefusedGradient();
+        if (badGradient)
+        {
+            Assert.Equal("bbox_head.gfl_cls.bias", bad!.Parameter);
+            Assert.Equal(1, bad.Nan);
+        }
+    }
 }

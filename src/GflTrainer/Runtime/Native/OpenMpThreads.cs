@@ -11,14 +11,22 @@ namespace GflTrainer.Runtime.Native;
 /// </summary>
 internal static unsafe class OpenMpThreads
 {
-    static readonly Lazy<nint> SetNumThreads = new(() => LibtorchLibrary.Export("omp_set_num_threads", "loader worker threads"));
+    // 0 where libtorch was built without OpenMP (its native thread pool has no per-thread setting to change).
+    static readonly Lazy<nint> SetNumThreads = new(() =>
+    {
+        try { return LibtorchLibrary.Export("omp_set_num_threads", "loader worker threads"); }
+        catch (GflRuntimeException) { return 0; }
+    });
 
-    /// <summary>Parallel regions that this thread starts from now on use at most <paramref name="threads"/> threads.</summary>
-    public static void LimitCallingThread(int threads)
+    /// <summary>Parallel regions that this thread starts from now on use at most <paramref name="threads"/> threads.
+    /// A hint for speed, so a libtorch without OpenMP is not an error: false then, and nothing changes.</summary>
+    public static bool LimitCallingThread(int threads)
     {
         // libtorch initialises each thread's team size to its global count on the thread's first call into it
         // (at::internal::lazy_init_num_threads); made first, so that it cannot undo the limit later.
         _ = TorchSharp.torch.get_num_threads();
+        if (SetNumThreads.Value == 0) return false;
         ((delegate* unmanaged<int, void>)SetNumThreads.Value)(threads);
+        return true;
     }
 }

@@ -13,9 +13,10 @@ public sealed class OpenMpThreadsTests
     {
         int before = get_num_threads();
         int onWorker = 0, three = 0;
+        bool bound = false;
         var worker = new Thread(() =>
         {
-            OpenMpThreads.LimitCallingThread(3);   // whatever the core count or OMP_NUM_THREADS, the call is seen
+            bound = OpenMpThreads.LimitCallingThread(3);   // whatever the core count or OMP_NUM_THREADS, the call is seen
             three = get_num_threads();
             OpenMpThreads.LimitCallingThread(1);
             onWorker = get_num_threads();
@@ -24,6 +25,7 @@ public sealed class OpenMpThreadsTests
         });
         worker.Start();
         worker.Join();
+        Assert.True(bound);   // the libtorch this project ships is built with OpenMP (libgomp)
         Assert.Equal(3, three);
         Assert.Equal(1, onWorker);
         Assert.Equal(before, get_num_threads());
