@@ -55,7 +55,8 @@ internal static class BoxOverlaps
         var h = (minimum(ay2, by2) - maximum(ay1, by1)).clamp_min(0);
         var overlap = w * h;
         var union = mode == OverlapMode.Iof ? area1 : area1 + area2 - overlap;
-        var epsTensor = tensor((float)eps, dtype: union.dtype, device: union.device);
+        // A fill on the device: a tensor made from a host number may be copied up, and such a copy waits for the device.
+        var epsTensor = full(Array.Empty<long>(), (float)eps, dtype: union.dtype, device: union.device);
         union = maximum(union, epsTensor);
         var ious = overlap / union;
         if (mode != OverlapMode.Giou) return ious.MoveToOuterDisposeScope();

@@ -13,6 +13,9 @@ internal sealed class DeltaXywhBoxCoder(IReadOnlyList<double>? means = null, IRe
     public IReadOnlyList<double> Means { get; } = means ?? [0, 0, 0, 0];
     public IReadOnlyList<double> Stds { get; } = stds ?? [1, 1, 1, 1];
 
+    readonly Runtime.DeviceConstant _means = new(means ?? [0, 0, 0, 0]);
+    readonly Runtime.DeviceConstant _stds = new(stds ?? [1, 1, 1, 1]);
+
     /// <summary>atss_r50_fpn_1x_coco's coder: target_stds (0.1, 0.1, 0.2, 0.2).</summary>
     public static DeltaXywhBoxCoder Atss { get; } = new(stds: [0.1, 0.1, 0.2, 0.2]);
 
@@ -30,7 +33,7 @@ internal sealed class DeltaXywhBoxCoder(IReadOnlyList<double>? means = null, IRe
         var (px, py, pw, ph) = CentreSize(priors);
         var (gx, gy, gw, gh) = CentreSize(boxes);
         var deltas = stack([(gx - px) / pw, (gy - py) / ph, (gw / pw).log(), (gh / ph).log()], -1);
-        return ((deltas - Row(Means, deltas)) / Row(Stds, deltas)).MoveToOuterDisposeScope();
+        return ((deltas - Row(_means, deltas)) / Row(_stds, deltas)).MoveToOuterDisposeScope();
     }
 
     /// <summary><c>delta2bbox</c> (add_ctr_clamp off, as both heads configure it).</summary>
@@ -41,7 +44,7 @@ internal sealed class DeltaXywhBoxCoder(IReadOnlyList<double>? means = null, IRe
     public Tensor Decode(Tensor priors, Tensor deltas, (int H, int W)? maxShape = null)
     {
         using var scope = NewDisposeScope();
-        var denorm = deltas * Row(Stds, deltas) + Row(Means, deltas);
+        var denorm = deltas * Row(_stds, deltas) + Row(_means, deltas);
         var dxy = denorm.narrow(1, 0, 2);
         var maxRatio = Math.Abs(Math.Log(WhRatioClip));
         var dwh = denorm.narrow(1, 2, 2).clamp(-maxRatio, maxRatio);
@@ -61,6 +64,5 @@ internal sealed class DeltaXywhBoxCoder(IReadOnlyList<double>? means = null, IRe
         return ((x1 + x2) * 0.5, (y1 + y2) * 0.5, x2 - x1, y2 - y1);
     }
 
-    static Tensor Row(IReadOnlyList<double> values, Tensor like) =>
-        tensor(values.Select(v => (float)v).ToArray(), device: like.device).to(like.dtype).unsqueeze(0);
+    static Tensor Row(Runtime.DeviceConstant values, Tensor like) => values.On(like.device, like.dtype).unsqueeze(0);
 }

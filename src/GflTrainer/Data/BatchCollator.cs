@@ -1,3 +1,4 @@
+using GflTrainer.Runtime;
 using GflTrainer.Data.Transforms;
 using GflTrainer.Training.Losses;
 using TorchSharp;
@@ -8,7 +9,8 @@ namespace GflTrainer.Data;
 /// <summary>Turns transformed samples into a <see cref="DetectionBatch"/> on the training device, images zero-padded
 /// to the largest padded (multiple of 32) shape in the batch. On the CPU each uint8 image is normalised straight into
 /// the batch tensor's memory (vectorised, no temporaries); on an accelerator each image is uploaded
-/// as uint8 (4x less transfer than float) and normalised there.</summary>
+/// as uint8 (4x less transfer than float) and normalised there. Uploads are queued without waiting for the device
+/// (<see cref="HostToDevice"/>).</summary>
 internal sealed class BatchCollator(Normalize normalize, Pad pad, Device device)
 {
     /// <param name="targets">the batch's training targets built on the host from the same samples (<see cref="HostTargets"/>),
@@ -26,9 +28,9 @@ internal sealed class BatchCollator(Normalize normalize, Pad pad, Device device)
         var metas = new List<ImageMeta>(samples.Count);
         foreach (var s in samples)
         {
-            boxes.Add(tensor(s.Boxes, [s.Boxes.Length / 4, 4], device: device));
-            labels.Add(tensor(s.Labels, [s.Labels.Length], device: device));
-            ignored.Add(tensor(s.IgnoredBoxes, [s.IgnoredBoxes.Length / 4, 4], device: device));
+            boxes.Add(HostToDevice.Upload(tensor(s.Boxes, [s.Boxes.Length / 4, 4]), device));
+            labels.Add(HostToDevice.Upload(tensor(s.Labels, [s.Labels.Length]), device));
+            ignored.Add(HostToDevice.Upload(tensor(s.IgnoredBoxes, [s.IgnoredBoxes.Length / 4, 4]), device));
             metas.Add(s.Meta with { PadHeight = pad.Padded(s.Height), PadWidth = pad.Padded(s.Width) });
         }
         return new DetectionBatch(images, boxes, labels, ignored, metas) { Targets = targets?.ToDevice(device) };
@@ -67,7 +69,7 @@ internal sealed class BatchCollator(Normalize normalize, Pad pad, Device device)
             var s = samples[i];
             using (NewDisposeScope())
             {
-                var hwc = tensor(s.Pixels, [s.Height, s.Width, 3]).to(device);
+                var hwc = HostToDevice.Upload(tensor(s.Pixels, [s.Height, s.Width, 3]), device);
                 var chw = normalize.Apply(hwc.permute(2, 0, 1));
                 images[i, .., ..s.Height, ..s.Width].copy_(chw);
             }

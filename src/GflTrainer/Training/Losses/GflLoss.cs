@@ -14,6 +14,7 @@ internal sealed class GflLoss : IDenseHeadLoss
 {
     private readonly int _regMax;
     private readonly IReadOnlyList<int> _strides;
+    private readonly Runtime.DeviceConstant _strideValues;
     private readonly GflTargetBuilder _targetBuilder;
     private readonly QualityFocalLoss _qfl;
     private readonly GiouLoss _giou;
@@ -46,6 +47,7 @@ internal sealed class GflLoss : IDenseHeadLoss
         NumClasses = numClasses;
         _regMax = regMax;
         _strides = strides ?? new[] { 8, 16, 32, 64, 128 };
+        _strideValues = new(_strides.Select(x => (double)x).ToList());
         _targetBuilder = new GflTargetBuilder(new AnchorGenerator(_strides, octaveBaseScale), new AtssAssigner(atssTopK), numClasses);
         _qfl = new QualityFocalLoss(qflBeta, clsWeight);
         _giou = new GiouLoss(boxWeight);
@@ -101,7 +103,7 @@ internal sealed class GflLoss : IDenseHeadLoss
         var logits = LevelRows.OfOutputs(outputs.ClassScores, NumClasses);
         var binLogits = LevelRows.OfOutputs(outputs.BoxPredictions, 4 * (_regMax + 1));
         var labels = rows.Labels;
-        var strides = tensor(_strides.Select(x => (float)x).ToArray(), device: device);
+        var strides = _strideValues.On(device);
         var positive = rows.Positives(NumClasses);
         var quality = zeros(labels.shape[0], dtype: logits.dtype, device: device);
         Tensor box, dfl, weightSums;

@@ -48,14 +48,18 @@ internal sealed class HostBatchTargets(IReadOnlyList<(int H, int W)> featmapSize
     public IReadOnlyList<(int H, int W)> FeatmapSizes => featmapSizes;
 
     /// <summary>The targets as tensors on <paramref name="device"/>, in the caller's dispose scope (host-to-device copies
-    /// only, nothing is read back; on the CPU the same memory). This object may be disposed afterwards.</summary>
-    public GflTargets ToDevice(Device device) =>
-        new(anchors.to(device), anchorsPerLevel, validFlags.to(device), labels.to(device), labelWeights.to(device),
-            boxTargets.to(device), positivesPerImage)
+    /// queued without waiting for the device, nothing is read back; on the CPU the same memory). This object may be
+    /// disposed afterwards.</summary>
+    public GflTargets ToDevice(Device device)
+    {
+        // On the CPU .to gives a new handle of the same memory, which the caller's scope releases (this object its own).
+        Tensor Upload(Tensor t) => device.type == TorchSharp.DeviceType.CPU ? t.to(device) : Runtime.HostToDevice.Upload(t, device);
+        return new(Upload(anchors), anchorsPerLevel, Upload(validFlags), Upload(labels), Upload(labelWeights), Upload(boxTargets), positivesPerImage)
         {
             FeatmapSizes = featmapSizes,
-            PositiveRows = positiveRows.to(device),
+            PositiveRows = Upload(positiveRows),
         };
+    }
 
     public void Dispose()
     {
