@@ -125,7 +125,7 @@ public static class BenchCommand
         {
             Description = "When the step reads its loss back (runtime.loss_reads): step (each step), log_interval (the step reads nothing; " +
                 "each sample then reads its one step, and pipelined_ms times --repeats steps in a row with one read at the end, as training " +
-                "between two log lines) or auto (log_interval on CUDA outside fp16, else step)",
+                "between two log lines) or auto (log_interval on CUDA, else step)",
             DefaultValueFactory = _ => "auto",
         };
         lossReads.AcceptOnlyFromAmong("auto", "step", "log_interval");

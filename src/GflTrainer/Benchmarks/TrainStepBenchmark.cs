@@ -55,9 +55,7 @@ public static class TrainStepBenchmark
                 LossReads = lossReads == LossReadTiming.Auto ? cfg.Runtime.LossReads : lossReads,
             },
         };
-        if (cfg.Runtime.LossReads == LossReadTiming.LogInterval && ampMode == AmpMode.Fp16)
-            throw new GflConfigException("--loss-reads log_interval cannot be combined with --amp fp16 (its loss scaler decides on the host)") { Key = "--loss-reads" };
-        bool deferred = cfg.Runtime.DefersLossReads(device.type == DeviceType.CUDA, ampMode);
+        bool deferred = cfg.Runtime.DefersLossReads(device.type == DeviceType.CUDA);
         CuDnnBenchmark.Enabled = cfg.Runtime.CudnnBenchmark;
         torch.manual_seed(0);   // under a launcher every rank builds the same model from it
         using var model = DetectorFactory.CreateDetector(cfg.Model);
@@ -111,7 +109,7 @@ public static class TrainStepBenchmark
         }
         void CheckApplied(IReadOnlyList<DeferredStep> read)
         {
-            if (read.FirstOrDefault(s => !s.Applied) is { } refused)
+            if (read.FirstOrDefault(s => s.Halted) is { } refused)
                 throw new GflRuntimeException($"bench train-step: a step was refused on the device ({refused.Losses}; gradients finite: {refused.GradientsFinite})");
         }
         var samples = BenchClock.SampleMs(device, warmup, iterations, () => Step(profileTimedSteps && calls++ >= warmup));

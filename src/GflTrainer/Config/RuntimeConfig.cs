@@ -29,7 +29,7 @@ public enum TargetsPlacement
 /// <summary>When training reads a step's loss values back from the device (<c>runtime.loss_reads</c>).</summary>
 public enum LossReadTiming
 {
-    /// <summary>log_interval on CUDA (except fp16), step on the CPU.</summary>
+    /// <summary>log_interval on CUDA, step on the CPU.</summary>
     Auto,
     /// <summary>Every step, before its update.</summary>
     Step,
@@ -68,15 +68,15 @@ public sealed record RuntimeConfig
         _ => onCuda && anchorsPerLocation == 1,
     };
 
-    [Description("When training reads the loss values back from the device: step (every step; a non-finite loss is caught before its backward), log_interval (every train.log_interval steps, at the end of each epoch and before a stop: the steps between read nothing back, so on a GPU the host queues the next steps while the device runs; each step's update is applied or skipped on the device, a non-finite loss or gradient skips it and every later one, and the run stops at the next read naming that iteration, with the weights from before it, as with step) or auto (log_interval on CUDA, step on the CPU, where a read costs nothing). Not with train.amp fp16, whose loss scaler decides on the host.")]
+    [Description("When training reads the loss values back from the device: step (every step; a non-finite loss is caught before its backward), log_interval (every train.log_interval steps, at the end of each epoch and before a stop: the steps between read nothing back, so on a GPU the host queues the next steps while the device runs; each step's update is applied or skipped on the device, a non-finite loss or gradient skips it and every later one, and the run stops at the next read naming that iteration, with the weights from before it, as with step) or auto (log_interval on CUDA, step on the CPU, where a read costs nothing). With train.amp fp16 the loss scale is then kept and updated on the device as well.")]
     public LossReadTiming LossReads { get; init; } = LossReadTiming.Auto;
 
     /// <summary>Whether a run's steps defer their loss reads (<see cref="LossReads"/>).</summary>
-    public bool DefersLossReads(bool onCuda, AmpMode amp) => LossReads switch
+    public bool DefersLossReads(bool onCuda) => LossReads switch
     {
         LossReadTiming.LogInterval => true,
         LossReadTiming.Step => false,
-        _ => onCuda && amp != AmpMode.Fp16,
+        _ => onCuda,
     };
 
     [Description("Log verbosity of gfl train (console and train.log); --log-level overrides it.")]

@@ -9,10 +9,12 @@ namespace GflTrainer.Training;
 /// <param name="IterInEpoch">1-based position in the epoch.</param>
 /// <param name="Losses">its loss values (averaged over the ranks).</param>
 /// <param name="GradientsFinite">every gradient was finite.</param>
-/// <param name="Applied">the update was made (false: a non-finite loss or gradient, or an earlier step was refused).</param>
+/// <param name="Applied">the update was made (false: a non-finite loss or gradient, or the run was halted before).</param>
+/// <param name="Halted">the run is halted: by this step when the previous one was not (a non-finite loss, or in
+/// fp32/bf16 gradient), else by an earlier one. A step neither applied nor halted is an fp16 overflow, skipped.</param>
 /// <param name="DataSeconds">the time spent waiting for its batch.</param>
 internal sealed record DeferredStep(long Iteration, int Epoch, long IterInEpoch, double LearningRate, LossScalars Losses,
-    bool GradientsFinite, bool Applied, double DataSeconds);
+    bool GradientsFinite, bool Applied, bool Halted, double DataSeconds);
 
 /// <summary>
 /// The loss rows of the steps run since the last read (<c>runtime.loss_reads: log_interval</c>), read back in one
@@ -39,7 +41,7 @@ internal sealed class DeferredLosses : IDisposable
         double[] v;
         using (var stacked = stack(_pending.Select(p => p.Row).ToList(), 0).cpu())
             v = stacked.data<double>().ToArray();
-        int width = termNames.Count + 3;
+        int width = termNames.Count + 4;
         if (v.Length != width * _pending.Count)
             throw new InvalidOperationException($"deferred loss rows of {v.Length / _pending.Count} values, expected {width}");
         var steps = new List<DeferredStep>(_pending.Count);
@@ -48,7 +50,7 @@ internal sealed class DeferredLosses : IDisposable
             var r = v[(i * width)..((i + 1) * width)];
             var losses = new LossScalars(r[termNames.Count], termNames.Select((n, j) => new LossTerm(n, r[j])).ToList());
             var p = _pending[i];
-            steps.Add(new DeferredStep(p.Iteration, p.Epoch, p.IterInEpoch, p.Lr, losses, r[^2] != 0, r[^1] != 0, p.DataSeconds));
+            steps.Add(new DeferredStep(p.Iteration, p.Epoch, p.IterInEpoch, p.Lr, losses, r[^3] != 0, r[^2] != 0, r[^1] != 0, p.DataSeconds));
         }
         Dispose();
         return steps;

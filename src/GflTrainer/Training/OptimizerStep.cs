@@ -118,31 +118,40 @@ internal sealed class OptimizerStep
     }
 
     /// <summary>The end of a step that reads nothing back (runtime.loss_reads: log_interval), after <see cref="Backward"/>:
-    /// <see cref="Complete"/>'s decision taken on the device. The update is applied when the loss and every gradient are
-    /// finite and no earlier deferred step was refused; otherwise it is skipped (<see cref="Sgd.Step(Tensor)"/>) and so
-    /// is every later step's, so when the host reads the steps back (<see cref="DeferredLosses"/>) the weights are
-    /// those before the first bad step, as the run that reads every step stops there. Clipping runs on the flat
-    /// buffer (the same norm as clip_grad_norm_, summed in another order, so equal to float rounding, and without its
-    /// host read of the norm). fp16's loss scaler decides on the host, so it is not supported here.</summary>
+    /// <see cref="Complete"/>'s decisions taken on the device. The update is applied when the loss and every gradient are
+    /// finite and the run has not been halted; otherwise it is skipped (<see cref="Sgd.Step(Tensor)"/>). What halts the
+    /// run is what stops the reading step: a non-finite loss, and in fp32/bf16 a non-finite gradient. A halt is sticky,
+    /// every later update is skipped too, so when the host reads the steps back (<see cref="DeferredLosses"/>) the
+    /// weights are those before the first halted step, where the reading run stops. In fp16 a gradient overflow only
+    /// skips the step and backs the scale off, on the device (<see cref="LossScaler.Update(Tensor, Tensor)"/>). Clipping
+    /// runs on the flat buffer (the same norm as clip_grad_norm_, summed in another order, so equal to float rounding,
+    /// and without its host read of the norm).</summary>
     /// <param name="lossTotal">0-d: the step's total loss (averaged over the ranks).</param>
-    /// <returns>0-d bool tensors: whether every gradient was finite, and whether the update was applied.</returns>
-    public (Tensor GradientsFinite, Tensor Applied) CompleteOnDevice(Tensor lossTotal)
+    /// <returns>0-d bool tensors: every gradient was finite; the update was applied; the run is halted (this step or an
+    /// earlier one).</returns>
+    public (Tensor GradientsFinite, Tensor Applied, Tensor Halted) CompleteOnDevice(Tensor lossTotal)
     {
-        if (_scaler is not null)
-            throw new InvalidOperationException("fp16 loss scaling decides each step on the host: runtime.loss_reads must be step");
         using var noGrad = no_grad();
         var grads = _sgd.Gradients;
         Tensor gradsFinite, applied;
         using (StepProfiler.Phase(CheckPhase))
         {
+            _scaler?.Unscale([grads]);
             // Exact (a value-by-value check, not GradientCheck's sums, whose overflow case needs a second look).
             gradsFinite = grads.isfinite().all();
             _halted ??= tensor(false, device: grads.device).DetachFromDisposeScope();
-            applied = gradsFinite.logical_and(lossTotal.isfinite()).logical_and_(_halted.logical_not());
-            using var firstRefused = applied.logical_or(_halted).logical_not_();
-            _firstBad ??= zeros_like(grads).DetachFromDisposeScope();
-            _firstBad.copy_(where(firstRefused, grads, _firstBad));
-            _halted.logical_or_(applied.logical_not());
+            using var counts = lossTotal.isfinite().logical_and_(_halted.logical_not());   // a step the run still takes
+            applied = gradsFinite.logical_and(counts);
+            using var halts = _scaler is null ? applied.logical_not() : counts.logical_not().logical_and_(_halted.logical_not());
+            if (_scaler is null)
+            {
+                // Keep the gradients of the step that halts the run, to name the parameter when the host reads it.
+                using var first = halts.logical_and(_halted.logical_not());
+                _firstBad ??= zeros_like(grads).DetachFromDisposeScope();
+                _firstBad.copy_(where(first, grads, _firstBad));
+            }
+            _scaler?.Update(gradsFinite, counts);
+            _halted.logical_or_(halts);
         }
         if (_clip is not null)
             using (StepProfiler.Phase("clip"))
@@ -153,7 +162,7 @@ internal sealed class OptimizerStep
             }
         using (StepProfiler.Phase("update"))
             _sgd.Step(applied);
-        return (gradsFinite, applied);
+        return (gradsFinite, applied, _halted.clone());
     }
 
     /// <summary>After <see cref="CompleteOnDevice"/> refused a step for its gradients (read back later): the first

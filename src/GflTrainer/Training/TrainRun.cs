@@ -108,7 +108,7 @@ public static class TrainRun
             : null;
         parts = parts with { Watchdog = watchdog, Memory = MemoryGuardFor(cfg, hooks?.Cgroup ?? CgroupMemory.Detect(), log) };
         var options = new TrainLoopOptions(cfg.Train.Epochs, cfg.Train.LogInterval, cfg.Data.BatchSize, device.ToString(),
-            cfg.Train.Amp.ToString(), seed, cfg.Runtime.DefersLossReads(device.type == DeviceType.CUDA, cfg.Train.Amp));
+            cfg.Train.Amp.ToString(), seed, cfg.Runtime.DefersLossReads(device.type == DeviceType.CUDA));
         var result = new Trainer(options, parts, log, ranks.IsMain ? terminal : null).Run(workDir, cancel);
         ranks.Complete();
         if (result.Interrupted) throw new OperationCanceledException("training interrupted; state saved to " + result.LastCheckpoint);

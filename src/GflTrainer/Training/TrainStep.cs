@@ -19,7 +19,8 @@ public sealed record TrainStepResult(LossScalars Losses, OptimizerStepOutcome? U
 /// <summary>
 /// One training step: forward (inside an autocast region when AMP is on), the losses in fp32, one host read of the
 /// loss values, then <see cref="OptimizerStep"/> (backward, gradient check, clip, SGD); on a GPU the loss is read with
-/// the gradient check in one transfer after backward (<see cref="OneRead"/>). <c>gfl train</c> and
+/// the gradient check in one transfer after backward (<see cref="OneRead"/>), or nothing is read at all
+/// (<see cref="RunDeferred"/>, runtime.loss_reads: log_interval). <c>gfl train</c> and
 /// <c>gfl bench train-step</c> run this one step, so the benchmark times what training does.
 /// </summary>
 internal sealed class TrainStep
@@ -115,11 +116,13 @@ internal sealed class TrainStep
     /// the ranks on the device, and whether to apply the update decided there too (<see cref="OptimizerStep.CompleteOnDevice"/>),
     /// so the host queues the next step while the device still runs this one. The caller reads the returned row later,
     /// many steps at once (<see cref="DeferredLosses"/>).</summary>
-    /// <returns>(terms + 3,) float64 outside every dispose scope: the loss terms, the total, whether every gradient was
-    /// finite (1/0) and whether the update was applied (1/0); the terms are named by <see cref="LossTermNames"/>.</returns>
+    /// <returns>(terms + 4,) float64 outside every dispose scope: the loss terms, the total, and 1/0 for: every gradient
+    /// was finite, the update was applied, the run is halted (<see cref="OptimizerStep.CompleteOnDevice"/>); the terms
+    /// are named by <see cref="LossTermNames"/>.</returns>
     public Tensor RunDeferred(Tensor images, IReadOnlyList<Tensor> gtBoxes, IReadOnlyList<Tensor> gtLabels,
         IReadOnlyList<(int H, int W)> padShapes, Targets.GflTargets? targets = null)
     {
+        Scaler?.MoveToDevice(_device);   // its decisions are taken on the device too
         using var stages = _update.ReducesInBackward ? new BackwardStages() : null;
         var losses = ForwardAndLosses(images, gtBoxes, gtLabels, padShapes, targets, stages);
         LossTermNames ??= losses.Terms.Select(t => t.Name).ToList();
@@ -130,8 +133,8 @@ internal sealed class TrainStep
         if (_collective.WorldSize > 1)
             using (StepProfiler.Phase("all_reduce"))
                 _collective.AllReduceMean([values]);   // as Average: float64 means of the ranks' float32 values
-        var (gradientsFinite, applied) = _update.CompleteOnDevice(values[values.shape[0] - 1]);
-        return cat([values, gradientsFinite.to(float64).reshape(1), applied.to(float64).reshape(1)], 0).DetachFromDisposeScope();
+        var (gradientsFinite, applied, halted) = _update.CompleteOnDevice(values[values.shape[0] - 1]);
+        return cat([values, .. new[] { gradientsFinite, applied, halted }.Select(t => t.to(float64).reshape(1))], 0).DetachFromDisposeScope();
     }
 
     /// <summary>The names of the loss terms in <see cref="RunDeferred"/>'s rows (known after its first call).</summary>

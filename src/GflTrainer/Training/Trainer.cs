@@ -90,12 +90,18 @@ internal sealed class Trainer(TrainLoopOptions options, TrainerParts parts, ILog
                     if (state.Iteration % options.LogInterval == 0 || state.IterInEpoch == itersPerEpoch)
                         runLog.WriteTrain(state, itersPerEpoch, lr, window.Drain());
                 }
-                var (stop, over) = StopRequests(cancel.IsCancellationRequested, memory?.Check(), ranks);
+                bool readPoint = state.Iteration % options.LogInterval == 0 || state.IterInEpoch == itersPerEpoch;
+                // Ranks that defer their reads agree on stopping at the read points only: the agreement is an all-reduce of
+                // host values, a device round trip per iteration on NCCL. A signal or the memory guard then acts within
+                // train.log_interval iterations.
+                var (stop, over) = deferred is not null && ranks is { WorldSize: > 1 } && !readPoint
+                    ? (false, null)
+                    : StopRequests(cancel.IsCancellationRequested, memory?.Check(), ranks);
                 if (deferred is not null)
                 {
                     // At each log line, the end of the epoch and before stopping; inside the step's watch, so that a
                     // device that hangs is caught there.
-                    if (stop || over is not null || state.Iteration % options.LogInterval == 0 || state.IterInEpoch == itersPerEpoch)
+                    if (stop || over is not null || readPoint)
                         ReadDeferred(deferred, sinceRead, checkpoints, state, window, progress, runLog, itersPerEpoch);
                     watchdog?.Complete();
                     StepBoundaryGc.AfterStep(state.Iteration);
@@ -148,7 +154,7 @@ internal sealed class Trainer(TrainLoopOptions options, TrainerParts parts, ILog
     }
 
     /// <summary>Reads the deferred steps and accounts for them as the loop does for a step that reads at once: the first
-    /// step not applied ends the run (as <see cref="Check"/>; the device skipped it and every later update, so the
+    /// step that halted the run ends it (as <see cref="Check"/>; the device skipped it and every later update, so the
     /// weights are those before it, and the state is set back to it for the diagnostic checkpoint), the others go to
     /// the progress, the loss window and, at log points, the run log. Each step is given the mean wall time of the
     /// steps read together: the host only queued them, the device's time shows in this read.</summary>
@@ -163,7 +169,9 @@ internal sealed class Trainer(TrainLoopOptions options, TrainerParts parts, ILog
         var (iteration, epoch, iterInEpoch) = (state.Iteration, state.Epoch, state.IterInEpoch);
         foreach (var s in steps)
         {
-            if (!s.Applied)
+            if (!s.Applied && !s.Halted)
+                log.Debug("fp16 overflow at iteration {Iter}: step skipped, loss scale backed off on the device", s.Iteration);
+            else if (!s.Applied)
             {
                 (state.Iteration, state.Epoch, state.IterInEpoch) = (s.Iteration - 1, s.Epoch, s.IterInEpoch - 1);
                 if (!double.IsFinite(s.Losses.Total))

@@ -140,15 +140,18 @@ public class TrainRunTests
         AssertBitIdentical(Path.Combine(root, "loader", "checkpoints", "last"), Path.Combine(root, "step", "checkpoints", "last"));
     }
 
-    /// <summary>runtime.loss_reads: log_interval (the CUDA default outside fp16), forced on the CPU: the steps read their
+    /// <summary>runtime.loss_reads: log_interval (the CUDA default), forced on the CPU: the steps read their
     /// losses every log_interval steps, and the run ends bit-identical to one that reads every step, with the same
     /// log lines (iterations, losses, learning rates).</summary>
-    [Fact]
-    public void DeferredLossReads_TrainBitIdentical_AndLogTheSameLosses()
+    /// <param name="amp">train.amp: with fp16 the loss scale lives on the device, and ends the same.</param>
+    [Theory]
+    [InlineData("off")]
+    [InlineData("fp16")]
+    public void DeferredLossReads_TrainBitIdentical_AndLogTheSameLosses(string amp)
     {
         var root = Directory.CreateTempSubdirectory("gfl-train").FullName;
         var cfg = TinyConfig(root, epochs: 2, extra: "  grad_clip: { max_norm: 1000 }");
-        string[] common = ["train.eval_interval=0", "train.log_interval=4"];
+        string[] common = ["train.eval_interval=0", "train.log_interval=4", $"train.amp={amp}"];
         var deferred = Train(new TrainRequest(cfg, [.. common, "runtime.loss_reads=log_interval"], Path.Combine(root, "deferred")), CancellationToken.None);
         var reads = Train(new TrainRequest(cfg, [.. common, "runtime.loss_reads=step"], Path.Combine(root, "step")), CancellationToken.None);
         Assert.Equal(12, deferred.Iterations);
@@ -163,6 +166,9 @@ public class TrainRunTests
         var logged = Lines(Path.Combine(root, "deferred"));
         Assert.Equal(Lines(Path.Combine(root, "step")), logged);
         Assert.Equal(4, logged.Count);   // iterations 4, 6 (end of epoch 1), 8, 12
+        using var a = CheckpointStore.Load(Path.Combine(root, "step", "checkpoints", "last"), loadOptimizer: false);
+        using var b = CheckpointStore.Load(Path.Combine(root, "deferred", "checkpoints", "last"), loadOptimizer: false);
+        Assert.Equal((a.Meta.LossScale, a.Meta.LossScaleCleanSteps), (b.Meta.LossScale, b.Meta.LossScaleCleanSteps));
     }
 
     [Fact]

@@ -282,11 +282,12 @@ public sealed class TrainStepTests : IDisposable
         return deferred.Read(step.LossTermNames!);
     }
 
-    /// <summary>runtime.loss_reads: log_interval (the CUDA default outside fp16): the step reads nothing back, decides the
-    /// update on the device, and trains bit for bit as the step that reads every loss, for the three heads and bf16.</summary>
+    /// <summary>runtime.loss_reads: log_interval (the CUDA default): the step reads nothing back, decides the
+    /// update on the device, and trains bit for bit as the step that reads every loss, for the three heads, bf16 and fp16 (its loss scale on the device).</summary>
     [Theory]
     [InlineData(HeadType.Gfl, AmpMode.Off)]
     [InlineData(HeadType.Gfl, AmpMode.Bf16)]
+    [InlineData(HeadType.Gfl, AmpMode.Fp16)]
     [InlineData(HeadType.Atss, AmpMode.Off)]
     [InlineData(HeadType.Retinanet, AmpMode.Off)]
     public void Deferred_step_trains_as_the_step_that_reads_its_loss(HeadType head, AmpMode amp)
@@ -314,6 +315,47 @@ public sealed class TrainStepTests : IDisposable
         AssertBitEqualWeights(m1, m2);
         Assert.Null(step2.FirstRefusedGradient());
         Assert.NotEmpty(sgd2.MomentumBuffers);
+        Assert.Equal(step1.Scaler?.Scale, step2.Scaler?.Scale);
+        Assert.Equal(step1.Scaler?.CleanSteps, step2.Scaler?.CleanSteps);
+        Assert.Equal(amp == AmpMode.Fp16, step2.Scaler?.OnDevice ?? false);
+    }
+
+    /// <summary>fp16 with the loss scale on the device: a gradient overflow skips that step and backs the scale off, as
+    /// the reading step does, and the run goes on (not halted); a non-finite loss halts it with the scale untouched.</summary>
+    [Fact]
+    public void Deferred_fp16_step_skips_an_overflow_and_halts_on_a_non_finite_loss()
+    {
+        using var scope = NewDisposeScope();
+        var cfg = Tiny with { Train = Tiny.Train with { Amp = AmpMode.Fp16 } };
+        int calls1 = 0, calls2 = 0;
+        static void Overflow(IReadOnlyList<(string Name, Tensor Param)> ps, ref int calls)
+        {
+            if (++calls == 2) ps.Single(p => p.Name == "bbox_head.gfl_cls.bias").Param.grad!.index_fill_(0, tensor(new long[] { 0 }), float.PositiveInfinity);
+        }
+        var (m1, _, step1) = Build(cfg, oneRead: false, afterBackward: ps => Overflow(ps, ref calls1));
+        var (m2, _, step2) = Build(cfg, afterBackward: ps => Overflow(ps, ref calls2));
+        var rows = new List<Tensor>();
+        for (int i = 0; i < 5; i++)
+        {
+            manual_seed(700 + i);
+            var (images, boxes, labels, pads) = Batch();
+            if (i == 3) images.fill_(float.NaN);
+            if (i < 3)
+            {
+                var r = step1.Run(images, boxes, labels, pads);
+                Assert.Equal(i != 1, r.Update!.Value.Applied);
+            }
+            rows.Add(step2.RunDeferred(images, boxes, labels, pads));
+        }
+        var read = Read(step2, [.. rows]);
+        Assert.Equal([true, false, true, false, false], read.Select(r => r.Applied));
+        Assert.Equal([false, false, false, true, true], read.Select(r => r.Halted));
+        Assert.False(read[1].GradientsFinite);
+        AssertBitEqualWeights(m1, m2);
+        Assert.Equal(step1.Scaler!.Scale, step2.Scaler!.Scale);   // backed off once, untouched by the halted steps
+        Assert.Equal(65536.0 / 2, step2.Scaler.Scale);
+        Assert.Equal(step1.Scaler.CleanSteps, step2.Scaler.CleanSteps);
+        Assert.Null(step2.FirstRefusedGradient());   // fp16 keeps no gradients: an overflow is not named
     }
 
     /// <summary>Gradient clipping on the flat buffer (the deferred step cannot read clip_grad_norm_'s norm): the same
@@ -368,6 +410,7 @@ public sealed class TrainStepTests : IDisposable
         }
         var read = Read(step2, [.. rows]);
         Assert.Equal([true, false, false, false], read.Select(r => r.Applied));
+        Assert.Equal([false, true, true, true], read.Select(r => r.Halted));
         Assert.Equal(badGradient, double.IsFinite(read[1].Losses.Total));
         Assert.Equal([true, false, true, true], read.Select(r => r.GradientsFinite));
         AssertBitEqualWeights(m1, m2);
