@@ -8,12 +8,12 @@ namespace GflTrainer.Training.Losses;
 
 /// <summary>ATSS losses of one batch (mmdetection's loss dict: loss_cls, loss_bbox, loss_centerness, per level).</summary>
 /// <param name="BoxPerLevel">GIoU per level, already divided by <paramref name="BoxAvgFactor"/>.</param>
-/// <param name="ClsAvgFactor">Σ over images of max(num_pos, 1) (averaged over ranks): Focal Loss's and the centerness
+/// <param name="ClsAvgFactor">0-d float64: Σ over images of max(num_pos, 1) (averaged over ranks): Focal Loss's and the centerness
 /// BCE's normaliser.</param>
 /// <param name="BoxAvgFactor">0-d: max(Σ of the positives' centerness targets, 1) (<see cref="WeightReduceLoss.BoxAvgFactor"/>).</param>
 /// <param name="CenternessSumPerLevel">(L,) Σ of each level's centerness targets.</param>
 internal sealed record AtssLossBreakdown(IReadOnlyList<Tensor> ClsPerLevel, IReadOnlyList<Tensor> BoxPerLevel,
-    IReadOnlyList<Tensor> CenternessPerLevel, Tensor Cls, Tensor Box, Tensor Centerness, Tensor Total, double ClsAvgFactor,
+    IReadOnlyList<Tensor> CenternessPerLevel, Tensor Cls, Tensor Box, Tensor Centerness, Tensor Total, Tensor ClsAvgFactor,
     Tensor BoxAvgFactor, Tensor CenternessSumPerLevel, GflTargets Targets) : IHeadLosses
 {
     public IReadOnlyList<(string Name, Tensor Value)> Terms => [("loss_cls", Cls), ("loss_bbox", Box), ("loss_centerness", Centerness)];
@@ -90,8 +90,7 @@ internal sealed class AtssLoss : IDenseHeadLoss
         if (targets is null)
             using (Runtime.StepProfiler.Phase("targets"))
                 targets = _targetBuilder.Build(featmapSizes, gtBoxes, gtLabels, imagePadShapes, device);
-        var avgFactor = targets.ClassificationAvgFactor;
-        if (Ranks is { WorldSize: > 1 }) avgFactor = Ranks.AllReduceMean([avgFactor])[0];
+        var avgFactor = WeightReduceLoss.AvgFactorOf(targets.ClassificationAvgFactor, device, Ranks);
 
         // All levels as one computation (issue 21), reporting the reference's per-level values (LevelRows).
         var rows = new LevelRows(targets, batch);
@@ -114,7 +113,7 @@ internal sealed class AtssLoss : IDenseHeadLoss
             box = _giou.LossWeight * LevelRows.SumOverPositives(levelMask, _giou.Elementwise(decoded, posTargets) * centernessTargets)
                 / (1.0 + WeightReduceLoss.Float32Eps);
             var bce = F.binary_cross_entropy_with_logits(centerness.index_select(0, positive), centernessTargets, reduction: nn.Reduction.None);
-            ctr = _centernessWeight * LevelRows.SumOverPositives(levelMask, bce) / (avgFactor + WeightReduceLoss.Float32Eps);
+            ctr = _centernessWeight * LevelRows.SumOverPositives(levelMask, bce) / WeightReduceLoss.Divisor(avgFactor, logits.dtype);
             sums = LevelRows.SumOverPositives(levelMask, centernessTargets);
         }
         else

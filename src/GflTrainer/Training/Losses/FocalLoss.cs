@@ -61,10 +61,20 @@ internal sealed class FocalLoss(double gamma = 2.0, double alpha = 0.25, double 
     public Tensor ForwardPerSegment(Tensor logits, Tensor labels, Tensor weight, double avgFactor, IReadOnlyList<long> segmentRows,
         Tensor? positiveRows = null)
     {
+        using var factor = WeightReduceLoss.AvgFactorOn(avgFactor, logits.device);
+        return ForwardPerSegment(logits, labels, weight, factor, segmentRows, positiveRows);
+    }
+
+    /// <summary><see cref="ForwardPerSegment(Tensor, Tensor, Tensor, double, IReadOnlyList{long}, Tensor?)"/> with the
+    /// normaliser as a 0-d float64 tensor on the device (averaged over the ranks there: no host read).</summary>
+    public Tensor ForwardPerSegment(Tensor logits, Tensor labels, Tensor weight, Tensor avgFactor, IReadOnlyList<long> segmentRows,
+        Tensor? positiveRows = null)
+    {
         if (segmentRows.Sum() != logits.shape[0])
             throw new ArgumentException($"segments of {string.Join("+", segmentRows)} rows for {logits.shape[0]} rows", nameof(segmentRows));
         using var rows = positiveRows?.view(-1) ?? LevelRows.Foreground(labels, logits.shape[1]);
-        return FusedFocal.apply(logits, labels, weight, Gamma, Alpha, LossWeight / (avgFactor + WeightReduceLoss.Float32Eps), segmentRows.ToArray(), rows);
+        using var scale = WeightReduceLoss.Scale(LossWeight, avgFactor, logits.dtype);
+        return FusedFocal.apply(logits, labels, weight, Gamma, Alpha, scale, segmentRows.ToArray(), rows);
     }
 
     /// <summary>The reduced Focal Loss as one autograd node. With p = sigmoid(z), sp(z) = softplus(z), dp/dz = p(1 − p),
@@ -75,14 +85,15 @@ internal sealed class FocalLoss(double gamma = 2.0, double alpha = 0.25, double 
     {
         public override string Name => nameof(FusedFocal);
 
-        // vars: logits (R, C), labels (R,), weight (R,), gamma, alpha, scale = lossWeight / (avgFactor + eps), rows per segment,
-        // foreground rows.
+        // vars: logits (R, C), labels (R,), weight (R,), gamma, alpha, scale = lossWeight / (avgFactor + eps) (0-d, the
+        // logits' type), rows per segment, foreground rows.
         public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
         {
             var (logits, labels, weight) = ((Tensor)vars[0], (Tensor)vars[1], (Tensor)vars[2]);
-            double gamma = (double)vars[3], alpha = (double)vars[4], scale = (double)vars[5];
+            double gamma = (double)vars[3], alpha = (double)vars[4];
             var segments = (long[])vars[6];
             using var scope = NewDisposeScope();
+            var scale = ((Tensor)vars[5]).alias();   // a handle of this scope, saved below
             var sigma = logits.sigmoid();
             var softplus = F.softplus(logits);
             var modulation = sigma.pow(gamma);
@@ -95,12 +106,11 @@ internal sealed class FocalLoss(double gamma = 2.0, double alpha = 0.25, double 
             loss.index_put_(posSoftplus * posModulation * alpha, rows, cols);
             var value = RowSegments.Sum(loss.sum(1) * weight, segments) * scale;
             // Saved tensors must outlive this scope (the graph keeps its own references), as in QualityFocalLoss.
-            List<Tensor> keep = [sigma, softplus, modulation, rows, cols, posSigma, posSoftplus, posModulation];
+            List<Tensor> keep = [sigma, softplus, modulation, rows, cols, posSigma, posSoftplus, posModulation, scale];
             foreach (var t in keep) t.MoveToOuterDisposeScope();
             ctx.save_for_backward([.. keep, weight]);
             ctx.save_data("gamma", gamma);
             ctx.save_data("alpha", alpha);
-            ctx.save_data("scale", scale);
             ctx.save_data("segments", segments);
             return value.MoveToOuterDisposeScope();
         }
@@ -109,8 +119,8 @@ internal sealed class FocalLoss(double gamma = 2.0, double alpha = 0.25, double 
         {
             var saved = ctx.get_saved_variables();
             var (sigma, softplus, modulation, rows, cols) = (saved[0], saved[1], saved[2], saved[3], saved[4]);
-            var (posSigma, posSoftplus, posModulation, weight) = (saved[5], saved[6], saved[7], saved[8]);
-            double gamma = (double)ctx.get_data("gamma"), alpha = (double)ctx.get_data("alpha"), scale = (double)ctx.get_data("scale");
+            var (posSigma, posSoftplus, posModulation, scale, weight) = (saved[5], saved[6], saved[7], saved[8], saved[9]);
+            double gamma = (double)ctx.get_data("gamma"), alpha = (double)ctx.get_data("alpha");
             var segments = (long[])ctx.get_data("segments");
             var grad = addcmul(sigma, softplus, 1 - sigma, value: gamma).mul_(modulation).mul_(1 - alpha);
             var posGrad = (posSigma - 1 - gamma * posSigma * posSoftplus) * posModulation * alpha;

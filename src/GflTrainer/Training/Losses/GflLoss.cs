@@ -95,8 +95,8 @@ internal sealed class GflLoss : IDenseHeadLoss
         if (targets is null)
             using (Runtime.StepProfiler.Phase("targets"))
                 targets = _targetBuilder.Build(featmapSizes, gtBoxes, gtLabels, imagePadShapes, device, ignoredBoxes);
-        var clsAvgFactor = targets.ClassificationAvgFactor;
-        if (Ranks is { WorldSize: > 1 }) clsAvgFactor = Ranks.AllReduceMean([clsAvgFactor])[0];
+        // A device tensor, averaged over the ranks there (a host number would need a device round trip on NCCL).
+        var clsAvgFactor = WeightReduceLoss.AvgFactorOf(targets.ClassificationAvgFactor, device, Ranks);
 
         // All levels as one computation (issue 21), reporting the reference's per-level values (LevelRows).
         var rows = new LevelRows(targets, batch);

@@ -64,7 +64,7 @@ public sealed record LossScalars(double Total, IReadOnlyList<LossTerm> Terms)
 /// <param name="Box">Σ of <paramref name="BoxPerLevel"/>.</param>
 /// <param name="Dfl">Σ of <paramref name="DflPerLevel"/>.</param>
 /// <param name="Total">Cls + Box + Dfl: what backward runs on.</param>
-/// <param name="ClsAvgFactor">Σ over images of max(num_pos, 1).</param>
+/// <param name="ClsAvgFactor">0-d float64: Σ over images of max(num_pos, 1) (averaged over ranks).</param>
 /// <param name="BoxAvgFactor">0-d: max(Σ of the positives' weights over levels and images, 1) (<see cref="WeightReduceLoss.BoxAvgFactor"/>).</param>
 /// <param name="WeightSumPerLevel">(L,) Σ of the positives' weights of each level.</param>
 /// <param name="Targets">the per-anchor targets used.</param>
@@ -78,7 +78,7 @@ internal sealed record LossBreakdown(
     Tensor Box,
     Tensor Dfl,
     Tensor Total,
-    double ClsAvgFactor,
+    Tensor ClsAvgFactor,
     Tensor BoxAvgFactor,
     Tensor WeightSumPerLevel,
     GflTargets Targets,

@@ -62,10 +62,20 @@ internal sealed class QualityFocalLoss(double beta = 2.0, double lossWeight = 1.
     public Tensor ForwardPerSegment(Tensor logits, Tensor labels, Tensor quality, Tensor weight, double avgFactor, IReadOnlyList<long> segmentRows,
         Tensor? positiveRows = null)
     {
+        using var factor = WeightReduceLoss.AvgFactorOn(avgFactor, logits.device);
+        return ForwardPerSegment(logits, labels, quality, weight, factor, segmentRows, positiveRows);
+    }
+
+    /// <summary><see cref="ForwardPerSegment(Tensor, Tensor, Tensor, Tensor, double, IReadOnlyList{long}, Tensor?)"/> with
+    /// the normaliser as a 0-d float64 tensor on the device (averaged over the ranks there: no host read).</summary>
+    public Tensor ForwardPerSegment(Tensor logits, Tensor labels, Tensor quality, Tensor weight, Tensor avgFactor, IReadOnlyList<long> segmentRows,
+        Tensor? positiveRows = null)
+    {
         if (segmentRows.Sum() != logits.shape[0])
             throw new ArgumentException($"segments of {string.Join("+", segmentRows)} rows for {logits.shape[0]} rows", nameof(segmentRows));
         using var rows = positiveRows?.view(-1) ?? LevelRows.Foreground(labels, logits.shape[1]);
-        return FusedQfl.apply(logits, labels, quality, weight, Beta, LossWeight / (avgFactor + WeightReduceLoss.Float32Eps), segmentRows.ToArray(), rows);
+        using var scale = WeightReduceLoss.Scale(LossWeight, avgFactor, logits.dtype);
+        return FusedQfl.apply(logits, labels, quality, weight, Beta, scale, segmentRows.ToArray(), rows);
     }
 
     /// <summary>The reduced QFL as one autograd node. With σ = sigmoid(z), sp = softplus(z) = BCE(z, 0) and the
@@ -78,14 +88,15 @@ internal sealed class QualityFocalLoss(double beta = 2.0, double lossWeight = 1.
     {
         public override string Name => nameof(FusedQfl);
 
-        // vars: logits (R, C), labels (R,), quality (R,), weight (R,), beta, scale = lossWeight / (avgFactor + eps), rows per
-        // segment, foreground rows.
+        // vars: logits (R, C), labels (R,), quality (R,), weight (R,), beta, scale = lossWeight / (avgFactor + eps) (0-d,
+        // the logits' type), rows per segment, foreground rows.
         public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
         {
             var (logits, labels, quality, weight) = ((Tensor)vars[0], (Tensor)vars[1], (Tensor)vars[2], (Tensor)vars[3]);
-            double beta = (double)vars[4], scale = (double)vars[5];
+            double beta = (double)vars[4];
             var segments = (long[])vars[6];
             using var scope = NewDisposeScope();
+            var scale = ((Tensor)vars[5]).alias();   // a handle of this scope, saved below
             var sigma = logits.sigmoid();
             var softplus = F.softplus(logits);
             var modulation = sigma.pow(beta);
@@ -99,11 +110,10 @@ internal sealed class QualityFocalLoss(double beta = 2.0, double lossWeight = 1.
             var value = RowSegments.Sum(loss.sum(1) * weight, segments) * scale;
             // TorchSharp packs the saved tensors after forward returns: they must outlive this scope (the caller's scope
             // disposes the C# handles; the graph keeps its own references).
-            List<Tensor> keep = [sigma, softplus, modulation, rows, cols, y, posSigma, posBce];
+            List<Tensor> keep = [sigma, softplus, modulation, rows, cols, y, posSigma, posBce, scale];
             foreach (var t in keep) t.MoveToOuterDisposeScope();
             ctx.save_for_backward([.. keep, weight]);
             ctx.save_data("beta", beta);
-            ctx.save_data("scale", scale);
             ctx.save_data("segments", segments);
             return value.MoveToOuterDisposeScope();
         }
@@ -112,8 +122,8 @@ internal sealed class QualityFocalLoss(double beta = 2.0, double lossWeight = 1.
         {
             var saved = ctx.get_saved_variables();
             var (sigma, softplus, modulation, rows, cols) = (saved[0], saved[1], saved[2], saved[3], saved[4]);
-            var (y, posSigma, posBce, weight) = (saved[5], saved[6], saved[7], saved[8]);
-            double beta = (double)ctx.get_data("beta"), scale = (double)ctx.get_data("scale");
+            var (y, posSigma, posBce, scale, weight) = (saved[5], saved[6], saved[7], saved[8], saved[9]);
+            double beta = (double)ctx.get_data("beta");
             var segments = (long[])ctx.get_data("segments");
             var grad = addcmul(sigma, softplus, 1 - sigma, value: beta).mul_(modulation);
             var diff = posSigma - y;

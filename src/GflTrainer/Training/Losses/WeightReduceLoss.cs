@@ -18,7 +18,33 @@ internal static class WeightReduceLoss
     /// exactly as one process on their union (mmdetection clamps the mean at 1 instead, which differs only while the
     /// positives' weights of a global batch sum to less than W, in the first iterations). Dividing by it gives the
     /// same float32 results as dividing by the number.</summary>
-    public static Tensor BoxAvgFactor(Tensor sum, Runtime.ICollective? ranks) => ranks is { WorldSize: > 1 }
-        ? tensor((float)Math.Max(ranks.AllReduceMean([sum.item<float>()])[0], 1.0 / ranks.WorldSize), dtype: ScalarType.Float32, device: sum.device)
-        : sum.clamp_min(1);
+    public static Tensor BoxAvgFactor(Tensor sum, Runtime.ICollective? ranks)
+    {
+        if (ranks is not { WorldSize: > 1 }) return sum.clamp_min(1);
+        // The mean in float64 on the device (as the host numbers were averaged), clamped, then float32: no host read.
+        var mean = sum.detach().to(ScalarType.Float64);
+        ranks.AllReduceMean([mean]);
+        return mean.clamp_min(1.0 / ranks.WorldSize).to(ScalarType.Float32);
+    }
+
+    /// <summary>A host normaliser as the 0-d float64 tensor the losses take: a fill on the device, so no host-to-device
+    /// copy (one would wait for the device).</summary>
+    public static Tensor AvgFactorOn(double avgFactor, Device device) => full(Array.Empty<long>(), avgFactor, ScalarType.Float64, device);
+
+    /// <summary>The classification normaliser of <paramref name="ranks"/>: this rank's <paramref name="avgFactor"/> as a
+    /// 0-d float64 tensor, averaged over the ranks on the device (mmdetection's reduce_mean of avg_factor).</summary>
+    public static Tensor AvgFactorOf(double avgFactor, Device device, Runtime.ICollective? ranks)
+    {
+        var t = AvgFactorOn(avgFactor, device);
+        if (ranks is { WorldSize: > 1 }) ranks.AllReduceMean([t]);
+        return t;
+    }
+
+    /// <summary>lossWeight / (avgFactor + eps) computed in float64 and cast to <paramref name="dtype"/>: what libtorch
+    /// multiplies a <paramref name="dtype"/> tensor by when given the same value as a host number.</summary>
+    public static Tensor Scale(double lossWeight, Tensor avgFactor, ScalarType dtype) =>
+        (lossWeight / (avgFactor.to(ScalarType.Float64) + Float32Eps)).to(dtype);
+
+    /// <summary>avgFactor + eps in <paramref name="dtype"/>, the divisor a host number would become.</summary>
+    public static Tensor Divisor(Tensor avgFactor, ScalarType dtype) => (avgFactor.to(ScalarType.Float64) + Float32Eps).to(dtype);
 }

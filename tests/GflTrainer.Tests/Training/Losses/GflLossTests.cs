@@ -64,7 +64,7 @@ public class GflLossTests
         TensorAssert.Scalar(e.GetProperty("total_loss").GetDouble(), b.Total, 1e-7, 1e-5, $"{file} total");
 
         Assert.Equal(GflFixture.Longs(e.GetProperty("num_pos_per_image")), b.Targets.PositivesPerImage.ToArray());
-        Assert.Equal(e.GetProperty("cls_avg_factor").GetDouble(), b.ClsAvgFactor);
+        Assert.Equal(e.GetProperty("cls_avg_factor").GetDouble(), b.ClsAvgFactor.item<double>());
         TensorAssert.Close(tensor(GflFixture.Doubles(e.GetProperty("bbox_weight_sum_per_level"))), b.WeightSumPerLevel, 1e-5, 0, $"{file} weight sums");
         TensorAssert.Scalar(e.GetProperty("bbox_weight_sum").GetDouble(), b.WeightSumPerLevel.sum(), 1e-5, 0, $"{file} weight sum");
         Assert.Equal(e.GetProperty("bbox_avg_factor").GetDouble(), b.BoxAvgFactor.item<float>(), 5);
@@ -95,7 +95,7 @@ public class GflLossTests
             var n = b.Targets.AnchorsPerLevel[l];
             var logits = c.ClsScores[l].detach().permute(0, 2, 3, 1).reshape(-1, c.Loss.NumClasses);
             var expected = focal.Forward(logits, b.Targets.Labels.narrow(1, offset, n).reshape(-1),
-                b.Targets.LabelWeights.narrow(1, offset, n).reshape(-1), qfl.ClsAvgFactor);
+                b.Targets.LabelWeights.narrow(1, offset, n).reshape(-1), qfl.ClsAvgFactor.item<double>());
             TensorAssert.Scalar(expected.item<float>(), b.ClsPerLevel[l], 1e-7, 1e-6, $"{file} focal P{l + 3}");
             Assert.NotEqual(qfl.ClsPerLevel[l].item<float>(), b.ClsPerLevel[l].item<float>());
             TensorAssert.Scalar(qfl.BoxPerLevel[l].item<float>(), b.BoxPerLevel[l], 0, 0, $"{file} bbox P{l + 3}");

@@ -7,14 +7,18 @@ using static TorchSharp.torch;
 namespace GflTrainer.Tests.Training.Losses;
 
 /// <summary>The box losses' divisor stays on the device in one process (no host sync) and divides exactly as the
-/// number mmdetection reads with .item() would; over ranks it is the global sum clamped at 1.</summary>
+/// number mmdetection reads with .item() would; over ranks it is the global sum clamped at 1. The classification
+/// normaliser as a device tensor scales and divides exactly as the host number did.</summary>
 public sealed class WeightReduceLossTests
 {
     sealed class TwoRanks(double otherSum) : ICollective
     {
         public int Rank => 0;
         public int WorldSize => 2;
-        public void AllReduceMean(IReadOnlyList<Tensor> tensors) => throw new NotSupportedException();
+        public void AllReduceMean(IReadOnlyList<Tensor> tensors)
+        {
+            foreach (var t in tensors) t.add_(otherSum).div_(2);
+        }
         public double[] AllReduceMean(double[] values) => values.Select(v => (v + otherSum) / 2).ToArray();
         public void StartAllReduceMean(Tensor contiguous) => throw new NotSupportedException();
         public void WaitAllReduces() { }
@@ -45,5 +49,30 @@ public sealed class WeightReduceLossTests
         using var scope = NewDisposeScope();
         Assert.Equal(2.5f, WeightReduceLoss.BoxAvgFactor(tensor(3f), new TwoRanks(2)).item<float>());   // (3 + 2) / 2
         Assert.Equal(0.5f, WeightReduceLoss.BoxAvgFactor(tensor(0.2f), new TwoRanks(0.1)).item<float>());   // global 0.3 < 1: 1 / W
+    }
+
+    /// <summary>The losses' normalisers became 0-d device tensors (so that ranks average them without a host read). libtorch
+    /// multiplies and divides a float32 tensor by a host number through its float32 cast, so the float64 scale cast to
+    /// float32 gives the same bits: checked for QFL's and Focal Loss's scale and ATSS's centerness divisor.</summary>
+    [Theory]
+    [InlineData(1.0, 3.0)]
+    [InlineData(1.0, 7.5)]
+    [InlineData(0.25, 123.0)]
+    [InlineData(2.0, 1e-3)]
+    public void A_normaliser_tensor_scales_and_divides_bit_for_bit_as_the_host_number(double lossWeight, double avgFactor)
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(5);
+        var x = randn(1000) * 37;
+        var factor = WeightReduceLoss.AvgFactorOn(avgFactor, CPU);
+        Assert.Equal(ScalarType.Float64, factor.dtype);
+        Assert.Equal(0, factor.dim());
+        var byNumber = x * (lossWeight / (avgFactor + WeightReduceLoss.Float32Eps));
+        Assert.True((x * WeightReduceLoss.Scale(lossWeight, factor, ScalarType.Float32)).equal(byNumber).all().item<bool>());
+        var divided = x / (avgFactor + WeightReduceLoss.Float32Eps);
+        Assert.True((x / WeightReduceLoss.Divisor(factor, ScalarType.Float32)).equal(divided).all().item<bool>());
+        // Over ranks: the mean of the ranks' host numbers, on the device.
+        Assert.Equal((avgFactor + 5) / 2, WeightReduceLoss.AvgFactorOf(avgFactor, CPU, new TwoRanks(5)).item<double>());
+        Assert.Equal(avgFactor, WeightReduceLoss.AvgFactorOf(avgFactor, CPU, null).item<double>());
     }
 }
