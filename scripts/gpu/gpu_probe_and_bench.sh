@@ -49,6 +49,11 @@ if [ -n "$PUB" ] && [ -f "$PUB" ]; then
    if has step; then
     timeout 60 "$APP/gfl" info --device cuda --log-level debug
     echo "rc=$?"
+    # Issue 21 (CUDA graphs): the exact exported names of libtorch's graph and stream entry points on this box, for a
+    # binding by name (as Training/Autocast.cs); no binutils needed.
+    timeout 60 "$PY" scripts/gpu/dynsyms.py 'CUDAGraph|getStreamFromPool|setCurrentCUDAStream|getCurrentCUDAStream|graph_pool_handle|beginAllocateToPool|endAllocateToPool' \
+      "$TL/libtorch_cuda.so" "$TL/libc10_cuda.so" > "$OUT/cuda_graph_symbols.txt" 2>&1
+    echo "rc=$? (symbols: $(grep -vc '^#' "$OUT/cuda_graph_symbols.txt"))"
     timeout 90 "$APP/gfl" bench train-step --device cuda --repeats 10 --warmup 3 --json-out "$OUT/gfl_train-step_fp32.json"
     echo "rc=$?"
     # Issue 21: the targets built ahead by the loader (default on CUDA) against inside the step (the reference's way).
