@@ -42,8 +42,13 @@ internal static class WeightReduceLoss
 
     /// <summary>lossWeight / (avgFactor + eps) computed in float64 and cast to <paramref name="dtype"/>: what libtorch
     /// multiplies a <paramref name="dtype"/> tensor by when given the same value as a host number.</summary>
-    public static Tensor Scale(double lossWeight, Tensor avgFactor, ScalarType dtype) =>
-        (lossWeight / (avgFactor.to(ScalarType.Float64) + Float32Eps)).to(dtype);
+    public static Tensor Scale(double lossWeight, Tensor avgFactor, ScalarType dtype)
+    {
+        using var scope = NewDisposeScope();
+        // A true division (TorchSharp's number / tensor multiplies by the reciprocal, which can round differently).
+        var weight = full(Array.Empty<long>(), lossWeight, ScalarType.Float64, avgFactor.device);
+        return weight.div(avgFactor.to(ScalarType.Float64) + Float32Eps).to(dtype).MoveToOuterDisposeScope();
+    }
 
     /// <summary>avgFactor + eps in <paramref name="dtype"/>, the divisor a host number would become.</summary>
     public static Tensor Divisor(Tensor avgFactor, ScalarType dtype) => (avgFactor.to(ScalarType.Float64) + Float32Eps).to(dtype);

@@ -59,6 +59,8 @@ public sealed class WeightReduceLossTests
     [InlineData(1.0, 7.5)]
     [InlineData(0.25, 123.0)]
     [InlineData(2.0, 1e-3)]
+    [InlineData(0.3, 7.0)]
+    [InlineData(0.7, 11.0)]
     public void A_normaliser_tensor_scales_and_divides_bit_for_bit_as_the_host_number(double lossWeight, double avgFactor)
     {
         using var scope = NewDisposeScope();
