@@ -156,9 +156,11 @@ internal sealed class OptimizerStep
         if (_clip is not null)
             using (StepProfiler.Phase("clip"))
             {
-                // torch.nn.utils.clip_grad_norm_: coef = max_norm / (total_norm + 1e-6), clamped to 1.
+                // torch.nn.utils.clip_grad_norm_: coef = max_norm / (total_norm + 1e-6), clamped to 1 (a true division:
+                // TorchSharp's number / tensor multiplies by the reciprocal).
                 var norm = double.IsPositiveInfinity(_clip.NormType) ? grads.abs().max() : grads.norm((float)_clip.NormType);
-                grads.mul_((_clip.MaxNorm / (norm + 1e-6)).clamp_max(1.0));
+                var maxNorm = full(Array.Empty<long>(), _clip.MaxNorm, norm.dtype, norm.device);
+                grads.mul_(maxNorm.div(norm + 1e-6).clamp_max(1.0));
             }
         using (StepProfiler.Phase("update"))
             _sgd.Step(applied);
