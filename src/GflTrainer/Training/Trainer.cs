@@ -43,8 +43,8 @@ internal sealed class Trainer(TrainLoopOptions options, TrainerParts parts, ILog
         log.Information("training: {Epochs} epochs x {Iters} iterations, batch {Batch}, {Params:N0} trainable parameters, device {Device}, amp {Amp}, seed {Seed}",
             options.Epochs, itersPerEpoch, options.BatchSize, model.parameters().Where(p => p.requires_grad).Sum(p => p.numel()),
             options.Device, options.Amp, options.Seed);
-        var progress = new ProgressReporter(log, totalIters, options.LogInterval, terminal);
-        var window = new LossWindow();
+        var account = new StepAccounting(new ProgressReporter(log, totalIters, options.LogInterval, terminal), new LossWindow(), runLog,
+            options, itersPerEpoch);
         var stepWatch = new Stopwatch();
         using var deferred = options.DeferredLossReads ? new DeferredLosses() : null;
         var sinceRead = Stopwatch.StartNew();
@@ -83,12 +83,7 @@ internal sealed class Trainer(TrainLoopOptions options, TrainerParts parts, ILog
                     state.Iteration++; state.IterInEpoch++;
                     watchdog?.Complete();
                     StepBoundaryGc.AfterStep(state.Iteration);
-                    double stepTime = stepWatch.Elapsed.TotalSeconds;
-                    window.Add(result.Losses, stepTime, dataTime);
-                    progress.Update(state.Epoch + 1, options.Epochs, state.IterInEpoch, itersPerEpoch, state.Iteration, result.Losses, lr,
-                        stepTime, options.BatchSize);
-                    if (state.Iteration % options.LogInterval == 0 || state.IterInEpoch == itersPerEpoch)
-                        runLog.WriteTrain(state, itersPerEpoch, lr, window.Drain());
+                    account.Add(state, result.Losses, lr, stepWatch.Elapsed.TotalSeconds, dataTime);
                 }
                 bool readPoint = state.Iteration % options.LogInterval == 0 || state.IterInEpoch == itersPerEpoch;
                 // Ranks that defer their reads agree on stopping at the read points only: the agreement is an all-reduce of
@@ -102,7 +97,7 @@ internal sealed class Trainer(TrainLoopOptions options, TrainerParts parts, ILog
                     // At each log line, the end of the epoch and before stopping; inside the step's watch, so that a
                     // device that hangs is caught there.
                     if (stop || over is not null || readPoint)
-                        ReadDeferred(deferred, sinceRead, checkpoints, state, window, progress, runLog, itersPerEpoch);
+                        ReadDeferred(deferred, sinceRead, checkpoints, state, account);
                     watchdog?.Complete();
                     StepBoundaryGc.AfterStep(state.Iteration);
                 }
@@ -122,7 +117,7 @@ internal sealed class Trainer(TrainLoopOptions options, TrainerParts parts, ILog
                 }
             }
             // An epoch can end before itersPerEpoch (unreadable images skipped): nothing stays unread past its checkpoint.
-            if (deferred is not null) ReadDeferred(deferred, sinceRead, checkpoints, state, window, progress, runLog, itersPerEpoch);
+            if (deferred is not null) ReadDeferred(deferred, sinceRead, checkpoints, state, account);
             watchdog?.Pause();
             int done = state.Epoch + 1;
             if (loader.BadImages > 0) log.Warning("{Count} unreadable training images skipped so far", loader.BadImages);
@@ -159,7 +154,7 @@ internal sealed class Trainer(TrainLoopOptions options, TrainerParts parts, ILog
     /// the progress, the loss window and, at log points, the run log. Each step is given the mean wall time of the
     /// steps read together: the host only queued them, the device's time shows in this read.</summary>
     private void ReadDeferred(DeferredLosses deferred, Stopwatch sinceRead, CheckpointPolicy checkpoints, TrainState state,
-        LossWindow window, ProgressReporter progress, RunLog runLog, int itersPerEpoch)
+        StepAccounting account)
     {
         int n = deferred.Count;
         if (n == 0) return;
@@ -180,16 +175,25 @@ internal sealed class Trainer(TrainLoopOptions options, TrainerParts parts, ILog
                     ?? throw new InvalidOperationException($"iteration {s.Iteration}: the update was refused with finite losses and gradients");
                 throw new NonFiniteGradientException(s.Iteration, s.Epoch + 1, bad, checkpoints.SaveDiagnostic());
             }
-            window.Add(s.Losses, perStep, s.DataSeconds);
-            progress.Update(s.Epoch + 1, options.Epochs, s.IterInEpoch, itersPerEpoch, s.Iteration, s.Losses, s.LearningRate,
-                perStep, options.BatchSize);
-            if (s.Iteration % options.LogInterval == 0 || s.IterInEpoch == itersPerEpoch)
-            {
-                (state.Iteration, state.Epoch, state.IterInEpoch) = (s.Iteration, s.Epoch, s.IterInEpoch);
-                runLog.WriteTrain(state, itersPerEpoch, s.LearningRate, window.Drain());
-            }
+            (state.Iteration, state.Epoch, state.IterInEpoch) = (s.Iteration, s.Epoch, s.IterInEpoch);
+            account.Add(state, s.Losses, s.LearningRate, perStep, s.DataSeconds);
         }
         (state.Iteration, state.Epoch, state.IterInEpoch) = (iteration, epoch, iterInEpoch);
+    }
+
+    /// <summary>Where a finished step's losses go: the progress, the loss window and, every log_interval and at the end
+    /// of an epoch, the run log. <paramref name="State"/> of <see cref="Add"/> is at that step (1-based iteration).</summary>
+    private sealed record StepAccounting(ProgressReporter Progress, LossWindow Window, RunLog RunLog, TrainLoopOptions Options,
+        int ItersPerEpoch)
+    {
+        public void Add(TrainState state, Training.Losses.LossScalars losses, double lr, double stepSeconds, double dataSeconds)
+        {
+            Window.Add(losses, stepSeconds, dataSeconds);
+            Progress.Update(state.Epoch + 1, Options.Epochs, state.IterInEpoch, ItersPerEpoch, state.Iteration, losses, lr,
+                stepSeconds, Options.BatchSize);
+            if (state.Iteration % Options.LogInterval == 0 || state.IterInEpoch == ItersPerEpoch)
+                RunLog.WriteTrain(state, ItersPerEpoch, lr, Window.Drain());
+        }
     }
 
     /// <summary>A non-finite loss (no backward ran) or gradient (no update was made) ends the run, after saving the
