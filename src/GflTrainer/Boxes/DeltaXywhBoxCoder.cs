@@ -54,7 +54,7 @@ internal sealed class DeltaXywhBoxCoder(IReadOnlyList<double>? means = null, IRe
         var gwh = pwh * dwh.exp();
         var boxes = cat([gxy - gwh * 0.5, gxy + gwh * 0.5], -1);
         if (maxShape is { } shape)
-            boxes = boxes.clamp_min(0).minimum(tensor(new float[] { shape.W, shape.H, shape.W, shape.H }, device: boxes.device).to(boxes.dtype));
+            boxes = boxes.clamp_min(0).minimum(Runtime.HostToDevice.Upload(tensor(new float[] { shape.W, shape.H, shape.W, shape.H }), boxes.device).to(boxes.dtype));
         return boxes.MoveToOuterDisposeScope();
     }
 

@@ -14,19 +14,37 @@ internal static class Nms
     /// <param name="scores">(n,) float.</param>
     /// <param name="labels">(n,) int64 class of each box; boxes of different classes never suppress each other.</param>
     /// <param name="iouThreshold">mmdetection GFL test_cfg: 0.6.</param>
+    /// <param name="minBoxSize">when given, only boxes wider and taller than this take part (mmdetection's min_bbox_size
+    /// filter before NMS: the others are neither kept nor suppress any), decided here on the same copy.</param>
     /// <returns>(k,) int64 indices of the kept boxes on the inputs' device, sorted by descending score.</returns>
-    public static Tensor Batched(Tensor boxes, Tensor scores, Tensor labels, double iouThreshold)
+    public static Tensor Batched(Tensor boxes, Tensor scores, Tensor labels, double iouThreshold, double? minBoxSize = null)
     {
         var n = (int)scores.shape[0];
         if (n == 0) return zeros(0, dtype: int64, device: scores.device);
-        float[] box, score;
-        long[] label;
-        using (var cpuBoxes = boxes.detach().to(float32).cpu().contiguous()) box = cpuBoxes.data<float>().ToArray();
-        using (var cpuScores = scores.detach().to(float32).cpu().contiguous()) score = cpuScores.data<float>().ToArray();
-        using (var cpuLabels = labels.to(int64).cpu().contiguous()) label = cpuLabels.data<long>().ToArray();
+        // One device-to-host copy (on a GPU each copy waits for the device): boxes, score and label side by side; the
+        // labels are class indices, exact in float32.
+        float[] rows;
+        using (var packed = cat([boxes.detach().to(float32), scores.detach().to(float32).unsqueeze(1), labels.to(float32).unsqueeze(1)], 1))
+        using (var host = packed.cpu().contiguous())
+            rows = host.data<float>().ToArray();
+        var box = new float[4 * n];
+        var score = new float[n];
+        var label = new long[n];
+        for (var i = 0; i < n; i++)
+        {
+            Array.Copy(rows, 6 * i, box, 4 * i, 4);
+            score[i] = rows[6 * i + 4];
+            label[i] = (long)rows[6 * i + 5];
+        }
 
-        // Descending score; equal scores keep input order so the result is deterministic.
+        // Descending score; equal scores keep input order so the result is deterministic. Boxes too small take no part
+        // (the float32 widths and comparison of the reference's filter on the device).
         var order = Enumerable.Range(0, n).ToArray();
+        if (minBoxSize is { } min)
+        {
+            var limit = (float)min;
+            order = order.Where(i => box[4 * i + 2] - box[4 * i] > limit && box[4 * i + 3] - box[4 * i + 1] > limit).ToArray();
+        }
         Array.Sort(order, (a, b) => score[a] != score[b] ? score[b].CompareTo(score[a]) : a.CompareTo(b));
 
         var area = new float[n];
@@ -36,12 +54,12 @@ internal static class Nms
         var suppressed = new bool[n];
         var keep = new List<long>();
         var threshold = (float)iouThreshold;
-        for (var oi = 0; oi < n; oi++)
+        for (var oi = 0; oi < order.Length; oi++)
         {
             var i = order[oi];
             if (suppressed[i]) continue;
             keep.Add(i);
-            for (var oj = oi + 1; oj < n; oj++)
+            for (var oj = oi + 1; oj < order.Length; oj++)
             {
                 var j = order[oj];
                 if (suppressed[j] || label[j] != label[i]) continue;
@@ -51,6 +69,6 @@ internal static class Nms
                 if (inter / (area[i] + area[j] - inter) > threshold) suppressed[j] = true;
             }
         }
-        return tensor(keep.ToArray(), dtype: int64, device: scores.device);
+        return Runtime.HostToDevice.Upload(tensor(keep.ToArray(), dtype: int64), scores.device);
     }
 }

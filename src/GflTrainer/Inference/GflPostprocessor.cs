@@ -1,6 +1,7 @@
 using GflTrainer.Boxes;
 using GflTrainer.Data;
 using GflTrainer.Model;
+using GflTrainer.Runtime;
 using static TorchSharp.torch;
 
 namespace GflTrainer.Inference;
@@ -121,7 +122,7 @@ internal sealed class GflPostprocessor(
     {
         using var noGrad = no_grad();
         return Suppress(Select(levelProbabilities, (l, anchors) => levelBoxes[l].index_select(0, anchors)
-            .clamp_min(0).minimum(tensor(new float[] { imageShape.W, imageShape.H, imageShape.W, imageShape.H }, device: levelBoxes[l].device)),
+            .clamp_min(0).minimum(HostToDevice.Upload(tensor(new float[] { imageShape.W, imageShape.H, imageShape.W, imageShape.H }), levelBoxes[l].device)),
             scaleW, scaleH));
     }
 
@@ -131,16 +132,8 @@ internal sealed class GflPostprocessor(
         var boxes = candidates.Boxes;
         var scores = candidates.Scores;
         var labels = candidates.Labels;
-
-        var width = boxes[TensorIndex.Colon, 2] - boxes[TensorIndex.Colon, 0];
-        var height = boxes[TensorIndex.Colon, 3] - boxes[TensorIndex.Colon, 1];
-        var large = ((width > minBoxSize) & (height > minBoxSize)).nonzero().squeeze(1);
-        boxes = boxes.index_select(0, large);
-        scores = scores.index_select(0, large);
-        labels = labels.index_select(0, large);
-        if (scores.shape[0] == 0) return new Detections(boxes, scores, labels);
-
-        var keep = Nms.Batched(boxes, scores, labels, iouThreshold);
+        // The size filter is decided with NMS, on its one copy to the host (a nonzero here was one more device wait).
+        var keep = Nms.Batched(boxes, scores, labels, iouThreshold, minBoxSize);
         keep = keep.narrow(0, 0, Math.Min(maxPerImage, keep.shape[0]));
         return new Detections(boxes.index_select(0, keep), scores.index_select(0, keep), labels.index_select(0, keep));
     }
@@ -187,7 +180,9 @@ internal sealed class GflPostprocessor(
             // filter_scores_and_topk: (anchor, class) pairs, not anchors; one anchor may give several classes.
             var mask = levelScores > scoreThreshold;
             var pairs = mask.nonzero();                                   // (m, 2) [anchor, class], row-major
-            var pairScores = levelScores.masked_select(mask);
+            // masked_select's values in the same row-major order, gathered by the pairs (its own count would be another
+            // device-to-host wait on a GPU).
+            var pairScores = levelScores.index(pairs[TensorIndex.Colon, 0], pairs[TensorIndex.Colon, 1]);
             above[l] = pairs.shape[0];
             var (sorted, order) = pairScores.sort(descending: true);
             var k = Math.Min(nmsPre, above[l]);
@@ -201,7 +196,7 @@ internal sealed class GflPostprocessor(
         }
 
         // mmdetection 3.x scale_boxes multiplies by the reciprocal, computed in double and stored as float32.
-        var inverse = tensor(new[] { (float)(1 / scaleW), (float)(1 / scaleH), (float)(1 / scaleW), (float)(1 / scaleH) }, device: device);
+        var inverse = HostToDevice.Upload(tensor(new[] { (float)(1 / scaleW), (float)(1 / scaleH), (float)(1 / scaleW), (float)(1 / scaleH) }), device);
         return new DetectionCandidates(cat(boxes, 0) * inverse, cat(scores, 0), cat(labels, 0), above, kept);
     }
 }
