@@ -13,6 +13,7 @@ internal sealed class AnchorGenerator(IReadOnlyList<int> strides, double octaveB
     IReadOnlyList<double>? ratios = null)
 {
     private readonly IReadOnlyList<double> _ratios = ratios ?? [1.0];
+    private Lazy<Runtime.DeviceConstant>[]? _baseAnchors;
 
     /// <summary>The anchors of <c>model.head</c> (strides, octave_base_scale, scales_per_octave, ratios): the one place
     /// the loss, the post-processing and the export build them from the config.</summary>
@@ -34,8 +35,19 @@ internal sealed class AnchorGenerator(IReadOnlyList<int> strides, double octaveB
 
     /// <summary>The anchors of cell (0, 0), computed in float32 as mmdetection's gen_single_level_base_anchors: scales
     /// float32(octave_base_scale·2^(i/n)), h_ratio = sqrt(r), w_ratio = 1/h_ratio, w = (s·w_ratio)·scale.</summary>
-    /// <returns>(A, 4) float32 xyxy pixels.</returns>
+    /// <returns>(A, 4) float32 xyxy pixels: a view of values made once per level and device (a copy up from the host at
+    /// every use would wait for a GPU), never to be written.</returns>
     public Tensor BaseAnchor(int level, Device? device = null)
+    {
+        var made = LazyInitializer.EnsureInitialized(ref _baseAnchors, () => Strides.Select((_, l) => new Lazy<Runtime.DeviceConstant>(() =>
+        {
+            using var cpu = ComputeBaseAnchor(l);
+            return new Runtime.DeviceConstant(cpu.data<float>().ToArray().Select(v => (double)v).ToList());
+        })).ToArray());
+        return made[level].Value.On(device ?? CPU).view(-1, 4);
+    }
+
+    private Tensor ComputeBaseAnchor(int level)
     {
         using var scope = NewDisposeScope();
         var scales = tensor(Enumerable.Range(0, scalesPerOctave).Select(i => (float)(Math.Pow(2, (double)i / scalesPerOctave) * octaveBaseScale)).ToArray());
@@ -45,7 +57,7 @@ internal sealed class AnchorGenerator(IReadOnlyList<int> strides, double octaveB
         var hs = (hRatios.unsqueeze(1) * (float)Strides[level] * scales.unsqueeze(0)).reshape(-1);
         var halfW = ws * 0.5f;
         var halfH = hs * 0.5f;
-        return stack([-halfW, -halfH, halfW, halfH], -1).to(device ?? CPU).MoveToOuterDisposeScope();
+        return stack([-halfW, -halfH, halfW, halfH], -1).MoveToOuterDisposeScope();
     }
 
     /// <summary>Anchors of one level.</summary>
