@@ -30,6 +30,8 @@ if has ref; then
   for b in train-step infer; do
     timeout 90 "$PY" bench.py $b --device cuda --repeats 10 --warmup 3 --json-out "$OUT/ref_${b}_fp32.json" > "$OUT/ref_${b}_fp32.txt" 2>&1
   done
+  # Issue 21's inference target is at batch 1 and 8.
+  timeout 90 "$PY" bench.py infer --device cuda --infer-batch 8 --repeats 10 --warmup 3 --json-out "$OUT/ref_infer_fp32_b8.json" > "$OUT/ref_infer_fp32_b8.txt" 2>&1
   timeout 90 "$PY" bench.py train-step --device cuda --amp --repeats 10 --warmup 3 --json-out "$OUT/ref_train-step_amp.json" > "$OUT/ref_train-step_amp.txt" 2>&1
   # Issue 21's comparison: the reference with its best settings (AMP + channels_last + cudnn.benchmark), batch 2 and 8.
   for b in 2 8; do
@@ -63,6 +65,8 @@ if [ -n "$PUB" ] && [ -f "$PUB" ]; then
     timeout 90 "$APP/gfl" bench train-step --device cuda --loss-reads step --repeats 10 --warmup 3 --json-out "$OUT/gfl_train-step_fp32_reads_each_step.json"
     echo "rc=$?"
     timeout 90 "$APP/gfl" bench infer --device cuda --repeats 10 --warmup 3 --json-out "$OUT/gfl_infer_fp32.json"
+    echo "rc=$?"
+    timeout 90 "$APP/gfl" bench infer --device cuda --batch 8 --repeats 10 --warmup 3 --json-out "$OUT/gfl_infer_fp32_b8.json"
     echo "rc=$?"
    fi
    if has amp; then

@@ -5,7 +5,7 @@
     bench.py model      [--batch 2] [--small 320 320]                    forward / forward+backward ms per image
     bench.py targets    [--gts 50]                                       ATSS targets + loss, 2 images 1344x800
     bench.py train-step [--batch 2] [--head gfl|atss|retinanet]          full SGD step, images/s
-    bench.py infer      [--head gfl|atss|retinanet]                      model + post-processing, images/s
+    bench.py infer      [--head gfl|atss|retinanet] [--infer-batch 1]    model + post-processing, images/s
 
 Common: --device cpu|cuda[:i], --threads N (torch.set_num_threads), --repeats, --warmup, --amp, --depth,
 --json-out FILE. Every run first passes the fixture self-check (--fixtures DIR), then times; it reports the
@@ -215,14 +215,15 @@ def bench_infer(args, device):
         {"gfl": lambda h: h.gfl_cls, "atss": lambda h: h.atss_cls, "retinanet": lambda h: h.retina_cls}[args.head](
             model.bbox_head).bias.fill_(args.score_bias)
     w, h = args.img_scale
-    batch = layout(synthetic_batch(1, h, w, 0, args.num_classes, gen), args)
+    n = args.infer_batch
+    batch = layout(synthetic_batch(n, h, w, 0, args.num_classes, gen), args)
     kept = []
 
     def infer():
         kept.append(int(detect(model, batch, device, amp=args.amp)[0].scores.numel()))
 
-    r = row(f"model + post-processing {w}x{h} batch 1 (gfl_cls bias {args.score_bias})",
-            timed(infer, device, args.repeats, args.warmup), 1)
+    r = row(f"model + post-processing {w}x{h} batch {n} (gfl_cls bias {args.score_bias})",
+            timed(infer, device, args.repeats, args.warmup), n)
     r["detections_per_image"] = kept[-1]
 
     if args.head != "gfl":
@@ -261,6 +262,7 @@ def main(argv=None):
     ap.add_argument("--gts", type=int, default=50, help="random gts per image (targets, train-step)")
     ap.add_argument("--small", type=int, nargs=2, default=[320, 320], metavar=("W", "H"))
     ap.add_argument("--score-bias", type=float, default=0.0, help="infer: gfl_cls bias (see bench_infer)")
+    ap.add_argument("--infer-batch", type=int, default=1, help="infer: images per forward (issue 21 times 1 and 8)")
     ap.add_argument("--data-dir", help="data: COCO dataset dir with annotations/ and images/")
     ap.add_argument("--split", default="train")
     ap.add_argument("--ann")
