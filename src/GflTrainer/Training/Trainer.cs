@@ -40,9 +40,9 @@ internal sealed class Trainer(TrainLoopOptions options, TrainerParts parts, ILog
         int itersPerEpoch = loader.BatchesPerEpoch;
         long totalIters = (long)itersPerEpoch * options.Epochs;
         model.train();
-        log.Information("training: {Epochs} epochs x {Iters} iterations, batch {Batch}, {Params:N0} trainable parameters, device {Device}, amp {Amp}, seed {Seed}",
+        log.Information("training: {Epochs} epochs x {Iters} iterations, batch {Batch}, {Params:N0} trainable parameters, device {Device}, amp {Amp}, seed {Seed}, losses read {Reads}",
             options.Epochs, itersPerEpoch, options.BatchSize, model.parameters().Where(p => p.requires_grad).Sum(p => p.numel()),
-            options.Device, options.Amp, options.Seed);
+            options.Device, options.Amp, options.Seed, options.DeferredLossReads ? $"every {options.LogInterval} iterations" : "every iteration");
         var account = new StepAccounting(new ProgressReporter(log, totalIters, options.LogInterval, terminal), new LossWindow(), runLog,
             options, itersPerEpoch);
         var stepWatch = new Stopwatch();
