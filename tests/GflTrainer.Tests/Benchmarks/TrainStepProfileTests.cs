@@ -90,6 +90,31 @@ public sealed class TrainStepProfileTests
         Assert.DoesNotContain("host_targets_ms", inStep.Keys);
     }
 
+    /// <summary><c>--loss-reads log_interval</c> (CUDA's default): each timed step runs the deferred step and reads its
+    /// row, the phases are the device-decided ones (no separate loss read before backward), and pipelined_ms times the
+    /// repeats back to back with one read. On the CPU the default reads every step and reports no pipelined_ms.</summary>
+    [Fact]
+    public void Deferred_loss_reads_are_run_and_reported_with_a_pipelined_figure()
+    {
+        var r = TrainStepBenchmark.TrainStep(torch.CPU, batch: 1, height: 64, width: 64, iterations: 2, warmup: 1, config: Tiny,
+            profilePath: Path.Combine(Path.GetTempPath(), $"gfl-profile-{Guid.NewGuid():N}.json"), lossReads: LossReadTiming.LogInterval);
+        try
+        {
+            Assert.True(r.DeferredLossReads);
+            Assert.True(r.PipelinedMs > 0);
+            Assert.Equal(["step", "step/forward", "step/loss", "step/loss/targets", "step/backward", "step/grad_check", "step/clip", "step/update", "step/loss_read"],
+                r.Phases!.Select(p => p.Path));
+            var rows = TrainStepBenchmark.Report(r).Rows.ToDictionary(x => x.Key, x => x.Value);
+            Assert.Equal("log_interval", rows["loss_reads"]);
+            Assert.Contains("pipelined_ms", rows.Keys);
+        }
+        finally { File.Delete(r.ProfilePath!); }
+        var reads = TrainStepBenchmark.Report(TrainStepBenchmark.TrainStep(torch.CPU, batch: 1, height: 64, width: 64, iterations: 1, warmup: 0,
+            config: Tiny)).Rows.ToDictionary(x => x.Key, x => x.Value);
+        Assert.Equal("step", reads["loss_reads"]);
+        Assert.DoesNotContain("pipelined_ms", reads.Keys);
+    }
+
     [Fact]
     public void Without_a_profile_no_phase_rows_are_reported()
     {
