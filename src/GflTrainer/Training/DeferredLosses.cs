@@ -47,10 +47,9 @@ internal sealed class DeferredLosses : IDisposable
         var steps = new List<DeferredStep>(_pending.Count);
         for (int i = 0; i < _pending.Count; i++)
         {
-            var r = v[(i * width)..((i + 1) * width)];
-            var losses = new LossScalars(r[termNames.Count], termNames.Select((n, j) => new LossTerm(n, r[j])).ToList());
+            var (losses, flags) = LossScalars.FromRow(termNames, v[(i * width)..((i + 1) * width)]);
             var p = _pending[i];
-            steps.Add(new DeferredStep(p.Iteration, p.Epoch, p.IterInEpoch, p.Lr, losses, r[^3] != 0, r[^2] != 0, r[^1] != 0, p.DataSeconds));
+            steps.Add(new DeferredStep(p.Iteration, p.Epoch, p.IterInEpoch, p.Lr, losses, flags[0] != 0, flags[1] != 0, flags[2] != 0, p.DataSeconds));
         }
         Dispose();
         return steps;

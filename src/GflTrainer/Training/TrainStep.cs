@@ -116,9 +116,9 @@ internal sealed class TrainStep
     /// the ranks on the device, and whether to apply the update decided there too (<see cref="OptimizerStep.CompleteOnDevice"/>),
     /// so the host queues the next step while the device still runs this one. The caller reads the returned row later,
     /// many steps at once (<see cref="DeferredLosses"/>).</summary>
-    /// <returns>(terms + 4,) float64 outside every dispose scope: the loss terms, the total, and 1/0 for: every gradient
-    /// was finite, the update was applied, the run is halted (<see cref="OptimizerStep.CompleteOnDevice"/>); the terms
-    /// are named by <see cref="LossTermNames"/>.</returns>
+    /// <returns>A <see cref="LossScalars.Row"/> outside every dispose scope: the loss terms (named by
+    /// <see cref="LossTermNames"/>), the total, then 1/0 for: every gradient was finite, the update was applied, the run
+    /// is halted (<see cref="OptimizerStep.CompleteOnDevice"/>).</returns>
     public Tensor RunDeferred(Tensor images, IReadOnlyList<Tensor> gtBoxes, IReadOnlyList<Tensor> gtLabels,
         IReadOnlyList<(int H, int W)> padShapes, Targets.GflTargets? targets = null)
     {
@@ -127,9 +127,7 @@ internal sealed class TrainStep
         var losses = ForwardAndLosses(images, gtBoxes, gtLabels, padShapes, targets, stages);
         LossTermNames ??= losses.Terms.Select(t => t.Name).ToList();
         _update.Backward(losses.Total, stages);
-        Tensor values;
-        using (no_grad())
-            values = cat(losses.Terms.Select(t => t.Value).Append(losses.Total).Select(t => t.detach().to(float64).reshape(1)).ToList(), 0);
+        var values = LossScalars.Row(losses.Terms, losses.Total);
         if (_collective.WorldSize > 1)
             using (StepProfiler.Phase("all_reduce"))
                 _collective.AllReduceMean([values]);   // as Average: float64 means of the ranks' float32 values

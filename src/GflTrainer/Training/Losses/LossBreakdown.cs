@@ -45,11 +45,23 @@ public sealed record LossScalars(double Total, IReadOnlyList<LossTerm> Terms)
 
     private static (LossScalars Scalars, double[] Extra) Read(IReadOnlyList<(string Name, Tensor Value)> terms, Tensor total, Tensor[] extra)
     {
-        var all = terms.Select(t => t.Value).Append(total).Concat(extra).Select(t => t.detach().to(float64).reshape(1)).ToList();
-        using var stacked = cat(all, 0).cpu();
-        var v = stacked.data<double>().ToArray();
-        int n = terms.Count;
-        return (new LossScalars(v[n], terms.Select((t, i) => new LossTerm(t.Name, v[i])).ToList()), v[(n + 1)..]);
+        using var stacked = Row(terms, total, extra).cpu();
+        return FromRow(terms.Select(t => t.Name).ToList(), stacked.data<double>().ToArray());
+    }
+
+    /// <summary>The values as one (terms + 1 + extra,) float64 row on their device, nothing read: every term, the total,
+    /// then the <paramref name="extra"/> 0-d values (flags as 1/0). Read back with <see cref="FromRow"/>.</summary>
+    internal static Tensor Row(IReadOnlyList<(string Name, Tensor Value)> terms, Tensor total, params Tensor[] extra)
+    {
+        using var noGrad = no_grad();
+        return cat(terms.Select(t => t.Value).Append(total).Concat(extra).Select(t => t.detach().to(float64).reshape(1)).ToList(), 0);
+    }
+
+    /// <summary>A <see cref="Row"/> read back: the scalars of the <paramref name="names"/> terms and the extra values.</summary>
+    internal static (LossScalars Scalars, double[] Extra) FromRow(IReadOnlyList<string> names, double[] row)
+    {
+        int n = names.Count;
+        return (new LossScalars(row[n], names.Select((name, i) => new LossTerm(name, row[i])).ToList()), row[(n + 1)..]);
     }
 
     /// <summary><c>loss_cls=…, loss_bbox=…</c> in the terms' order.</summary>
