@@ -129,12 +129,20 @@ public static class BenchCommand
             DefaultValueFactory = _ => "auto",
         };
         lossReads.AcceptOnlyFromAmong("auto", "step", "log_interval");
-        var cmd = WithCommon(new Command("train-step", "Full SGD step of R50-GFL (forward, targets, losses, backward, update)"), Depth, Batch, amp, height, width, config, Head, profile, channelsLast, CudnnBenchmark, targets, overlap, lossReads);
+        var capacity = new Option<int>("--positive-capacity")
+        {
+            Description = "With targets built ahead: pad the batch's positive anchors to this many rows, the fixed shapes a CUDA graph " +
+                "replays (gfl data stats prints the positives per image); reported as positive_rows. 0: off",
+            DefaultValueFactory = _ => 0,
+        };
+        capacity.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 0) r.AddError("--positive-capacity must be 0 (off) or positive"); });
+        var cmd = WithCommon(new Command("train-step", "Full SGD step of R50-GFL (forward, targets, losses, backward, update)"), Depth, Batch, amp, height, width, config, Head, profile, channelsLast, CudnnBenchmark, targets, overlap, lossReads, capacity);
         cmd.SetAction(p => GlobalOptions.Execute(p, ctx =>
         {
             var report = Bench.TrainStep(ctx.Log, DeviceOf(p), p.GetValue(Depth), p.GetValue(Batch), p.GetValue(amp) ?? "off", p.GetValue(height), p.GetValue(width),
                 p.GetValue(Repeats), p.GetValue(Warmup), p.GetValue(config), p.GetValue(Threads), p.GetValue(Head)!, p.GetValue(profile),
-                p.GetValue(channelsLast), p.GetValue(CudnnBenchmark), p.GetValue(targets)!, p.GetValue(overlap) == "on", p.GetValue(lossReads)!);
+                p.GetValue(channelsLast), p.GetValue(CudnnBenchmark), p.GetValue(targets)!, p.GetValue(overlap) == "on", p.GetValue(lossReads)!,
+                p.GetValue(capacity));
             return report is null ? ExitCodes.Ok : Print(p, ctx, report);   // rank 0 prints
         }));
         return cmd;

@@ -38,11 +38,12 @@ public static class Bench
     /// <param name="cudnnBenchmark">cuDNN autotuning (also on when the config sets runtime.cudnn_benchmark).</param>
     /// <param name="overlapBackward">under a launcher: reduce each stage's gradients during backward
     /// (train.dist.overlap_backward), or the whole buffer after it.</param>
+    /// <param name="positiveCapacity">pad the positives of targets built ahead to this many rows (0: off).</param>
     /// <returns>the report; null on the ranks other than 0 when started by a launcher (mpirun, srun, torchrun), which runs
     /// the data-parallel step: per-rank batch <paramref name="batch"/>, gradients averaged over the ranks.</returns>
     public static BenchReport? TrainStep(ILogger log, string? device, int depth, int batch, string amp, int height, int width, int repeats,
         int warmup, string? configFile, int threads, string head = "gfl", string? profilePath = null, bool channelsLast = false,
-        bool cudnnBenchmark = false, string targets = "auto", bool overlapBackward = true, string lossReads = "auto")
+        bool cudnnBenchmark = false, string targets = "auto", bool overlapBackward = true, string lossReads = "auto", int positiveCapacity = 0)
     {
         var launch = Runtime.Distributed.LaunchEnvironment.Detect();
         var d = DeviceSelector.Resolve(device, log);
@@ -51,7 +52,7 @@ public static class Bench
         var cfg = configFile is null ? null : ConfigLoader.Load(configFile);
         var timing = TrainStepBenchmark.TrainStep(ranks?.Device ?? d, depth, batch, height, width, repeats, warmup, amp, cfg, HeadOf(head),
             ranks is null || ranks.IsMain ? profilePath : null, channelsLast, cudnnBenchmark, TargetsOf(targets), ranks?.Collective, overlapBackward,
-            LossReadsOf(lossReads));
+            LossReadsOf(lossReads), positiveCapacity);
         ranks?.Complete();
         return ranks is null || ranks.IsMain ? TrainStepBenchmark.Report(timing) : null;
     }

@@ -16,7 +16,7 @@ public sealed record StepTiming(string Name, string Device, int Batch, int Heigh
     double? GradCheckMedianMs = null, string Engine = "torchsharp", string Head = "gfl",
     IReadOnlyList<(string Path, double MedianMs)>? Phases = null, string? ProfilePath = null, bool ChannelsLast = false,
     bool CudnnBenchmark = false, bool TargetsInLoader = false, double? HostTargetsMedianMs = null, int WorldSize = 1,
-    bool OverlapBackward = false, bool DeferredLossReads = false, double? PipelinedMs = null);
+    bool OverlapBackward = false, bool DeferredLossReads = false, double? PipelinedMs = null, long? PositiveRows = null);
 
 /// <summary>
 /// The R50-GFL training step and inference on synthetic inputs shaped like COCO at (1333, 800): images padded to
@@ -32,13 +32,15 @@ public static class TrainStepBenchmark
     /// <param name="profilePath">when given, the steps are also profiled phase by phase (<see cref="StepProfiler"/>) and
     /// the Chrome trace is written here. On the CPU the timed steps are the profiled ones (profiling changes nothing
     /// there); on CUDA, whose profile synchronises at every phase, as many extra steps after the timed ones.</param>
+    /// <param name="positiveCapacity">with targets built ahead: pad the batch's positives to this many rows
+    /// (<see cref="HostTargets"/>, the fixed shapes of a CUDA graph), so the timing shows what padding costs; 0: off.</param>
     /// <param name="targets">where the targets are built, as <c>runtime.targets</c> (null: the config's, auto by default:
     /// the loader on CUDA for GFL and ATSS, else the step). Built ahead, as the loader's workers do in training, they are built
     /// here once before timing (reported apart) and copied to the device inside each timed step.</param>
     public static StepTiming TrainStep(Device device, int depth = 50, int batch = 2, int height = 800, int width = 1344,
         int iterations = 5, int warmup = 2, string amp = "off", GflConfig? config = null, HeadType head = HeadType.Gfl,
         string? profilePath = null, bool channelsLast = false, bool cudnnBenchmark = false, TargetsPlacement? targets = null,
-        ICollective? collective = null, bool overlapBackward = true, LossReadTiming lossReads = LossReadTiming.Auto)
+        ICollective? collective = null, bool overlapBackward = true, LossReadTiming lossReads = LossReadTiming.Auto, int positiveCapacity = 0)
     {
         AmpMode ampMode = amp switch { "bf16" => AmpMode.Bf16, "fp16" => AmpMode.Fp16, "off" => AmpMode.Off,
             _ => throw new GflConfigException($"--amp {amp}: expected off, bf16 or fp16") { Key = "--amp" } };
@@ -72,9 +74,12 @@ public static class TrainStepBenchmark
         HostBatchTargets? hostTargets = null;
         var hostMs = new List<double>();
         bool targetsAhead = cfg.Runtime.TargetsInLoader(device.type == DeviceType.CUDA, step.Loss.TargetBuilder.Anchors.AnchorsPerLocation);
+        if (positiveCapacity > 0 && !targetsAhead)
+            throw new GflConfigException("--positive-capacity pads the targets built ahead: it needs --targets loader (or auto on CUDA for GFL and ATSS)")
+                { Key = "--positive-capacity" };
         if (targetsAhead)
         {
-            var host = new HostTargets(step.Loss.TargetBuilder);
+            var host = new HostTargets(step.Loss.TargetBuilder, positiveCapacity);
             var boxArrays = boxes.Select(b => b.cpu().data<float>().ToArray()).ToList();
             var labelArrays = labels.Select(l => l.cpu().data<long>().ToArray()).ToList();
             for (int i = 0; i < 5; i++)
@@ -84,6 +89,9 @@ public static class TrainStepBenchmark
                 hostTargets = host.Build(boxArrays, labelArrays, pads, (height, width));
                 hostMs.Add(sw.Elapsed.TotalMilliseconds);
             }
+            if (positiveCapacity > 0 && !hostTargets!.PositivesPadded)
+                throw new GflConfigException($"--positive-capacity {positiveCapacity}: the batch has {hostTargets.PositiveRowCount} positives, more than the capacity")
+                    { Key = "--positive-capacity" };
         }
 
         var profiler = profilePath is null ? null : new StepProfiler(device);
@@ -138,6 +146,7 @@ public static class TrainStepBenchmark
             check.Add(sw.Elapsed.TotalMilliseconds);
         }
         images.Dispose(); foreach (var t in boxes.Concat(labels)) t.Dispose();
+        long? positiveRows = hostTargets?.PositiveRowCount;
         hostTargets?.Dispose();
         var headName = cfg.Model.Head.Type.ToString().ToLowerInvariant();
         if (profiler is not null)
@@ -155,6 +164,7 @@ public static class TrainStepBenchmark
             CudnnBenchmark = cfg.Runtime.CudnnBenchmark, TargetsInLoader = targetsAhead,
             HostTargetsMedianMs = hostMs.Count > 0 ? BenchClock.Median(hostMs) : null,
             WorldSize = collective?.WorldSize ?? 1, OverlapBackward = step.ReducesInBackward, DeferredLossReads = deferred, PipelinedMs = pipelinedMs,
+            PositiveRows = positiveRows,
             Phases = profiler?.Durations().Select(d => (d.Path, BenchClock.Median(d.Ms))).ToList(),
         };
     }
@@ -265,6 +275,7 @@ public static class TrainStepBenchmark
         if (r.PipelinedMs is { } pipelined) report.Add("pipelined_ms", pipelined);   // per step, --repeats steps read once
         if (r.GradCheckMedianMs is { } check) report.Add("grad_check_ms", check);   // included in median_ms
         if (r.HostTargetsMedianMs is { } host) report.Add("host_targets_ms", host);   // not in median_ms: the loader's workers pay it
+        if (r.PositiveRows is { } rows) report.Add("positive_rows", rows);   // the batch's positives, or the capacity they were padded to
         if (r.ProfilePath is { } trace) report.Add("profile", trace);
         foreach (var (path, ms) in r.Phases ?? []) report.Add($"phase {path} ms", ms);   // medians; a parent includes its children
         return report;

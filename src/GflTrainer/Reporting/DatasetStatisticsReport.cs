@@ -79,6 +79,7 @@ public static class DatasetStatisticsReport
         w.WriteLine();
         w.WriteLine($"anchor coverage, {c.Assigner}: {c.WithoutPositive} of {c.Gts} gts ({Pct(c.WithoutPositive, c.Gts)}%) get no positive anchor; " +
                     $"positives per gt mean {F(c.PositivesPerGtMean)}, median {F(c.PositivesPerGtMedian)}");
+        w.WriteLine($"positives per image: median {F(c.PositivesPerImageMedian)}, p99 {c.PositivesPerImageP99}, max {c.PositivesPerImageMax}");
     }
 
     // Wide enough that the labels of many classes (COCO's 80) stay apart.

@@ -93,5 +93,21 @@ public sealed class AnchorCoverageTests
         var c = AnchorCoverage.Compute(cfg.Model, cfg.Data.PadDivisor, images, Categories);
         Assert.Equal(uncovered, c.WithoutPositive);
         Assert.Equal(head == "retinanet" ? 0 : 2, uncovered);   // the two tiny boxes, for the ATSS heads
+        // Per image: the positives the training targets count (two images: the median is their mean, p99 and max the larger).
+        var perImage = targets.PositivesPerImage.ToArray();
+        Assert.All(perImage, p => Assert.True(p > 0));
+        Assert.Equal(perImage.Average(), c.PositivesPerImageMedian);
+        Assert.Equal(perImage.Max(), c.PositivesPerImageP99);
+        Assert.Equal(perImage.Max(), c.PositivesPerImageMax);
+    }
+
+    [Fact]
+    public void NearestRank_PicksTheSmallestValueWithAtLeastThatShareAtOrBelowIt()
+    {
+        long[] values = Enumerable.Range(1, 200).Select(i => (long)i).ToArray();
+        Assert.Equal(198, AnchorCoverage.NearestRank(values, 0.99));
+        Assert.Equal(100, AnchorCoverage.NearestRank(values, 0.5));
+        Assert.Equal(7, AnchorCoverage.NearestRank([7], 0.99));
+        Assert.Equal(0, AnchorCoverage.NearestRank([], 0.99));
     }
 }

@@ -18,8 +18,12 @@ public sealed record CoverageGroup(string Name, long Gts, long WithoutPositive)
 /// (<see cref="DenseHeadLoss.FromConfig"/>, <see cref="IAnchorTargetBuilder"/>), so the head type picks the assigner
 /// (ATSS for gfl and atss, MaxIoU for retinanet) and its settings exactly as in training. It lives in Data, the lowest
 /// layer that may use both the data transforms and the training targets.</summary>
+/// <param name="PositivesPerImageMedian">positive anchors of an image with boxes: the median, its 99th percentile (nearest
+/// rank) and the most; a batch of B images has at most B x max, the positive capacity that spares every batch of a
+/// training run with padded positives (a CUDA graph's fixed shapes) from running unpadded.</param>
 public sealed record AnchorCoverage(string Assigner, long Gts, long WithoutPositive, double PositivesPerGtMean,
-    double PositivesPerGtMedian, IReadOnlyList<CoverageGroup> PerSize, IReadOnlyList<CoverageGroup> PerClass)
+    double PositivesPerGtMedian, IReadOnlyList<CoverageGroup> PerSize, IReadOnlyList<CoverageGroup> PerClass,
+    double PositivesPerImageMedian = 0, long PositivesPerImageP99 = 0, long PositivesPerImageMax = 0)
 {
     public double PercentWithoutPositive => Gts == 0 ? 0 : 100.0 * WithoutPositive / Gts;
 
@@ -28,6 +32,7 @@ public sealed record AnchorCoverage(string Assigner, long Gts, long WithoutPosit
         var builder = DenseHeadLoss.FromConfig(model).TargetBuilder;
         var pad = new Pad(padDivisor);
         var positives = new List<long>();
+        var perImage = new List<long>();
         var sizes = new List<BoxSize>();
         var labels = new List<long>();
         // Data sets have few distinct image shapes: lay each shape's anchors out once, not once per image.
@@ -36,7 +41,9 @@ public sealed record AnchorCoverage(string Assigner, long Gts, long WithoutPosit
         foreach (var image in images)
         {
             if (image.BoxCount == 0) continue;
-            positives.AddRange(PositivesPerGt(builder, pad, image, anchorsOfShape));
+            var ofImage = PositivesPerGt(builder, pad, image, anchorsOfShape);
+            positives.AddRange(ofImage);
+            perImage.Add(ofImage.Sum());   // an anchor is assigned to one gt at most
             for (int i = 0; i < image.BoxCount; i++)
             {
                 var (w, h) = image.BoxSize(i);
@@ -53,6 +60,7 @@ public sealed record AnchorCoverage(string Assigner, long Gts, long WithoutPosit
             return new CoverageGroup(name, gts, without);
         }
         var sorted = positives.Order().ToArray();
+        var imageCounts = perImage.Order().ToArray();
         return new AnchorCoverage(
             Describe(model),
             positives.Count,
@@ -60,8 +68,13 @@ public sealed record AnchorCoverage(string Assigner, long Gts, long WithoutPosit
             sorted.Length == 0 ? 0 : sorted.Average(),
             Median(sorted),
             BoxSizes.All.Select(s => Group(BoxSizes.Name(s), i => sizes[i] == s)).ToArray(),
-            categories.Categories.Select((c, label) => Group(c.Name, i => labels[i] == label)).ToArray());
+            categories.Categories.Select((c, label) => Group(c.Name, i => labels[i] == label)).ToArray(),
+            Median(imageCounts), NearestRank(imageCounts, 0.99), imageCounts.Length == 0 ? 0 : imageCounts[^1]);
     }
+
+    /// <summary>The nearest-rank percentile of ascending values (0 when there are none).</summary>
+    internal static long NearestRank(IReadOnlyList<long> sorted, double fraction) =>
+        sorted.Count == 0 ? 0 : sorted[Math.Clamp((int)Math.Ceiling(fraction * sorted.Count) - 1, 0, sorted.Count - 1)];
 
     /// <summary>Positive anchors of each gt of one resized image, as training assigns them: the image's padded shape
     /// (<see cref="Pad"/>), one feature map cell per stride over it, and the builder's valid anchors and assigner.</summary>

@@ -90,7 +90,7 @@ internal sealed class AtssLoss : IDenseHeadLoss
         if (targets is null)
             using (Runtime.StepProfiler.Phase("targets"))
                 targets = _targetBuilder.Build(featmapSizes, gtBoxes, gtLabels, imagePadShapes, device);
-        var avgFactor = WeightReduceLoss.AvgFactorOf(targets.ClassificationAvgFactor, device, Ranks);
+        var avgFactor = WeightReduceLoss.AvgFactorOf(targets, device, Ranks);
 
         // All levels as one computation (issue 21), reporting the reference's per-level values (LevelRows).
         var rows = new LevelRows(targets, batch);

@@ -96,7 +96,7 @@ internal sealed class GflLoss : IDenseHeadLoss
             using (Runtime.StepProfiler.Phase("targets"))
                 targets = _targetBuilder.Build(featmapSizes, gtBoxes, gtLabels, imagePadShapes, device, ignoredBoxes);
         // A device tensor, averaged over the ranks there (a host number would need a device round trip on NCCL).
-        var clsAvgFactor = WeightReduceLoss.AvgFactorOf(targets.ClassificationAvgFactor, device, Ranks);
+        var clsAvgFactor = WeightReduceLoss.AvgFactorOf(targets, device, Ranks);
 
         // All levels as one computation (issue 21), reporting the reference's per-level values (LevelRows).
         var rows = new LevelRows(targets, batch);
@@ -137,8 +137,12 @@ internal sealed class GflLoss : IDenseHeadLoss
             box = _giou.LossWeight * LevelRows.SumOverPositives(levelMask, giou) / (1.0 + WeightReduceLoss.Float32Eps);
             dfl = _dfl.LossWeight * LevelRows.SumOverPositives(levelMask, dflPerBox.sum(1)) / (4.0 + WeightReduceLoss.Float32Eps);
             weightSums = LevelRows.SumOverPositives(levelMask, weight);
-            var (w, d, p, t, q, f) = (weight, predDistances.detach(), predBoxes.detach(), targetBoxes, iou, dflTargets);
-            positives = () => SplitByLevel(positive, posLevel, rows.RowsPerLevel, w, d, p, t, q, f);
+            // Without the pads of positives padded to a capacity (they follow the real ones).
+            var real = targets.PositiveMask is null ? positive.shape[0] : targets.PositiveCount;
+            Tensor Real(Tensor x) => x.narrow(0, 0, real);
+            var (w, d, p, t, q, f) = (Real(weight), Real(predDistances.detach()), Real(predBoxes.detach()), Real(targetBoxes), Real(iou), Real(dflTargets));
+            var (pr, pl) = (Real(positive), Real(posLevel));
+            positives = () => SplitByLevel(pr, pl, rows.RowsPerLevel, w, d, p, t, q, f);
         }
         else
         {

@@ -69,9 +69,16 @@ internal sealed class LevelRows
         return rows.narrow(0, start, RowsPerLevel[level]);
     }
 
-    /// <summary>(L, P) 0/1 mask of each positive's level, for <see cref="SumOverPositives"/>.</summary>
-    public Tensor LevelMask(Tensor positives, ScalarType dtype) =>
-        (RowLevel.index_select(0, positives).unsqueeze(0) == arange(Levels, dtype: int64, device: positives.device).unsqueeze(1)).to(dtype);
+    /// <summary>(L, P) 0/1 mask of each positive's level, for <see cref="SumOverPositives"/>; a pad of positives padded to a
+    /// capacity (<see cref="GflTargets.PositiveMask"/>) is 0 on every level, so it adds 0 to every sum and gets no gradient.</summary>
+    public Tensor LevelMask(Tensor positives, ScalarType dtype)
+    {
+        var mask = (RowLevel.index_select(0, positives).unsqueeze(0) == arange(Levels, dtype: int64, device: positives.device).unsqueeze(1)).to(dtype);
+        if (_targets.PositiveMask is not { } real) return mask;
+        if (real.shape[0] != positives.shape[0])
+            throw new ArgumentException($"{positives.shape[0]} positives for a pad mask of {real.shape[0]}: not the targets' own rows", nameof(positives));
+        return mask.mul_(real.to(dtype).unsqueeze(0));
+    }
 
     /// <summary>(L,) Σ of a (P,) per-positive value within each level, through <paramref name="levelMask"/>.</summary>
     public static Tensor SumOverPositives(Tensor levelMask, Tensor values) => (levelMask * values.unsqueeze(0)).sum(1);

@@ -40,6 +40,18 @@ internal static class WeightReduceLoss
         return t;
     }
 
+    /// <summary>The classification normaliser of <paramref name="targets"/> (<see cref="Targets.GflTargets.ClassificationAvgFactor"/>)
+    /// on <paramref name="device"/>, averaged over <paramref name="ranks"/>: the tensor made with targets built ahead (a copy
+    /// when ranks average it in place), else a fill of the number.</summary>
+    public static Tensor AvgFactorOf(Targets.GflTargets targets, Device device, Runtime.ICollective? ranks)
+    {
+        if (targets.ClassificationNormaliser is not { } made) return AvgFactorOf(targets.ClassificationAvgFactor, device, ranks);
+        if (ranks is not { WorldSize: > 1 }) return made.alias();
+        var t = made.clone();
+        ranks.AllReduceMean([t]);
+        return t;
+    }
+
     /// <summary>lossWeight / (avgFactor + eps) computed in float64 and cast to <paramref name="dtype"/>: what libtorch
     /// multiplies a <paramref name="dtype"/> tensor by when given the same value as a host number.</summary>
     public static Tensor Scale(double lossWeight, Tensor avgFactor, ScalarType dtype)

@@ -28,6 +28,20 @@ internal sealed record GflTargets(
     /// on the host with the targets (<c>HostTargets</c>), so the loss needs no <c>nonzero</c>; null: the loss finds them.</summary>
     public Tensor? PositiveRows { get; init; }
 
+    /// <summary>When <see cref="PositiveRows"/> was padded to a fixed capacity (<see cref="Losses.HostTargets"/>, so that a
+    /// step's shapes depend on the image shape alone, as a replayed CUDA graph needs): (capacity,) float32, 1 for each
+    /// real positive, then 0 for each pad (a repeat of the first positive). The losses weigh the positives' sums by it
+    /// (<see cref="Losses.LevelRows.LevelMask"/>); null: not padded.</summary>
+    public Tensor? PositiveMask { get; init; }
+
+    /// <summary><see cref="ClassificationAvgFactor"/> as a 0-d float64 tensor made with targets built ahead, so the step
+    /// takes its normaliser from a tensor (a replayed CUDA graph would keep a number filled in at capture); null: the
+    /// loss fills it from the number.</summary>
+    public Tensor? ClassificationNormaliser { get; init; }
+
+    /// <summary>The number of real positives: <see cref="PositiveRows"/> without its padding.</summary>
+    public long PositiveCount => PositivesPerImage.Sum();
+
     /// <summary>These targets if they were laid out for <paramref name="batch"/> images and <paramref name="featmapSizes"/>
     /// (built ahead of the step from the padded shape, <see cref="AnchorGenerator.FeatmapSizes"/>), else null: the loss
     /// then builds its own.</summary>
@@ -42,6 +56,8 @@ internal sealed record GflTargets(
         LabelWeights.Dispose();
         BoxTargets.Dispose();
         PositiveRows?.Dispose();
+        PositiveMask?.Dispose();
+        ClassificationNormaliser?.Dispose();
     }
 
     /// <summary>mmdetection 3.x classification normaliser: Σ over images of max(num_pos, 1) (SamplingResult clamps
