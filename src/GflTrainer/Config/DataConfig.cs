@@ -50,6 +50,9 @@ public sealed record DataConfig
     [ConfigRange(1, 1024)]
     public int PadDivisor { get; init; } = 32;
 
+    [Description("Training batches padded to: max, the batch's largest image (mmdetection); fixed, the largest shape the batch's orientation can take at the training scales (mmdetection's BatchFixedSizePad per aspect group): at most three input shapes in a run, so cudnn_benchmark tunes once per shape, at the cost of padded pixels (and the head's GroupNorm statistics span the padding). Evaluation always pads to the batch's largest image.")]
+    public BatchShapeMode BatchShape { get; init; } = BatchShapeMode.Max;
+
     [Description("Training images per optimizer step. The reference runs 8 GPUs x 2 images and normalises the losses over all 16, so one process with 16 images takes the same step.")]
     [ConfigRange(1, 4096)]
     public int BatchSize { get; init; } = 16;
@@ -92,6 +95,15 @@ public sealed record SplitConfig
 
     [Description("Folder the JSON's file_name entries are relative to.")]
     public string ImgPrefix { get; init; } = "data/coco/val2017/";
+}
+
+/// <summary>What a training batch is padded to (<see cref="DataConfig.BatchShape"/>).</summary>
+public enum BatchShapeMode
+{
+    /// <summary>The batch's largest padded image (mmdetection's default).</summary>
+    Max,
+    /// <summary>The largest padded shape of the batch's orientation at the training scales.</summary>
+    Fixed,
 }
 
 /// <summary>How a training scale is drawn from <see cref="MultiscaleConfig.Scales"/>.</summary>

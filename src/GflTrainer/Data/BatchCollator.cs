@@ -11,7 +11,9 @@ namespace GflTrainer.Data;
 /// the batch tensor's memory (vectorised, no temporaries); on an accelerator each image is uploaded
 /// as uint8 (4x less transfer than float) and normalised there. Uploads are queued without waiting for the device
 /// (<see cref="HostToDevice"/>).</summary>
-internal sealed class BatchCollator(Normalize normalize, Pad pad, Device device)
+/// <param name="fixedShape">pads every batch to a fixed shape of its orientation instead (<c>data.batch_shape: fixed</c>);
+/// null: to the batch's largest image.</param>
+internal sealed class BatchCollator(Normalize normalize, Pad pad, Device device, FixedBatchShape? fixedShape = null)
 {
     /// <param name="targets">the batch's training targets built on the host from the same samples (<see cref="HostTargets"/>),
     /// made into tensors on the device with the batch; null: none.</param>
@@ -36,9 +38,12 @@ internal sealed class BatchCollator(Normalize normalize, Pad pad, Device device)
         return new DetectionBatch(images, boxes, labels, ignored, metas) { Targets = targets?.ToDevice(device) };
     }
 
-    /// <summary>The batch's padded (H, W): the largest padded image shape.</summary>
-    public (int H, int W) BatchShape(IReadOnlyList<TransformedSample> samples) =>
-        (samples.Max(s => pad.Padded(s.Height)), samples.Max(s => pad.Padded(s.Width)));
+    /// <summary>The batch's padded (H, W): the largest padded image shape, or the fixed shape that holds them all.</summary>
+    public (int H, int W) BatchShape(IReadOnlyList<TransformedSample> samples)
+    {
+        var padded = samples.Select(s => (pad.Padded(s.Height), pad.Padded(s.Width))).ToList();
+        return fixedShape?.For(padded) ?? (padded.Max(p => p.Item1), padded.Max(p => p.Item2));
+    }
 
     /// <summary>The training targets of these samples, built on the calling thread's CPU from the shapes
     /// <see cref="Collate"/> gives them (each image's own padded shape, the batch's padded shape).</summary>

@@ -50,8 +50,13 @@ internal static class DataPipelineFactory
     public static DetectionLoader CreateTrainLoader(DataConfig data, IDetectionDataset ds, LoaderOptions options, torch.Device device, ILogger log,
         HostTargets? targets = null)
     {
-        return DetectionLoader.Create(ds, new DetectionTransform(TrainScales(data), data.FlipProb), Collator(data, device),
-            options, training: true, log, targets);
+        var scales = TrainScales(data);
+        var fixedShape = data.BatchShape == BatchShapeMode.Fixed ? FixedBatchShape.Of(scales, new Pad(data.PadDivisor)) : null;
+        if (fixedShape is not null)
+            log.Information("data.batch_shape fixed: training batches padded to {Shapes} (HxW: landscape, portrait, mixed orientations)",
+                string.Join(", ", fixedShape.Shapes.Distinct().Select(s => $"{s.H}x{s.W}")));
+        var collator = Collator(data, device, fixedShape);
+        return DetectionLoader.Create(ds, new DetectionTransform(scales, data.FlipProb), collator, options, training: true, log, targets);
     }
 
     public static DetectionLoader CreateEvalLoader(DataConfig data, IDetectionDataset ds, LoaderOptions options, torch.Device device, ILogger log)
@@ -59,9 +64,11 @@ internal static class DataPipelineFactory
         return DetectionLoader.Create(ds, DetectionTransform.Eval(TestScale(data)), Collator(data, device), options, training: false, log);
     }
 
-    public static BatchCollator Collator(DataConfig data, torch.Device device) =>
+    /// <param name="fixedShape">training with <c>data.batch_shape: fixed</c>; evaluation and prediction pad each batch to
+    /// its largest image, as the reference.</param>
+    public static BatchCollator Collator(DataConfig data, torch.Device device, FixedBatchShape? fixedShape = null) =>
         new(new Normalize(data.Mean.Select(v => (float)v).ToArray(), data.Std.Select(v => (float)v).ToArray()),
-            new Pad(data.PadDivisor), device);
+            new Pad(data.PadDivisor), device, fixedShape);
 
     /// <summary>The deterministic test-time transform (resize to data.img_scale, no flip).</summary>
     public static DetectionTransform EvalTransform(DataConfig data) => DetectionTransform.Eval(TestScale(data));

@@ -115,6 +115,25 @@ public sealed class TrainStepProfileTests
         Assert.DoesNotContain("pipelined_ms", reads.Keys);
     }
 
+    /// <summary><c>--positive-capacity</c>: the step trains on positives padded to the capacity and says so; a capacity
+    /// under the batch's positives, or without targets built ahead, is refused before timing.</summary>
+    [Fact]
+    public void Positive_capacity_pads_the_steps_positives_and_is_reported()
+    {
+        var plain = TrainStepBenchmark.TrainStep(torch.CPU, batch: 1, height: 64, width: 64, iterations: 1, warmup: 0, config: Tiny,
+            targets: TargetsPlacement.Loader);
+        Assert.True(plain.PositiveRows > 0);
+        var padded = TrainStepBenchmark.TrainStep(torch.CPU, batch: 1, height: 64, width: 64, iterations: 1, warmup: 0, config: Tiny,
+            targets: TargetsPlacement.Loader, positiveCapacity: (int)plain.PositiveRows!.Value + 50);
+        Assert.Equal(plain.PositiveRows + 50, (long)TrainStepBenchmark.Report(padded).Rows.Single(x => x.Key == "positive_rows").Value);
+        var under = Assert.Throws<GflConfigException>(() => TrainStepBenchmark.TrainStep(torch.CPU, batch: 1, height: 64, width: 64,
+            iterations: 1, warmup: 0, config: Tiny, targets: TargetsPlacement.Loader, positiveCapacity: (int)plain.PositiveRows.Value - 1));
+        Assert.Contains("more than the capacity", under.Message);
+        var inStep = Assert.Throws<GflConfigException>(() => TrainStepBenchmark.TrainStep(torch.CPU, batch: 1, height: 64, width: 64,
+            iterations: 1, warmup: 0, config: Tiny, targets: TargetsPlacement.Step, positiveCapacity: 10));
+        Assert.Equal("--positive-capacity", inStep.Key);
+    }
+
     [Fact]
     public void Without_a_profile_no_phase_rows_are_reported()
     {

@@ -105,7 +105,7 @@ public class TransformTests
         Assert.Equal((124 - 103.53f) / 57.375f, n[2], 5);
     }
 
-    static RgbImage Gradient(int w, int h)
+    internal static RgbImage Gradient(int w, int h)
     {
         var px = new byte[w * h * 3];
         for (int y = 0; y < h; y++)
