@@ -64,6 +64,9 @@ if [ -n "$PUB" ] && [ -f "$PUB" ]; then
     # Issue 21: one loss read per step against the default on CUDA (log_interval: pipelined_ms = 10 steps, one read).
     timeout 90 "$APP/gfl" bench train-step --device cuda --loss-reads step --repeats 10 --warmup 3 --json-out "$OUT/gfl_train-step_fp32_reads_each_step.json"
     echo "rc=$?"
+    # Issue 21: the positives padded to a fixed count (the shapes a CUDA graph replays): what the padding costs.
+    timeout 90 "$APP/gfl" bench train-step --device cuda --positive-capacity 4096 --repeats 10 --warmup 3 --json-out "$OUT/gfl_train-step_fp32_padded.json"
+    echo "rc=$?"
     timeout 90 "$APP/gfl" bench infer --device cuda --repeats 10 --warmup 3 --json-out "$OUT/gfl_infer_fp32.json"
     echo "rc=$?"
     timeout 90 "$APP/gfl" bench infer --device cuda --batch 8 --repeats 10 --warmup 3 --json-out "$OUT/gfl_infer_fp32_b8.json"

@@ -6,10 +6,10 @@ using static TorchSharp.torch;
 namespace GflTrainer.Training.Losses;
 
 /// <summary>RetinaNet losses of one batch (mmdetection's loss dict: loss_cls, loss_bbox, per level).</summary>
-/// <param name="AvgFactor">Σ over images of max(num_pos, 1): both losses' normaliser (not averaged over ranks: mmdetection's
-/// AnchorHead has no reduce_mean).</param>
+/// <param name="AvgFactor">0-d float64: Σ over images of max(num_pos, 1), both losses' normaliser (not averaged over ranks:
+/// mmdetection's AnchorHead has no reduce_mean).</param>
 internal sealed record RetinaLossBreakdown(IReadOnlyList<Tensor> ClsPerLevel, IReadOnlyList<Tensor> BoxPerLevel, Tensor Cls,
-    Tensor Box, Tensor Total, double AvgFactor, GflTargets Targets) : IHeadLosses
+    Tensor Box, Tensor Total, Tensor AvgFactor, GflTargets Targets) : IHeadLosses
 {
     public IReadOnlyList<(string Name, Tensor Value)> Terms => [("loss_cls", Cls), ("loss_bbox", Box)];
 
@@ -80,7 +80,8 @@ internal sealed class RetinaLoss : IDenseHeadLoss
         if (targets is null)
             using (Runtime.StepProfiler.Phase("targets"))
                 targets = _targetBuilder.Build(featmapSizes, gtBoxes, gtLabels, imagePadShapes, device);
-        var avgFactor = targets.ClassificationAvgFactor;
+        // A tensor (made with targets built ahead), as the other heads: no number for a CUDA graph to bake in.
+        var avgFactor = WeightReduceLoss.AvgFactorOf(targets, device, ranks: null);
 
         // All levels as one computation (issue 21), reporting the reference's per-level values (LevelRows).
         var rows = new LevelRows(targets, batch);
@@ -109,7 +110,7 @@ internal sealed class RetinaLoss : IDenseHeadLoss
                 perBox = (posDeltas - encoded).abs().sum(1);
                 weight = _l1Weight;
             }
-            box = (weight * LevelRows.SumOverPositives(levelMask, perBox) / (avgFactor + WeightReduceLoss.Float32Eps)).unbind(0);
+            box = (weight * LevelRows.SumOverPositives(levelMask, perBox) / WeightReduceLoss.Divisor(avgFactor, logits.dtype)).unbind(0);
         }
         else
             box = outputs.BoxPredictions.Select(t => t.sum() * 0).ToArray();   // the reference's weights are all 0: a connected zero

@@ -45,7 +45,7 @@ public class RetinaLossTests
         Assert.Equal(GflFixture.Longs(e.GetProperty("label_weight_sum_per_image")),
             b.Targets.LabelWeights.sum(1).to(int64).data<long>().ToArray());
         Assert.Equal(GflFixture.Longs(e.GetProperty("num_pos_per_image")), b.Targets.PositivesPerImage.ToArray());
-        Assert.Equal(e.GetProperty("avg_factor").GetDouble(), b.AvgFactor);
+        Assert.Equal(e.GetProperty("avg_factor").GetDouble(), b.AvgFactor.item<double>());
 
         void Levels(string key, IReadOnlyList<Tensor> actual)
         {

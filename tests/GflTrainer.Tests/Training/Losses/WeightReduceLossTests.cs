@@ -77,4 +77,29 @@ public sealed class WeightReduceLossTests
         Assert.Equal((avgFactor + 5) / 2, WeightReduceLoss.AvgFactorOf(avgFactor, CPU, new TwoRanks(5)).item<double>());
         Assert.Equal(avgFactor, WeightReduceLoss.AvgFactorOf(avgFactor, CPU, null).item<double>());
     }
+
+    /// <summary>Targets built ahead carry their normaliser as a tensor: the loss takes it as it is in one process, and over
+    /// ranks a copy averaged in place (the targets' own tensor, which on the CPU is the loader's memory, unchanged);
+    /// targets without it get the fill of the number.</summary>
+    [Fact]
+    public void The_normaliser_of_targets_built_ahead_is_their_tensor_and_averaged_on_a_copy()
+    {
+        using var scope = NewDisposeScope();
+        var builder = HostTargetsTests.Builder(GflTrainer.Config.HeadType.Gfl);
+        var (boxes, labels, pads) = HostTargetsTests.Batch(2);
+        using var host = new HostTargets(builder).Build(boxes, labels, pads, (96, 128));
+        var targets = host.ToDevice(CPU);
+        var made = targets.ClassificationNormaliser!;
+        Assert.Equal(targets.ClassificationAvgFactor, made.item<double>());
+        Assert.Equal(ScalarType.Float64, made.dtype);
+        Assert.Equal(0, made.dim());
+        Assert.Equal(GflTrainer.Runtime.Native.TensorData.FirstElement(made), GflTrainer.Runtime.Native.TensorData.FirstElement(WeightReduceLoss.AvgFactorOf(targets, CPU, null)));
+        var averaged = WeightReduceLoss.AvgFactorOf(targets, CPU, new TwoRanks(5));
+        Assert.Equal((targets.ClassificationAvgFactor + 5) / 2, averaged.item<double>());
+        Assert.Equal(targets.ClassificationAvgFactor, made.item<double>());
+        var inStep = builder.Build(builder.Anchors.FeatmapSizes((96, 128)), boxes.Select(b => tensor(b, [b.Length / 4, 4])).ToList(),
+            labels.Select(l => tensor(l, [l.Length])).ToList(), pads, CPU);
+        Assert.Null(inStep.ClassificationNormaliser);
+        Assert.Equal(targets.ClassificationAvgFactor, WeightReduceLoss.AvgFactorOf(inStep, CPU, null).item<double>());
+    }
 }
