@@ -201,6 +201,67 @@ public sealed class TrainStepTests : IDisposable
         Assert.NotEqual(own.Losses.Total, other.Losses.Total);
     }
 
+    /// <summary>Operators whose output size depends on the data (nonzero, masked_select, unique...) or that read a value
+    /// back inside libtorch: on a GPU each waits for the device. (TorchSharp's own <c>item</c> and <c>data</c> read the
+    /// memory without dispatching an operator on the CPU, so they are not seen here; the deferred step calls neither.)</summary>
+    static readonly string[] HostReads =
+        ["aten::_local_scalar_dense", "aten::item", "aten::nonzero", "aten::masked_select", "aten::unique", "aten::_unique",
+         "aten::_unique2", "aten::unique_consecutive", "aten::is_nonzero", "aten::equal", "aten::allclose", "aten::repeat_interleave"];
+
+    /// <summary>The deferred step with targets built ahead and padded positives (CUDA's defaults, plus the padding a graph
+    /// needs), counted by libtorch's own dispatcher: no operator of <see cref="HostReads"/>, and the same operators in
+    /// the same order for batches with different images, ground truth and positives: what a CUDA graph captured once
+    /// would replay (the first step differs: it makes the momentum buffer and, with fp16, moves the loss scale). A
+    /// batch over the capacity or without positives takes other paths; the graph runner runs those uncaptured.</summary>
+    [Theory]
+    [InlineData(HeadType.Gfl, AmpMode.Off)]
+    [InlineData(HeadType.Gfl, AmpMode.Fp16)]
+    [InlineData(HeadType.Atss, AmpMode.Off)]
+    [InlineData(HeadType.Retinanet, AmpMode.Off)]
+    public void Deferred_step_dispatches_no_data_dependent_size_and_the_same_operators_for_every_batch(HeadType head, AmpMode amp)
+    {
+        using var scope = NewDisposeScope();
+        var (_, _, step) = Build(WithHead(head) with { Train = Tiny.Train with { Amp = amp } });
+        var host = new HostTargets(step.Loss.TargetBuilder, positiveCapacity: 2000);
+        var sequences = new List<IReadOnlyList<string>>();
+        var positives = new List<long>();
+        for (int i = 0; i < 4; i++)
+        {
+            var (boxArrays, labelArrays, pads) = Losses.HostTargetsTests.Batch(40 + i);
+            manual_seed(400 + i);
+            var images = randn(3, 3, 96, 128);
+            var boxes = boxArrays.Select(b => tensor(b, [b.Length / 4, 4])).ToList();
+            var labels = labelArrays.Select(l => tensor(l, [l.Length])).ToList();
+            using var built = host.Build(boxArrays, labelArrays, pads, (96, 128));
+            Assert.True(built.PositivesPadded);
+            var targets = built.ToDevice(CPU);
+            positives.Add(targets.PositiveCount);
+            Tensor row;
+            IReadOnlyList<string> sequence;
+            IReadOnlyDictionary<string, long> calls;
+            using (var recorder = GflTrainer.Runtime.Native.AtenOpRecorder.Start(names: true))
+            {
+                row = step.RunDeferred(images, boxes, labels, pads, targets);
+                sequence = recorder.TopLevelSequence;
+                calls = recorder.CallsByName();
+            }
+            using (row) Assert.True(Read(step, row)[0].Applied);
+            Assert.DoesNotContain(calls.Keys, HostReads.Contains);
+            Assert.True(sequence.Count > 100, $"{sequence.Count} operators");
+            sequences.Add(sequence);
+        }
+        Assert.True(positives.Distinct().Count() > 1, $"the batches differ in positives: {string.Join(", ", positives)}");
+        for (int i = 2; i < sequences.Count; i++)
+            Assert.Equal(sequences[1], sequences[i]);
+
+        // The control: building the targets in the step (the CPU's default) finds the positives with nonzero.
+        var (b, l, p) = Losses.HostTargetsTests.Batch(40);
+        using var inStep = GflTrainer.Runtime.Native.AtenOpRecorder.Start(names: true);
+        using var inStepRow = step.RunDeferred(randn(3, 3, 96, 128), b.Select(x => tensor(x, [x.Length / 4, 4])).ToList(),
+            l.Select(x => tensor(x, [x.Length])).ToList(), p);
+        Assert.Contains(inStep.CallsByName().Keys, HostReads.Contains);
+    }
+
     /// <summary>The GPU's order (<see cref="TrainStep.OneRead"/>: loss and gradient check read together after backward),
     /// forced on the CPU: the same losses and weights bit for bit, with fp32 and with the fp16 loss scaler.</summary>
     [Theory]
