@@ -16,7 +16,8 @@ public sealed record StepTiming(string Name, string Device, int Batch, int Heigh
     double? GradCheckMedianMs = null, string Engine = "torchsharp", string Head = "gfl",
     IReadOnlyList<(string Path, double MedianMs)>? Phases = null, string? ProfilePath = null, bool ChannelsLast = false,
     bool CudnnBenchmark = false, bool TargetsInLoader = false, double? HostTargetsMedianMs = null, int WorldSize = 1,
-    bool OverlapBackward = false, bool DeferredLossReads = false, double? PipelinedMs = null, long? PositiveRows = null);
+    bool OverlapBackward = false, bool DeferredLossReads = false, double? PipelinedMs = null, long? PositiveRows = null,
+    IReadOnlyList<(string Path, double Operators, double AtenCalls)>? PhaseOperators = null);
 
 /// <summary>
 /// The R50-GFL training step and inference on synthetic inputs shaped like COCO at (1333, 800): images padded to
@@ -94,7 +95,7 @@ public static class TrainStepBenchmark
                     { Key = "--positive-capacity" };
         }
 
-        var profiler = profilePath is null ? null : new StepProfiler(device);
+        var profiler = profilePath is null ? null : new StepProfiler(device, countOperators: true);
         // On the CPU the timed steps are profiled (after the warm-up); on CUDA extra steps after them.
         bool profileTimedSteps = profiler is not null && device.type != DeviceType.CUDA;
         int calls = 0;
@@ -166,6 +167,9 @@ public static class TrainStepBenchmark
             WorldSize = collective?.WorldSize ?? 1, OverlapBackward = step.ReducesInBackward, DeferredLossReads = deferred, PipelinedMs = pipelinedMs,
             PositiveRows = positiveRows,
             Phases = profiler?.Durations().Select(d => (d.Path, BenchClock.Median(d.Ms))).ToList(),
+            PhaseOperators = profiler?.OperatorCounts()
+                .Select(c => (c.Path, BenchClock.Median(c.Operators.Select(x => (double)x).ToList()), BenchClock.Median(c.AtenCalls.Select(x => (double)x).ToList())))
+                .ToList(),
         };
     }
 
@@ -278,6 +282,11 @@ public static class TrainStepBenchmark
         if (r.PositiveRows is { } rows) report.Add("positive_rows", rows);   // the batch's positives, or the capacity they were padded to
         if (r.ProfilePath is { } trace) report.Add("profile", trace);
         foreach (var (path, ms) in r.Phases ?? []) report.Add($"phase {path} ms", ms);   // medians; a parent includes its children
+        // Operators per step (medians): TorchSharp's calls into libtorch (on a GPU most launch a kernel) and all those
+        // dispatched; then each phase's calls.
+        if (r.PhaseOperators?.FirstOrDefault(p => p.Path == "step") is { Path: not null } whole)
+            report.Add("ops_per_step", whole.Operators).Add("aten_calls_per_step", whole.AtenCalls);
+        foreach (var (path, ops, _) in r.PhaseOperators ?? []) report.Add($"phase {path} ops", ops);
         return report;
     }
 

@@ -11,7 +11,10 @@ namespace GflTrainer.Runtime;
 /// <param name="Step">0-based index of the profiled step.</param>
 /// <param name="StartUs">microseconds since the profiler was created.</param>
 /// <param name="DurationUs">wall-clock microseconds, device work included (see <see cref="StepProfiler"/>).</param>
-public sealed record ProfiledPhase(string Path, int Step, double StartUs, double DurationUs)
+/// <param name="Operators">ATen operators called from outside libtorch during the phase (TorchSharp's calls; on a GPU
+/// most launch a kernel), when the profiler counts them (<see cref="Native.AtenOpRecorder"/>).</param>
+/// <param name="AtenCalls">every operator dispatched during the phase, nested ones included (the host's dispatch work).</param>
+public sealed record ProfiledPhase(string Path, int Step, double StartUs, double DurationUs, long? Operators = null, long? AtenCalls = null)
 {
     public string Name => Path[(Path.LastIndexOf('/') + 1)..];
 }
@@ -28,9 +31,14 @@ public sealed record ProfiledPhase(string Path, int Step, double StartUs, double
 /// the price of the host/device overlap the unprofiled step has (compare the profiled step with <c>median_ms</c>).
 /// On the CPU the kernels run on the calling thread and nothing needs synchronising.
 /// </remarks>
-public sealed class StepProfiler(Device device)
+/// <param name="countOperators">also count the ATen operators of each phase (<see cref="Native.AtenOpRecorder"/>): where
+/// the kernels a GPU launches come from. Best-effort: a libtorch without the observer API leaves the counts out
+/// (<see cref="OperatorsUnavailable"/>).</param>
+public sealed class StepProfiler(Device device, bool countOperators = false)
 {
     [ThreadStatic] private static StepProfiler? s_current;
+    private bool _countOperators = countOperators;
+    private Native.AtenOpRecorder? _operators;
 
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private readonly List<ProfiledPhase> _phases = [];
@@ -51,13 +59,21 @@ public sealed class StepProfiler(Device device)
         if (s_current is not null) throw new InvalidOperationException("a step is already being profiled on this thread");
         _step++;
         s_current = this;
+        if (_countOperators)
+            try { _operators = Native.AtenOpRecorder.Start(); }
+            catch (GflRuntimeException e) { _countOperators = false; OperatorsUnavailable = e.Message; }
         var root = Begin("step");
         return new Ended(() =>
         {
             root.Dispose();
+            _operators?.Dispose();
+            _operators = null;
             s_current = null;
         });
     }
+
+    /// <summary>Why operators were not counted although asked for, or null.</summary>
+    public string? OperatorsUnavailable { get; private set; }
 
     private IDisposable Begin(string name)
     {
@@ -66,13 +82,15 @@ public sealed class StepProfiler(Device device)
         var path = _open.Count == 0 ? name : _open.Peek() + "/" + name;
         _open.Push(path);
         var start = _clock.Elapsed.TotalMicroseconds;
+        var ops = _operators;
+        var (ops0, calls0) = ops is null ? (0L, 0L) : (ops.TopLevel, ops.Calls);
         return new Ended(() =>
         {
             Synchronize();
             var end = _clock.Elapsed.TotalMicroseconds;
             if (_open.Peek() != path) throw new InvalidOperationException($"phase {path} ended before {_open.Peek()}");
             _open.Pop();
-            _phases.Add(new ProfiledPhase(path, _step, start, end - start));
+            _phases.Add(new ProfiledPhase(path, _step, start, end - start, ops?.TopLevel - ops0, ops?.Calls - calls0));
         });
     }
 
@@ -91,6 +109,19 @@ public sealed class StepProfiler(Device device)
                 .Select(s => s.Sum(p => p.DurationUs) / 1000.0).ToList()))
             .ToList();
 
+    /// <summary>Per phase the operators of each profiled step (top-level, all dispatched), in the order of
+    /// <see cref="Durations"/>; empty when operators were not counted.</summary>
+    public IReadOnlyList<(string Path, IReadOnlyList<long> Operators, IReadOnlyList<long> AtenCalls)> OperatorCounts() =>
+        _phases.Where(p => p.Operators is not null).GroupBy(p => p.Path)
+            .OrderBy(g => g.Min(p => (p.Step, p.StartUs)))
+            .Select(g =>
+            {
+                var steps = g.GroupBy(p => p.Step).OrderBy(s => s.Key).ToList();
+                return (g.Key, (IReadOnlyList<long>)steps.Select(s => s.Sum(p => p.Operators!.Value)).ToList(),
+                    (IReadOnlyList<long>)steps.Select(s => s.Sum(p => p.AtenCalls!.Value)).ToList());
+            })
+            .ToList();
+
     /// <summary>The Chrome trace event format: one complete ("X") event per phase, one track, the step index in its args.</summary>
     public void WriteTrace(string path, IReadOnlyDictionary<string, string> about)
     {
@@ -99,7 +130,9 @@ public sealed class StepProfiler(Device device)
             events.Add(new JsonObject
             {
                 ["name"] = p.Name, ["cat"] = p.Path, ["ph"] = "X", ["ts"] = Math.Round(p.StartUs, 3), ["dur"] = Math.Round(p.DurationUs, 3),
-                ["pid"] = 1, ["tid"] = 1, ["args"] = new JsonObject { ["step"] = p.Step, ["path"] = p.Path },
+                ["pid"] = 1, ["tid"] = 1, ["args"] = p.Operators is null
+                    ? new JsonObject { ["step"] = p.Step, ["path"] = p.Path }
+                    : new JsonObject { ["step"] = p.Step, ["path"] = p.Path, ["operators"] = p.Operators, ["aten_calls"] = p.AtenCalls },
             });
         var other = new JsonObject();
         foreach (var (k, v) in about) other[k] = v;

@@ -107,6 +107,16 @@ public sealed class TrainStepProfileTests
             var rows = TrainStepBenchmark.Report(r).Rows.ToDictionary(x => x.Key, x => x.Value);
             Assert.Equal("log_interval", rows["loss_reads"]);
             Assert.Contains("pipelined_ms", rows.Keys);
+            // The profile counts the operators: the step's include its phases' (and the few between them, such as the
+            // deferred row), the loss builds its targets in the step here (no loader), and the flat-buffer update is a
+            // handful of kernels.
+            var ops = r.PhaseOperators!.ToDictionary(p => p.Path);
+            var inPhases = r.PhaseOperators!.Where(p => p.Path.Count(c => c == '/') == 1).Sum(p => p.Operators);
+            Assert.InRange(ops["step"].Operators - inPhases, 0, 0.05 * ops["step"].Operators);
+            Assert.True(ops["step/loss/targets"].Operators > 0);
+            Assert.InRange(ops["step/update"].Operators, 1, 20);
+            Assert.True(ops["step"].AtenCalls > ops["step"].Operators);
+            Assert.Equal(ops["step"].Operators, (double)rows["ops_per_step"]);
         }
         finally { File.Delete(r.ProfilePath!); }
         var reads = TrainStepBenchmark.Report(TrainStepBenchmark.TrainStep(torch.CPU, batch: 1, height: 64, width: 64, iterations: 1, warmup: 0,

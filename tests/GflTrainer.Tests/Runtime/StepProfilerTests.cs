@@ -75,4 +75,35 @@ public sealed class StepProfilerTests
         Assert.Equal(["step", "step/outer", "step/outer/inner"], profiler.Durations().Select(d => d.Path).Order());
         Assert.Throws<ArgumentException>(() => { using (profiler.Step()) StepProfiler.Phase("a/b"); });
     }
+
+    /// <summary>With operators counted, each phase carries the ATen operators called during it (a parent includes its
+    /// children's), per step; without, none (and no recorder is left behind: another may start).</summary>
+    [Fact]
+    public void Operators_are_counted_per_phase_and_step_when_asked()
+    {
+        using var scope = NewDisposeScope();
+        var a = ones(4, 4);
+        var profiler = new StepProfiler(CPU, countOperators: true);
+        for (int step = 0; step < 2; step++)
+        {
+            using var s = profiler.Step();
+            using (StepProfiler.Phase("forward")) { _ = a + a; _ = a * a; }
+            using (StepProfiler.Phase("update")) _ = a.matmul(a);   // one call, which dispatches mm in turn
+        }
+        Assert.Null(profiler.OperatorsUnavailable);
+        var counts = profiler.OperatorCounts().ToDictionary(c => c.Path);
+        Assert.Equal([2L, 2L], counts["step/forward"].Operators);
+        Assert.Equal([1L, 1L], counts["step/update"].Operators);
+        Assert.Equal([3L, 3L], counts["step"].Operators);
+        Assert.True(counts["step/update"].AtenCalls[0] > 1);
+        Assert.All(profiler.Phases, p => Assert.NotNull(p.Operators));
+
+        var plain = new StepProfiler(CPU);
+        using (plain.Step()) using (StepProfiler.Phase("forward")) _ = a + a;
+        Assert.Empty(plain.OperatorCounts());
+        Assert.All(plain.Phases, p => Assert.Null(p.Operators));
+        using var free = GflTrainer.Runtime.Native.AtenOpRecorder.Start();   // the profiler's recorder was released
+        _ = a + a;
+        Assert.Equal(1, free.TopLevel);
+    }
 }
