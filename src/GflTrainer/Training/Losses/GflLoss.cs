@@ -166,9 +166,8 @@ internal sealed class GflLoss : IDenseHeadLoss
         var clsTotal = LossScalars.SumLevels(cls);
         var boxTotal = LossScalars.SumLevels(boxLevels);
         var dflTotal = LossScalars.SumLevels(dflLevels);
-        var qualityTargets = rows.ToImageMajor(quality);
         return new LossBreakdown(cls, boxLevels, dflLevels, clsTotal, boxTotal, dflTotal, clsTotal + boxTotal + dflTotal,
-            clsAvgFactor, boxAvgFactor, weightSums, targets, qualityTargets, positives);
+            clsAvgFactor, boxAvgFactor, weightSums, targets, () => rows.ToImageMajor(quality), positives);
     }
 
     // The positives of each level for inspection (tests, diagnostics): reads the level counts, so only on request.

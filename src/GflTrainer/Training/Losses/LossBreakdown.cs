@@ -80,7 +80,7 @@ public sealed record LossScalars(double Total, IReadOnlyList<LossTerm> Terms)
 /// <param name="BoxAvgFactor">0-d: max(Σ of the positives' weights over levels and images, 1) (<see cref="WeightReduceLoss.BoxAvgFactor"/>).</param>
 /// <param name="WeightSumPerLevel">(L,) Σ of the positives' weights of each level.</param>
 /// <param name="Targets">the per-anchor targets used.</param>
-/// <param name="QualityTargets">(N, A) QFL IoU target, 0 for non-positives.</param>
+/// <param name="QualityTargetsOf">makes <see cref="QualityTargets"/> on request.</param>
 /// <param name="PositivesByLevel">makes <see cref="Positives"/> on request.</param>
 internal sealed record LossBreakdown(
     IReadOnlyList<Tensor> ClsPerLevel,
@@ -94,10 +94,15 @@ internal sealed record LossBreakdown(
     Tensor BoxAvgFactor,
     Tensor WeightSumPerLevel,
     GflTargets Targets,
-    Tensor QualityTargets,
+    Func<Tensor> QualityTargetsOf,
     Func<IReadOnlyList<LevelPositives>> PositivesByLevel) : IHeadLosses
 {
     private IReadOnlyList<LevelPositives>? _positives;
+    private Tensor? _quality;
+
+    /// <summary>(N, A) QFL IoU target, 0 for non-positives, in the targets' per-image layout; laid out on first access
+    /// (11 operators and a copy the step itself does not need).</summary>
+    public Tensor QualityTargets => _quality ??= QualityTargetsOf();
 
     /// <summary>Per level, what the box losses were computed on; split on first access (it reads the level counts
     /// from the device, which the step itself never needs).</summary>
