@@ -282,8 +282,8 @@ public static class TrainStepBenchmark
         if (r.PositiveRows is { } rows) report.Add("positive_rows", rows);   // the batch's positives, or the capacity they were padded to
         if (r.ProfilePath is { } trace) report.Add("profile", trace);
         foreach (var (path, ms) in r.Phases ?? []) report.Add($"phase {path} ms", ms);   // medians; a parent includes its children
-        // Operators per step (medians): TorchSharp's calls into libtorch (on a GPU most launch a kernel) and all those
-        // dispatched; then each phase's calls.
+        // Operators per step (medians): those not called by another (TorchSharp's and autograd's; on a GPU most launch
+        // a kernel) and all those dispatched; then each phase's.
         if (r.PhaseOperators?.FirstOrDefault(p => p.Path == "step") is { Path: not null } whole)
             report.Add("ops_per_step", whole.Operators).Add("aten_calls_per_step", whole.AtenCalls);
         foreach (var (path, ops, _) in r.PhaseOperators ?? []) report.Add($"phase {path} ops", ops);

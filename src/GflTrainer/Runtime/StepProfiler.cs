@@ -11,8 +11,8 @@ namespace GflTrainer.Runtime;
 /// <param name="Step">0-based index of the profiled step.</param>
 /// <param name="StartUs">microseconds since the profiler was created.</param>
 /// <param name="DurationUs">wall-clock microseconds, device work included (see <see cref="StepProfiler"/>).</param>
-/// <param name="Operators">ATen operators called from outside libtorch during the phase (TorchSharp's calls; on a GPU
-/// most launch a kernel), when the profiler counts them (<see cref="Native.AtenOpRecorder"/>).</param>
+/// <param name="Operators">ATen operators not called by another operator during the phase (TorchSharp's calls and
+/// autograd's; on a GPU most launch a kernel), when the profiler counts them (<see cref="Native.AtenOpRecorder"/>).</param>
 /// <param name="AtenCalls">every operator dispatched during the phase, nested ones included (the host's dispatch work).</param>
 public sealed record ProfiledPhase(string Path, int Step, double StartUs, double DurationUs, long? Operators = null, long? AtenCalls = null)
 {

@@ -13,8 +13,8 @@ namespace GflTrainer.Runtime.Native;
 /// Why: on a GPU every operator costs host time to dispatch and, for most, a kernel launch, and issue 21's step is
 /// bound by exactly that; on the CPU the same count is exact and machine-independent, so tests can hold the step to
 /// "no operator that reads the device" and "the same operators for every batch of one shape" (what a CUDA graph
-/// replays). A top-level call is one made from outside libtorch (TorchSharp's); nested calls are the operators a
-/// composite one dispatches in turn. One recorder at a time per process (a second <see cref="Start"/> waits): the
+/// replays). A top-level call is one not made by another operator (TorchSharp's, and autograd's in backward); nested
+/// calls are the operators a composite one dispatches in turn. One recorder at a time per process (a second <see cref="Start"/> waits): the
 /// counts of two would mix in the shared callback.
 /// ABI (libtorch 2.10, x86-64 SysV, checked with g++ against the header's layout): RecordFunctionCallback is 40
 /// trivially-copyable bytes (start, end, sampling_prob, scopes[10], 3 flags), passed by value on the stack; the start
@@ -55,7 +55,8 @@ internal sealed unsafe class AtenOpRecorder : IDisposable
 
     AtenOpRecorder(bool names) { _names = names; }
 
-    /// <summary>Starts counting the operators this thread dispatches, until <see cref="Dispose"/>.</summary>
+    /// <summary>Starts counting the operators this thread dispatches, until <see cref="Dispose"/> (on this thread: the
+    /// observer is this thread's).</summary>
     /// <param name="names">also keep the top-level operators' names in order (<see cref="TopLevelSequence"/>) and the calls
     /// per name (<see cref="CallsByName"/>): a string per call, for tests and diagnostics.</param>
     public static AtenOpRecorder Start(bool names = false)
@@ -89,7 +90,7 @@ internal sealed unsafe class AtenOpRecorder : IDisposable
     /// <summary>Every operator dispatched, nested calls included.</summary>
     public long Calls => Interlocked.Read(ref _calls);
 
-    /// <summary>The operators called from outside libtorch: TorchSharp's calls.</summary>
+    /// <summary>The operators not called by another operator: TorchSharp's calls and those autograd's backward makes.</summary>
     public long TopLevel => Interlocked.Read(ref _topLevel);
 
     /// <summary>The top-level operators' names in call order (with <c>names</c>).</summary>
