@@ -70,6 +70,8 @@ public sealed class AtenOpRecorderTests
             Assert.False(second.Join(200), "a second recorder waits for the first");
             _ = a - a;
             Assert.Equal(1, recorder.TopLevel);
+            // On its own thread a second one is refused rather than waiting for itself.
+            Assert.Throws<InvalidOperationException>(() => AtenOpRecorder.Start());
             recorder.Dispose();
             second.Join();
             Assert.Equal(1, otherCount);

@@ -53,6 +53,8 @@ internal sealed unsafe class AtenOpRecorder : IDisposable
     long _calls, _topLevel;
     bool _disposed;
 
+    readonly int _thread = Environment.CurrentManagedThreadId;
+
     AtenOpRecorder(bool names) { _names = names; }
 
     /// <summary>Starts counting the operators this thread dispatches, until <see cref="Dispose"/> (on this thread: the
@@ -62,6 +64,9 @@ internal sealed unsafe class AtenOpRecorder : IDisposable
     public static AtenOpRecorder Start(bool names = false)
     {
         var api = Api.Value;
+        // A second recorder on the same thread would wait for itself.
+        if (s_active is { } active && active._thread == Environment.CurrentManagedThreadId)
+            throw new InvalidOperationException("an operator recorder is already counting on this thread");
         OneAtATime.Wait();
         try
         {
