@@ -64,28 +64,26 @@ internal sealed class Trainer(TrainLoopOptions options, TrainerParts parts, ILog
                 double dataTime = stepWatch.Elapsed.TotalSeconds;
                 double lr = schedule.At(state.Iteration, state.Epoch);
                 sgd.LearningRate = lr;
-                if (deferred is not null)
+                TrainStepResult? result = null;
+                using (var batch = batches.Current)
+                using (NewDisposeScope())
                 {
-                    using (var batch = batches.Current)
-                    using (NewDisposeScope())
-                        deferred.Add(step.RunDeferred(batch.Images, batch.GtBoxes, batch.GtLabels,
-                            batch.Metas.Select(m => (m.PadHeight, m.PadWidth)).ToList(), batch.Targets),
+                    var pads = batch.Metas.Select(m => (m.PadHeight, m.PadWidth)).ToList();
+                    if (deferred is not null)
+                        deferred.Add(step.RunDeferred(batch.Images, batch.GtBoxes, batch.GtLabels, pads, batch.Targets),
                             state.Iteration + 1, state.Epoch, state.IterInEpoch + 1, lr, dataTime);
-                    state.Iteration++; state.IterInEpoch++;
+                    else
+                        result = step.Run(batch.Images, batch.GtBoxes, batch.GtLabels, pads, batch.Targets);
                 }
-                else
+                if (result is not null) Check(result, checkpoints, state);   // with the state before the step, as its checkpoint
+                state.Iteration++; state.IterInEpoch++;
+                if (result is not null)
                 {
-                    TrainStepResult result;
-                    using (var batch = batches.Current)
-                    using (NewDisposeScope())
-                        result = step.Run(batch.Images, batch.GtBoxes, batch.GtLabels, batch.Metas.Select(m => (m.PadHeight, m.PadWidth)).ToList(), batch.Targets);
-                    Check(result, checkpoints, state);
-                    state.Iteration++; state.IterInEpoch++;
                     watchdog?.Complete();
                     StepBoundaryGc.AfterStep(state.Iteration);
                     account.Add(state, result.Losses, lr, stepWatch.Elapsed.TotalSeconds, dataTime);
                 }
-                bool readPoint = state.Iteration % options.LogInterval == 0 || state.IterInEpoch == itersPerEpoch;
+                bool readPoint = account.IsLogPoint(state);
                 // Ranks that defer their reads agree on stopping at the read points only: the agreement is an all-reduce of
                 // host values, a device round trip per iteration on NCCL. A signal or the memory guard then acts within
                 // train.log_interval iterations.
@@ -191,9 +189,11 @@ internal sealed class Trainer(TrainLoopOptions options, TrainerParts parts, ILog
             Window.Add(losses, stepSeconds, dataSeconds);
             Progress.Update(state.Epoch + 1, Options.Epochs, state.IterInEpoch, ItersPerEpoch, state.Iteration, losses, lr,
                 stepSeconds, Options.BatchSize);
-            if (state.Iteration % Options.LogInterval == 0 || state.IterInEpoch == ItersPerEpoch)
-                RunLog.WriteTrain(state, ItersPerEpoch, lr, Window.Drain());
+            if (IsLogPoint(state)) RunLog.WriteTrain(state, ItersPerEpoch, lr, Window.Drain());
         }
+
+        /// <summary>Every log_interval iterations and at the end of an epoch: a run-log line, and a read of deferred steps.</summary>
+        public bool IsLogPoint(TrainState state) => state.Iteration % Options.LogInterval == 0 || state.IterInEpoch == ItersPerEpoch;
     }
 
     /// <summary>A non-finite loss (no backward ran) or gradient (no update was made) ends the run, after saving the

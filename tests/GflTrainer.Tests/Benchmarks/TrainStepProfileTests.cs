@@ -10,6 +10,9 @@ namespace GflTrainer.Tests.Benchmarks;
 /// trace that a viewer can open.</summary>
 public sealed class TrainStepProfileTests
 {
+    // The report's rows by name.
+    static Dictionary<string, object> Rows(StepTiming r) => TrainStepBenchmark.Report(r).Rows.ToDictionary(x => x.Key, x => x.Value);
+
     static readonly GflConfig Tiny = new()
     {
         Model = new ModelConfig
@@ -36,7 +39,7 @@ public sealed class TrainStepProfileTests
             var phases = r.Phases!.Select(p => p.Path).ToList();
             Assert.Equal(["step", "step/forward", "step/loss", "step/loss/targets", "step/loss_read", "step/backward",
                 "step/grad_check", "step/clip", "step/update"], phases);
-            var rows = TrainStepBenchmark.Report(r).Rows.ToDictionary(x => x.Key, x => x.Value);
+            var rows = Rows(r);
             Assert.Equal(trace, rows["profile"]);
             Assert.True((double)rows["phase step/backward ms"] > 0);
 
@@ -79,13 +82,13 @@ public sealed class TrainStepProfileTests
             Assert.True(r.TargetsInLoader);
             Assert.Equal(["step", "step/forward", "step/loss", "step/loss_read", "step/backward", "step/grad_check", "step/clip", "step/update"],
                 r.Phases!.Select(p => p.Path));
-            var rows = TrainStepBenchmark.Report(r).Rows.ToDictionary(x => x.Key, x => x.Value);
+            var rows = Rows(r);
             Assert.Equal("loader", rows["targets"]);
             Assert.True((double)rows["host_targets_ms"] > 0);
         }
         finally { File.Delete(r.ProfilePath!); }
-        var inStep = TrainStepBenchmark.Report(TrainStepBenchmark.TrainStep(torch.CPU, batch: 1, height: 64, width: 64, iterations: 1, warmup: 0,
-            config: Tiny)).Rows.ToDictionary(x => x.Key, x => x.Value);
+        var inStep = Rows(TrainStepBenchmark.TrainStep(torch.CPU, batch: 1, height: 64, width: 64, iterations: 1, warmup: 0,
+            config: Tiny));
         Assert.Equal("step", inStep["targets"]);
         Assert.DoesNotContain("host_targets_ms", inStep.Keys);
     }
@@ -104,7 +107,7 @@ public sealed class TrainStepProfileTests
             Assert.True(r.PipelinedMs > 0);
             Assert.Equal(["step", "step/forward", "step/loss", "step/loss/targets", "step/backward", "step/grad_check", "step/clip", "step/update", "step/loss_read"],
                 r.Phases!.Select(p => p.Path));
-            var rows = TrainStepBenchmark.Report(r).Rows.ToDictionary(x => x.Key, x => x.Value);
+            var rows = Rows(r);
             Assert.Equal("log_interval", rows["loss_reads"]);
             Assert.Contains("pipelined_ms", rows.Keys);
             // The profile counts the operators: the step's include its phases' (and the few between them, such as the
@@ -119,8 +122,8 @@ public sealed class TrainStepProfileTests
             Assert.Equal(ops["step"].Operators, (double)rows["ops_per_step"]);
         }
         finally { File.Delete(r.ProfilePath!); }
-        var reads = TrainStepBenchmark.Report(TrainStepBenchmark.TrainStep(torch.CPU, batch: 1, height: 64, width: 64, iterations: 1, warmup: 0,
-            config: Tiny)).Rows.ToDictionary(x => x.Key, x => x.Value);
+        var reads = Rows(TrainStepBenchmark.TrainStep(torch.CPU, batch: 1, height: 64, width: 64, iterations: 1, warmup: 0,
+            config: Tiny));
         Assert.Equal("step", reads["loss_reads"]);
         Assert.DoesNotContain("pipelined_ms", reads.Keys);
     }
@@ -135,7 +138,7 @@ public sealed class TrainStepProfileTests
         Assert.True(plain.PositiveRows > 0);
         var padded = TrainStepBenchmark.TrainStep(torch.CPU, batch: 1, height: 64, width: 64, iterations: 1, warmup: 0, config: Tiny,
             targets: TargetsPlacement.Loader, positiveCapacity: (int)plain.PositiveRows!.Value + 50);
-        Assert.Equal(plain.PositiveRows + 50, (long)TrainStepBenchmark.Report(padded).Rows.Single(x => x.Key == "positive_rows").Value);
+        Assert.Equal(plain.PositiveRows + 50, (long)Rows(padded)["positive_rows"]);
         var under = Assert.Throws<GflConfigException>(() => TrainStepBenchmark.TrainStep(torch.CPU, batch: 1, height: 64, width: 64,
             iterations: 1, warmup: 0, config: Tiny, targets: TargetsPlacement.Loader, positiveCapacity: (int)plain.PositiveRows.Value - 1));
         Assert.Contains("more than the capacity", under.Message);
@@ -160,12 +163,12 @@ public sealed class TrainStepProfileTests
         {
             var r = TrainStepBenchmark.TrainStep(torch.CPU, batch: 1, height: 64, width: 64, iterations: 1, warmup: 0, config: Tiny,
                 channelsLast: true, cudnnBenchmark: true);
-            var rows = TrainStepBenchmark.Report(r).Rows.ToDictionary(x => x.Key, x => x.Value);
+            var rows = Rows(r);
             Assert.Equal(true, rows["channels_last"]);
             Assert.Equal(true, rows["cudnn_benchmark"]);
             Assert.True(GflTrainer.Runtime.CuDnnBenchmark.Enabled);
-            var plain = TrainStepBenchmark.Report(TrainStepBenchmark.TrainStep(torch.CPU, batch: 1, height: 64, width: 64, iterations: 1, warmup: 0,
-                config: Tiny)).Rows.ToDictionary(x => x.Key, x => x.Value);
+            var plain = Rows(TrainStepBenchmark.TrainStep(torch.CPU, batch: 1, height: 64, width: 64, iterations: 1, warmup: 0,
+                config: Tiny));
             Assert.Equal(false, plain["channels_last"]);
             Assert.Equal(false, plain["cudnn_benchmark"]);
             Assert.False(GflTrainer.Runtime.CuDnnBenchmark.Enabled);

@@ -182,8 +182,7 @@ public sealed class TrainStepTests : IDisposable
             var (boxArrays, labelArrays, pads) = Losses.HostTargetsTests.Batch(20 + i);
             manual_seed(200 + i);
             var images = randn(3, 3, 96, 128);
-            var boxes = boxArrays.Select(b => tensor(b, [b.Length / 4, 4])).ToList();
-            var labels = labelArrays.Select(l => tensor(l, [l.Length])).ToList();
+            var (boxes, labels) = Losses.HostTargetsTests.Tensors(boxArrays, labelArrays);
             var r1 = step1.Run(images, boxes, labels, pads);
             var r2 = step2.Run(images, boxes, labels, pads, host.Build(boxArrays, labelArrays, pads, (96, 128)).ToDevice(CPU));
             Assert.True(r1.LossFinite && r2.LossFinite);
@@ -195,8 +194,9 @@ public sealed class TrainStepTests : IDisposable
         var (otherBoxes, otherLabels, otherPads) = Losses.HostTargetsTests.Batch(99);
         var (gtBoxes, gtLabels, gtPads) = Losses.HostTargetsTests.Batch(23);
         var x = randn(3, 3, 96, 128);
-        var own = step1.Run(x, gtBoxes.Select(b => tensor(b, [b.Length / 4, 4])).ToList(), gtLabels.Select(l => tensor(l, [l.Length])).ToList(), gtPads);
-        var other = step2.Run(x, gtBoxes.Select(b => tensor(b, [b.Length / 4, 4])).ToList(), gtLabels.Select(l => tensor(l, [l.Length])).ToList(), gtPads,
+        var (gtBoxTensors, gtLabelTensors) = Losses.HostTargetsTests.Tensors(gtBoxes, gtLabels);
+        var own = step1.Run(x, gtBoxTensors, gtLabelTensors, gtPads);
+        var other = step2.Run(x, gtBoxTensors, gtLabelTensors, gtPads,
             host.Build(otherBoxes, otherLabels, otherPads, (96, 128)).ToDevice(CPU));
         Assert.NotEqual(own.Losses.Total, other.Losses.Total);
     }
@@ -230,8 +230,7 @@ public sealed class TrainStepTests : IDisposable
             var (boxArrays, labelArrays, pads) = Losses.HostTargetsTests.Batch(40 + i);
             manual_seed(400 + i);
             var images = randn(3, 3, 96, 128);
-            var boxes = boxArrays.Select(b => tensor(b, [b.Length / 4, 4])).ToList();
-            var labels = labelArrays.Select(l => tensor(l, [l.Length])).ToList();
+            var (boxes, labels) = Losses.HostTargetsTests.Tensors(boxArrays, labelArrays);
             using var built = host.Build(boxArrays, labelArrays, pads, (96, 128));
             Assert.True(built.PositivesPadded);
             var targets = built.ToDevice(CPU);
@@ -257,8 +256,8 @@ public sealed class TrainStepTests : IDisposable
         // The control: building the targets in the step (the CPU's default) finds the positives with nonzero.
         var (b, l, p) = Losses.HostTargetsTests.Batch(40);
         using var inStep = GflTrainer.Runtime.Native.AtenOpRecorder.Start(names: true);
-        using var inStepRow = step.RunDeferred(randn(3, 3, 96, 128), b.Select(x => tensor(x, [x.Length / 4, 4])).ToList(),
-            l.Select(x => tensor(x, [x.Length])).ToList(), p);
+        var (bt, lt) = Losses.HostTargetsTests.Tensors(b, l);
+        using var inStepRow = step.RunDeferred(randn(3, 3, 96, 128), bt, lt, p);
         Assert.Contains(inStep.CallsByName().Keys, HostReads.Contains);
     }
 

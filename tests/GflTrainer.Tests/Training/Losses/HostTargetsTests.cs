@@ -41,6 +41,10 @@ public sealed class HostTargetsTests
         return (boxes, labels, pads);
     }
 
+    /// <summary>A <see cref="Batch"/>'s ground truth as the step takes it: per image (G_i, 4) boxes and (G_i,) labels.</summary>
+    internal static (List<Tensor> Boxes, List<Tensor> Labels) Tensors(List<float[]> boxes, List<long[]> labels) =>
+        (boxes.Select(b => tensor(b, [b.Length / 4, 4])).ToList(), labels.Select(l => tensor(l, [l.Length])).ToList());
+
     [Theory]
     [InlineData(HeadType.Gfl, 1)]
     [InlineData(HeadType.Gfl, 2)]
@@ -56,8 +60,8 @@ public sealed class HostTargetsTests
 
         var featmaps = builder.Anchors.FeatmapSizes((96, 128));
         Assert.Equal([(12, 16), (6, 8), (3, 4), (2, 2), (1, 1)], featmaps);
-        var expected = builder.Build(featmaps, boxes.Select(b => tensor(b, [b.Length / 4, 4])).ToList(),
-            labels.Select(l => tensor(l, [l.Length])).ToList(), pads, CPU);
+        var (gtBoxes, gtLabels) = Tensors(boxes, labels);
+        var expected = builder.Build(featmaps, gtBoxes, gtLabels, pads, CPU);
         using var actual = host.ToDevice(CPU);
 
         Assert.Equal(featmaps, actual.FeatmapSizes);
@@ -100,8 +104,8 @@ public sealed class HostTargetsTests
         GC.WaitForPendingFinalizers();
         var onDevice = host.ToDevice(CPU);
         host.Dispose();
-        var expected = builder.Build(builder.Anchors.FeatmapSizes((96, 128)), boxes.Select(b => tensor(b, [b.Length / 4, 4])).ToList(),
-            labels.Select(l => tensor(l, [l.Length])).ToList(), pads, CPU);
+        var (gtBoxes, gtLabels) = Tensors(boxes, labels);
+        var expected = builder.Build(builder.Anchors.FeatmapSizes((96, 128)), gtBoxes, gtLabels, pads, CPU);
         Assert.True(expected.BoxTargets.equal(onDevice.BoxTargets).all().item<bool>());
         Assert.True(expected.Labels.equal(onDevice.Labels).all().item<bool>());
         Assert.True(expected.Anchors.equal(onDevice.Anchors).all().item<bool>());

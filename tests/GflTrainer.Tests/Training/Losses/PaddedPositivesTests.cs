@@ -133,8 +133,8 @@ public sealed class PaddedPositivesTests
         var box = featmaps.Select(f => Output(boxChannels, f)).ToList();
         var ctr = model.Head.Type == HeadType.Atss ? featmaps.Select(f => Output(anchors, f)).ToList() : null;
         var outputs = new HeadOutputs(cls, box) { Centerness = ctr };
-        var losses = loss.Compute(outputs, boxes.Select(b => tensor(b, [b.Length / 4, 4])).ToList(),
-            labels.Select(l => tensor(l, [l.Length])).ToList(), pads, host.ToDevice(CPU));
+        var (gtBoxes, gtLabels) = HostTargetsTests.Tensors(boxes, labels);
+        var losses = loss.Compute(outputs, gtBoxes, gtLabels, pads, host.ToDevice(CPU));
         losses.Total.backward();
         return (losses, cls.Concat(box).Concat(ctr ?? []).Select(t => t.grad!).ToList());
     }

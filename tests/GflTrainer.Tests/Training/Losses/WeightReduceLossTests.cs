@@ -97,8 +97,8 @@ public sealed class WeightReduceLossTests
         var averaged = WeightReduceLoss.AvgFactorOf(targets, CPU, new TwoRanks(5));
         Assert.Equal((targets.ClassificationAvgFactor + 5) / 2, averaged.item<double>());
         Assert.Equal(targets.ClassificationAvgFactor, made.item<double>());
-        var inStep = builder.Build(builder.Anchors.FeatmapSizes((96, 128)), boxes.Select(b => tensor(b, [b.Length / 4, 4])).ToList(),
-            labels.Select(l => tensor(l, [l.Length])).ToList(), pads, CPU);
+        var (gtBoxes, gtLabels) = HostTargetsTests.Tensors(boxes, labels);
+        var inStep = builder.Build(builder.Anchors.FeatmapSizes((96, 128)), gtBoxes, gtLabels, pads, CPU);
         Assert.Null(inStep.ClassificationNormaliser);
         Assert.Equal(targets.ClassificationAvgFactor, WeightReduceLoss.AvgFactorOf(inStep, CPU, null).item<double>());
     }
